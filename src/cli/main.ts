@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+import { runCli } from './run.js';
+
+const controller = new AbortController();
+let interrupts = 0;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    interrupts++;
+    // First signal: let the running operation clean up its temp files; second: leave now.
+    if (interrupts > 1) process.exit(130);
+    controller.abort(new Error(`interrupted by ${sig}`));
+  });
+}
+
+const code = await runCli(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  json: false,
+  debug: false,
+  isTTY: process.stderr.isTTY === true,
+  signal: controller.signal,
+  env: process.env,
+});
+process.exitCode = code;

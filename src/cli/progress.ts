@@ -1,0 +1,63 @@
+import type { CommandContext } from './command.js';
+import { formatBytes } from '../bytes/size.js';
+
+/** Progress as plain numbers, the shape every long operation reports. */
+export interface Progress {
+  /** Bytes (or units) done so far. */
+  readonly bytes: number;
+  /** Total expected, when known. */
+  readonly total?: number;
+  /** Bytes per second, smoothed. */
+  readonly speed?: number;
+}
+
+export interface ProgressReporter {
+  update(progress: Progress): void;
+  /** Ends the bar (clears the TTY line); idempotent. */
+  done(): void;
+}
+
+const BAR_WIDTH = 24;
+const TTY_INTERVAL_MS = 100;
+const JSON_INTERVAL_MS = 1000;
+
+/**
+ * A progress display for one labelled step: a redrawn bar with bytes, rate and ETA on a TTY,
+ * JSON lines on stderr with `--json`, nothing otherwise.
+ */
+export function createProgress(ctx: CommandContext, label: string): ProgressReporter {
+  const started = performance.now();
+  let last = 0;
+  let finished = false;
+  let drew = false;
+  const draw = (p: Progress, force: boolean): void => {
+    const now = performance.now();
+    if (!force && now - last < (ctx.isTTY ? TTY_INTERVAL_MS : JSON_INTERVAL_MS)) return;
+    last = now;
+    const elapsed = (now - started) / 1000;
+    const speed = p.speed ?? (elapsed > 0 ? p.bytes / elapsed : 0);
+    if (ctx.json) {
+      ctx.stderr.write(`${JSON.stringify({ event: 'progress', step: label, bytes: p.bytes, total: p.total ?? null, speed: Math.round(speed) })}\n`);
+    } else if (ctx.isTTY) {
+      const fraction = p.total ? Math.min(1, p.bytes / p.total) : 0;
+      const filled = Math.round(fraction * BAR_WIDTH);
+      const eta = p.total && speed > 0 ? Math.max(0, (p.total - p.bytes) / speed) : undefined;
+      const bar = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
+      const pct = p.total ? `${(fraction * 100).toFixed(0).padStart(3)}%` : '';
+      const amount = p.total ? `${formatBytes(p.bytes)}/${formatBytes(p.total)}` : formatBytes(p.bytes);
+      const etaText = eta === undefined ? '' : ` ETA ${eta < 1 ? '<1' : Math.round(eta)}s`;
+      ctx.stderr.write(`\r\x1b[2K${label} ${bar} ${pct} ${amount} ${formatBytes(speed)}/s${etaText}`);
+      drew = true;
+    }
+  };
+  return {
+    update: (p) => {
+      if (!finished) draw(p, false);
+    },
+    done: () => {
+      if (finished) return;
+      finished = true;
+      if (drew) ctx.stderr.write('\r\x1b[2K');
+    },
+  };
+}

@@ -1,0 +1,111 @@
+import { parseArgs } from 'node:util';
+import { DiskwrightError } from '../errors.js';
+import type { Command, CommandContext } from './command.js';
+import { commands } from './commands/index.js';
+
+const GLOBAL_OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  json: { type: 'boolean' },
+  debug: { type: 'boolean' },
+} as const;
+
+/** Exit codes of every command but fsck (which mirrors e2fsck's). */
+export const EXIT = { ok: 0, failure: 1, usage: 2, aborted: 130 } as const;
+
+function findCommand(argv: readonly string[]): { command: Command; rest: string[] } | undefined {
+  const two = argv.slice(0, 2).join(' ');
+  const byTwo = commands.find((c) => c.name === two);
+  if (byTwo) return { command: byTwo, rest: argv.slice(2) };
+  const byOne = commands.find((c) => c.name === argv[0]);
+  return byOne ? { command: byOne, rest: argv.slice(1) } : undefined;
+}
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    'diskwright — build VM templates and instances without root, mounts or a helper VM',
+    '',
+    'Usage: diskwright COMMAND [ARGS] [--json] [--debug] [--help]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run `diskwright COMMAND --help` for a command\'s options.',
+    '',
+  ].join('\n');
+}
+
+function groupUsage(word: string): string | undefined {
+  const group = commands.filter((c) => c.name.startsWith(`${word} `));
+  if (group.length === 0) return undefined;
+  return [`Usage: diskwright ${word} SUBCOMMAND ...`, '', ...group.map((c) => `  ${c.name}  ${c.summary}`), ''].join('\n');
+}
+
+/** One line for an error, plus the hint; the stack only with --debug. */
+export function formatError(error: unknown, debug: boolean): string {
+  if (debug && error instanceof Error) {
+    let text = error.stack ?? String(error);
+    let cause = error.cause;
+    while (cause instanceof Error) {
+      text += `\ncaused by: ${cause.stack ?? cause.message}`;
+      cause = cause.cause;
+    }
+    return `${text}\n`;
+  }
+  if (error instanceof DiskwrightError) {
+    const hint = error.hint ? `\n  hint: ${error.hint}` : '';
+    return `diskwright: ${error.message} [${error.code}]${hint}\n`;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return `diskwright: internal error: ${message.split('\n')[0]} (run with --debug for details)\n`;
+}
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function runCli(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const debug = argv.includes('--debug');
+  try {
+    if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+      ctx.stdout.write(usage());
+      return argv.length === 0 ? EXIT.usage : EXIT.ok;
+    }
+    if (argv[0] === '--version') {
+      ctx.stdout.write('diskwright 0.1.0\n');
+      return EXIT.ok;
+    }
+    const found = findCommand(argv);
+    if (!found) {
+      const group = groupUsage(argv[0]!);
+      if (group && (argv.length === 1 || argv[1] === '--help' || argv[1] === '-h')) {
+        ctx.stdout.write(group);
+        return argv.length === 1 ? EXIT.usage : EXIT.ok;
+      }
+      throw new DiskwrightError('E_USAGE', `unknown command \`${argv.slice(0, group ? 2 : 1).join(' ')}\``, {
+        hint: 'run `diskwright --help` for the list of commands',
+      });
+    }
+    const { command, rest } = found;
+    let parsed;
+    try {
+      parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...command.options }, allowPositionals: true, strict: true });
+    } catch (error) {
+      throw new DiskwrightError('E_USAGE', `${command.name}: ${(error as Error).message.split('\n')[0]}`, {
+        hint: `run \`diskwright ${command.name} --help\``,
+        cause: error,
+      });
+    }
+    if (parsed.values.help) {
+      ctx.stdout.write(`${command.help.trimEnd()}\n`);
+      return EXIT.ok;
+    }
+    const commandCtx: CommandContext = { ...ctx, json: parsed.values.json === true, debug };
+    return await command.run({ positionals: parsed.positionals, values: parsed.values }, commandCtx);
+  } catch (error) {
+    ctx.stderr.write(formatError(error, debug));
+    if (error instanceof DiskwrightError) {
+      if (error.code === 'E_ABORTED') return EXIT.aborted;
+      if (error.code === 'E_USAGE' || error.code === 'E_INVALID_ARGUMENT') return EXIT.usage;
+    }
+    return EXIT.failure;
+  }
+}

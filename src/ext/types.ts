@@ -1,0 +1,70 @@
+/**
+ * The in-image file-operations interface (issue: in-image editing). Implemented over libext2fs in
+ * WASM; used by templating and the instance pipeline. Paths are absolute inside the image and are
+ * normalized; a path that would escape the root with `..` is an `E_INVALID_ARGUMENT` error.
+ */
+
+export type FileKind = 'file' | 'directory' | 'symlink' | 'chardev' | 'blockdev' | 'fifo' | 'socket';
+
+export interface FileStat {
+  readonly path: string;
+  readonly name: string;
+  readonly kind: FileKind;
+  /** Permission bits incl. setuid/setgid/sticky (mode & 0o7777). */
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly nlink: number;
+  readonly ino: number;
+  readonly atime: Date;
+  readonly mtime: Date;
+  readonly ctime: Date;
+  /** Symlink target, for symlinks. */
+  readonly linkTarget?: string;
+}
+
+export interface WriteOptions {
+  readonly mode?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  /** Create parent directories as needed. */
+  readonly parents?: boolean;
+}
+
+export interface OpenFilesystemOptions {
+  /** Partition number inside a disk image (MBR/GPT); the filesystem is then at its offset. */
+  readonly partition?: number;
+  /** Byte offset of the filesystem inside the image (alternative to `partition`). */
+  readonly offset?: number;
+  /** Open for writing. Writes are committed only when the callback resolves. */
+  readonly write?: boolean;
+  /** Allow opening a filesystem whose journal needs recovery (replays it first when writing). */
+  readonly replayJournal?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** An open ext2/3/4 filesystem. */
+export interface FilesystemSession {
+  stat(path: string): Promise<FileStat>;
+  lstat(path: string): Promise<FileStat>;
+  exists(path: string): Promise<boolean>;
+  readdir(path: string): Promise<FileStat[]>;
+  readFile(path: string): Promise<Uint8Array>;
+  readText(path: string): Promise<string>;
+  writeFile(path: string, data: Uint8Array | string, options?: WriteOptions): Promise<void>;
+  mkdir(path: string, options?: { parents?: boolean; mode?: number; uid?: number; gid?: number }): Promise<void>;
+  rm(path: string, options?: { recursive?: boolean; force?: boolean }): Promise<void>;
+  symlink(target: string, path: string, options?: { uid?: number; gid?: number }): Promise<void>;
+  readlink(path: string): Promise<string>;
+  chmod(path: string, mode: number): Promise<void>;
+  chown(path: string, uid: number, gid: number): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  utimes(path: string, atime: Date, mtime: Date): Promise<void>;
+  /** Copies a host file into the image (fast path for large files). */
+  putFile(hostPath: string, path: string, options?: WriteOptions): Promise<void>;
+  /** Copies a host directory tree into the image (modes, symlinks; owners from options). */
+  copyIn(hostDir: string, path: string, options?: { uid?: number; gid?: number }): Promise<void>;
+  /** Copies a tree (or file) out of the image to a host path. */
+  copyOut(path: string, hostPath: string): Promise<void>;
+}

@@ -1,0 +1,1 @@
+export { withAtomicOutput, withAtomicPath, tempPathBeside, type AtomicOutputOptions } from './atomic.js';
