@@ -4,6 +4,7 @@ export * from './bytes/index.js';
 export * from './partition/index.js';
 export * from './io/index.js';
 export * from './ext/index.js';
+export * from './extmeta/index.js';
 export * from './e2fs/index.js';
 export * from './template/index.js';
 export * from './instance/index.js';

@@ -1,15 +1,6 @@
 import type { CommandContext } from './command.js';
 import { formatBytes } from '../bytes/size.js';
-
-/** Progress as plain numbers, the shape every long operation reports. */
-export interface Progress {
-  /** Bytes (or units) done so far. */
-  readonly bytes: number;
-  /** Total expected, when known. */
-  readonly total?: number;
-  /** Bytes per second, smoothed. */
-  readonly speed?: number;
-}
+import type { Progress } from '../io/progress.js';
 
 export interface ProgressReporter {
   update(progress: Progress): void;
