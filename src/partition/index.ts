@@ -1,1 +1,2 @@
 export type * from './types.js';
+export { readPartitionTable, parsePartitionTable, getPartition, partitionByteRange } from './table.js';

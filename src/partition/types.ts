@@ -15,7 +15,7 @@ export interface Partition {
   /** dos: the type byte as sfdisk prints it in JSON (`"83"`, `"5"`); gpt: type GUID upper-case. */
   readonly type: string;
   readonly bootable: boolean;
-  /** dos: `DISKID-NN` as sfdisk prints; gpt: unique partition GUID (upper-case). */
+  /** gpt: unique partition GUID (upper-case). dos: absent (sfdisk 2.38 prints no uuid for dos). */
   readonly uuid?: string;
   /** gpt: partition name (UTF-16LE decoded). */
   readonly name?: string;
@@ -23,6 +23,8 @@ export interface Partition {
   readonly attributes?: bigint;
   /** dos: 'primary' | 'extended' | 'logical'; gpt: 'gpt'. */
   readonly kind: 'primary' | 'extended' | 'logical' | 'gpt';
+  /** dos logical only: absolute LBA of the EBR that describes this partition. */
+  readonly ebr?: bigint;
 }
 
 export interface PartitionTable {

@@ -1,0 +1,81 @@
+/** Label detection and the public read API. */
+import { open } from 'node:fs/promises';
+import { DiskwrightError, TruncatedError } from '../errors.js';
+import { readDosTable } from './dos.js';
+import { readGptTable } from './gpt-table.js';
+import { GPT_PROTECTIVE_TYPE, MBR_SECTOR_SIZE, parseMbr } from './mbr.js';
+import { runOnBytes, runOnFile, type TableReader } from './source.js';
+import type { Partition, PartitionTable } from './types.js';
+
+/** Reads whichever label the image carries: GPT when the MBR has a protective 0xEE entry, else dos. */
+export function* readTable(diskSize: bigint): TableReader<PartitionTable> {
+  const sector = yield { offset: 0n, length: MBR_SECTOR_SIZE };
+  if (sector.length < MBR_SECTOR_SIZE) {
+    throw new TruncatedError(`the image is ${diskSize} bytes, too short to hold a partition table (${MBR_SECTOR_SIZE} bytes at least)`, {
+      expected: MBR_SECTOR_SIZE,
+      actual: sector.length,
+      hint: 'the image looks truncated; check the download or copy that produced it',
+    });
+  }
+  const mbr = parseMbr(sector);
+  if (mbr.entries.some((e) => e.type === GPT_PROTECTIVE_TYPE)) return yield* readGptTable(diskSize);
+  return yield* readDosTable(mbr, diskSize);
+}
+
+/** Parses the partition table of an image held in memory (pure). */
+export function parsePartitionTable(image: Uint8Array): PartitionTable {
+  return runOnBytes(readTable(BigInt(image.length)), image);
+}
+
+/** Reads the partition table of a raw image file, reading only the sectors it needs. */
+export async function readPartitionTable(imagePath: string): Promise<PartitionTable> {
+  let handle;
+  try {
+    handle = await open(imagePath, 'r');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new DiskwrightError(code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_IO', `cannot open ${imagePath}: ${(error as Error).message}`, {
+      path: imagePath,
+      cause: error,
+    });
+  }
+  try {
+    const stat = await handle.stat({ bigint: true });
+    if (!stat.isFile() && !stat.isBlockDevice()) {
+      throw new DiskwrightError('E_INVALID_ARGUMENT', `${imagePath} is not a disk image file`, { path: imagePath });
+    }
+    return await runOnFile(readTable(stat.size), handle, imagePath);
+  } catch (error) {
+    if (error instanceof DiskwrightError && error.path === undefined) {
+      throw new DiskwrightError(error.code, `${imagePath}: ${error.message}`, {
+        path: imagePath,
+        offset: error.offset,
+        expected: error.expected,
+        actual: error.actual,
+        hint: error.hint,
+        cause: error,
+      });
+    }
+    throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The partition numbered `number`; throws E_NO_PARTITION naming the numbers that exist. */
+export function getPartition(table: PartitionTable, number: number): Partition {
+  const found = table.partitions.find((p) => p.number === number);
+  if (found) return found;
+  const numbers = table.partitions.map((p) => p.number);
+  throw new DiskwrightError('E_NO_PARTITION', `no partition ${number} in this ${table.label} table (partitions: ${numbers.length > 0 ? numbers.join(', ') : 'none'})`, {
+    expected: numbers,
+    actual: number,
+    hint: 'run `diskwright partitions IMAGE` to list them',
+  });
+}
+
+/** Byte offset and length of a partition inside the image. */
+export function partitionByteRange(table: PartitionTable, partition: Partition): { offset: bigint; length: bigint } {
+  const ss = BigInt(table.sectorSize);
+  return { offset: partition.start * ss, length: partition.size * ss };
+}
