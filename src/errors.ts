@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'E_WASM'
   | 'E_VIRT'
   | 'E_TEMPLATE'
+  | 'E_BOOT'
   | 'E_INVALID_ARGUMENT'
   | 'E_USAGE'
   | 'E_ABORTED';
