@@ -1,2 +1,11 @@
 export type * from './types.js';
 export { readPartitionTable, parsePartitionTable, getPartition, partitionByteRange } from './table.js';
+export { resizePartition } from './resize.js';
+export { encodeDosTable, encodeGpt, encodeProtectiveMbr, applySectorWrites } from './encode.js';
+export type { SectorWrite, DosLayout, DosPrimarySpec, DosLogicalSpec, GptLayout } from './encode.js';
+export { parseMbr, decodeMbrSector, encodeMbrSector, EXTENDED_TYPES, GPT_PROTECTIVE_TYPE, MBR_SECTOR_SIZE } from './mbr.js';
+export type { MbrEntry, MbrSector } from './mbr.js';
+export { parseGptHeader, parseGptEntries, encodeGptHeader, encodeGptEntries, formatGptAttributes, MAX_GPT_ENTRIES, MAX_GPT_ENTRY_SIZE, MAX_GPT_ENTRY_ARRAY_BYTES } from './gpt.js';
+export type { GptHeader, GptEntry } from './gpt.js';
+export { MAX_LOGICAL_PARTITIONS, formatDosType, formatDosId } from './dos.js';
+export { formatGuid, encodeGuid } from './guid.js';
