@@ -1,0 +1,199 @@
+import { Worker } from 'node:worker_threads';
+import { closeSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { AbortedError, DiskwrightError } from '../errors.js';
+
+/** Host fds one run may hold at once that the pool can close after killing a worker. */
+const MAX_TRACKED_FDS = 64;
+
+/** What the worker needs for one tool run. */
+export interface WorkerJob {
+  readonly wasmDir: string;
+  readonly tool: string;
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly stdin?: Uint8Array;
+}
+
+export interface WorkerResult {
+  readonly exitCode: number;
+  readonly stdout: Buffer;
+  readonly stderr: Buffer;
+}
+
+interface Pending {
+  readonly job: WorkerJob;
+  readonly onOutput: ((fd: 1 | 2, bytes: Uint8Array) => void) | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly resolve: (result: WorkerResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  readonly fdSlots: SharedArrayBuffer;
+  current: (Pending & { id: number; cleanup: () => void }) | undefined;
+}
+
+interface DoneMessage {
+  type: 'done';
+  id: number;
+  exitCode?: number;
+  failure?: string;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+}
+interface OutputMessage {
+  type: 'output';
+  id: number;
+  fd: 1 | 2;
+  bytes: Uint8Array;
+}
+
+const workerUrl = new URL('./worker.mjs', import.meta.url);
+
+/**
+ * A bounded pool of worker threads running e2fsprogs tools. Each worker keeps its compiled
+ * WebAssembly modules; idle workers are unref'd so they never keep the process alive.
+ */
+export class E2fsWorkerPool {
+  readonly size: number;
+  private readonly slots: Slot[] = [];
+  private readonly queue: Pending[] = [];
+  private nextId = 1;
+
+  constructor(size = Math.max(1, Math.min(4, availableParallelism()))) {
+    this.size = size;
+  }
+
+  /** Runs one job; rejects with E_ABORTED when `signal` fires (the worker is terminated). */
+  run(job: WorkerJob, options: { signal?: AbortSignal; onOutput?: (fd: 1 | 2, bytes: Uint8Array) => void } = {}): Promise<WorkerResult> {
+    if (options.signal?.aborted) return Promise.reject(new AbortedError(`${job.tool} aborted`, { cause: options.signal.reason }));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ job, onOutput: options.onOutput, signal: options.signal, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Terminates every worker (running jobs reject with E_ABORTED). */
+  async close(): Promise<void> {
+    const slots = this.slots.splice(0);
+    for (const pending of this.queue.splice(0)) pending.reject(new AbortedError('e2fs worker pool closed'));
+    await Promise.all(slots.map((slot) => this.kill(slot, new AbortedError('e2fs worker pool closed'))));
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      let slot = this.slots.find((s) => s.current === undefined);
+      if (!slot && this.slots.length < this.size) slot = this.spawn();
+      if (!slot) return;
+      const pending = this.queue.shift()!;
+      if (pending.signal?.aborted) {
+        pending.reject(new AbortedError(`${pending.job.tool} aborted`, { cause: pending.signal.reason }));
+        continue;
+      }
+      this.start(slot, pending);
+    }
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(workerUrl);
+    const slot: Slot = { worker, fdSlots: new SharedArrayBuffer(MAX_TRACKED_FDS * 4), current: undefined };
+    worker.unref();
+    worker.on('message', (message: DoneMessage | OutputMessage) => this.onMessage(slot, message));
+    worker.on('error', (error) => this.onCrash(slot, error));
+    worker.on('exit', (code) => this.onCrash(slot, new Error(`worker exited with code ${code}`)));
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private start(slot: Slot, pending: Pending): void {
+    const id = this.nextId++;
+    const onAbort = (): void => {
+      void this.kill(slot, new AbortedError(`${pending.job.tool} aborted`, { cause: pending.signal?.reason }));
+    };
+    pending.signal?.addEventListener('abort', onAbort, { once: true });
+    slot.current = { ...pending, id, cleanup: () => pending.signal?.removeEventListener('abort', onAbort) };
+    slot.worker.ref();
+    slot.worker.postMessage({
+      id,
+      wasmDir: pending.job.wasmDir,
+      tool: pending.job.tool,
+      argv: [...pending.job.argv],
+      env: { ...pending.job.env },
+      stdin: pending.job.stdin,
+      stream: pending.onOutput !== undefined,
+      fdSlots: slot.fdSlots,
+    });
+  }
+
+  private onMessage(slot: Slot, message: DoneMessage | OutputMessage): void {
+    const current = slot.current;
+    if (!current || message.id !== current.id) return;
+    if (message.type === 'output') {
+      current.onOutput?.(message.fd, message.bytes);
+      return;
+    }
+    slot.current = undefined;
+    slot.worker.unref();
+    current.cleanup();
+    if (message.failure !== undefined || message.exitCode === undefined) {
+      current.reject(
+        new DiskwrightError('E_WASM', `${current.job.tool} (WebAssembly) failed: ${firstLine(message.failure ?? 'no exit code')}`, {
+          hint: 'run with --debug for details; this is a diskwright bug, please report it with the image if possible',
+          cause: new Error(`${message.failure}\n${Buffer.from(message.stderr).toString('utf8')}`),
+        }),
+      );
+    } else {
+      current.resolve({ exitCode: message.exitCode, stdout: Buffer.from(message.stdout), stderr: Buffer.from(message.stderr) });
+    }
+    this.dispatch();
+  }
+
+  private onCrash(slot: Slot, error: unknown): void {
+    const index = this.slots.indexOf(slot);
+    if (index < 0) return;
+    this.slots.splice(index, 1);
+    closeTrackedFds(slot.fdSlots);
+    const current = slot.current;
+    slot.current = undefined;
+    if (current) {
+      current.cleanup();
+      current.reject(new DiskwrightError('E_WASM', `${current.job.tool} worker crashed: ${firstLine(String(error))}`, { cause: error }));
+    }
+    this.dispatch();
+  }
+
+  private async kill(slot: Slot, reason: unknown): Promise<void> {
+    const index = this.slots.indexOf(slot);
+    if (index >= 0) this.slots.splice(index, 1);
+    const current = slot.current;
+    slot.current = undefined;
+    await slot.worker.terminate();
+    // Trap 10: the killed run may hold the image open; its fds are process-wide.
+    closeTrackedFds(slot.fdSlots);
+    if (current) {
+      current.cleanup();
+      current.reject(reason);
+    }
+    this.dispatch();
+  }
+}
+
+function closeTrackedFds(shared: SharedArrayBuffer): void {
+  const slots = new Int32Array(shared);
+  for (let i = 0; i < slots.length; i++) {
+    const value = Atomics.exchange(slots, i, 0);
+    if (value > 0) {
+      try {
+        closeSync(value - 1);
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+}
+
+function firstLine(text: string): string {
+  return text.split('\n').find((line) => line.trim() !== '') ?? text;
+}

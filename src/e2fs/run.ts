@@ -1,0 +1,120 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { DiskwrightError, InvalidArgumentError } from '../errors.js';
+import { E2fsWorkerPool } from './pool.js';
+
+/** The e2fsprogs tools diskwright ships as WebAssembly (wasm/dist/). */
+export const E2FS_TOOLS = ['e2fsck', 'resize2fs', 'mke2fs', 'tune2fs', 'dumpe2fs', 'debugfs', 'e2undo'] as const;
+export type E2fsTool = (typeof E2FS_TOOLS)[number];
+
+export interface RunE2fsToolOptions {
+  /** Environment seen by the tool (getenv). Merged over the defaults from {@link defaultE2fsEnv}. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Bytes (or text) the tool reads on stdin; empty by default. Tools never see a terminal. */
+  readonly stdin?: string | Uint8Array;
+  readonly signal?: AbortSignal;
+  /** Receives output chunks while the tool runs (progress parsing). */
+  readonly onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
+}
+
+export interface E2fsToolResult {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Environment variables of e2fsprogs that callers' process.env may set for the tools too. */
+const FORWARDED_ENV = ['E2FSPROGS_FAKE_TIME', 'E2FSCK_TIME', 'E2FSCK_CONFIG', 'MKE2FS_CONFIG', 'TZ'] as const;
+
+/** Directory holding the built tools: <package root>/wasm/dist from both src/e2fs and dist/e2fs. */
+export function wasmDistDir(): string {
+  return fileURLToPath(new URL('../../wasm/dist/', import.meta.url));
+}
+
+/**
+ * Defaults that make runs independent of the host's /etc (trap 11: getenv inside WASM never sees
+ * process.env): the mke2fs.conf shipped with the source, an empty e2fsck.conf.
+ */
+export function defaultE2fsEnv(processEnv: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const dir = wasmDistDir();
+  const env: Record<string, string> = {
+    MKE2FS_CONFIG: join(dir, 'mke2fs.conf'),
+    E2FSCK_CONFIG: join(dir, 'e2fsck.conf'),
+  };
+  for (const name of FORWARDED_ENV) {
+    const value = processEnv[name];
+    if (value !== undefined && value !== '') env[name] = value;
+  }
+  return env;
+}
+
+let pool: E2fsWorkerPool | undefined;
+
+/** The shared worker pool (created on first use). */
+export function e2fsPool(): E2fsWorkerPool {
+  pool ??= new E2fsWorkerPool();
+  return pool;
+}
+
+/** Terminates the shared pool's workers (tests and long-lived hosts that want a clean exit). */
+export async function closeE2fsPool(): Promise<void> {
+  const current = pool;
+  pool = undefined;
+  await current?.close();
+}
+
+/**
+ * Runs an e2fsprogs tool (built to WebAssembly, no host e2fsprogs needed) in a worker thread.
+ * `argv` excludes the program name. Resolves with the tool's own exit code and output; rejects
+ * with E_WASM if the tool crashed and E_ABORTED when `signal` fired (the worker is killed and the
+ * files it held open are closed).
+ */
+export async function runE2fsTool(tool: E2fsTool, argv: readonly string[], options: RunE2fsToolOptions = {}): Promise<E2fsToolResult> {
+  if (!(E2FS_TOOLS as readonly string[]).includes(tool)) {
+    throw new InvalidArgumentError(`Expected \`tool\` to be one of ${E2FS_TOOLS.join(', ')}, got \`${String(tool)}\``);
+  }
+  for (const arg of argv) {
+    if (typeof arg !== 'string' || arg.includes('\0')) {
+      throw new InvalidArgumentError(`Expected every ${tool} argument to be a string without NUL bytes, got \`${String(arg)}\``);
+    }
+  }
+  const wasmDir = wasmDistDir();
+  if (!existsSync(join(wasmDir, `${tool}.wasm`))) {
+    throw new DiskwrightError('E_WASM', `the WebAssembly build of ${tool} is missing from ${wasmDir}`, {
+      path: wasmDir,
+      hint: 'reinstall diskwright, or rebuild the tools with `npm run build:wasm`',
+    });
+  }
+  const stdin = typeof options.stdin === 'string' ? new TextEncoder().encode(options.stdin) : options.stdin;
+  const onOutput = options.onOutput;
+  const decoder = { 1: new TextDecoder(), 2: new TextDecoder() };
+  const result = await e2fsPool().run(
+    { wasmDir, tool, argv, env: { ...defaultE2fsEnv(), ...options.env }, ...(stdin ? { stdin } : {}) },
+    {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(onOutput ? { onOutput: (fd: 1 | 2, bytes: Uint8Array) => onOutput(fd === 1 ? 'stdout' : 'stderr', decoder[fd].decode(bytes, { stream: true })) } : {}),
+    },
+  );
+  return { exitCode: result.exitCode, stdout: result.stdout.toString('utf8'), stderr: result.stderr.toString('utf8') };
+}
+
+/**
+ * The device argument for a filesystem at a byte offset inside an image: e2fsprogs' unix io
+ * manager accepts `IMAGE?offset=N`.
+ */
+export function imageSpec(image: string, offset: number | bigint | undefined): string {
+  if (image.includes('?')) {
+    throw new InvalidArgumentError(`Expected an image path without \`?\` (it selects e2fsprogs io options), got \`${image}\``, {
+      path: image,
+      hint: 'rename the image file',
+    });
+  }
+  if (image.startsWith('-')) {
+    throw new InvalidArgumentError(`Expected an image path not starting with \`-\`, got \`${image}\``, { path: image, hint: `use ./${image}` });
+  }
+  if (offset === undefined || offset === 0 || offset === 0n) return image;
+  const value = BigInt(offset);
+  if (value < 0n) throw new InvalidArgumentError(`Expected \`offset\` to be a non-negative byte offset, got \`${offset}\``);
+  return `${image}?offset=${value}`;
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Rebuilds wasm/dist/ (e2fsprogs 1.47.0 tools as Node-loadable WebAssembly) from nothing.
+# Needs: Debian's `emscripten` (3.1.6), dpkg-dev (dpkg-source), apt, gcc, make. No root: the
+# Debian source package is fetched with a private apt configuration under wasm/src/.
+# Usage: bash wasm/build.sh   (or npm run build:wasm). Takes ~6 min on 2 cores.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+src="$here/src"          # downloaded source package (git-ignored)
+build="$here/build"      # build tree (git-ignored)
+dist="$here/dist"        # committed artifacts
+version="$(sed -n 's/^version=//p' "$here/SOURCE")"
+suite="$(sed -n 's/^suite=//p' "$here/SOURCE")"
+mirror="$(sed -n 's/^mirror=//p' "$here/SOURCE")"
+tools=(e2fsck resize2fs mke2fs tune2fs dumpe2fs debugfs e2undo)
+jobs="${JOBS:-2}"
+
+# Trap 1: Debian's emcc needs Node to find acorn & co in /usr/share/nodejs.
+export NODE_PATH="/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}"
+
+fetch_source() {
+  mkdir -p "$src/apt/lists/partial" "$src/apt/cache/archives/partial"
+  cat > "$src/apt/sources.list" <<LIST
+deb-src $mirror $suite main
+deb-src $mirror $suite-updates main
+deb-src ${mirror/debian/debian-security} $suite-security main
+LIST
+  local apt_opts=(-o "Dir::Etc::SourceList=$src/apt/sources.list" -o "Dir::Etc::SourceParts=/nonexistent"
+    -o "Dir::State::Lists=$src/apt/lists" -o "Dir::Cache=$src/apt/cache" -o "APT::Sandbox::User=root")
+  if ! sha256_ok; then
+    apt-get "${apt_opts[@]}" update
+    (cd "$src" && apt-get "${apt_opts[@]}" source --download-only "e2fsprogs=$version")
+  fi
+  sha256_ok || { echo "build.sh: source hashes do not match wasm/SOURCE" >&2; exit 1; }
+}
+
+sha256_ok() {
+  local name sum
+  while read -r _ name sum; do
+    [[ -f "$src/$name" ]] || return 1
+    echo "$sum  $src/$name" | sha256sum --check --status || return 1
+  done < <(grep '^sha256 ' "$here/SOURCE")
+}
+
+unpack() {
+  rm -rf "$build"
+  mkdir -p "$build"
+  dpkg-source -x "$src/e2fsprogs_$version.dsc" "$build/e2fsprogs" >/dev/null
+  # Trap 4: a zeroed ext2_filsys has mmp_fd 0, so ext2fs_dup_handle dups stdin and resize2fs
+  # aborts; mmp.c already treats 0 as unset, do the same here.
+  sed -i 's/if (src->mmp_fd >= 0) {/if (src->mmp_fd > 0) {/' "$build/e2fsprogs/lib/ext2fs/dupfs.c"
+  grep -q 'src->mmp_fd > 0' "$build/e2fsprogs/lib/ext2fs/dupfs.c"
+}
+
+configure() {
+  cd "$build/e2fsprogs"
+  emconfigure ./configure --host=wasm32-unknown-emscripten BUILD_CC=gcc CFLAGS="-O2" \
+    ac_cv_func_dlopen=no ac_cv_lib_dl_dlopen=no \
+    --disable-nls --disable-fuse2fs --disable-uuidd --disable-tdb --disable-backtrace \
+    --disable-imager --disable-defrag --disable-mmp --without-pthread \
+    --enable-libuuid --enable-libblkid >"$build/configure.log" 2>&1 \
+    || { tail -40 "$build/configure.log"; exit 1; }
+}
+
+compile() {
+  cd "$build/e2fsprogs"
+  # A response file keeps `$` and brackets away from make and the shell.
+  cat > "$build/link.rsp" <<RSP
+-O2 -sNODERAWFS=1 -sENVIRONMENT=node -sWASM_ASYNC_COMPILATION=0 -sALLOW_MEMORY_GROWTH=1
+-sMAXIMUM_MEMORY=4GB -sEXIT_RUNTIME=1 -sMODULARIZE=1 -sNODEJS_CATCH_EXIT=0
+-sNODEJS_CATCH_REJECTION=0 -sDEFAULT_LIBRARY_FUNCS_TO_INCLUDE=['\$dwPatchRuntime']
+--js-library $here/lib/diskwright-library.js --pre-js $here/lib/pre.js
+RSP
+  emmake make -j"$jobs" libs >"$build/make-libs.log" 2>&1 || { tail -40 "$build/make-libs.log"; exit 1; }
+  local tool dir
+  for tool in "${tools[@]}"; do
+    case "$tool" in
+      e2fsck) dir=e2fsck ;; resize2fs) dir=resize ;; debugfs) dir=debugfs ;; *) dir=misc ;;
+    esac
+    rm -f "$dir/$tool" "$dir/$tool.wasm"
+    emmake make -j"$jobs" -C "$dir" "$tool" LDFLAGS="@$build/link.rsp" >"$build/make-$tool.log" 2>&1 \
+      || { tail -40 "$build/make-$tool.log"; exit 1; }
+  done
+}
+
+install_dist() {
+  cd "$build/e2fsprogs"
+  rm -rf "$dist" && mkdir -p "$dist"
+  local tool dir
+  for tool in "${tools[@]}"; do
+    case "$tool" in
+      e2fsck) dir=e2fsck ;; resize2fs) dir=resize ;; debugfs) dir=debugfs ;; *) dir=misc ;;
+    esac
+    cp "$dir/$tool" "$dist/$tool.cjs"
+    cp "$dir/$tool.wasm" "$dist/$tool.wasm"
+  done
+  # Defaults that make results independent of the host's /etc (trap 11).
+  cp misc/mke2fs.conf.in "$dist/mke2fs.conf"
+  : > "$dist/e2fsck.conf"
+  { echo "e2fsprogs $version built by wasm/build.sh with $(emcc --version | head -1)"
+    (cd "$dist" && sha256sum ./*.wasm ./*.cjs ./*.conf); } > "$dist/BUILDINFO"
+  echo "wasm/dist:"; ls -l "$dist"
+}
+
+# `--relink` reuses an existing build tree (after editing wasm/lib/*.js).
+if [[ "${1:-}" != "--relink" ]]; then
+  fetch_source
+  unpack
+  configure
+fi
+compile
+install_dist

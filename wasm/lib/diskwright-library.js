@@ -1,0 +1,170 @@
+/**
+ * Emscripten 3.1.6 library overrides for e2fsprogs under NODERAWFS (linked with --js-library).
+ * Each override fixes one trap listed in docs/e2fs.md; they are plain JS run inside the module.
+ */
+mergeInto(LibraryManager.library, {
+  // Trap 2: the stock fd_pread/fd_pwrite drop the high 32 bits of the offset, which silently
+  // corrupts every access past 4 GiB. Offsets are rebuilt as high * 2^32 + low.
+  fd_pread: function(fd, iov, iovcnt, {{{ defineI64Param('offset') }}}, pnum) {
+    {{{ receiveI64ParamAsI32s('offset') }}}
+    try {
+      var stream = SYSCALLS.getStreamFromFD(fd);
+      var offset = offset_high * 4294967296 + (offset_low >>> 0);
+      var num = SYSCALLS.doReadv(stream, iov, iovcnt, offset);
+      {{{ makeSetValue('pnum', 0, 'num', 'i32') }}};
+      return 0;
+    } catch (e) {
+      if (typeof FS == 'undefined' || !(e instanceof FS.ErrnoError)) throw e;
+      return e.errno;
+    }
+  },
+  fd_pread__deps: ['$SYSCALLS', '$FS'],
+  fd_pwrite: function(fd, iov, iovcnt, {{{ defineI64Param('offset') }}}, pnum) {
+    {{{ receiveI64ParamAsI32s('offset') }}}
+    try {
+      var stream = SYSCALLS.getStreamFromFD(fd);
+      var offset = offset_high * 4294967296 + (offset_low >>> 0);
+      var num = SYSCALLS.doWritev(stream, iov, iovcnt, offset);
+      {{{ makeSetValue('pnum', 0, 'num', 'i32') }}};
+      return 0;
+    } catch (e) {
+      if (typeof FS == 'undefined' || !(e instanceof FS.ErrnoError)) throw e;
+      return e.errno;
+    }
+  },
+  fd_pwrite__deps: ['$SYSCALLS', '$FS'],
+
+  // Trap 3: unknown ioctls (BLKROGET, BLKGETSIZE64, …) abort the stock runtime; Linux answers
+  // ENOTTY for them on regular files, which is what e2fsprogs expects.
+  __syscall_ioctl: function(fd, op, varargs) {
+    var stream = FS.getStream(fd);
+    if (!stream) return -{{{ cDefine('EBADF') }}};
+    switch (op) {
+      case {{{ cDefine('TCGETA') }}}:
+      case {{{ cDefine('TCGETS') }}}:
+      case {{{ cDefine('TCSETA') }}}:
+      case {{{ cDefine('TCSETAW') }}}:
+      case {{{ cDefine('TCSETAF') }}}:
+      case {{{ cDefine('TCSETS') }}}:
+      case {{{ cDefine('TCSETSW') }}}:
+      case {{{ cDefine('TCSETSF') }}}:
+      case {{{ cDefine('TIOCGWINSZ') }}}:
+        return stream.tty ? 0 : -{{{ cDefine('ENOTTY') }}};
+      default:
+        return -{{{ cDefine('ENOTTY') }}};
+    }
+  },
+  __syscall_ioctl__deps: ['$FS'],
+
+  // Trap 5: e2fsck's logfile code links daemon(); there is no process model to detach from.
+  daemon: function(nochdir, noclose) {
+    return -1;
+  },
+
+  /**
+   * Runtime patches applied from preRun (wasm/lib/pre.js), before FS.init. Options come from
+   * Module.dw: { env, tty: [bool,bool,bool], stdin: Uint8Array, onOutput(fd, bytes), onOpen(nfd),
+   * onClose(nfd) }.
+   */
+  $dwPatchRuntime__deps: ['$FS', '$SYSCALLS', '$ENV', '$ERRNO_CODES'],
+  $dwPatchRuntime: function(Module) {
+    var opts = Module['dw'] || {};
+    var nodeFs = require('fs');
+    // BigInt literals are avoided: emscripten 3.1.6's terser cannot print them.
+    var NS_PER_S = BigInt(1000000000);
+    var NS_WRAP32 = BigInt(4294967296);
+
+    // Trap 11: getenv() sees only ENV, never process.env.
+    var env = opts['env'] || {};
+    for (var key in env) ENV[key] = env[key];
+
+    // Trap 2 (second half): ftruncate/truncate/fallocate take their 64-bit length from get64,
+    // which returns only the low word.
+    SYSCALLS.get64 = function(low, high) { return high * 4294967296 + (low >>> 0); };
+
+    // Trap 6: stat times are rounded to whole seconds; mke2fs -d then stores wrong mtimes.
+    SYSCALLS.doStat = function(func, path, buf) {
+      var stat;
+      try {
+        stat = (func === FS.lstat ? nodeFs.lstatSync : nodeFs.statSync)(path, { bigint: true });
+      } catch (e) {
+        if (!e || !e.code) throw e;
+        throw new FS.ErrnoError(ERRNO_CODES[e.code] || {{{ cDefine('EIO') }}});
+      }
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_dev, 'Number(stat.dev)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.__st_dev_padding, '0', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.__st_ino_truncated, 'Number(stat.ino % NS_WRAP32)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_mode, 'Number(stat.mode)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_nlink, 'Number(stat.nlink)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_uid, 'Number(stat.uid)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_gid, 'Number(stat.gid)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_rdev, 'Number(stat.rdev)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.__st_rdev_padding, '0', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_size, 'Number(stat.size)', 'i64') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_blksize, '4096', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_blocks, 'Number(stat.blocks)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_atim.tv_sec, 'Number(stat.atimeNs / NS_PER_S)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_atim.tv_nsec, 'Number(stat.atimeNs % NS_PER_S)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_mtim.tv_sec, 'Number(stat.mtimeNs / NS_PER_S)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_mtim.tv_nsec, 'Number(stat.mtimeNs % NS_PER_S)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_ctim.tv_sec, 'Number(stat.ctimeNs / NS_PER_S)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_ctim.tv_nsec, 'Number(stat.ctimeNs % NS_PER_S)', 'i32') }}};
+      {{{ makeSetValue('buf', C_STRUCTS.stat.st_ino, 'Number(stat.ino)', 'i64') }}};
+      return 0;
+    };
+
+    // Traps 7, 8, 9: fds 0-2 are not the host's. Terminal-ness comes from the caller, stdin is a
+    // given buffer, stdout/stderr go to a callback, and closing them never closes the host's fds.
+    var tty = opts['tty'] || [false, false, false];
+    var stdin = opts['stdin'] || new Uint8Array(0);
+    var stdinPos = 0;
+    var onOutput = opts['onOutput'] || function() {};
+    var onOpen = opts['onOpen'] || function() {};
+    var onClose = opts['onClose'] || function() {};
+    var createStandardStreams = FS.createStandardStreams;
+    FS.createStandardStreams = function() {
+      createStandardStreams();
+      for (var i = 0; i < 3; i++) {
+        FS.streams[i].tty = !!tty[i];
+        FS.streams[i].dwStd = true;
+      }
+    };
+    var read = FS.read;
+    FS.read = function(stream, buffer, offset, length, position) {
+      if (!stream.dwStd) return read(stream, buffer, offset, length, position);
+      if (stream.fd !== 0) throw new FS.ErrnoError({{{ cDefine('EBADF') }}});
+      var n = Math.min(length, stdin.length - stdinPos);
+      buffer.set(stdin.subarray(stdinPos, stdinPos + n), offset);
+      stdinPos += n;
+      return n;
+    };
+    var write = FS.write;
+    FS.write = function(stream, buffer, offset, length, position, canOwn) {
+      if (!stream.dwStd) return write(stream, buffer, offset, length, position, canOwn);
+      if (stream.fd === 0) throw new FS.ErrnoError({{{ cDefine('EBADF') }}});
+      onOutput(stream.fd, new Uint8Array(buffer.buffer, buffer.byteOffset + offset, length).slice());
+      return length;
+    };
+    var open = FS.open;
+    FS.open = function() {
+      var stream = open.apply(null, arguments);
+      if (stream && typeof stream.nfd === 'number') onOpen(stream.nfd);
+      return stream;
+    };
+    var close = FS.close;
+    FS.close = function(stream) {
+      if (stream.dwStd) { FS.closeStream(stream.fd); return; }
+      var nfd = stream.nfd;
+      close(stream);
+      if (typeof nfd === 'number') onClose(nfd);
+    };
+    // Trap 10: a run that aborts leaves fds open; the runner calls this afterwards.
+    Module['dwCloseAll'] = function() {
+      for (var i = 0; i < FS.streams.length; i++) {
+        var stream = FS.streams[i];
+        if (!stream || stream.dwStd) continue;
+        try { FS.close(stream); } catch (e) { /* already closed on the host */ }
+      }
+    };
+  },
+});
