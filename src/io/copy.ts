@@ -1,0 +1,197 @@
+import { writeSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
+import { withAtomicOutput } from './atomic.js';
+import { clipExtents, type Extent } from './extents.js';
+import type { ProgressCallback } from './progress.js';
+import { SourceReader } from './source.js';
+import { dataRuns } from './zero.js';
+
+/** Read size of the copy loop: large enough for full-speed sequential I/O, small enough to stay cache-friendly. */
+export const DEFAULT_CHUNK_BYTES = 4 << 20;
+/** The event loop (signals, progress) gets a turn at least this often during a copy. */
+const YIELD_INTERVAL_MS = 50;
+
+/** What a copy did. */
+export interface CopySummary {
+  /** Logical size of the output. */
+  readonly bytes: number;
+  /** Bytes actually written (the rest are holes). */
+  readonly dataBytes: number;
+  readonly seconds: number;
+}
+
+/** Options shared by every copy. */
+export interface CopyOptions {
+  /** Replace an existing output. */
+  readonly overwrite?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: ProgressCallback;
+  /** Read size (tests pass odd sizes or a cycling pattern to prove the result does not depend on it). */
+  readonly chunkSize?: number | readonly number[];
+  /** Use O_DIRECT reads when the source filesystem allows them (default true). */
+  readonly direct?: boolean;
+}
+
+/** A copy of `[offset, offset + length)` of a source into a fresh output handle. */
+export interface CopyJob {
+  readonly source: SourceReader;
+  readonly offset: number;
+  readonly length: number;
+  /**
+   * Parts of the range (relative to `offset`) to read; everything else is written as a hole.
+   * Default: the whole range.
+   */
+  readonly readExtents?: readonly Extent[];
+  /** Final size of the output (default `length`; larger leaves a hole at the end). */
+  readonly outputSize?: number;
+}
+
+/**
+ * The copy loop: synchronous positional reads (measured 2× faster than the async API here) of
+ * large chunks, a memcmp zero test per 4 KiB block, one write per run of data blocks, holes for
+ * the rest and an ftruncate to the exact size at the end. Yields to the event loop every
+ * {@link YIELD_INTERVAL_MS} so an AbortSignal and progress still work.
+ */
+export async function copyToHandle(job: CopyJob, handle: FileHandle, options: CopyOptions = {}): Promise<{ dataBytes: number }> {
+  const { source, offset, length } = job;
+  const chunkSizes = typeof options.chunkSize === 'number' ? [options.chunkSize] : options.chunkSize ?? [DEFAULT_CHUNK_BYTES];
+  if (chunkSizes.length === 0 || chunkSizes.some((c) => !Number.isSafeInteger(c) || c < 1 || c > source.maxRead)) {
+    throw new InvalidArgumentError(`Expected \`chunkSize\` to be whole numbers from 1 to ${source.maxRead}, got \`${String(options.chunkSize)}\``);
+  }
+  const extents = job.readExtents ? clipExtents(job.readExtents, length) : [{ start: 0, length }];
+  const fd = handle.fd;
+  const started = performance.now();
+  let lastYield = started;
+  let dataBytes = 0;
+  let chunkIndex = 0;
+  const report = (done: number): void => {
+    const elapsed = (performance.now() - started) / 1000;
+    options.onProgress?.({ bytes: done, total: length, speed: elapsed > 0 ? done / elapsed : 0 });
+  };
+  throwIfAborted(options.signal);
+  for (const extent of extents) {
+    let pos = extent.start;
+    const end = extent.start + extent.length;
+    while (pos < end) {
+      const want = Math.min(chunkSizes[chunkIndex++ % chunkSizes.length]!, end - pos);
+      const bytes = source.read(offset + pos, want);
+      if (bytes.length < want) {
+        throw new DiskwrightError('E_TRUNCATED', `image ends at byte ${source.size}, before the end of the range at ${offset + length}`, {
+          offset: offset + pos + bytes.length,
+          expected: offset + length,
+          actual: source.size,
+          hint: 'the image is truncated or the partition table points past its end',
+        });
+      }
+      for (const run of dataRuns(bytes, want)) {
+        writeFully(fd, bytes, run.start, run.length, pos + run.start);
+        dataBytes += run.length;
+      }
+      pos += want;
+      const now = performance.now();
+      if (now - lastYield >= YIELD_INTERVAL_MS) {
+        lastYield = now;
+        report(pos);
+        await yieldToEventLoop();
+        throwIfAborted(options.signal);
+      }
+    }
+  }
+  await handle.truncate(job.outputSize ?? length);
+  throwIfAborted(options.signal);
+  report(length);
+  return { dataBytes };
+}
+
+function writeFully(fd: number, bytes: Uint8Array, start: number, length: number, position: number): void {
+  let done = 0;
+  while (done < length) {
+    try {
+      done += writeSync(fd, bytes, start + done, length - done, position + done);
+    } catch (error) {
+      throw new DiskwrightError('E_IO', `write failed at offset ${position + done}: ${(error as Error).message}`, {
+        offset: position + done,
+        hint: (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'free some space on the output filesystem' : undefined,
+        cause: error,
+      });
+    }
+  }
+}
+
+function maxChunk(options: CopyOptions): number {
+  const sizes = typeof options.chunkSize === 'number' ? [options.chunkSize] : options.chunkSize ?? [DEFAULT_CHUNK_BYTES];
+  return Math.max(1, ...sizes.filter((c) => Number.isSafeInteger(c) && c > 0));
+}
+
+/** Opens `path` as a copy source sized for the given options; the caller closes it. */
+export function openSource(path: string, options: CopyOptions = {}): SourceReader {
+  return SourceReader.open(path, maxChunk(options), { direct: options.direct });
+}
+
+/** Runs `job` into `outPath` atomically (temp beside it, fsync, rename). */
+export async function copyJobToFile(outPath: string, makeJob: (source: SourceReader) => CopyJob | Promise<CopyJob>, sourcePath: string, options: CopyOptions): Promise<CopySummary> {
+  const started = performance.now();
+  const source = openSource(sourcePath, options);
+  try {
+    const job = await makeJob(source);
+    const { dataBytes } = await withAtomicOutput(outPath, (handle) => copyToHandle(job, handle, options), { overwrite: options.overwrite });
+    return { bytes: job.outputSize ?? job.length, dataBytes, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    source.close();
+  }
+}
+
+/** Options of {@link copyRange}. */
+export interface CopyRangeOptions extends CopyOptions {
+  /** First byte of the range in the source. */
+  readonly offset: number;
+  /** Bytes to copy. */
+  readonly length: number;
+}
+
+/**
+ * Copies `[offset, offset + length)` of `srcPath` into a new sparse file `dstPath` (atomic):
+ * byte-identical to `dd iflag=skip_bytes,count_bytes skip=offset count=length`, zero blocks as holes.
+ */
+export async function copyRange(srcPath: string, dstPath: string, options: CopyRangeOptions): Promise<CopySummary> {
+  const { offset, length } = options;
+  for (const [name, value] of [['offset', offset], ['length', length]] as const) {
+    if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`Expected \`${name}\` to be a non-negative whole number, got \`${value}\``);
+  }
+  return copyJobToFile(dstPath, (source) => {
+    assertInside(source, srcPath, offset, length);
+    return { source, offset, length };
+  }, srcPath, options);
+}
+
+/** Options of {@link sparseCopyFile}. */
+export interface SparseCopyOptions extends CopyOptions {
+  /** Size of the copy: larger grows it (hole at the end), smaller cuts it. Default: the source size. */
+  readonly size?: number;
+}
+
+/** Copies a whole file into a new sparse file (atomic), optionally resized in the same pass. */
+export async function sparseCopyFile(srcPath: string, dstPath: string, options: SparseCopyOptions = {}): Promise<CopySummary> {
+  if (options.size !== undefined && (!Number.isSafeInteger(options.size) || options.size < 0)) {
+    throw new InvalidArgumentError(`Expected \`size\` to be a non-negative whole number of bytes, got \`${options.size}\``);
+  }
+  return copyJobToFile(dstPath, (source) => {
+    const size = options.size ?? source.size;
+    return { source, offset: 0, length: Math.min(size, source.size), outputSize: size };
+  }, srcPath, options);
+}
+
+/** Throws E_TRUNCATED when the range runs past the end of the source. */
+export function assertInside(source: SourceReader, path: string, offset: number, length: number): void {
+  if (offset + length > source.size) {
+    throw new DiskwrightError('E_TRUNCATED', `${path} is ${source.size} bytes, too short for the range ${offset}..${offset + length}`, {
+      path,
+      offset: source.size,
+      expected: offset + length,
+      actual: source.size,
+      hint: 'the image is truncated: copy it again or check its size',
+    });
+  }
+}
