@@ -152,5 +152,6 @@ export function* readGptTable(diskSize: bigint): TableReader<PartitionTable> {
     warnings,
     firstUsableLba: header.firstUsableLba,
     lastUsableLba: header.lastUsableLba,
+    entryCount: header.entryCount,
   };
 }

@@ -9,3 +9,5 @@ export { parseGptHeader, parseGptEntries, encodeGptHeader, encodeGptEntries, for
 export type { GptHeader, GptEntry } from './gpt.js';
 export { MAX_LOGICAL_PARTITIONS, formatDosType, formatDosId } from './dos.js';
 export { formatGuid, encodeGuid } from './guid.js';
+export { toSfdiskJson, formatSfdiskJson, formatSfdiskList, partitionNode } from './sfdisk.js';
+export type { SfdiskJson, SfdiskPartitionJson } from './sfdisk.js';

@@ -40,4 +40,6 @@ export interface PartitionTable {
   /** gpt only */
   readonly firstUsableLba?: bigint;
   readonly lastUsableLba?: bigint;
+  /** gpt only: slots in the partition entry array (usually 128). */
+  readonly entryCount?: number;
 }
