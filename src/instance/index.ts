@@ -1,1 +1,13 @@
-export {};
+export * from './ipv4.js';
+export * from './names.js';
+export * from './mac.js';
+export * from './request.js';
+export { configPaths, loadConfig, mergeRequests, parseRequestObject, readJsonFile, MAX_CONFIG_BYTES, type LoadedConfig } from './config.js';
+export * from './spec.js';
+export * from './nsupdate.js';
+export * from './fleet.js';
+export * from './steps.js';
+export * from './plan.js';
+export * from './pipeline.js';
+export * from './manage.js';
+export * from './fleet-run.js';

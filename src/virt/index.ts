@@ -1,1 +1,4 @@
-export {};
+export * from './argv.js';
+export * from './safe.js';
+export * from './runner.js';
+export * from './domains.js';

@@ -1,0 +1,236 @@
+import { rm } from 'node:fs/promises';
+import { withAtomicPath } from '../io/atomic.js';
+import type { ProgressCallback } from '../io/progress.js';
+import { DiskwrightError, throwIfAborted } from '../errors.js';
+import {
+  buildVirshUndefineArgs,
+  buildVirshVolDeleteArgs,
+  domainExists,
+  execaRunner,
+  firstErrorLine,
+  formatCommandLine,
+  runVirtChecked,
+  type VirtRunner,
+} from '../virt/index.js';
+import { planInstance, type InstancePlan, type StepName } from './plan.js';
+import { validateInstanceRequest, type InstanceSpec } from './spec.js';
+import type { InstanceRequest } from './request.js';
+import type { PipelineSteps } from './steps.js';
+
+/** A failure of one pipeline step; `step` names it and the message says so. */
+export class InstanceStepError extends DiskwrightError {
+  override readonly name = 'InstanceStepError';
+  readonly step: StepName;
+  readonly host: string;
+  constructor(step: StepName, host: string, error: unknown) {
+    const inner = error instanceof DiskwrightError ? error : undefined;
+    const message = error instanceof Error ? error.message : String(error);
+    super(inner?.code ?? (step === 'define' || step === 'start' || step === 'upload' ? 'E_VIRT' : 'E_IO'), `instance ${host}: step ${step} failed: ${message}`, {
+      cause: error,
+      hint: inner?.hint,
+      path: inner?.path,
+    });
+    this.step = step;
+    this.host = host;
+  }
+}
+
+/** Per-step progress/trace events for displays. */
+export interface StepEvent {
+  readonly host: string;
+  readonly step: StepName;
+  readonly phase: 'start' | 'done';
+  readonly seconds?: number;
+}
+
+export interface CreateInstanceOptions {
+  /** Merged request (flags over config over defaults) or an already validated spec. */
+  readonly request?: InstanceRequest;
+  readonly spec?: InstanceSpec;
+  readonly cwd?: string;
+  /** Validate and plan only; write nothing, run nothing that changes state. */
+  readonly dryRun?: boolean;
+  /** Build the disk but do not call virt-install/virsh start. */
+  readonly diskOnly?: boolean;
+  readonly runner?: VirtRunner;
+  /** Filesystem operations (defaults: the library's own); tests override single steps. */
+  readonly steps: PipelineSteps;
+  readonly reservedMacs?: Set<string>;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: ProgressCallback;
+  readonly onStep?: (event: StepEvent) => void;
+}
+
+export interface InstanceResult {
+  readonly host: string;
+  readonly plan: InstancePlan;
+  /** What happened: `planned` (dry run), `disk` (disk only), `started`. */
+  readonly outcome: 'planned' | 'disk' | 'started';
+  /** Final disk path (a host file) or `pool/volume`. */
+  readonly disk: string;
+  readonly steps: readonly { readonly step: StepName; readonly seconds: number }[];
+}
+
+/**
+ * Creates one instance: validate → copy the template sparsely into a temp file beside the target,
+ * grown to the new size → e2fsck -fp → resize2fs → fill the placeholders → e2fsck -fn must be
+ * clean → rename to `IMAGES_DIR/HOST-disk0` → (`--pool`: upload) → virt-install → virsh start.
+ * Any failure or abort removes the temp file, the disk and a domain this run defined; the
+ * template is only ever read. If only `virsh start` fails, the domain and disk are kept and the
+ * error says how to retry.
+ */
+export async function createInstance(options: CreateInstanceOptions): Promise<InstanceResult> {
+  const runner = options.runner ?? execaRunner;
+  const { signal, steps } = options;
+  const timings: { step: StepName; seconds: number }[] = [];
+  const spec = options.spec ?? validateInstanceRequest(options.request ?? {}, options.cwd ? { cwd: options.cwd } : {});
+  const host = spec.host;
+
+  const run = async <T>(step: StepName, fn: () => Promise<T>): Promise<T> => {
+    try {
+      throwIfAborted(signal);
+      options.onStep?.({ host, step, phase: 'start' });
+      const started = performance.now();
+      const result = await fn();
+      const seconds = (performance.now() - started) / 1000;
+      timings.push({ step, seconds });
+      options.onStep?.({ host, step, phase: 'done', seconds });
+      return result;
+    } catch (error) {
+      if (error instanceof InstanceStepError) throw error;
+      throw new InstanceStepError(step, host, error);
+    }
+  };
+
+  const plan = await run('validate', () =>
+    planInstance(spec, {
+      runner,
+      steps,
+      requireLibvirt: !options.dryRun && !options.diskOnly,
+      ...(options.reservedMacs ? { reservedMacs: options.reservedMacs } : {}),
+      ...(signal ? { signal } : {}),
+    }),
+  );
+  const diskLabel = 'path' in plan.disk ? plan.disk.path : `${plan.disk.pool}/${plan.disk.volume}`;
+  if (options.dryRun) return { host, plan, outcome: 'planned', disk: diskLabel, steps: timings };
+
+  const connect = spec.connect === undefined ? {} : { connect: spec.connect };
+  await buildDisk(spec, plan, run, steps, signal, options.onProgress);
+  if (options.diskOnly) return { host, plan, outcome: 'disk', disk: spec.diskPath, steps: timings };
+
+  // From here the disk exists under its final name: remove it (and anything defined) on failure.
+  let volumeCreated = false;
+  try {
+    if (plan.volCreate && plan.volUpload && spec.pool !== undefined) {
+      await run('upload', async () => {
+        await runVirtChecked(runner, 'virsh', plan.volCreate!, 'virsh vol-create-as', signal);
+        volumeCreated = true;
+        await runVirtChecked(runner, 'virsh', plan.volUpload!, 'virsh vol-upload', signal);
+        await rm(spec.diskPath, { force: true });
+      });
+    }
+    await run('define', async () => {
+      await runVirtChecked(runner, 'virt-install', plan.virtInstall, 'virt-install', signal);
+    });
+  } catch (error) {
+    await rollback(runner, spec, connect, volumeCreated, error);
+    throw error;
+  }
+
+  try {
+    await run('start', () => runVirtChecked(runner, 'virsh', plan.virshStart, 'virsh start', signal));
+  } catch (error) {
+    const detail = error instanceof InstanceStepError && error.cause instanceof Error ? error.cause.message : String(error);
+    throw new DiskwrightError('E_VIRT', `instance ${host}: domain defined and disk ready at ${diskLabel}, but step start failed: ${detail}`, {
+      cause: error,
+      hint: `the domain and disk were kept; retry with: ${formatCommandLine('virsh', plan.virshStart)}`,
+    });
+  }
+  return { host, plan, outcome: 'started', disk: diskLabel, steps: timings };
+}
+
+type RunStep = <T>(step: StepName, fn: () => Promise<T>) => Promise<T>;
+
+/** copy → preen → resize → render → check in a temp file beside the target, then rename. */
+async function buildDisk(
+  spec: InstanceSpec,
+  plan: InstancePlan,
+  run: RunStep,
+  steps: PipelineSteps,
+  signal: AbortSignal | undefined,
+  onProgress: ProgressCallback | undefined,
+): Promise<void> {
+  const stepSignal = signal ? { signal } : {};
+  let renamed = false;
+  try {
+    await withAtomicPath(spec.diskPath, async (temp) => {
+      await run('copy', () => steps.copy(spec.template, temp, { size: spec.diskBytes, ...stepSignal, ...(onProgress ? { onProgress } : {}) }));
+      await run('preen', async () => {
+        const outcome = await steps.check(temp, { mode: 'preen', force: true, ...stepSignal });
+        if (outcome.status !== 'clean' && outcome.status !== 'fixed') {
+          throw new DiskwrightError('E_FSCK', `e2fsck -fp reported ${outcome.status} (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`, {
+            hint: `check the template with \`diskwright fsck ${spec.template}\``,
+          });
+        }
+      });
+      await run('resize', () => steps.grow(temp, stepSignal));
+      await run('render', async () => {
+        const rendered = await steps.render(temp, plan.files, plan.values, signal);
+        assertAllRendered(plan, rendered);
+      });
+      await run('check', async () => {
+        const outcome = await steps.check(temp, { mode: 'check', force: true, ...stepSignal });
+        if (outcome.status !== 'clean' || outcome.exitCode !== 0) {
+          throw new DiskwrightError('E_FSCK', `e2fsck -fn on the finished disk is not clean (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`);
+        }
+      });
+      throwIfAborted(signal);
+      // Past this point only fsync + rename remain.
+      renamed = true;
+    });
+  } catch (error) {
+    if (error instanceof InstanceStepError) throw error;
+    throw new InstanceStepError(renamed ? 'rename' : 'copy', spec.host, error);
+  }
+  await run('rename', async () => undefined);
+}
+
+function lastLine(output: string): string {
+  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines[lines.length - 1] ?? '(no output)';
+}
+
+/** Every placeholder the manifest lists for a file must have been replaced in that file. */
+function assertAllRendered(plan: InstancePlan, rendered: readonly { path: string; replaced: readonly string[] }[]): void {
+  for (const file of plan.files) {
+    const done = rendered.find((r) => r.path === file.path);
+    const missing = file.placeholders.filter((p) => !done?.replaced.includes(p));
+    if (missing.length > 0) {
+      throw new DiskwrightError('E_TEMPLATE', `${file.path} in the template does not contain ${missing.join(', ')} although the manifest lists it`, {
+        path: file.path,
+        hint: 'the template was changed after `template make`; make it again',
+      });
+    }
+  }
+}
+
+/** Undoes a failed define: undefine a domain this run created, delete the volume or disk. */
+async function rollback(runner: VirtRunner, spec: InstanceSpec, connect: { connect?: string }, volumeCreated: boolean, error: unknown): Promise<void> {
+  const problems: string[] = [];
+  try {
+    if (await domainExists(runner, spec.host, connect)) {
+      const result = await runner('virsh', buildVirshUndefineArgs(spec.host, connect));
+      if (result.exitCode !== 0) problems.push(`undefine ${spec.host}: ${firstErrorLine(result)}`);
+    }
+  } catch (e) {
+    problems.push(`undefine ${spec.host}: ${(e as Error).message}`);
+  }
+  if (volumeCreated && spec.pool !== undefined) {
+    const result = await runner('virsh', buildVirshVolDeleteArgs(spec.pool, `${spec.host}-disk0`, connect)).catch((e: Error) => ({ exitCode: 1, stdout: '', stderr: e.message }));
+    if (result.exitCode !== 0) problems.push(`vol-delete: ${firstErrorLine(result)}`);
+  }
+  await rm(spec.diskPath, { force: true });
+  if (problems.length > 0 && error instanceof Error) {
+    error.message += ` (cleanup incomplete: ${problems.join('; ')})`;
+  }
+}

@@ -1,0 +1,214 @@
+import { stat } from 'node:fs/promises';
+import { DiskwrightError } from '../errors.js';
+import {
+  buildVirshStartArgs,
+  buildVirshVolCreateAsArgs,
+  buildVirshVolUploadArgs,
+  buildVirtInstallArgs,
+  domainExists,
+  isLibvirtReachable,
+  usedMacs,
+  assertSafePath,
+  type VirtRunner,
+} from '../virt/index.js';
+import { randomMac } from './mac.js';
+import { buildKernelArgs, placeholderValues, type InstanceSpec } from './spec.js';
+import type { PipelineSteps, TemplateFileEntry } from './steps.js';
+
+/** Placeholders the pipeline can fill (the contract's five plus the derived prefix length). */
+export const FILLABLE_PLACEHOLDERS = ['ADDRESS-TMPL', 'NETMASK-TMPL', 'GATEWAY-TMPL', 'HOSTNAME-TMPL', 'NAMESERVER-TMPL', 'PREFIX-TMPL'] as const;
+/** Placeholders a template must carry somewhere: without them the instance has no identity. */
+export const REQUIRED_PLACEHOLDERS = ['ADDRESS-TMPL', 'HOSTNAME-TMPL'] as const;
+
+/** Pipeline step names, in order; error messages name them. */
+export const STEPS = ['validate', 'copy', 'preen', 'resize', 'render', 'check', 'rename', 'upload', 'define', 'start'] as const;
+export type StepName = (typeof STEPS)[number];
+
+/** Everything decided before any byte is written. */
+export interface InstancePlan {
+  readonly spec: InstanceSpec;
+  readonly mac: string;
+  readonly kernel: string;
+  readonly initrd?: string;
+  readonly kernelArgs: readonly string[];
+  readonly templateBytes: number;
+  readonly files: readonly TemplateFileEntry[];
+  readonly values: Readonly<Record<string, string>>;
+  /** `reachable`: names and MACs were checked against libvirt; `unreachable`: they could not be. */
+  readonly libvirt: 'reachable' | 'unreachable';
+  readonly steps: readonly StepName[];
+  /** The final disk: a host file, or a pool volume. */
+  readonly disk: { readonly path: string } | { readonly pool: string; readonly volume: string };
+  readonly virtInstall: readonly string[];
+  readonly virshStart: readonly string[];
+  readonly volCreate?: readonly string[];
+  readonly volUpload?: readonly string[];
+}
+
+export interface PlanOptions {
+  readonly runner: VirtRunner;
+  readonly steps: Pick<PipelineSteps, 'readManifest' | 'readSuperblock'>;
+  /** libvirt must be reachable (a full create); otherwise it is checked when it answers. */
+  readonly requireLibvirt: boolean;
+  /** MACs already taken by other instances of the same run (fleet). */
+  readonly reservedMacs?: Set<string>;
+  readonly signal?: AbortSignal;
+}
+
+function isLocalConnection(connect: string | undefined): boolean {
+  return connect === undefined || /^[a-z0-9+]+:\/\/\/[^/]/.test(connect);
+}
+
+async function fileSize(path: string, what: string, hint: string): Promise<number> {
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new DiskwrightError('E_INVALID_ARGUMENT', `${what} ${path} is not a regular file`, { path });
+    return info.size;
+  } catch (error) {
+    if (error instanceof DiskwrightError) throw error;
+    throw new DiskwrightError('E_NOT_FOUND', `${what} ${path} does not exist`, { path, hint, cause: error });
+  }
+}
+
+function checkManifestFiles(files: readonly TemplateFileEntry[], template: string): void {
+  const present = new Set<string>();
+  for (const file of files) {
+    if (typeof file.path !== 'string' || !file.path.startsWith('/') || file.path.split('/').includes('..')) {
+      throw new DiskwrightError('E_TEMPLATE', `template manifest lists an unsafe path ${JSON.stringify(file.path)}`, { path: template });
+    }
+    for (const name of file.placeholders) {
+      if (!(FILLABLE_PLACEHOLDERS as readonly string[]).includes(name)) {
+        throw new DiskwrightError('E_TEMPLATE', `template manifest lists placeholder ${JSON.stringify(name)} in ${file.path}, which diskwright cannot fill`, {
+          path: template,
+          hint: `fillable placeholders: ${FILLABLE_PLACEHOLDERS.join(', ')}`,
+        });
+      }
+      present.add(name);
+    }
+  }
+  const missing = REQUIRED_PLACEHOLDERS.filter((p) => !present.has(p));
+  if (missing.length > 0) {
+    throw new DiskwrightError('E_TEMPLATE', `template ${template} carries no ${missing.join(' or ')} placeholder, so the instance would have no identity`, {
+      path: template,
+      hint: 'make the template with `diskwright template make` (it writes the placeholders and the manifest)',
+    });
+  }
+}
+
+/**
+ * Checks everything that can be checked without writing: the template, its manifest and
+ * superblock, the size, the target, the kernel, libvirt (domain name free, MACs in use), and
+ * builds the exact argv. `--dry-run` prints this; `createInstance` executes it.
+ */
+export async function planInstance(spec: InstanceSpec, options: PlanOptions): Promise<InstancePlan> {
+  const { runner, signal } = options;
+  const templateBytes = await fileSize(spec.template, 'template', 'pass --template PATH (made by `diskwright template make`)');
+  const manifest = await options.steps.readManifest(spec.template);
+  if (!Array.isArray(manifest.files)) throw new DiskwrightError('E_TEMPLATE', `template manifest of ${spec.template} has no files list`, { path: spec.template });
+  checkManifestFiles(manifest.files, spec.template);
+
+  const superblock = await options.steps.readSuperblock(spec.template);
+  if (superblock.needsRecovery) {
+    throw new DiskwrightError('E_NEEDS_RECOVERY', `template ${spec.template} has a journal that needs recovery`, {
+      path: spec.template,
+      hint: `run \`diskwright fsck --fix ${spec.template}\` first; diskwright never replays a journal silently`,
+    });
+  }
+  const fsBytes = Number(superblock.blocksCount) * superblock.blockSize;
+  const minimum = Math.max(templateBytes, fsBytes);
+  if (spec.diskBytes < minimum) {
+    throw new DiskwrightError('E_INVALID_ARGUMENT', `--disk ${spec.diskBytes} bytes is smaller than the template (${minimum} bytes); instances can only grow`, {
+      expected: minimum,
+      actual: spec.diskBytes,
+    });
+  }
+
+  const kernel = spec.kernel ?? manifest.kernel?.kernel;
+  const initrd = spec.kernel !== undefined ? spec.initrd : manifest.kernel?.initrd;
+  if (kernel === undefined) {
+    throw new DiskwrightError('E_TEMPLATE', `template ${spec.template} records no kernel`, {
+      hint: 'pass --kernel PATH [--initrd PATH], or make the template with `--kernel-dir`',
+    });
+  }
+  assertSafePath(kernel, 'kernel');
+  if (initrd !== undefined) assertSafePath(initrd, 'initrd');
+  if (isLocalConnection(spec.connect)) {
+    await fileSize(kernel, 'kernel', 'pass --kernel PATH or re-extract it with `diskwright kernel`');
+    if (initrd !== undefined) await fileSize(initrd, 'initrd', 'pass --initrd PATH or re-extract it with `diskwright kernel`');
+  }
+
+  const targetExists = await stat(spec.diskPath).then(() => true, () => false);
+  if (targetExists) {
+    throw new DiskwrightError('E_EXISTS', `disk ${spec.diskPath} already exists`, {
+      path: spec.diskPath,
+      hint: `pick another host name or remove it (\`diskwright instance destroy ${spec.host}\`)`,
+    });
+  }
+
+  const connect = spec.connect === undefined ? {} : { connect: spec.connect };
+  const reachable = await isLibvirtReachable(runner, connect, signal);
+  if (!reachable && options.requireLibvirt) {
+    throw new DiskwrightError('E_VIRT', `libvirt is not reachable${spec.connect ? ` at ${spec.connect}` : ''} (virsh list failed)`, {
+      hint: 'start libvirtd, pass --connect URI, or use --disk-only to build the disk without defining a domain',
+    });
+  }
+  const taken = reachable ? await usedMacs(runner, connect, signal) : new Set<string>();
+  if (reachable && (await domainExists(runner, spec.host, connect, signal))) {
+    throw new DiskwrightError('E_EXISTS', `a libvirt domain named ${spec.host} is already defined`, {
+      hint: `pick another host name or remove it with \`diskwright instance destroy ${spec.host}\``,
+    });
+  }
+  for (const mac of options.reservedMacs ?? []) taken.add(mac);
+  if (spec.mac !== undefined && taken.has(spec.mac)) {
+    throw new DiskwrightError('E_EXISTS', `MAC ${spec.mac} is already used by another domain`, { hint: 'omit --mac to get a fresh random one' });
+  }
+  const mac = spec.mac ?? randomMac(taken);
+  options.reservedMacs?.add(mac);
+
+  const kernelArgs = buildKernelArgs(spec);
+  const volume = `${spec.host}-disk0`;
+  const disk = spec.pool === undefined ? { path: spec.diskPath } : { pool: spec.pool, volume };
+  const virtInstall = buildVirtInstallArgs({
+    name: spec.host,
+    ramMiB: spec.ramMiB,
+    vcpus: spec.vcpus,
+    cpu: spec.cpu,
+    disk,
+    network: spec.network,
+    mac,
+    kernel,
+    ...(initrd !== undefined ? { initrd } : {}),
+    kernelArgs,
+    ...(spec.os !== undefined ? { os: spec.os } : {}),
+    ...connect,
+    ...(spec.virtType !== undefined ? { virtType: spec.virtType } : {}),
+    ...(spec.serialLog !== undefined ? { serialLog: spec.serialLog } : {}),
+    graphics: spec.graphics,
+  });
+  const steps: StepName[] = ['validate', 'copy', 'preen', 'resize', 'render', 'check', 'rename'];
+  if (spec.pool !== undefined) steps.push('upload');
+  steps.push('define', 'start');
+  return {
+    spec,
+    mac,
+    kernel,
+    ...(initrd !== undefined ? { initrd } : {}),
+    kernelArgs,
+    templateBytes,
+    files: manifest.files,
+    values: { ...placeholderValues(spec), 'PREFIX-TMPL': String(spec.prefix) },
+    libvirt: reachable ? 'reachable' : 'unreachable',
+    steps,
+    disk,
+    virtInstall,
+    virshStart: buildVirshStartArgs(spec.host, connect),
+    ...(spec.pool !== undefined
+      ? {
+          volCreate: buildVirshVolCreateAsArgs(spec.pool, volume, spec.diskBytes, connect),
+          volUpload: buildVirshVolUploadArgs(spec.pool, volume, spec.diskPath, connect),
+        }
+      : {}),
+  };
+}
+
+export { isLocalConnection };

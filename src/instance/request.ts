@@ -1,0 +1,62 @@
+/**
+ * What a user asks for, as strings/numbers straight from flags, a config file or a fleet entry.
+ * {@link validateInstanceRequest} turns it into a checked {@link InstanceSpec}.
+ */
+export interface InstanceRequest {
+  readonly ip?: string;
+  readonly host?: string;
+  readonly domain?: string;
+  readonly gateway?: string;
+  readonly netmask?: string;
+  readonly nameserver?: string;
+  /** Disk size: `10G`, `20480M`, bytes as a number. */
+  readonly disk?: string | number;
+  /** Memory in MiB. */
+  readonly ram?: string | number;
+  readonly cpus?: string | number;
+  readonly bridge?: string;
+  /** `bridge=BR`, `network=NAME` or `user` (overrides `bridge`). */
+  readonly network?: string;
+  readonly imagesDir?: string;
+  readonly template?: string;
+  readonly kernel?: string;
+  readonly initrd?: string;
+  readonly connect?: string;
+  readonly virtType?: string;
+  readonly os?: string;
+  readonly cpu?: string;
+  readonly pool?: string;
+  readonly mac?: string;
+  /** Extra guest kernel arguments, space-separated (`panic=-1 net.ifnames=0`). */
+  readonly kernelArgs?: string;
+  readonly serialLog?: string;
+  readonly graphics?: string;
+}
+
+/** Keys a config file or a fleet's `defaults` may set (everything but the per-VM identity). */
+export const CONFIG_KEYS = [
+  'domain', 'gateway', 'netmask', 'nameserver', 'disk', 'ram', 'cpus', 'bridge', 'network', 'imagesDir',
+  'template', 'kernel', 'initrd', 'connect', 'virtType', 'os', 'cpu', 'pool', 'kernelArgs', 'serialLog', 'graphics',
+] as const satisfies readonly (keyof InstanceRequest)[];
+
+/** Keys of one fleet entry: the config keys plus identity. */
+export const REQUEST_KEYS = [...CONFIG_KEYS, 'ip', 'host', 'mac'] as const satisfies readonly (keyof InstanceRequest)[];
+
+/**
+ * The reference article's defaults (its netmask typo `255.255.225.0` corrected). The template
+ * default is the article's `debian-tmpl` in the images directory.
+ */
+export const ARTICLE_DEFAULTS = {
+  domain: 'linux.bogus',
+  gateway: '192.168.1.1',
+  netmask: '255.255.255.0',
+  nameserver: '192.168.1.101',
+  disk: '10G',
+  ram: 512,
+  cpus: 1,
+  bridge: 'br0',
+  imagesDir: '/var/lib/libvirt/images',
+} as const satisfies InstanceRequest;
+
+/** Default template file name inside the images directory (the article's). */
+export const DEFAULT_TEMPLATE_NAME = 'debian-tmpl';

@@ -1,0 +1,47 @@
+import type { ProgressCallback } from '../io/progress.js';
+
+/** A template file that carries placeholders (from the template manifest). */
+export interface TemplateFileEntry {
+  readonly path: string;
+  readonly placeholders: readonly string[];
+}
+
+/** The parts of the template manifest (`<template>.diskwright.json`) the instance pipeline reads. */
+export interface TemplateManifestLike {
+  readonly files: readonly TemplateFileEntry[];
+  readonly filesystem?: { readonly blockSize?: number; readonly blocksCount?: number | bigint };
+  readonly kernel?: { readonly version?: string; readonly kernel: string; readonly initrd?: string };
+}
+
+/** The superblock facts the pipeline checks before copying. */
+export interface SuperblockFacts {
+  readonly blockSize: number;
+  readonly blocksCount: bigint;
+  readonly needsRecovery: boolean;
+}
+
+export interface CheckOutcome {
+  readonly exitCode: number;
+  readonly status: 'clean' | 'fixed' | 'uncorrectable' | 'error';
+  readonly output: string;
+}
+
+/** What rendering did to one file. */
+export interface RenderedFile {
+  readonly path: string;
+  readonly replaced: readonly string[];
+}
+
+/**
+ * The filesystem-level operations of the pipeline. The defaults (`defaultSteps`) are the other
+ * areas' library calls (sparse copy, WASM e2fsck/resize2fs, in-image editing); tests replace
+ * single steps to inject failures.
+ */
+export interface PipelineSteps {
+  readManifest(template: string): Promise<TemplateManifestLike>;
+  readSuperblock(image: string): Promise<SuperblockFacts>;
+  copy(src: string, dst: string, options: { size: number; signal?: AbortSignal; onProgress?: ProgressCallback }): Promise<unknown>;
+  check(image: string, options: { mode: 'check' | 'preen'; force: boolean; signal?: AbortSignal }): Promise<CheckOutcome>;
+  grow(image: string, options: { signal?: AbortSignal }): Promise<unknown>;
+  render(image: string, files: readonly TemplateFileEntry[], values: Readonly<Record<string, string>>, signal?: AbortSignal): Promise<RenderedFile[]>;
+}

@@ -1,0 +1,63 @@
+import { execa } from 'execa';
+import { AbortedError, DiskwrightError, throwIfAborted } from '../errors.js';
+
+/** The two libvirt front-ends diskwright calls. */
+export type VirtTool = 'virt-install' | 'virsh';
+
+export interface VirtResult {
+  /** The tool's exit code; 127 when it is not installed. */
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs a libvirt tool with an argv array. Injectable so tests can record calls; the real one is
+ * {@link execaRunner}. Must reject with an `E_ABORTED` error when `signal` fires.
+ */
+export type VirtRunner = (tool: VirtTool, argv: readonly string[], options?: { readonly signal?: AbortSignal }) => Promise<VirtResult>;
+
+/** Package that provides each tool (for hints). */
+const PACKAGE: Record<VirtTool, string> = { 'virt-install': 'virtinst', virsh: 'libvirt-clients' };
+
+/** The one real runner: execa, argv array, no shell, C locale for parseable output. */
+export const execaRunner: VirtRunner = async (tool, argv, options = {}) => {
+  throwIfAborted(options.signal);
+  const result = await execa(tool, [...argv], {
+    reject: false,
+    shell: false,
+    stdin: 'ignore',
+    env: { LC_ALL: 'C' },
+    ...(options.signal ? { cancelSignal: options.signal } : {}),
+  });
+  if (result.isCanceled) throw new AbortedError(`${tool} aborted`, { cause: options.signal?.reason });
+  const code = (result as { code?: string }).code;
+  if (result.exitCode === undefined && code === 'ENOENT') {
+    return { exitCode: 127, stdout: '', stderr: `${tool}: command not found (install the ${PACKAGE[tool]} package)` };
+  }
+  return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
+};
+
+/** The first meaningful line of a tool's error output. */
+export function firstErrorLine(result: VirtResult): string {
+  const lines = `${result.stderr}\n${result.stdout}`.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  return lines.find((l) => /error/i.test(l)) ?? lines[0] ?? `exit code ${result.exitCode}`;
+}
+
+/** Runs a tool and throws `E_VIRT` (naming what failed and the tool's message) on a non-zero exit. */
+export async function runVirtChecked(
+  runner: VirtRunner,
+  tool: VirtTool,
+  argv: readonly string[],
+  what: string,
+  signal?: AbortSignal,
+): Promise<VirtResult> {
+  const result = await runner(tool, argv, signal ? { signal } : {});
+  if (result.exitCode !== 0) {
+    throw new DiskwrightError('E_VIRT', `${what} failed: ${firstErrorLine(result)}`, {
+      actual: result.exitCode,
+      hint: result.exitCode === 127 ? `install the ${PACKAGE[tool]} package` : undefined,
+    });
+  }
+  return result;
+}
