@@ -34,10 +34,8 @@ export async function readPartitionTable(imagePath: string): Promise<PartitionTa
     handle = await open(imagePath, 'r');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new DiskwrightError(code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_IO', `cannot open ${imagePath}: ${(error as Error).message}`, {
-      path: imagePath,
-      cause: error,
-    });
+    if (code === 'ENOENT') throw new DiskwrightError('E_NOT_FOUND', `${imagePath}: no such file`, { path: imagePath, cause: error });
+    throw new DiskwrightError('E_IO', `cannot open ${imagePath}: ${(error as Error).message}`, { path: imagePath, cause: error });
   }
   try {
     const stat = await handle.stat({ bigint: true });
