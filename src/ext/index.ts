@@ -1,1 +1,5 @@
 export type * from './types.js';
+export { withFilesystem, locateFilesystem, type FilesystemLocation } from './with-filesystem.js';
+export { normalizeImagePath } from './path.js';
+export { recoverInterruptedCommit, undoLogPath } from './commit.js';
+export { parseExtSuperblock, readExtGeometry, assertSupported, type ExtGeometry } from './superblock.js';

@@ -61,10 +61,28 @@ export interface FilesystemSession {
   chown(path: string, uid: number, gid: number): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   utimes(path: string, atime: Date, mtime: Date): Promise<void>;
-  /** Copies a host file into the image (fast path for large files). */
+  /** Copies a host file into the image, streaming it (mode from the host file unless given). */
   putFile(hostPath: string, path: string, options?: WriteOptions): Promise<void>;
-  /** Copies a host directory tree into the image (modes, symlinks; owners from options). */
-  copyIn(hostDir: string, path: string, options?: { uid?: number; gid?: number }): Promise<void>;
-  /** Copies a tree (or file) out of the image to a host path. */
-  copyOut(path: string, hostPath: string): Promise<void>;
+  /**
+   * Copies the contents of a host directory into `path` (created like `mkdir -p`): files, directories
+   * and symlinks with their host permission bits; owners from options (default 0:0). Sockets, fifos
+   * and devices are skipped and listed in the summary.
+   */
+  copyIn(hostDir: string, path: string, options?: { uid?: number; gid?: number }): Promise<TreeCopySummary>;
+  /**
+   * Copies a file, symlink or directory tree out of the image to `hostPath` (atomically: a temp
+   * beside it, renamed when complete). Permission bits are kept; owners are not (no root).
+   */
+  copyOut(path: string, hostPath: string, options?: { overwrite?: boolean }): Promise<TreeCopySummary>;
+}
+
+/** What a tree copy did. */
+export interface TreeCopySummary {
+  readonly files: number;
+  readonly directories: number;
+  readonly symlinks: number;
+  /** File bytes copied. */
+  readonly bytes: number;
+  /** Paths not copied (special files), with the reason. */
+  readonly skipped: readonly string[];
 }

@@ -1,0 +1,201 @@
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { open, readFile, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { crc32 } from '../bytes/index.js';
+import { DiskwrightError, throwIfAborted } from '../errors.js';
+import { withAtomicOutput } from '../io/index.js';
+import { OVERLAY_CHUNK, type OverlayRun } from './overlay.js';
+
+/**
+ * Crash-safe commit of staged changes (an undo log, like e2fsprogs' `-z` undo files):
+ *  1. for every range about to change, the image's current bytes are saved to `IMAGE.diskwright-undo`
+ *     (all-zero 4 KiB pieces are recorded as "zero", so writing into fresh sparse space costs little);
+ *     the log is written beside the image, fsynced and renamed into place (it exists only complete);
+ *  2. the new bytes are written to the image and fsynced;
+ *  3. the log is deleted.
+ * A crash before 3 leaves the log; the next session on the image (or `recoverInterruptedCommit`)
+ * writes the saved bytes back, so the image is exactly as it was before the interrupted commit.
+ */
+
+export const UNDO_SUFFIX = '.diskwright-undo';
+const UNDO_MAGIC = Buffer.from('DWUNDO01', 'latin1');
+const HEADER_SIZE = 24;
+const ENTRY_HEADER_SIZE = 24;
+const FLAG_ZERO = 1;
+/** Entries a valid undo log may hold (named limit on untrusted input). */
+const MAX_UNDO_ENTRIES = 1 << 26;
+
+const ZERO_CHUNK = Buffer.alloc(OVERLAY_CHUNK);
+
+export function undoLogPath(image: string): string {
+  return `${image}${UNDO_SUFFIX}`;
+}
+
+function fsyncDir(path: string): void {
+  try {
+    const fd = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still ordered after the data.
+  }
+}
+
+function readFully(fd: number, buffer: Buffer, position: number): number {
+  let done = 0;
+  while (done < buffer.length) {
+    const n = readSync(fd, buffer, done, buffer.length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  if (done < buffer.length) buffer.fill(0, done);
+  return done;
+}
+
+function writeFully(fd: number, data: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+}
+
+export interface CommitSummary {
+  /** Bytes written to the image. */
+  readonly bytes: number;
+  /** Bytes of original data saved in the undo log (zero pieces are not stored). */
+  readonly undoBytes: number;
+}
+
+/** Writes `runs()` (called twice: once to save the old bytes, once to write) into `image`, crash-safely. */
+export async function commitRuns(image: string, runs: () => Iterable<OverlayRun>, signal?: AbortSignal): Promise<CommitSummary> {
+  const log = undoLogPath(image);
+  const fd = openSync(image, 'r+');
+  try {
+    const originalSize = fstatSync(fd).size;
+    let entries = 0;
+    let undoBytes = 0;
+    let position = HEADER_SIZE;
+    await withAtomicOutput(
+      log,
+      async (handle) => {
+        const entryHeader = Buffer.alloc(ENTRY_HEADER_SIZE);
+        for (const run of runs()) {
+          throwIfAborted(signal);
+          const original = Buffer.allocUnsafe(run.data.length);
+          readFully(fd, original, run.offset);
+          // Split into alternating zero / data pieces of whole chunks.
+          let start = 0;
+          while (start < original.length) {
+            const zero = isZeroChunk(original, start);
+            let end = Math.min(start + OVERLAY_CHUNK, original.length);
+            while (end < original.length && isZeroChunk(original, end) === zero) end = Math.min(end + OVERLAY_CHUNK, original.length);
+            const piece = original.subarray(start, end);
+            entryHeader.writeBigUInt64LE(BigInt(run.offset + start), 0);
+            entryHeader.writeUInt32LE(piece.length, 8);
+            entryHeader.writeUInt32LE(zero ? FLAG_ZERO : 0, 12);
+            entryHeader.writeUInt32LE(zero ? 0 : crc32(piece), 16);
+            entryHeader.writeUInt32LE(0, 20);
+            await handle.write(entryHeader, 0, ENTRY_HEADER_SIZE, position);
+            position += ENTRY_HEADER_SIZE;
+            if (!zero) {
+              await handle.write(piece, 0, piece.length, position);
+              position += piece.length;
+              undoBytes += piece.length;
+            }
+            entries += 1;
+            start = end;
+          }
+        }
+        const header = Buffer.alloc(HEADER_SIZE);
+        UNDO_MAGIC.copy(header, 0);
+        header.writeBigUInt64LE(BigInt(originalSize), 8);
+        header.writeUInt32LE(entries, 16);
+        header.writeUInt32LE(crc32(header.subarray(0, 20)), 20);
+        await handle.write(header, 0, HEADER_SIZE, 0);
+      },
+      { overwrite: false },
+    );
+    fsyncDir(log);
+    // Point of no return: from here a crash is rolled back from the log by the next session.
+    let bytes = 0;
+    for (const run of runs()) {
+      writeFully(fd, run.data, run.offset);
+      bytes += run.data.length;
+    }
+    fsyncSync(fd);
+    await rm(log, { force: true });
+    fsyncDir(log);
+    return { bytes, undoBytes };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function isZeroChunk(buffer: Buffer, start: number): boolean {
+  const end = Math.min(start + OVERLAY_CHUNK, buffer.length);
+  return buffer.subarray(start, end).equals(ZERO_CHUNK.subarray(0, end - start));
+}
+
+function corrupt(log: string, why: string): DiskwrightError {
+  return new DiskwrightError('E_IO', `undo log ${log} is damaged (${why}); the image may hold a half-applied commit`, {
+    path: log,
+    hint: 'check the image with `diskwright fsck IMAGE`; delete the .diskwright-undo file only if it is clean',
+  });
+}
+
+/**
+ * Rolls back a commit that was interrupted (process killed, power loss) using the undo log beside
+ * the image. Returns true when something was restored. Safe to call at any time.
+ */
+export async function recoverInterruptedCommit(image: string): Promise<boolean> {
+  const log = undoLogPath(image);
+  const exists = await stat(log).then(() => true, () => false);
+  if (!exists) return false;
+  const bytes = await readFile(log);
+  if (bytes.length < HEADER_SIZE || !bytes.subarray(0, 8).equals(UNDO_MAGIC)) throw corrupt(log, 'bad header');
+  if (bytes.readUInt32LE(20) !== crc32(bytes.subarray(0, 20))) throw corrupt(log, 'header checksum mismatch');
+  const originalSize = Number(bytes.readBigUInt64LE(8));
+  const entries = bytes.readUInt32LE(16);
+  if (entries > MAX_UNDO_ENTRIES) throw corrupt(log, `${entries} entries exceed the limit`);
+  // Validate everything before touching the image.
+  const plan: { offset: number; length: number; data?: Buffer }[] = [];
+  let position = HEADER_SIZE;
+  for (let i = 0; i < entries; i += 1) {
+    if (position + ENTRY_HEADER_SIZE > bytes.length) throw corrupt(log, 'truncated entry');
+    const offset = Number(bytes.readBigUInt64LE(position));
+    const length = bytes.readUInt32LE(position + 8);
+    const flags = bytes.readUInt32LE(position + 12);
+    const crc = bytes.readUInt32LE(position + 16);
+    position += ENTRY_HEADER_SIZE;
+    if (flags & FLAG_ZERO) {
+      plan.push({ offset, length });
+      continue;
+    }
+    if (position + length > bytes.length) throw corrupt(log, 'truncated data');
+    const data = bytes.subarray(position, position + length);
+    if (crc32(data) !== crc) throw corrupt(log, `data checksum mismatch at image offset ${offset}`);
+    plan.push({ offset, length, data });
+    position += length;
+  }
+  const handle = await open(image, 'r+');
+  try {
+    for (const entry of plan) {
+      if (entry.data) {
+        await handle.write(entry.data, 0, entry.length, entry.offset);
+      } else {
+        for (let done = 0; done < entry.length; done += ZERO_CHUNK.length) {
+          const n = Math.min(ZERO_CHUNK.length, entry.length - done);
+          await handle.write(ZERO_CHUNK, 0, n, entry.offset + done);
+        }
+      }
+    }
+    if ((await handle.stat()).size > originalSize) await handle.truncate(originalSize);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rm(log, { force: true });
+  fsyncDir(log);
+  return true;
+}

@@ -1,0 +1,97 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createRequire } from 'node:module';
+import { DiskwrightError } from '../errors.js';
+
+/** The parts of the `ext2fs` npm package (libext2fs 1.44.1 in WASM) this layer uses. */
+export interface Ext2fsStats {
+  readonly mode: number;
+  readonly nlink: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly atime: Date;
+  readonly mtime: Date;
+  readonly ctime: Date;
+}
+export interface Ext2fsHandle {
+  write(buffer: Buffer, offset?: number, length?: number, position?: number | null): Promise<{ bytesWritten: number }>;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): void;
+}
+export interface Ext2fsPromises {
+  open(path: string, flags: string | number, mode?: number): Promise<Ext2fsHandle>;
+  close(fd: number): Promise<void>;
+  readdir(path: string, options?: { encoding: 'buffer' }): Promise<Buffer[]>;
+  stat(path: string): Promise<Ext2fsStats>;
+  lstat(path: string): Promise<Ext2fsStats>;
+  readlink(path: string, options?: { encoding: 'buffer' }): Promise<Buffer>;
+  mkdir(path: string, mode?: number): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  symlink(target: string, path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
+  chown(path: string, uid: number, gid: number): Promise<void>;
+  lchown(path: string, uid: number, gid: number): Promise<void>;
+  readonly openFiles: Map<number, number>;
+}
+export interface Ext2fsMounted {
+  readonly promises: Ext2fsPromises;
+}
+interface Ext2fsModule {
+  mount(disk: unknown, offset: number): Promise<Ext2fsMounted>;
+  umount(fs: Ext2fsMounted): Promise<void>;
+}
+
+const require = createRequire(import.meta.url);
+let loaded: Ext2fsModule | undefined;
+
+/** The package, loaded on first use (its WASM instance lives as long as the process). */
+export function ext2fsModule(): Ext2fsModule {
+  loaded ??= require('ext2fs') as Ext2fsModule;
+  return loaded;
+}
+
+/**
+ * After an emscripten abort (e.g. `Aborted(OOM)`) the WASM instance is dead for good: drop it from
+ * the require cache so the next session gets a fresh instance.
+ */
+export function resetExt2fsModule(): void {
+  const libDir = require.resolve('ext2fs').replace(/index\.js$/, '');
+  for (const key of Object.keys(require.cache)) {
+    if (key.startsWith(libDir)) delete require.cache[key];
+  }
+  loaded = undefined;
+}
+
+/** True for the errors an emscripten abort throws (the instance must then be replaced). */
+export function isWasmAbort(error: unknown): boolean {
+  return error instanceof Error && (error.name === 'RuntimeError' || /^Aborted\(/.test(error.message));
+}
+
+const inSession = new AsyncLocalStorage<true>();
+let tail: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs `fn` with exclusive use of the single-threaded WASM module (one session at a time per
+ * process). Nested sessions would deadlock, so they are refused.
+ */
+export async function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  if (inSession.getStore()) {
+    throw new DiskwrightError('E_INVALID_ARGUMENT', 'withFilesystem cannot be nested: a session is already open in this call chain', {
+      hint: 'finish the outer session first, or do the work inside it',
+    });
+  }
+  const previous = tail;
+  let release!: () => void;
+  tail = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  await previous.catch(() => undefined);
+  try {
+    return await inSession.run(true, fn);
+  } finally {
+    release();
+  }
+}

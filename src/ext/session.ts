@@ -1,0 +1,587 @@
+import { closeSync, openSync, readSync } from 'node:fs';
+import { chmod as hostChmod, lstat as hostLstat, mkdir as hostMkdir, readdir as hostReaddir, readlink as hostReadlink, symlink as hostSymlink, open as hostOpen } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DiskwrightError, InvalidArgumentError, LimitError, throwIfAborted } from '../errors.js';
+import { withAtomicOutput, withAtomicPath } from '../io/index.js';
+import { mapExtError } from './errors-map.js';
+import type { Ext2fsPromises, Ext2fsStats } from './module.js';
+import { baseName, childPath, isWithin, normalizeImagePath, parentPath } from './path.js';
+import type { FileKind, FileStat, FilesystemSession, TreeCopySummary, WriteOptions } from './types.js';
+
+/** Bytes handed to libext2fs per read/write call (its WASM heap is 16 MiB; 16 MiB calls abort). */
+export const IO_CHUNK = 1024 * 1024;
+/** Deepest directory nesting walked by recursive operations (guards against looped directories). */
+export const MAX_TREE_DEPTH = 256;
+/** Longest symlink target ext accepts. */
+export const MAX_SYMLINK_TARGET = 4095;
+const MAX_ID = 0xffffffff;
+
+const S_IFMT = 0o170000;
+const KINDS: Record<number, FileKind> = {
+  0o100000: 'file',
+  0o040000: 'directory',
+  0o120000: 'symlink',
+  0o020000: 'chardev',
+  0o060000: 'blockdev',
+  0o010000: 'fifo',
+  0o140000: 'socket',
+};
+
+function kindOf(mode: number): FileKind {
+  return KINDS[mode & S_IFMT] ?? 'file';
+}
+
+function checkMode(mode: number, option = 'mode'): number {
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
+    throw new InvalidArgumentError(`Expected \`${option}\` to be permission bits 0..0o7777, got \`${mode}\``, { actual: mode });
+  }
+  return mode;
+}
+
+function checkId(id: number, option: string): number {
+  if (!Number.isInteger(id) || id < 0 || id > MAX_ID) {
+    throw new InvalidArgumentError(`Expected \`${option}\` to be an integer 0..${MAX_ID}, got \`${id}\``, { actual: id });
+  }
+  return id;
+}
+
+/** Names a hostile image could use to climb out of a host directory during copyOut. */
+function checkEntryName(name: string, dir: string): void {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new DiskwrightError('E_EXTFS', `directory ${dir} holds an invalid entry name ${JSON.stringify(name)}`, {
+      path: dir,
+      hint: 'the filesystem is damaged: run `diskwright fsck --fix IMAGE`',
+    });
+  }
+}
+
+const emptySummary = (): { files: number; directories: number; symlinks: number; bytes: number; skipped: string[] } => ({
+  files: 0,
+  directories: 0,
+  symlinks: 0,
+  bytes: 0,
+  skipped: [],
+});
+
+/** Pending timestamp changes, applied to the inodes after libext2fs is closed. */
+export type PendingTimes = Map<number, { atime: Date; mtime: Date }>;
+
+/**
+ * A {@link FilesystemSession} over the `ext2fs` package. Every public operation runs through one
+ * serial queue (libext2fs is single-threaded, and multi-step operations must not interleave).
+ */
+export class Ext2fsSession implements FilesystemSession {
+  readonly pendingTimes: PendingTimes = new Map();
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  /** The first WASM abort; the session is unusable afterwards. */
+  failure: unknown;
+
+  constructor(
+    private readonly fs: Ext2fsPromises,
+    readonly writable: boolean,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  /** Refuses further operations (called when the session ends). */
+  close(): void {
+    this.closed = true;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(async () => {
+      if (this.closed) throw new DiskwrightError('E_INVALID_ARGUMENT', 'the filesystem session is closed', { hint: 'use the session only inside the withFilesystem callback' });
+      if (this.failure) throw new DiskwrightError('E_WASM', 'the filesystem session failed earlier; nothing will be written', { cause: this.failure });
+      throwIfAborted(this.signal);
+      try {
+        return await fn();
+      } catch (error) {
+        if (error instanceof Error && (error.name === 'RuntimeError' || /^Aborted\(/.test(error.message))) this.failure = error;
+        throw error;
+      }
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private requireWritable(operation: string): void {
+    if (!this.writable) {
+      throw new DiskwrightError('E_INVALID_ARGUMENT', `${operation}: the filesystem was opened read-only`, { hint: 'open it with `write: true`' });
+    }
+  }
+
+  private async call<T>(operation: string, path: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw mapExtError(error, operation, path);
+    }
+  }
+
+  // ---- internal (unqueued) helpers -------------------------------------------------------
+
+  private async rawLstat(p: string): Promise<Ext2fsStats | undefined> {
+    try {
+      return await this.fs.lstat(p);
+    } catch (error) {
+      const mapped = mapExtError(error, 'lstat', p);
+      if (mapped.code === 'E_NOT_FOUND') return undefined;
+      throw mapped;
+    }
+  }
+
+  private toStat(p: string, s: Ext2fsStats, linkTarget?: string): FileStat {
+    const times = this.pendingTimes.get(s.ino);
+    return {
+      path: p,
+      name: p === '/' ? '/' : baseName(p),
+      kind: kindOf(s.mode),
+      mode: s.mode & 0o7777,
+      uid: s.uid,
+      gid: s.gid,
+      size: s.size,
+      nlink: s.nlink,
+      ino: s.ino,
+      atime: times?.atime ?? s.atime,
+      mtime: times?.mtime ?? s.mtime,
+      ctime: s.ctime,
+      ...(linkTarget === undefined ? {} : { linkTarget }),
+    };
+  }
+
+  private async lstatOf(p: string): Promise<FileStat> {
+    const s = await this.call('lstat', p, () => this.fs.lstat(p));
+    if (kindOf(s.mode) === 'symlink') return this.toStat(p, s, await this.readlinkOf(p));
+    return this.toStat(p, s);
+  }
+
+  private async readlinkOf(p: string): Promise<string> {
+    const target = await this.call('readlink', p, () => this.fs.readlink(p, { encoding: 'buffer' }));
+    return Buffer.from(target).toString('utf8');
+  }
+
+  private async names(p: string): Promise<string[]> {
+    const entries = await this.call('readdir', p, () => this.fs.readdir(p, { encoding: 'buffer' }));
+    return entries.map((b) => Buffer.from(b).toString('utf8')).filter((n) => n !== '.' && n !== '..');
+  }
+
+  private async requireDirectory(p: string): Promise<void> {
+    const s = await this.rawLstat(p);
+    if (!s) throw new DiskwrightError('E_NOT_FOUND', `${p}: no such directory in the image`, { path: p, hint: 'create it first (mkdir -p)' });
+    if (kindOf(s.mode) !== 'directory') throw new InvalidArgumentError(`${p}: is not a directory`, { path: p });
+  }
+
+  private async mkdirp(p: string, mode: number, uid?: number, gid?: number): Promise<void> {
+    let current = '';
+    for (const part of p.split('/').filter(Boolean)) {
+      current = `${current}/${part}`;
+      const s = await this.rawLstat(current);
+      if (s) {
+        if (kindOf(s.mode) !== 'directory') throw new DiskwrightError('E_EXISTS', `${current}: exists and is not a directory`, { path: current });
+        continue;
+      }
+      await this.makeDirectory(current, mode, uid, gid);
+    }
+  }
+
+  private async makeDirectory(p: string, mode: number, uid?: number, gid?: number): Promise<void> {
+    await this.call('mkdir', p, () => this.fs.mkdir(p, mode));
+    await this.call('chmod', p, () => this.fs.chmod(p, mode));
+    if (uid !== undefined || gid !== undefined) await this.call('chown', p, () => this.fs.chown(p, uid ?? 0, gid ?? 0));
+  }
+
+  /** Creates or replaces a regular file from a sequence of chunks. */
+  private async writeChunks(p: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options: WriteOptions, defaultMode: number): Promise<number> {
+    if (p === '/') throw new InvalidArgumentError('/: is a directory', { path: p });
+    const parent = parentPath(p);
+    if (options.parents) await this.mkdirp(parent, 0o755, options.uid, options.gid);
+    else await this.requireDirectory(parent);
+    const existing = await this.rawLstat(p);
+    if (existing && kindOf(existing.mode) === 'directory') throw new InvalidArgumentError(`${p}: is a directory`, { path: p });
+    // A symlink or special file at the path is replaced, never written through.
+    if (existing && kindOf(existing.mode) !== 'file') await this.call('unlink', p, () => this.fs.unlink(p));
+    const keep = existing && kindOf(existing.mode) === 'file' ? existing : undefined;
+    const mode = options.mode ?? (keep ? keep.mode & 0o7777 : defaultMode);
+    const handle = await this.call('open', p, () => this.fs.open(p, 'w', mode));
+    let bytes = 0;
+    try {
+      for await (const chunk of chunks) {
+        throwIfAborted(this.signal);
+        for (let done = 0; done < chunk.length; done += IO_CHUNK) {
+          const piece = Buffer.from(chunk.buffer, chunk.byteOffset + done, Math.min(IO_CHUNK, chunk.length - done));
+          await this.call('write', p, () => handle.write(piece, 0, piece.length, bytes));
+          bytes += piece.length;
+        }
+      }
+    } finally {
+      await this.call('close', p, async () => handle.close());
+    }
+    await this.call('chmod', p, () => this.fs.chmod(p, mode));
+    const uid = options.uid ?? keep?.uid;
+    const gid = options.gid ?? keep?.gid;
+    if (uid !== undefined || gid !== undefined) await this.call('chown', p, () => this.fs.chown(p, uid ?? 0, gid ?? 0));
+    const after = await this.rawLstat(p);
+    if (after) this.pendingTimes.delete(after.ino);
+    return bytes;
+  }
+
+  private async removeTree(p: string, depth: number): Promise<void> {
+    if (depth > MAX_TREE_DEPTH) throw new LimitError(`${p}: directories nest deeper than ${MAX_TREE_DEPTH}`, { path: p });
+    for (const name of await this.names(p)) {
+      const child = childPath(p, name);
+      const s = await this.call('lstat', child, () => this.fs.lstat(child));
+      if (kindOf(s.mode) === 'directory') await this.removeTree(child, depth + 1);
+      else await this.call('unlink', child, () => this.fs.unlink(child));
+    }
+    await this.call('rmdir', p, () => this.fs.rmdir(p));
+  }
+
+  // ---- public API --------------------------------------------------------------------------
+
+  async stat(path: string): Promise<FileStat> {
+    const p = normalizeImagePath(path);
+    return this.serial(async () => {
+      const s = await this.call('stat', p, () => this.fs.stat(p));
+      return this.toStat(p, s);
+    });
+  }
+
+  async lstat(path: string): Promise<FileStat> {
+    const p = normalizeImagePath(path);
+    return this.serial(() => this.lstatOf(p));
+  }
+
+  async exists(path: string): Promise<boolean> {
+    const p = normalizeImagePath(path);
+    return this.serial(async () => (await this.rawLstat(p)) !== undefined);
+  }
+
+  async readdir(path: string): Promise<FileStat[]> {
+    const p = normalizeImagePath(path);
+    return this.serial(async () => {
+      const s = await this.call('stat', p, () => this.fs.stat(p));
+      if (kindOf(s.mode) !== 'directory') throw new InvalidArgumentError(`${p}: is not a directory`, { path: p });
+      const names = (await this.names(p)).sort();
+      const out: FileStat[] = [];
+      for (const name of names) out.push(await this.lstatOf(childPath(p, name)));
+      return out;
+    });
+  }
+
+  async readFile(path: string): Promise<Uint8Array> {
+    const p = normalizeImagePath(path);
+    return this.serial(async () => {
+      const parts: Buffer[] = [];
+      for await (const chunk of this.fileChunks(p)) parts.push(Buffer.from(chunk));
+      return Buffer.concat(parts);
+    });
+  }
+
+  /** Reads a regular file in IO_CHUNK pieces (unqueued; callers hold the queue). */
+  private async *fileChunks(p: string): AsyncGenerator<Buffer> {
+    const s = await this.call('stat', p, () => this.fs.stat(p));
+    if (kindOf(s.mode) === 'directory') throw new InvalidArgumentError(`${p}: is a directory`, { path: p });
+    if (kindOf(s.mode) !== 'file') throw new InvalidArgumentError(`${p}: is not a regular file`, { path: p });
+    const handle = await this.call('open', p, () => this.fs.open(p, 'r'));
+    try {
+      let position = 0;
+      const buffer = Buffer.allocUnsafe(IO_CHUNK);
+      while (position < s.size) {
+        const want = Math.min(IO_CHUNK, s.size - position);
+        const { bytesRead } = await this.call('read', p, () => handle.read(buffer, 0, want, position));
+        if (bytesRead <= 0) break;
+        yield Buffer.from(buffer.subarray(0, bytesRead));
+        position += bytesRead;
+      }
+    } finally {
+      await this.call('close', p, async () => handle.close());
+    }
+  }
+
+  async readText(path: string): Promise<string> {
+    return Buffer.from(await this.readFile(path)).toString('utf8');
+  }
+
+  async writeFile(path: string, data: Uint8Array | string, options: WriteOptions = {}): Promise<void> {
+    const p = normalizeImagePath(path);
+    this.validateWrite(options);
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    return this.serial(async () => {
+      this.requireWritable('writeFile');
+      await this.writeChunks(p, [bytes], options, 0o644);
+    });
+  }
+
+  private validateWrite(options: WriteOptions): void {
+    if (options.mode !== undefined) checkMode(options.mode);
+    if (options.uid !== undefined) checkId(options.uid, 'uid');
+    if (options.gid !== undefined) checkId(options.gid, 'gid');
+  }
+
+  async mkdir(path: string, options: { parents?: boolean; mode?: number; uid?: number; gid?: number } = {}): Promise<void> {
+    const p = normalizeImagePath(path);
+    const mode = checkMode(options.mode ?? 0o755);
+    this.validateWrite(options);
+    return this.serial(async () => {
+      this.requireWritable('mkdir');
+      if (options.parents) return this.mkdirp(p, mode, options.uid, options.gid);
+      if (await this.rawLstat(p)) throw new DiskwrightError('E_EXISTS', `${p}: already exists in the image`, { path: p, hint: 'use parents (-p) to accept an existing directory' });
+      await this.requireDirectory(parentPath(p));
+      await this.makeDirectory(p, mode, options.uid, options.gid);
+    });
+  }
+
+  async rm(path: string, options: { recursive?: boolean; force?: boolean } = {}): Promise<void> {
+    const p = normalizeImagePath(path);
+    return this.serial(async () => {
+      this.requireWritable('rm');
+      if (p === '/') throw new InvalidArgumentError('refusing to remove the filesystem root', { path: p });
+      const s = await this.rawLstat(p);
+      if (!s) {
+        if (options.force) return;
+        throw new DiskwrightError('E_NOT_FOUND', `${p}: no such file or directory in the image`, { path: p });
+      }
+      if (kindOf(s.mode) !== 'directory') return this.call('unlink', p, () => this.fs.unlink(p));
+      if (options.recursive) return this.removeTree(p, 0);
+      if ((await this.names(p)).length > 0) {
+        throw new InvalidArgumentError(`${p}: is a non-empty directory`, { path: p, hint: 'remove it recursively (-r)' });
+      }
+      return this.call('rmdir', p, () => this.fs.rmdir(p));
+    });
+  }
+
+  async symlink(target: string, path: string, options: { uid?: number; gid?: number } = {}): Promise<void> {
+    const p = normalizeImagePath(path);
+    if (typeof target !== 'string' || target.length === 0 || target.includes('\0') || Buffer.byteLength(target) > MAX_SYMLINK_TARGET) {
+      throw new InvalidArgumentError(`Expected a symlink target of 1..${MAX_SYMLINK_TARGET} bytes without NUL, got ${JSON.stringify(String(target).slice(0, 60))}`);
+    }
+    this.validateWrite(options);
+    return this.serial(async () => {
+      this.requireWritable('symlink');
+      if (await this.rawLstat(p)) throw new DiskwrightError('E_EXISTS', `${p}: already exists in the image`, { path: p });
+      await this.requireDirectory(parentPath(p));
+      await this.call('symlink', p, () => this.fs.symlink(target, p));
+      if (options.uid !== undefined || options.gid !== undefined) {
+        await this.call('chown', p, () => this.fs.lchown(p, options.uid ?? 0, options.gid ?? 0));
+      }
+    });
+  }
+
+  async readlink(path: string): Promise<string> {
+    const p = normalizeImagePath(path);
+    return this.serial(async () => {
+      const s = await this.call('lstat', p, () => this.fs.lstat(p));
+      if (kindOf(s.mode) !== 'symlink') throw new InvalidArgumentError(`${p}: is not a symlink`, { path: p });
+      return this.readlinkOf(p);
+    });
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    const p = normalizeImagePath(path);
+    checkMode(mode);
+    return this.serial(async () => {
+      this.requireWritable('chmod');
+      await this.call('chmod', p, () => this.fs.chmod(p, mode));
+    });
+  }
+
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    const p = normalizeImagePath(path);
+    checkId(uid, 'uid');
+    checkId(gid, 'gid');
+    return this.serial(async () => {
+      this.requireWritable('chown');
+      await this.call('chown', p, () => this.fs.chown(p, uid, gid));
+    });
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const a = normalizeImagePath(from);
+    const b = normalizeImagePath(to);
+    return this.serial(async () => {
+      this.requireWritable('rename');
+      if (a === '/' || b === '/') throw new InvalidArgumentError('cannot rename the filesystem root', { path: a });
+      const source = await this.rawLstat(a);
+      if (!source) throw new DiskwrightError('E_NOT_FOUND', `${a}: no such file or directory in the image`, { path: a });
+      if (a === b) return;
+      const sourceIsDir = kindOf(source.mode) === 'directory';
+      if (sourceIsDir && isWithin(b, a)) throw new InvalidArgumentError(`cannot move ${a} into itself (${b})`, { path: b });
+      await this.requireDirectory(parentPath(b));
+      const target = await this.rawLstat(b);
+      if (target) {
+        const targetIsDir = kindOf(target.mode) === 'directory';
+        if (targetIsDir !== sourceIsDir) {
+          throw new InvalidArgumentError(`cannot replace ${b} (${kindOf(target.mode)}) with ${a} (${kindOf(source.mode)})`, { path: b });
+        }
+        if (targetIsDir) {
+          if ((await this.names(b)).length > 0) throw new DiskwrightError('E_EXISTS', `${b}: is a non-empty directory`, { path: b });
+          await this.call('rmdir', b, () => this.fs.rmdir(b));
+        } else if (target.ino !== source.ino) {
+          await this.call('unlink', b, () => this.fs.unlink(b));
+        }
+      }
+      await this.call('rename', a, () => this.fs.rename(a, b));
+    });
+  }
+
+  async utimes(path: string, atime: Date, mtime: Date): Promise<void> {
+    const p = normalizeImagePath(path);
+    for (const [name, value] of [['atime', atime], ['mtime', mtime]] as const) {
+      if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new InvalidArgumentError(`Expected \`${name}\` to be a valid Date`);
+    }
+    return this.serial(async () => {
+      this.requireWritable('utimes');
+      const s = await this.call('stat', p, () => this.fs.stat(p));
+      this.pendingTimes.set(s.ino, { atime: new Date(atime.getTime()), mtime: new Date(mtime.getTime()) });
+    });
+  }
+
+  async putFile(hostPath: string, path: string, options: WriteOptions = {}): Promise<void> {
+    const p = normalizeImagePath(path);
+    this.validateWrite(options);
+    return this.serial(async () => {
+      this.requireWritable('putFile');
+      const info = await hostLstat(hostPath).catch((error: unknown) => {
+        throw new DiskwrightError('E_NOT_FOUND', `host file ${hostPath} not found`, { path: hostPath, cause: error });
+      });
+      if (!info.isFile()) throw new InvalidArgumentError(`host path ${hostPath} is not a regular file`, { path: hostPath });
+      await this.writeChunks(p, hostChunks(hostPath), options, info.mode & 0o7777);
+    });
+  }
+
+  async copyIn(hostDir: string, path: string, options: { uid?: number; gid?: number } = {}): Promise<TreeCopySummary> {
+    const p = normalizeImagePath(path);
+    this.validateWrite(options);
+    return this.serial(async () => {
+      this.requireWritable('copyIn');
+      const info = await hostLstat(hostDir).catch((error: unknown) => {
+        throw new DiskwrightError('E_NOT_FOUND', `host directory ${hostDir} not found`, { path: hostDir, cause: error });
+      });
+      if (!info.isDirectory()) throw new InvalidArgumentError(`host path ${hostDir} is not a directory`, { path: hostDir });
+      const summary = emptySummary();
+      await this.mkdirp(p, info.mode & 0o7777, options.uid ?? 0, options.gid ?? 0);
+      await this.copyInTree(hostDir, p, options.uid ?? 0, options.gid ?? 0, summary, 0);
+      return summary;
+    });
+  }
+
+  private async copyInTree(hostDir: string, dir: string, uid: number, gid: number, summary: ReturnType<typeof emptySummary>, depth: number): Promise<void> {
+    if (depth > MAX_TREE_DEPTH) throw new LimitError(`${hostDir}: directories nest deeper than ${MAX_TREE_DEPTH}`, { path: hostDir });
+    const entries = (await hostReaddir(hostDir, { withFileTypes: true })).sort((x, y) => (x.name < y.name ? -1 : 1));
+    for (const entry of entries) {
+      throwIfAborted(this.signal);
+      const hostPath = join(hostDir, entry.name);
+      const target = childPath(dir, normalizeImagePath(entry.name).slice(1));
+      const info = await hostLstat(hostPath);
+      if (info.isDirectory()) {
+        const existing = await this.rawLstat(target);
+        if (!existing) await this.makeDirectory(target, info.mode & 0o7777, uid, gid);
+        else if (kindOf(existing.mode) !== 'directory') throw new DiskwrightError('E_EXISTS', `${target}: exists and is not a directory`, { path: target });
+        summary.directories += 1;
+        await this.copyInTree(hostPath, target, uid, gid, summary, depth + 1);
+      } else if (info.isFile()) {
+        summary.bytes += await this.writeChunks(target, hostChunks(hostPath), { mode: info.mode & 0o7777, uid, gid }, 0o644);
+        summary.files += 1;
+      } else if (info.isSymbolicLink()) {
+        const linkTarget = await hostReadlink(hostPath);
+        const existing = await this.rawLstat(target);
+        if (existing && kindOf(existing.mode) === 'directory') throw new DiskwrightError('E_EXISTS', `${target}: exists as a directory`, { path: target });
+        if (existing) await this.call('unlink', target, () => this.fs.unlink(target));
+        await this.call('symlink', target, () => this.fs.symlink(linkTarget, target));
+        await this.call('chown', target, () => this.fs.lchown(target, uid, gid));
+        summary.symlinks += 1;
+      } else {
+        summary.skipped.push(`${hostPath}: special file (socket, fifo or device) not copied`);
+      }
+    }
+  }
+
+  async copyOut(path: string, hostPath: string, options: { overwrite?: boolean } = {}): Promise<TreeCopySummary> {
+    const p = normalizeImagePath(path);
+    return this.serial(async () => {
+      const summary = emptySummary();
+      const s = await this.call('lstat', p, () => this.fs.lstat(p));
+      const kind = kindOf(s.mode);
+      if (kind === 'directory') {
+        await withAtomicPath(
+          hostPath,
+          async (temp) => {
+            await this.copyOutTree(p, temp, s.mode & 0o7777, summary, 0);
+          },
+          { fsync: false },
+        );
+      } else if (kind === 'symlink') {
+        const target = await this.readlinkOf(p);
+        await withAtomicPath(hostPath, (temp) => hostSymlink(target, temp), { fsync: false, overwrite: options.overwrite === true });
+        summary.symlinks += 1;
+      } else if (kind === 'file') {
+        await withAtomicOutput(
+          hostPath,
+          async (handle) => {
+            for await (const chunk of this.fileChunks(p)) {
+              await handle.write(chunk);
+              summary.bytes += chunk.length;
+            }
+            await handle.chmod(s.mode & 0o7777);
+          },
+          { overwrite: options.overwrite === true },
+        );
+        summary.files += 1;
+      } else {
+        throw new InvalidArgumentError(`${p}: is a ${kind}; only files, symlinks and directories can be copied out`, { path: p });
+      }
+      return summary;
+    });
+  }
+
+  private async copyOutTree(dir: string, hostDir: string, mode: number, summary: ReturnType<typeof emptySummary>, depth: number): Promise<void> {
+    if (depth > MAX_TREE_DEPTH) throw new LimitError(`${dir}: directories nest deeper than ${MAX_TREE_DEPTH}`, { path: dir });
+    await hostMkdir(hostDir, { mode: 0o700 });
+    summary.directories += 1;
+    for (const name of (await this.names(dir)).sort()) {
+      throwIfAborted(this.signal);
+      checkEntryName(name, dir);
+      const child = childPath(dir, name);
+      const hostChild = join(hostDir, name);
+      const s = await this.call('lstat', child, () => this.fs.lstat(child));
+      const kind = kindOf(s.mode);
+      if (kind === 'directory') {
+        await this.copyOutTree(child, hostChild, s.mode & 0o7777, summary, depth + 1);
+      } else if (kind === 'symlink') {
+        await hostSymlink(await this.readlinkOf(child), hostChild);
+        summary.symlinks += 1;
+      } else if (kind === 'file') {
+        const handle = await hostOpen(hostChild, 'wx', 0o600);
+        try {
+          for await (const chunk of this.fileChunks(child)) {
+            await handle.write(chunk);
+            summary.bytes += chunk.length;
+          }
+          await handle.chmod(s.mode & 0o7777);
+        } finally {
+          await handle.close();
+        }
+        summary.files += 1;
+      } else {
+        summary.skipped.push(`${child}: ${kind} not copied`);
+      }
+    }
+    // Permissions last, so a read-only directory can still be filled.
+    await hostChmod(hostDir, mode);
+  }
+}
+
+/** Reads a host file in IO_CHUNK pieces (synchronous reads: fastest for local files). */
+function* hostChunks(hostPath: string): Generator<Uint8Array> {
+  const fd = openSync(hostPath, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(IO_CHUNK);
+    for (;;) {
+      const n = readSync(fd, buffer, 0, IO_CHUNK, null);
+      if (n === 0) break;
+      yield buffer.subarray(0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
