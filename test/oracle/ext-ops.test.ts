@@ -6,7 +6,7 @@ import { withFilesystem } from '../../src/ext/index.js';
 import { isDiskwrightError } from '../../src/errors.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
-import { SBIN_ENV, hostCat, hostFsck, hostLs, hostStat, makeExtImage, sha256 } from '../helpers/ext-images.js';
+import { SBIN_ENV, hostCat, hostFsck, hostLs, hostStat, makeExtImage, sha256 } from '../unit/ext/ext-images.js';
 
 const KINDS = [
   { name: 'ext2', type: 'ext2' as const, extra: [] },
