@@ -12,3 +12,4 @@ export {
 } from './copy.js';
 export { isAllZero, dataRuns, HOLE_BLOCK, type DataRun } from './zero.js';
 export { normalizeExtents, clipExtents, alignExtents, extentBytes, type Extent } from './extents.js';
+export { extractPartition, type ExtractOptions, type ExtractSummary } from './extract.js';
