@@ -11,3 +11,4 @@ export * from './plan.js';
 export * from './pipeline.js';
 export * from './manage.js';
 export * from './fleet-run.js';
+export * from './default-steps.js';

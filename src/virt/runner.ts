@@ -20,23 +20,38 @@ export type VirtRunner = (tool: VirtTool, argv: readonly string[], options?: { r
 /** Package that provides each tool (for hints). */
 const PACKAGE: Record<VirtTool, string> = { 'virt-install': 'virtinst', virsh: 'libvirt-clients' };
 
-/** The one real runner: execa, argv array, no shell, C locale for parseable output. */
-export const execaRunner: VirtRunner = async (tool, argv, options = {}) => {
-  throwIfAborted(options.signal);
-  const result = await execa(tool, [...argv], {
-    reject: false,
-    shell: false,
-    stdin: 'ignore',
-    env: { LC_ALL: 'C' },
-    ...(options.signal ? { cancelSignal: options.signal } : {}),
-  });
-  if (result.isCanceled) throw new AbortedError(`${tool} aborted`, { cause: options.signal?.reason });
-  const code = (result as { code?: string }).code;
-  if (result.exitCode === undefined && code === 'ENOENT') {
-    return { exitCode: 127, stdout: '', stderr: `${tool}: command not found (install the ${PACKAGE[tool]} package)` };
-  }
-  return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
-};
+/** Programs to run instead of `virt-install`/`virsh` (absolute paths; e.g. a wrapper). */
+export interface RunnerPrograms {
+  readonly virtInstall?: string | undefined;
+  readonly virsh?: string | undefined;
+}
+
+/**
+ * The real runner: execa, argv array, no shell, C locale for parseable output. `programs` may
+ * name other executables (the CLI takes them from `DISKWRIGHT_VIRT_INSTALL` / `DISKWRIGHT_VIRSH`).
+ */
+export function createExecaRunner(programs: RunnerPrograms = {}): VirtRunner {
+  return async (tool, argv, options = {}) => {
+    throwIfAborted(options.signal);
+    const program = (tool === 'virsh' ? programs.virsh : programs.virtInstall) || tool;
+    const result = await execa(program, [...argv], {
+      reject: false,
+      shell: false,
+      stdin: 'ignore',
+      env: { LC_ALL: 'C' },
+      ...(options.signal ? { cancelSignal: options.signal } : {}),
+    });
+    if (result.isCanceled) throw new AbortedError(`${tool} aborted`, { cause: options.signal?.reason });
+    const code = (result as { code?: string }).code;
+    if (result.exitCode === undefined && code === 'ENOENT') {
+      return { exitCode: 127, stdout: '', stderr: `${tool}: command not found (install the ${PACKAGE[tool]} package)` };
+    }
+    return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
+  };
+}
+
+/** The runner for the real `virt-install` and `virsh` on PATH. */
+export const execaRunner: VirtRunner = createExecaRunner();
 
 /** The first meaningful line of a tool's error output. */
 export function firstErrorLine(result: VirtResult): string {

@@ -1,0 +1,181 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createInstance, defaultSteps, type PipelineSteps } from '../../src/instance/index.js';
+import { requireTool } from '../helpers/oracle.js';
+import { tempDir } from '../helpers/tmp.js';
+import { debugfsCat, dumpe2fsHeader, fakeLibvirt, hostFsck, listDir, makeTemplate, sha256 } from './instance-helpers.js';
+
+let root: string;
+let template: string;
+let kernel: string;
+let initrd: string;
+let templateHash: string;
+
+beforeAll(async () => {
+  for (const tool of ['mke2fs', 'e2fsck', 'dumpe2fs', 'debugfs']) await requireTool(tool, 'e2fsprogs');
+  root = await tempDir('diskwright-instance-');
+  ({ template, kernel, initrd } = await makeTemplate(join(root, 'tmpl'), { size: '32M', bigFileBytes: 12 << 20 }));
+  templateHash = await sha256(template);
+});
+
+let counter = 0;
+async function imagesDir(): Promise<string> {
+  const dir = join(root, `images${counter++}`);
+  await mkdir(dir);
+  return dir;
+}
+
+const request = (dir: string, host = 'web1') => ({ ip: '192.168.1.197', host, template, imagesDir: dir, disk: '96M' });
+
+describe('createInstance on a real template (host e2fsprogs as oracle)', () => {
+  it('builds a grown, rendered, fsck-clean disk with --disk-only and leaves the template untouched', async () => {
+    const dir = await imagesDir();
+    const libvirt = fakeLibvirt({ reachable: false });
+    const result = await createInstance({ request: request(dir), steps: defaultSteps, diskOnly: true, runner: libvirt.runner });
+    const disk = join(dir, 'web1-disk0');
+    expect(result.outcome).toBe('disk');
+    expect(result.disk).toBe(disk);
+    expect(await listDir(dir)).toEqual(['web1-disk0']);
+
+    const fsck = await hostFsck(disk);
+    expect(fsck.output).toContain('web1');
+    expect(fsck.exitCode, fsck.output).toBe(0);
+    const header = await dumpe2fsHeader(disk);
+    expect(Number(header['Block count']) * Number(header['Block size'])).toBe(96 * 1024 * 1024);
+    expect(await debugfsCat(disk, '/etc/hostname')).toBe('web1.linux.bogus');
+    expect(await debugfsCat(disk, '/etc/resolv.conf')).toBe('nameserver 192.168.1.101');
+    const interfaces = await debugfsCat(disk, '/etc/network/interfaces');
+    expect(interfaces).toContain('address 192.168.1.197\n    netmask 255.255.255.0\n    gateway 192.168.1.1');
+    expect(interfaces).not.toMatch(/-TMPL/);
+    // Files outside the manifest are not touched.
+    expect(await debugfsCat(disk, '/etc/motd')).toContain('ADDRESS-TMPL');
+    expect(await sha256(template)).toBe(templateHash);
+
+    expect(result.plan.virtInstall).toContain(`path=${disk},bus=virtio,cache=none`);
+    expect(result.plan.virtInstall.at(-3)).toBe(
+      `kernel=${kernel},initrd=${initrd},kernel_args="root=/dev/vda console=ttyS0 _device=eth0 _ip=192.168.1.197 _hostname=web1.linux.bogus _gateway=192.168.1.1 _dns1=192.168.1.101 _netmask=255.255.255.0"`,
+    );
+    expect(libvirt.calls.map((c) => c.tool)).not.toContain('virt-install');
+  });
+
+  it('keeps file modes of rendered files', async () => {
+    const dir = await imagesDir();
+    await createInstance({ request: request(dir), steps: defaultSteps, diskOnly: true, runner: fakeLibvirt({ reachable: false }).runner });
+    const { execa } = await import('execa');
+    const { stdout } = await execa('debugfs', ['-R', 'stat /etc/network/interfaces', join(dir, 'web1-disk0')], { env: { PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
+    expect(stdout).toMatch(/Mode:\s+0640/);
+  });
+
+  it('defines and starts the domain through virt-install and virsh on a full create', async () => {
+    const dir = await imagesDir();
+    const libvirt = fakeLibvirt({ existing: { other: ['52:54:00:00:00:01'] } });
+    const result = await createInstance({ request: { ...request(dir), connect: 'qemu:///session' }, steps: defaultSteps, runner: libvirt.runner });
+    expect(result.outcome).toBe('started');
+    expect(libvirt.domains.get('web1')?.state).toBe('running');
+    const tools = libvirt.calls.map((c) => `${c.tool} ${c.argv.slice(2, 3).join('')}`);
+    expect(tools.slice(-2)).toEqual(['virt-install --name', 'virsh start']);
+    expect(libvirt.calls.every((c) => c.argv[0] === '--connect' && c.argv[1] === 'qemu:///session')).toBe(true);
+    expect(result.plan.mac).not.toBe('52:54:00:00:00:01');
+    expect((await hostFsck(join(dir, 'web1-disk0'))).exitCode).toBe(0);
+  });
+
+  it('refuses a host whose domain is already defined, before writing anything', async () => {
+    const dir = await imagesDir();
+    const libvirt = fakeLibvirt({ existing: { web1: ['52:54:00:00:00:02'] } });
+    await expect(createInstance({ request: request(dir), steps: defaultSteps, runner: libvirt.runner })).rejects.toThrow(/domain named web1 is already defined/);
+    expect(await listDir(dir)).toEqual([]);
+  });
+
+  it('refuses when the target disk exists', async () => {
+    const dir = await imagesDir();
+    await createInstance({ request: request(dir), steps: defaultSteps, diskOnly: true, runner: fakeLibvirt({ reachable: false }).runner });
+    await expect(createInstance({ request: request(dir), steps: defaultSteps, diskOnly: true, runner: fakeLibvirt({ reachable: false }).runner })).rejects.toMatchObject({
+      code: 'E_EXISTS',
+    });
+  });
+
+  it('refuses a disk smaller than the template', async () => {
+    const dir = await imagesDir();
+    await expect(createInstance({ request: { ...request(dir), disk: '16M' }, steps: defaultSteps, diskOnly: true, runner: fakeLibvirt({ reachable: false }).runner })).rejects.toThrow(
+      /smaller than the template/,
+    );
+  });
+
+  it('writes nothing with --dry-run', async () => {
+    const dir = await imagesDir();
+    const result = await createInstance({ request: request(dir), steps: defaultSteps, dryRun: true, runner: fakeLibvirt({ reachable: false }).runner });
+    expect(result.outcome).toBe('planned');
+    expect(result.plan.steps).toEqual(['validate', 'copy', 'preen', 'resize', 'render', 'check', 'rename', 'define', 'start']);
+    expect(await listDir(dir)).toEqual([]);
+  });
+});
+
+describe('failures leave nothing behind', () => {
+  it.each(['copy', 'preen', 'resize', 'render', 'check'] as const)('a throwing %s step removes the temp file and names the step', async (step) => {
+    const dir = await imagesDir();
+    const key = ({ copy: 'copy', preen: 'check', resize: 'grow', render: 'render', check: 'check' } as const)[step];
+    let checks = 0;
+    const steps: PipelineSteps = {
+      ...defaultSteps,
+      [key]: async (...args: unknown[]) => {
+        // `check` serves both preen (first call) and the final check (second call).
+        if (key === 'check' && (checks++ === 0) !== (step === 'preen')) return (defaultSteps.check as (...a: unknown[]) => unknown)(...args);
+        if (key !== 'copy') await (defaultSteps[key] as (...a: unknown[]) => Promise<unknown>)(...args);
+        throw new Error(`injected ${step} failure`);
+      },
+    };
+    await expect(createInstance({ request: request(dir), steps, diskOnly: true, runner: fakeLibvirt({ reachable: false }).runner })).rejects.toThrow(
+      `instance web1: step ${step} failed: injected ${step} failure`,
+    );
+    expect(await listDir(dir)).toEqual([]);
+    expect(await sha256(template)).toBe(templateHash);
+  });
+
+  it('an abort during the copy leaves no temp file and an untouched template', async () => {
+    const dir = await imagesDir();
+    const controller = new AbortController();
+    let progressCalls = 0;
+    const promise = createInstance({
+      request: request(dir),
+      steps: defaultSteps,
+      diskOnly: true,
+      runner: fakeLibvirt({ reachable: false }).runner,
+      signal: controller.signal,
+      onProgress: () => {
+        if (progressCalls++ === 0) controller.abort();
+      },
+    });
+    await expect(promise).rejects.toMatchObject({ code: 'E_ABORTED' });
+    expect(progressCalls).toBeGreaterThan(0);
+    expect(await listDir(dir)).toEqual([]);
+    expect(await sha256(template)).toBe(templateHash);
+  });
+
+  it('a virt-install failure after defining undefines the domain and removes the disk', async () => {
+    const dir = await imagesDir();
+    const libvirt = fakeLibvirt({ fail: 'virt-install', defineThenFail: true });
+    await expect(createInstance({ request: request(dir), steps: defaultSteps, runner: libvirt.runner })).rejects.toThrow(/step define failed: virt-install failed: error: post-define failure/);
+    expect(libvirt.domains.has('web1')).toBe(false);
+    expect(libvirt.calls.some((c) => c.argv.includes('undefine'))).toBe(true);
+    expect(await listDir(dir)).toEqual([]);
+  });
+
+  it('a virsh start failure keeps domain and disk and prints the retry command', async () => {
+    const dir = await imagesDir();
+    const libvirt = fakeLibvirt({ fail: 'start' });
+    const error = await createInstance({ request: request(dir), steps: defaultSteps, runner: libvirt.runner }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'E_VIRT', hint: 'the domain and disk were kept; retry with: virsh start web1' });
+    expect((error as Error).message).toMatch(/domain defined and disk ready at .*web1-disk0, but step start failed/);
+    expect(libvirt.domains.has('web1')).toBe(true);
+    expect(await listDir(dir)).toEqual(['web1-disk0']);
+  });
+
+  it('a template without a manifest is refused before any work', async () => {
+    const dir = await imagesDir();
+    await expect(createInstance({ request: { ...request(dir), template: kernel }, steps: defaultSteps, diskOnly: true, runner: fakeLibvirt({ reachable: false }).runner })).rejects.toMatchObject({
+      code: 'E_TEMPLATE',
+    });
+    expect(await listDir(dir)).toEqual([]);
+  });
+});
