@@ -15,19 +15,31 @@ export const DIRECT_ALIGN = 4096;
  */
 export class SourceReader {
   readonly size: number;
-  readonly direct: boolean;
   /** Largest read this reader serves. */
   readonly maxRead: number;
-  private readonly fd: number;
+  private readonly path: string;
+  private fd: number;
+  private isDirect: boolean;
+  /** Backing store; direct reads use `raw` from `shift` so the address is aligned. */
+  private raw: Buffer;
+  private shift = 0;
   private buffer: Buffer;
   private closed = false;
 
-  private constructor(fd: number, direct: boolean, size: number, buffer: Buffer, maxRead: number) {
+  private constructor(path: string, fd: number, direct: boolean, size: number, maxRead: number) {
+    this.path = path;
     this.fd = fd;
-    this.maxRead = maxRead;
-    this.direct = direct;
+    this.isDirect = direct;
     this.size = size;
-    this.buffer = buffer;
+    this.maxRead = maxRead;
+    const span = direct ? Math.ceil(maxRead / DIRECT_ALIGN) * DIRECT_ALIGN + 2 * DIRECT_ALIGN : maxRead;
+    this.raw = Buffer.allocUnsafeSlow(span + (direct ? DIRECT_ALIGN : 0));
+    this.buffer = this.raw.subarray(0, span);
+  }
+
+  /** True while reads bypass the page cache. */
+  get direct(): boolean {
+    return this.isDirect;
   }
 
   /** Opens `path` for reads of up to `maxRead` bytes; `direct: false` forces buffered reads. */
@@ -43,14 +55,17 @@ export class SourceReader {
       closeSync(fd);
       throw new DiskwrightError('E_INVALID_ARGUMENT', `${path} is not a regular file`, { path, hint: 'give a raw disk image file' });
     }
-    if (options.direct !== false && stats.size >= DIRECT_ALIGN) {
-      const direct = openDirect(path, maxRead);
-      if (direct) {
+    if (options.direct !== false && constants.O_DIRECT !== undefined) {
+      try {
+        const directFd = openSync(path, constants.O_RDONLY | constants.O_DIRECT);
         closeSync(fd);
-        return new SourceReader(direct.fd, true, stats.size, direct.buffer, maxRead);
+        fd = directFd;
+        return new SourceReader(path, fd, true, stats.size, maxRead);
+      } catch {
+        // O_DIRECT refused by this filesystem: buffered reads below.
       }
     }
-    return new SourceReader(fd, false, stats.size, Buffer.allocUnsafeSlow(maxRead), maxRead);
+    return new SourceReader(path, fd, false, stats.size, maxRead);
   }
 
   /**
@@ -59,17 +74,17 @@ export class SourceReader {
    */
   read(position: number, length: number): Buffer {
     if (this.closed) throw new Error('SourceReader used after close');
+    if (length > this.maxRead) throw new RangeError(`read of ${length} bytes exceeds the reader's limit of ${this.maxRead}`);
     const end = Math.min(this.size, position + length);
     if (end <= position) return this.buffer.subarray(0, 0);
-    if (!this.direct) {
-      this.ensure(end - position);
-      this.fill(this.buffer, 0, end - position, position);
+    if (!this.isDirect) {
+      this.fill(0, end - position, position);
       return this.buffer.subarray(0, end - position);
     }
     const alignedStart = Math.floor(position / DIRECT_ALIGN) * DIRECT_ALIGN;
     const alignedEnd = Math.ceil(end / DIRECT_ALIGN) * DIRECT_ALIGN;
-    this.ensure(alignedEnd - alignedStart);
-    const got = this.fill(this.buffer, 0, alignedEnd - alignedStart, alignedStart);
+    const got = this.fill(0, alignedEnd - alignedStart, alignedStart);
+    if (!this.isDirect) return this.read(position, length); // fell back to buffered mid-read
     const prefix = position - alignedStart;
     if (got < end - alignedStart) {
       throw new DiskwrightError('E_TRUNCATED', `short read at offset ${position}: the image shrank while it was being read`, { offset: position });
@@ -83,54 +98,43 @@ export class SourceReader {
     closeSync(this.fd);
   }
 
-  private ensure(length: number): void {
-    if (this.buffer.length >= length) return;
-    if (this.direct) throw new RangeError(`read of ${length} bytes exceeds the reader's buffer of ${this.buffer.length}`);
-    this.buffer = Buffer.allocUnsafeSlow(length);
-  }
-
   /** Reads until `length` bytes are in or end of file; returns the count. */
-  private fill(buffer: Buffer, offset: number, length: number, position: number): number {
+  private fill(offset: number, length: number, position: number): number {
     let done = 0;
     while (done < length) {
       let n: number;
       try {
-        n = readSync(this.fd, buffer, offset + done, length - done, position + done);
+        n = readSync(this.fd, this.buffer, offset + done, length - done, position + done);
       } catch (error) {
-        throw ioError(error, undefined, 'read', position + done);
+        if (this.isDirect && (error as NodeJS.ErrnoException).code === 'EINVAL') {
+          // JS cannot see a buffer's address (malloc aligns to 16) and the kernel checks it only
+          // for mapped blocks, not holes: try the next offset, then give up on O_DIRECT.
+          this.realign();
+          if (!this.isDirect) return 0;
+          continue;
+        }
+        throw ioError(error, this.path, 'read', position + done);
       }
       if (n === 0) break;
       done += n;
       // O_DIRECT at end of file returns a short, unaligned count: nothing more follows.
-      if (this.direct && n % DIRECT_ALIGN !== 0) break;
+      if (this.isDirect && n % DIRECT_ALIGN !== 0) break;
     }
     return done;
   }
-}
 
-/** Opens with O_DIRECT and finds a buffer slice whose address the kernel accepts. */
-function openDirect(path: string, maxRead: number): { fd: number; buffer: Buffer } | undefined {
-  if (constants.O_DIRECT === undefined) return undefined;
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_DIRECT);
-  } catch {
-    return undefined;
-  }
-  const size = Math.ceil(maxRead / DIRECT_ALIGN) * DIRECT_ALIGN + 2 * DIRECT_ALIGN;
-  const raw = Buffer.allocUnsafeSlow(size + DIRECT_ALIGN);
-  // JS cannot see the buffer's address (malloc aligns to 16): probe offsets with one real read
-  // until the kernel accepts the alignment.
-  for (let shift = 0; shift < DIRECT_ALIGN; shift += 16) {
-    try {
-      readSync(fd, raw, shift, DIRECT_ALIGN, 0);
-      return { fd, buffer: raw.subarray(shift, shift + size) };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EINVAL') break;
+  private realign(): void {
+    this.shift += 16;
+    if (this.shift < DIRECT_ALIGN) {
+      this.buffer = this.raw.subarray(this.shift, this.shift + this.buffer.length);
+      return;
     }
+    const fd = openSync(this.path, 'r');
+    closeSync(this.fd);
+    this.fd = fd;
+    this.isDirect = false;
+    this.buffer = this.raw.subarray(0, this.maxRead);
   }
-  closeSync(fd);
-  return undefined;
 }
 
 function ioError(error: unknown, path: string | undefined, op: string, offset?: number): DiskwrightError {
