@@ -32,6 +32,10 @@ function sample(sectorSize = 512): Uint8Array {
   );
 }
 
+function flip(image: Uint8Array, offset: number, mask: number): void {
+  image[offset] = (image[offset] ?? 0) ^ mask;
+}
+
 /** Recomputes the header CRC of the header at byte `at` after a deliberate field edit. */
 function fixHeaderCrc(image: Uint8Array, at: number): void {
   const header = image.slice(at, at + 92);
@@ -69,7 +73,7 @@ describe('GPT partition tables', () => {
 
   it('uses the backup and warns when the primary header CRC is wrong', () => {
     const image = sample();
-    image[512 + 60] ^= 0xff; // disk GUID byte, CRC now wrong
+    flip(image, 512 + 60, 0xff); // disk GUID byte, CRC now wrong
     const table = parsePartitionTable(image);
     expect(table.id).toBe(DISK);
     expect(table.partitions).toHaveLength(3);
@@ -78,7 +82,7 @@ describe('GPT partition tables', () => {
 
   it('uses the backup when the primary entry array CRC is wrong', () => {
     const image = sample();
-    image[1024 + 56] ^= 0x01; // a name byte in entry 1 of the primary array
+    flip(image, 1024 + 56, 0x01); // a name byte in entry 1 of the primary array
     const table = parsePartitionTable(image);
     expect(table.partitions[0]!.name).toBe('root fs');
     expect(table.warnings.join('\n')).toMatch(/primary GPT is damaged \(GPT entry array at LBA 2: CRC32/);
@@ -94,8 +98,8 @@ describe('GPT partition tables', () => {
 
   it('throws when both copies are damaged', () => {
     const image = sample();
-    image[512 + 60] ^= 0xff;
-    image[4095 * 512 + 60] ^= 0xff;
+    flip(image, 512 + 60, 0xff);
+    flip(image, 4095 * 512 + 60, 0xff);
     const error = catchError(() => parsePartitionTable(image));
     expect(error.code).toBe('E_BAD_CHECKSUM');
     expect(error.message).toMatch(/both GPT copies are unusable/);
