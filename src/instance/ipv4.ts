@@ -97,7 +97,7 @@ export function validateNetmask(text: string, option = 'netmask'): { mask: numbe
   if ((inverted & (inverted + 1)) !== 0) {
     throw new InvalidArgumentError(
       `netmask ${text} is not contiguous: bits after the first 0 must be 0 (did you mean ${nearestNetmask(text)}?)`,
-      { actual: text, hint: 'a netmask is N one-bits followed by zero-bits, e.g. 255.255.255.0 (/24) or 255.255.240.0 (/20)' },
+      { actual: text, expected: nearestNetmask(text) },
     );
   }
   const prefix = 32 - Math.log2(inverted + 1);

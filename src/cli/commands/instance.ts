@@ -1,4 +1,393 @@
-import type { Command } from '../command.js';
+import {
+  buildNsupdateScript,
+  createExecaRunner,
+  createFleet,
+  createInstance,
+  defaultSteps,
+  destroyInstance,
+  DiskwrightError,
+  formatBytes,
+  formatCommandLine,
+  listInstances,
+  loadConfig,
+  mergeRequests,
+  readFleet,
+  validateInstanceRequest,
+  withAtomicOutput,
+  DEFAULT_FLEET_CONCURRENCY,
+  MAX_FLEET_CONCURRENCY,
+  type DnsRecord,
+  type InstancePlan,
+  type InstanceRequest,
+  type InstanceResult,
+  type VirtRunner,
+} from '../../index.js';
+import { flag, printJson, stringOption, type CommandContext, type Command, type ParsedArgs } from '../command.js';
+import { createProgress } from '../progress.js';
 
-/** CLI commands of this area (filled in by the area's issue). */
-export const commands: readonly Command[] = [];
+/** Flags of `instance create` that map 1:1 onto request keys. */
+const REQUEST_FLAGS: readonly [flag: string, key: keyof InstanceRequest][] = [
+  ['template', 'template'],
+  ['domain', 'domain'],
+  ['gateway', 'gateway'],
+  ['netmask', 'netmask'],
+  ['nameserver', 'nameserver'],
+  ['disk', 'disk'],
+  ['ram', 'ram'],
+  ['cpus', 'cpus'],
+  ['bridge', 'bridge'],
+  ['network', 'network'],
+  ['images-dir', 'imagesDir'],
+  ['kernel', 'kernel'],
+  ['initrd', 'initrd'],
+  ['kernel-args', 'kernelArgs'],
+  ['connect', 'connect'],
+  ['virt-type', 'virtType'],
+  ['os', 'os'],
+  ['cpu', 'cpu'],
+  ['mac', 'mac'],
+  ['pool', 'pool'],
+  ['serial-log', 'serialLog'],
+  ['graphics', 'graphics'],
+];
+
+/** The runner for real tools; `DISKWRIGHT_VIRSH` / `DISKWRIGHT_VIRT_INSTALL` may name other programs. */
+function runnerFor(ctx: CommandContext): VirtRunner {
+  return createExecaRunner({ virsh: ctx.env.DISKWRIGHT_VIRSH, virtInstall: ctx.env.DISKWRIGHT_VIRT_INSTALL });
+}
+
+function requestFromFlags(args: ParsedArgs): InstanceRequest {
+  const out: Record<string, string> = {};
+  for (const [name, key] of REQUEST_FLAGS) {
+    const value = stringOption(args, name);
+    if (value !== undefined) out[key] = value;
+  }
+  return out as InstanceRequest;
+}
+
+/** The plan as JSON: every decision and the exact argv (program first). */
+function planJson(plan: InstancePlan): Record<string, unknown> {
+  const { spec } = plan;
+  return {
+    host: spec.host,
+    fqdn: spec.fqdn,
+    ip: spec.ip,
+    netmask: spec.netmask,
+    prefix: spec.prefix,
+    gateway: spec.gateway,
+    nameserver: spec.nameserver,
+    mac: plan.mac,
+    template: spec.template,
+    disk: 'path' in plan.disk ? plan.disk.path : `${plan.disk.pool}/${plan.disk.volume}`,
+    diskBytes: spec.diskBytes,
+    ramMiB: spec.ramMiB,
+    vcpus: spec.vcpus,
+    kernel: plan.kernel,
+    initrd: plan.initrd ?? null,
+    kernelArgs: plan.kernelArgs,
+    files: plan.files,
+    libvirt: plan.libvirt,
+    steps: plan.steps,
+    commands: {
+      ...(plan.volCreate ? { volCreate: ['virsh', ...plan.volCreate], volUpload: ['virsh', ...plan.volUpload!] } : {}),
+      virtInstall: ['virt-install', ...plan.virtInstall],
+      virshStart: ['virsh', ...plan.virshStart],
+    },
+  };
+}
+
+function commandLines(plan: InstancePlan): string[] {
+  return [
+    ...(plan.volCreate ? [formatCommandLine('virsh', plan.volCreate), formatCommandLine('virsh', plan.volUpload!)] : []),
+    formatCommandLine('virt-install', plan.virtInstall),
+    formatCommandLine('virsh', plan.virshStart),
+  ];
+}
+
+function printPlanText(ctx: CommandContext, plan: InstancePlan): void {
+  const { spec } = plan;
+  const lines = [
+    `instance ${spec.fqdn} (dry run: nothing written)`,
+    `  address     ${spec.ip}/${spec.prefix} (netmask ${spec.netmask}) gateway ${spec.gateway} nameserver ${spec.nameserver}`,
+    `  machine     ${spec.vcpus} vCPU, ${spec.ramMiB} MiB, MAC ${plan.mac}`,
+    `  template    ${spec.template}`,
+    `  disk        ${'path' in plan.disk ? plan.disk.path : `pool ${plan.disk.pool}, volume ${plan.disk.volume}`} (${formatBytes(spec.diskBytes)})`,
+    `  kernel      ${plan.kernel}${plan.initrd ? ` + ${plan.initrd}` : ''}`,
+    `  render      ${plan.files.map((f) => f.path).join(', ')}`,
+    `  libvirt     ${plan.libvirt === 'reachable' ? 'reachable: name and MAC checked' : 'not reachable: name and MAC not checked'}`,
+    `  steps       ${plan.steps.join(' → ')}`,
+    '  commands:',
+    ...commandLines(plan).map((l) => `    ${l}`),
+  ];
+  ctx.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function printResultText(ctx: CommandContext, result: InstanceResult): void {
+  const { plan } = result;
+  if (result.outcome === 'planned') return printPlanText(ctx, plan);
+  if (result.outcome === 'disk') {
+    ctx.stdout.write(`disk ready: ${result.disk} (${plan.spec.fqdn}, MAC ${plan.mac})\nto define and start it, run:\n${commandLines(plan).map((l) => `  ${l}`).join('\n')}\n`);
+    return;
+  }
+  ctx.stdout.write(`instance ${plan.spec.host} started: ${plan.spec.fqdn} ${plan.spec.ip}, MAC ${plan.mac}, disk ${result.disk}\n`);
+}
+
+function resultJson(result: InstanceResult): Record<string, unknown> {
+  return { outcome: result.outcome, ...planJson(result.plan), disk: result.disk, timings: result.steps };
+}
+
+async function writeNsupdate(path: string, records: readonly DnsRecord[], server: string | undefined): Promise<void> {
+  const script = buildNsupdateScript(records, server === undefined ? {} : { server });
+  await withAtomicOutput(path, async (handle) => {
+    await handle.writeFile(script);
+  });
+}
+
+function parseJobs(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_FLEET_CONCURRENCY;
+  if (!/^[0-9]{1,3}$/.test(text) || Number(text) < 1 || Number(text) > MAX_FLEET_CONCURRENCY) {
+    throw new DiskwrightError('E_INVALID_ARGUMENT', `Expected \`--jobs\` to be 1-${MAX_FLEET_CONCURRENCY}, got \`${text}\``);
+  }
+  return Number(text);
+}
+
+const create: Command = {
+  name: 'instance create',
+  summary: 'create a VM from a template: copy, grow, fsck, resize, render, define, start',
+  help: `Usage: diskwright instance create IP HOST [options]
+       diskwright instance create --from FLEET.json [--jobs N] [options]
+
+The reference article's "buildserver IP HOST" script without root, mounts or a shell: copies the
+template sparsely to a temp file beside IMAGES_DIR/HOST-disk0, grows it, runs e2fsck -fp and
+resize2fs (WebAssembly, no host e2fsprogs), fills ADDRESS/NETMASK/GATEWAY/HOSTNAME/NAMESERVER-TMPL
+in the files the template manifest lists, requires e2fsck -fn to be clean, renames it into place,
+then runs virt-install --import and virsh start. Everything is validated first; any failure or
+Ctrl-C removes what this run created and never touches the template.
+
+Defaults are the article's; a config file can change them. Precedence: flags >
+./diskwright.config.json > $XDG_CONFIG_HOME/diskwright/config.json (~/.config/…) > built-in.
+
+Options:
+      --template PATH     template file (default IMAGES_DIR/debian-tmpl); its manifest is PATH.diskwright.json
+      --domain D          DNS domain; the FQDN is HOST.D (default linux.bogus)
+      --gateway IP        default 192.168.1.1 (must be inside the subnet)
+      --netmask MASK      contiguous netmask (default 255.255.255.0)
+      --nameserver IP     default 192.168.1.101
+      --disk SIZE         disk size, e.g. 10G (default 10G; not smaller than the template)
+      --ram MIB           memory in MiB (default 512)
+      --cpus N            vCPUs (default 1)
+      --bridge BR         host bridge (default br0)
+      --network SPEC      bridge=BR, network=NAME or user (overrides --bridge)
+      --images-dir DIR    where HOST-disk0 goes (default /var/lib/libvirt/images)
+      --kernel PATH       guest kernel (default: the one the template recorded)
+      --initrd PATH       guest initrd (with --kernel)
+      --kernel-args ARGS  extra guest kernel arguments, e.g. "panic=-1 net.ifnames=0"
+      --connect URI       libvirt URI for virt-install and virsh (e.g. qemu+ssh://host/system)
+      --pool NAME         upload the finished disk into this libvirt storage pool
+      --virt-type TYPE    virt-install --virt-type (e.g. qemu for TCG)
+      --os NAME           osinfo name (default: --osinfo detect=on,require=off)
+      --cpu MODEL         virt-install --cpu (default host)
+      --mac MAC           use this MAC (default: random 52:54:00:xx:xx:xx not used by any domain)
+      --serial-log PATH   log the guest serial console to PATH
+      --graphics vnc|none default vnc
+      --disk-only         build the disk, print the virt-install/virsh commands, run neither
+      --dry-run           validate and print the plan; write nothing
+      --from FLEET.json   create many instances (see docs/instance.md for the format)
+      --jobs N            fleet concurrency (default ${DEFAULT_FLEET_CONCURRENCY})
+      --nsupdate FILE     also write an nsupdate script with A and PTR records
+      --nsupdate-server IP  add a \`server\` line to that script
+      --json              JSON result on stdout, progress as JSON lines on stderr
+
+Examples:
+  diskwright instance create 192.168.1.197 jgoulah
+  diskwright instance create 10.0.0.5 web1 --template ./debian-tmpl --images-dir ./images --disk-only --json
+  diskwright instance create --from fleet.json --jobs 2 --nsupdate fleet.nsupdate
+`,
+  options: {
+    template: { type: 'string' },
+    domain: { type: 'string' },
+    gateway: { type: 'string' },
+    netmask: { type: 'string' },
+    nameserver: { type: 'string' },
+    disk: { type: 'string' },
+    ram: { type: 'string' },
+    cpus: { type: 'string' },
+    bridge: { type: 'string' },
+    network: { type: 'string' },
+    'images-dir': { type: 'string' },
+    kernel: { type: 'string' },
+    initrd: { type: 'string' },
+    'kernel-args': { type: 'string' },
+    connect: { type: 'string' },
+    pool: { type: 'string' },
+    'virt-type': { type: 'string' },
+    os: { type: 'string' },
+    cpu: { type: 'string' },
+    mac: { type: 'string' },
+    'serial-log': { type: 'string' },
+    graphics: { type: 'string' },
+    'disk-only': { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+    from: { type: 'string' },
+    jobs: { type: 'string' },
+    nsupdate: { type: 'string' },
+    'nsupdate-server': { type: 'string' },
+  },
+  async run(args, ctx) {
+    const cwd = process.cwd();
+    const dryRun = flag(args, 'dry-run');
+    const diskOnly = flag(args, 'disk-only');
+    const fleetPath = stringOption(args, 'from');
+    const nsupdate = stringOption(args, 'nsupdate');
+    const nsupdateServer = stringOption(args, 'nsupdate-server');
+    if (fleetPath === undefined && args.positionals.length !== 2) {
+      throw new DiskwrightError('E_USAGE', 'instance create: expected IP and HOST (or --from FLEET.json)', {
+        hint: 'diskwright instance create 192.168.1.197 jgoulah',
+      });
+    }
+    if (fleetPath !== undefined && args.positionals.length > 0) {
+      throw new DiskwrightError('E_USAGE', 'instance create: IP and HOST come from the fleet file with --from', { hint: 'remove the positional arguments' });
+    }
+    const config = await loadConfig(ctx.env, cwd);
+    const flags = requestFromFlags(args);
+    const runner = runnerFor(ctx);
+    const onStep = ctx.json
+      ? (event: { host: string; step: string; phase: string; seconds?: number }) => ctx.stderr.write(`${JSON.stringify({ event: 'step', ...event })}\n`)
+      : undefined;
+
+    if (fleetPath !== undefined) {
+      const jobs = parseJobs(stringOption(args, 'jobs'));
+      const fleet = await readFleet(fleetPath);
+      const progress = createProgress(ctx, `instances (${fleet.instances.length})`);
+      let results;
+      try {
+        results = await createFleet(fleet, {
+          base: mergeRequests(config.values, flags),
+          concurrency: jobs,
+          dryRun,
+          diskOnly,
+          runner,
+          steps: defaultSteps,
+          cwd,
+          signal: ctx.signal,
+          onProgress: (p) => progress.update(p),
+          ...(onStep ? { onStep } : {}),
+        });
+      } finally {
+        progress.done();
+      }
+      const ok = results.filter((r) => r.ok);
+      const failed = results.filter((r) => !r.ok);
+      if (nsupdate !== undefined && !dryRun && ok.length > 0) {
+        await writeNsupdate(nsupdate, ok.map((r) => ({ host: r.result.plan.spec.host, domain: r.result.plan.spec.domain, ip: r.result.plan.spec.ip })), nsupdateServer);
+      }
+      if (ctx.json) {
+        printJson(ctx, {
+          succeeded: ok.map((r) => resultJson(r.result)),
+          failed: failed.map((r) => ({ host: r.host, code: r.error.code, message: r.error.message })),
+        });
+      } else {
+        for (const r of results) {
+          if (r.ok) ctx.stdout.write(`ok     ${r.host}: ${r.result.outcome === 'planned' ? 'plan valid' : r.result.outcome === 'disk' ? `disk ${r.result.disk}` : `started (MAC ${r.result.plan.mac})`}\n`);
+          else ctx.stdout.write(`FAILED ${r.host}: ${r.error.message} [${r.error.code}]\n`);
+        }
+        ctx.stdout.write(`${ok.length} of ${results.length} instances ${dryRun ? 'validated' : 'created'}${ok.length ? `: ${ok.map((r) => r.host).join(', ')}` : ''}\n`);
+      }
+      if (failed.some((r) => r.error.code === 'E_ABORTED')) return 130;
+      return failed.length === 0 ? 0 : 1;
+    }
+
+    const [ip, host] = args.positionals as [string, string];
+    // Validate everything before any work; a bad value exits 2 with one line.
+    const spec = validateInstanceRequest(mergeRequests(config.values, flags, { ip, host }), { cwd });
+    const progress = createProgress(ctx, `copy ${spec.host}`);
+    let result: InstanceResult;
+    try {
+      result = await createInstance({ spec, steps: defaultSteps, runner, dryRun, diskOnly, signal: ctx.signal, onProgress: (p) => progress.update(p), ...(onStep ? { onStep } : {}) });
+    } finally {
+      progress.done();
+    }
+    if (nsupdate !== undefined && !dryRun) await writeNsupdate(nsupdate, [{ host: spec.host, domain: spec.domain, ip: spec.ip }], nsupdateServer);
+    if (ctx.json) printJson(ctx, resultJson(result));
+    else printResultText(ctx, result);
+    return 0;
+  },
+};
+
+const list: Command = {
+  name: 'instance list',
+  summary: 'list libvirt domains with their state, MACs and disks',
+  help: `Usage: diskwright instance list [--connect URI] [--json]
+
+Lists the domains on the libvirt connection (virsh list --all, domstate, domiflist, domblklist).
+
+Options:
+      --connect URI   libvirt URI (default: virsh's default)
+      --json          [{name, state, macs, disks: [{type, device, target, source}]}]
+
+Example:
+  diskwright instance list --connect qemu:///system
+`,
+  options: { connect: { type: 'string' } },
+  async run(args, ctx) {
+    if (args.positionals.length > 0) throw new DiskwrightError('E_USAGE', 'instance list: takes no arguments', { hint: 'diskwright instance list [--connect URI]' });
+    const connect = stringOption(args, 'connect');
+    const domains = await listInstances({ runner: runnerFor(ctx), signal: ctx.signal, ...(connect !== undefined ? { connect } : {}) });
+    if (ctx.json) {
+      printJson(ctx, domains);
+      return 0;
+    }
+    if (domains.length === 0) {
+      ctx.stdout.write('no domains\n');
+      return 0;
+    }
+    const width = Math.max(4, ...domains.map((d) => d.name.length));
+    ctx.stdout.write(`${'NAME'.padEnd(width)}  ${'STATE'.padEnd(10)}  ${'MAC'.padEnd(17)}  DISKS\n`);
+    for (const d of domains) {
+      const disks = d.disks.filter((k) => k.device === 'disk').map((k) => k.source).join(', ');
+      ctx.stdout.write(`${d.name.padEnd(width)}  ${d.state.padEnd(10)}  ${(d.macs.join(',') || '-').padEnd(17)}  ${disks || '-'}\n`);
+    }
+    return 0;
+  },
+};
+
+const destroy: Command = {
+  name: 'instance destroy',
+  summary: 'power off and undefine a domain, removing its HOST-disk0 disk',
+  help: `Usage: diskwright instance destroy HOST [--keep-disk] [--connect URI] [--json]
+
+Powers HOST off if it runs (virsh destroy), undefines it (virsh undefine) and removes its
+HOST-disk0 disk (virsh vol-delete, or the local file on a local connection). Other disks of the
+domain (other names, CD-ROMs) are never removed.
+
+Options:
+      --keep-disk     keep the disk
+      --connect URI   libvirt URI
+      --json          {host, stopped, removedDisks, keptDisks}
+
+Example:
+  diskwright instance destroy jgoulah
+`,
+  options: { 'keep-disk': { type: 'boolean' }, connect: { type: 'string' } },
+  async run(args, ctx) {
+    if (args.positionals.length !== 1) throw new DiskwrightError('E_USAGE', 'instance destroy: expected exactly one HOST', { hint: 'diskwright instance destroy jgoulah' });
+    const connect = stringOption(args, 'connect');
+    const result = await destroyInstance(args.positionals[0]!, {
+      runner: runnerFor(ctx),
+      signal: ctx.signal,
+      keepDisk: flag(args, 'keep-disk'),
+      ...(connect !== undefined ? { connect } : {}),
+    });
+    if (ctx.json) {
+      printJson(ctx, result);
+    } else {
+      ctx.stdout.write(
+        `instance ${result.host} ${result.stopped ? 'stopped and ' : ''}undefined${result.removedDisks.length ? `; removed ${result.removedDisks.join(', ')}` : ''}${result.keptDisks.length ? `; kept ${result.keptDisks.join(', ')}` : ''}\n`,
+      );
+    }
+    return 0;
+  },
+};
+
+/** CLI commands of this area. */
+export const commands: readonly Command[] = [create, list, destroy];
