@@ -1,7 +1,7 @@
 import { mkdir, readFile, readdir, lstat as hostLstat, readlink as hostReadlink, symlink as hostSymlink, writeFile as hostWriteFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { DiskwrightError } from '../../src/errors.js';
-import type { FileKind, FileStat, FilesystemSession, WriteOptions } from '../../src/ext/types.js';
+import type { FileKind, FileStat, FilesystemSession, TreeCopySummary, WriteOptions } from '../../src/ext/types.js';
 
 /**
  * An in-memory {@link FilesystemSession}: the model the template operations are unit-tested
@@ -276,30 +276,58 @@ export class MemoryFilesystem implements FilesystemSession {
     await this.writeFile(path, await readFile(hostPath), options);
   }
 
-  async copyIn(hostDir: string, path: string, options: { uid?: number; gid?: number } = {}): Promise<void> {
+  async copyIn(hostDir: string, path: string, options: { uid?: number; gid?: number } = {}): Promise<TreeCopySummary> {
+    const summary = { files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [] as string[] };
     await this.mkdir(path, { parents: true });
     for (const name of await readdir(hostDir)) {
       const host = join(hostDir, name);
       const inImage = posix.join(path, name);
       const info = await hostLstat(host);
-      if (info.isDirectory()) await this.copyIn(host, inImage, options);
-      else if (info.isSymbolicLink()) await this.symlink(await hostReadlink(host), inImage, options);
-      else await this.writeFile(inImage, await readFile(host), { mode: info.mode & 0o7777, ...options });
+      if (info.isDirectory()) {
+        const sub = await this.copyIn(host, inImage, options);
+        summary.directories += sub.directories + 1;
+        summary.files += sub.files;
+        summary.symlinks += sub.symlinks;
+        summary.bytes += sub.bytes;
+        summary.skipped.push(...sub.skipped);
+      } else if (info.isSymbolicLink()) {
+        await this.symlink(await hostReadlink(host), inImage, options);
+        summary.symlinks += 1;
+      } else if (info.isFile()) {
+        const data = await readFile(host);
+        await this.writeFile(inImage, data, { mode: info.mode & 0o7777, ...options });
+        summary.files += 1;
+        summary.bytes += data.length;
+      } else summary.skipped.push(`${inImage}: special file`);
     }
+    return summary;
   }
 
-  async copyOut(path: string, hostPath: string): Promise<void> {
-    const node = this.get(path);
-    if (node.kind === 'file') {
-      await hostWriteFile(hostPath, node.data);
-      return;
-    }
-    if (node.kind !== 'directory') throw new DiskwrightError('E_EXTFS', `${path} cannot be copied out`, { path });
-    await mkdir(hostPath, { recursive: true });
-    for (const [name, child] of node.children) {
-      if (child.kind === 'symlink') await hostSymlink(child.target, join(hostPath, name));
-      else await this.copyOut(posix.join(path, name), join(hostPath, name));
-    }
+  async copyOut(path: string, hostPath: string, options: { overwrite?: boolean } = {}): Promise<TreeCopySummary> {
+    const exists = await hostLstat(hostPath).then(() => true, () => false);
+    if (exists && !options.overwrite) throw new DiskwrightError('E_EXISTS', `${hostPath} already exists`, { path: hostPath });
+    const summary = { files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [] as string[] };
+    const node = this.get(path, false);
+    if (node.kind === 'symlink') {
+      await hostSymlink(node.target, hostPath);
+      summary.symlinks += 1;
+    } else if (node.kind === 'file') {
+      await hostWriteFile(hostPath, node.data, { mode: node.mode });
+      summary.files += 1;
+      summary.bytes += node.data.length;
+    } else if (node.kind === 'directory') {
+      await mkdir(hostPath, { recursive: true });
+      summary.directories += 1;
+      for (const name of node.children.keys()) {
+        const sub = await this.copyOut(posix.join(path, name), join(hostPath, name), options);
+        summary.files += sub.files;
+        summary.directories += sub.directories;
+        summary.symlinks += sub.symlinks;
+        summary.bytes += sub.bytes;
+        summary.skipped.push(...sub.skipped);
+      }
+    } else summary.skipped.push(`${path}: special file`);
+    return summary;
   }
 
   /** Every path in the tree with a short description (for whole-tree assertions). */

@@ -1,4 +1,51 @@
-import type { Command } from '../command.js';
+import { DiskwrightError, extractKernel } from '../../index.js';
+import { flag, printJson, stringOption, type Command } from '../command.js';
+import { parsePartitionOption } from './template.js';
 
-/** CLI commands of this area (filled in by the area's issue). */
-export const commands: readonly Command[] = [];
+const kernel: Command = {
+  name: 'kernel',
+  summary: 'Copy the newest kernel and its initrd out of an image (no VM, no mount)',
+  help: `Usage: diskwright kernel IMAGE [--partition N] -o DIR [--force] [--json]
+
+Finds the newest /boot/vmlinuz-* in the image (version order of \`sort -V\`), follows symlinks
+(e.g. /vmlinuz → boot/vmlinuz-6.1.0-13-amd64), and copies it with the initrd of the same version
+(initrd.img-V, initramfs-V.img, initrd-V) into DIR — what the article did with \`scp\` from a
+running VM. IMAGE is a filesystem image (a template) or, with --partition, a disk image. For a
+separate /boot partition pass its number: the files are then at its root.
+
+Options:
+  --partition N  partition of a disk image holding /boot (omit for a filesystem image)
+  -o, --output DIR  directory for the files (created if missing)
+  --force        replace files of the same name in DIR
+  --json         print {version, kernel, initrd} as JSON
+  -h, --help     show this help
+
+Examples:
+  diskwright kernel debbase.img --partition 1 -o /var/lib/libvirt/kernels
+  diskwright kernel debian-tmpl -o kernels/ --json
+`,
+  options: {
+    partition: { type: 'string' },
+    output: { type: 'string', short: 'o' },
+    force: { type: 'boolean' },
+  },
+  async run(args, ctx) {
+    if (args.positionals.length !== 1) {
+      throw new DiskwrightError('E_USAGE', `kernel: expected one IMAGE argument, got ${args.positionals.length}`, { hint: 'run `diskwright kernel --help`' });
+    }
+    const outDir = stringOption(args, 'output');
+    if (outDir === undefined) throw new DiskwrightError('E_USAGE', 'kernel: -o DIR is required', { hint: 'run `diskwright kernel --help`' });
+    const files = await extractKernel(args.positionals[0]!, {
+      partition: parsePartitionOption(stringOption(args, 'partition'), false),
+      outDir,
+      overwrite: flag(args, 'force'),
+      signal: ctx.signal,
+    });
+    if (ctx.json) printJson(ctx, files);
+    else ctx.stdout.write(`kernel  ${files.kernel}\n${files.initrd ? `initrd  ${files.initrd}\n` : 'initrd  (none found for this version)\n'}`);
+    return 0;
+  },
+};
+
+/** CLI commands of the kernel area. */
+export const commands: readonly Command[] = [kernel];

@@ -1,0 +1,130 @@
+import { rm, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted } from '../errors.js';
+import { withAtomicPath } from '../io/atomic.js';
+import { copyRange } from '../io/copy.js';
+import type { ProgressCallback } from '../io/progress.js';
+import { getPartition, partitionByteRange, readPartitionTable } from '../partition/index.js';
+import { applyTemplateOperations } from './apply.js';
+import { openFilesystem, readFilesystemFacts } from './filesystem.js';
+import { extractKernel } from './kernel.js';
+import { manifestPath, writeTemplateManifest, type TemplateManifest } from './manifest.js';
+import { selectOperations } from './operations/index.js';
+
+export interface MakeTemplateOptions {
+  /** Partition number holding the root filesystem. */
+  readonly partition: number;
+  /** The template file to write (a filesystem image, like the article's `dd` output). */
+  readonly output: string;
+  /** Run only these operations (default: all). */
+  readonly ops?: readonly string[];
+  /** Do not run these operations. */
+  readonly skip?: readonly string[];
+  /** Also copy the newest kernel and initrd here; the manifest records their absolute paths. */
+  readonly kernelDir?: string;
+  /** Replace an existing template, manifest and kernel files. */
+  readonly overwrite?: boolean;
+  readonly signal?: AbortSignal;
+  /** Progress of the partition copy. */
+  readonly onProgress?: ProgressCallback;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Makes a template from a disk image: copies partition N out (sparse, like the article's `dd`),
+ * applies the sysprep operations to the copy and writes the manifest beside it. Everything
+ * happens in a temp file beside `output` that is renamed only when all steps succeeded: a failure
+ * or abort leaves no template, no manifest and no kernel files. The source disk is only read.
+ */
+export async function makeTemplate(disk: string, options: MakeTemplateOptions): Promise<TemplateManifest> {
+  if (!Number.isSafeInteger(options.partition) || options.partition < 1) {
+    throw new InvalidArgumentError(`Expected \`partition\` to be a partition number (1 or more), got \`${options.partition}\``);
+  }
+  // Bad operation names fail before any work.
+  selectOperations(options.ops, options.skip);
+  const output = resolve(options.output);
+  const source = resolve(disk);
+  if (output === source) throw new InvalidArgumentError('the template must not be the source disk itself', { path: output });
+  const manifestFile = manifestPath(output);
+  if (!options.overwrite) {
+    for (const path of [output, manifestFile]) {
+      if (await exists(path)) {
+        throw new DiskwrightError('E_EXISTS', `${path} already exists`, { path, hint: 'choose another -o path or pass --force to replace it' });
+      }
+    }
+  }
+  const table = await readPartitionTable(source);
+  const partition = getPartition(table, options.partition);
+  if (partition.kind === 'extended') {
+    throw new InvalidArgumentError(`partition ${partition.number} is the extended container, not a filesystem`, {
+      hint: 'pick the partition holding the root filesystem (see `diskwright partitions`)',
+    });
+  }
+  const range = partitionByteRange(table, partition);
+  const created: string[] = [];
+  try {
+    return await withAtomicPath(
+      output,
+      async (temp) => {
+        await copyRange(source, temp, {
+          offset: Number(range.offset),
+          length: Number(range.length),
+          overwrite: true,
+          signal: options.signal,
+          onProgress: options.onProgress,
+        });
+        throwIfAborted(options.signal);
+        const filesystem = await readFilesystemFacts(temp).catch((error: unknown) => {
+          if (isDiskwrightError(error, 'E_BAD_SIGNATURE')) {
+            throw new DiskwrightError('E_BAD_SIGNATURE', `partition ${partition.number} of ${disk} holds no ext2/3/4 filesystem`, {
+              path: disk,
+              hint: 'pick the partition holding the root filesystem (see `diskwright partitions`)',
+              cause: error,
+            });
+          }
+          throw error;
+        });
+        const applied = await openFilesystem(temp, { write: true, signal: options.signal }, (fs) =>
+          applyTemplateOperations(fs, { ops: options.ops, skip: options.skip, signal: options.signal }),
+        );
+        throwIfAborted(options.signal);
+        let kernel: TemplateManifest['kernel'];
+        if (options.kernelDir !== undefined) {
+          const files = await extractKernel(temp, { outDir: options.kernelDir, overwrite: options.overwrite, signal: options.signal });
+          created.push(files.kernel, ...(files.initrd ? [files.initrd] : []));
+          kernel = files;
+        }
+        const manifest: TemplateManifest = {
+          version: 1,
+          createdAt: new Date().toISOString(),
+          source: {
+            disk: source,
+            partition: partition.number,
+            start: Number(partition.start),
+            sectors: Number(partition.size),
+            sectorSize: table.sectorSize,
+          },
+          filesystem,
+          files: applied.files,
+          operations: applied.operations,
+          ...(kernel ? { kernel } : {}),
+        };
+        throwIfAborted(options.signal);
+        await writeTemplateManifest(output, manifest, { overwrite: options.overwrite });
+        created.push(manifestFile);
+        return manifest;
+      },
+      { overwrite: options.overwrite },
+    );
+  } catch (error) {
+    // The template was not renamed: remove what was written beside it for this run.
+    await Promise.all(created.map((path) => rm(path, { force: true })));
+    throw error;
+  }
+}
