@@ -78,9 +78,10 @@ export function featureNames(compat: number, incompat: number, roCompat: number)
   const names: string[] = [];
   [compat, incompat, roCompat].forEach((word, i) => {
     const { table, letter } = WORDS[i]!;
+    const bits = word >>> 0;
     for (let bit = 0; bit < 32; bit++) {
       const mask = 2 ** bit;
-      if (Math.floor(word / mask) % 2 === 1) names.push(nameOf(table, mask) ?? `FEATURE_${letter}${bit}`);
+      if (((bits >>> bit) & 1) === 1) names.push(nameOf(table, mask) ?? `FEATURE_${letter}${bit}`);
     }
   });
   return names;
