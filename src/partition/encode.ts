@@ -45,8 +45,12 @@ export function encodeDosTable(layout: DosLayout): SectorWrite[] {
     { offset: 0n, bytes: encodeMbrSector({ diskId: layout.diskId, entries: entries as [MbrEntry, MbrEntry, MbrEntry, MbrEntry] }) },
   ];
   const logicals = layout.logicals ?? [];
-  if (logicals.length === 0) return writes;
   const ext = primaries.find((p) => p !== undefined && isExtendedType(p.type));
+  if (logicals.length === 0) {
+    // An empty extended partition still starts with an (empty, signed) EBR, as sfdisk writes it.
+    if (ext) writes.push({ offset: ext.start * SECTOR, bytes: encodeMbrSector({ diskId: 0, entries: [EMPTY_ENTRY, EMPTY_ENTRY, EMPTY_ENTRY, EMPTY_ENTRY] }) });
+    return writes;
+  }
   if (!ext) throw new InvalidArgumentError('Expected an extended primary partition (type 5, f or 85) to hold logical partitions');
   logicals.forEach((logical, i) => {
     if (logical.ebr < ext.start || logical.start <= logical.ebr) {
