@@ -171,6 +171,31 @@ describe('diskwright instance create', () => {
   });
 });
 
+describe('Ctrl-C', () => {
+  it('SIGINT during the copy exits 130 and leaves no disk, no temp file and the template untouched', async () => {
+    const dir = await images();
+    const big = await makeTemplate(join(root, 'big'), { size: '256M', bigFileBytes: 160 << 20 });
+    const bigHash = await sha256(big.template);
+    const child = execa(process.execPath, [binPath, 'instance', 'create', '192.168.1.197', 'web1', '--template', big.template, '--images-dir', dir, '--disk', '1G', '--disk-only', '--json'], {
+      env,
+      reject: false,
+    });
+    let sent = false;
+    child.stderr!.on('data', (chunk: Buffer) => {
+      if (!sent && chunk.toString().includes('"event":"step","host":"web1","step":"copy","phase":"start"')) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const result = await child;
+    expect(sent).toBe(true);
+    expect(result.exitCode, result.stderr).toBe(130);
+    expect(result.stderr).toMatch(/step \w+ failed: .*abort|interrupt/i);
+    expect(await listDir(dir)).toEqual([]);
+    expect(await sha256(big.template)).toBe(bigHash);
+  }, 120_000);
+});
+
 describe('diskwright instance list / destroy (fake virsh)', () => {
   let fakeEnv: NodeJS.ProcessEnv;
   let log: string;

@@ -80,6 +80,27 @@ describe('createInstance on a real template (host e2fsprogs as oracle)', () => {
     expect((await hostFsck(join(dir, 'web1-disk0'))).exitCode).toBe(0);
   });
 
+  it('--pool uploads the finished disk as a volume and defines the domain on it', async () => {
+    const dir = await imagesDir();
+    const libvirt = fakeLibvirt();
+    const result = await createInstance({ request: { ...request(dir), pool: 'default' }, steps: defaultSteps, runner: libvirt.runner });
+    expect(result.disk).toBe('default/web1-disk0');
+    const argv = libvirt.calls.map((c) => c.argv);
+    expect(argv).toContainEqual(['vol-create-as', '--pool', 'default', '--name', 'web1-disk0', '--capacity', String(96 * 1024 * 1024), '--format', 'raw']);
+    expect(argv).toContainEqual(['vol-upload', '--pool', 'default', '--vol', 'web1-disk0', '--file', join(dir, 'web1-disk0'), '--sparse']);
+    expect(libvirt.calls.find((c) => c.tool === 'virt-install')!.argv).toContain('vol=default/web1-disk0,bus=virtio,cache=none');
+    expect(await listDir(dir)).toEqual([]);
+  });
+
+  it('a failed upload deletes the volume it created and the local disk', async () => {
+    const dir = await imagesDir();
+    const libvirt = fakeLibvirt({ fail: 'vol-upload' });
+    await expect(createInstance({ request: { ...request(dir), pool: 'default' }, steps: defaultSteps, runner: libvirt.runner })).rejects.toThrow(/step upload failed/);
+    expect(libvirt.calls.map((c) => c.argv[0])).toContain('vol-delete');
+    expect(libvirt.calls.map((c) => c.tool)).not.toContain('virt-install');
+    expect(await listDir(dir)).toEqual([]);
+  });
+
   it('refuses a host whose domain is already defined, before writing anything', async () => {
     const dir = await imagesDir();
     const libvirt = fakeLibvirt({ existing: { web1: ['52:54:00:00:00:02'] } });
