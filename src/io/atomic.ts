@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { DiskwrightError } from '../errors.js';
+import { DiskwrightError, throwIfAborted } from '../errors.js';
 
 /** Temp files created by atomic writers that are still pending; removed on process exit too. */
 const pendingTemps = new Set<string>();
@@ -33,6 +33,11 @@ export interface AtomicOutputOptions {
   readonly overwrite?: boolean;
   /** fsync the file before renaming (default true). */
   readonly fsync?: boolean;
+  /**
+   * Checked once more after the fsync, just before the rename: a Ctrl-C that lands while the data
+   * is being flushed still leaves no output.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -56,6 +61,7 @@ export async function withAtomicOutput<T>(
     if (options.fsync !== false) await handle.sync();
     await handle.close();
     handle = undefined;
+    throwIfAborted(options.signal);
     if (!options.overwrite) await assertAbsent(target);
     await rename(temp, target);
     pendingTemps.delete(temp);
@@ -91,6 +97,7 @@ export async function withAtomicPath<T>(
         await handle.close();
       }
     }
+    throwIfAborted(options.signal);
     if (!options.overwrite) await assertAbsent(target);
     await rename(temp, target);
     pendingTemps.delete(temp);

@@ -136,7 +136,7 @@ export async function copyJobToFile(outPath: string, makeJob: (source: SourceRea
   const source = openSource(sourcePath, options);
   try {
     const job = await makeJob(source);
-    const { dataBytes } = await withAtomicOutput(outPath, (handle) => copyToHandle(job, handle, options), { overwrite: options.overwrite });
+    const { dataBytes } = await withAtomicOutput(outPath, (handle) => copyToHandle(job, handle, options), { overwrite: options.overwrite, signal: options.signal });
     return { bytes: job.outputSize ?? job.length, dataBytes, seconds: (performance.now() - started) / 1000 };
   } finally {
     source.close();

@@ -5,6 +5,7 @@ import { withAtomicOutput } from './atomic.js';
 export interface CreateImageOptions {
   /** Replace an existing file. */
   readonly force?: boolean;
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -15,5 +16,5 @@ export async function createImage(path: string, sizeBytes: number, options: Crea
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
     throw new InvalidArgumentError(`Expected \`size\` to be a positive whole number of bytes, got \`${sizeBytes}\``);
   }
-  await withAtomicOutput(path, (handle) => handle.truncate(sizeBytes), { overwrite: options.force === true });
+  await withAtomicOutput(path, (handle) => handle.truncate(sizeBytes), { overwrite: options.force === true, signal: options.signal });
 }
