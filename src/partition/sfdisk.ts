@@ -101,17 +101,23 @@ function jsonValue(value: string | number | boolean): string {
 /** The exact text `sfdisk --json IMAGE` prints (3-space indent, `},{` between partitions). */
 export function formatSfdiskJson(table: PartitionTable, imagePath: string): string {
   const { partitiontable: pt } = toSfdiskJson(table, imagePath);
+  // 64-bit LBAs are printed from the bigints, exact even past 2^53 (the object form uses numbers).
+  const exact: Record<string, bigint | undefined> = { firstlba: table.firstUsableLba, lastlba: table.lastUsableLba };
   const lines = ['{', '   "partitiontable": {'];
   const fields: string[] = [];
   for (const [key, value] of Object.entries(pt)) {
     if (key === 'partitions' || value === undefined) continue;
-    fields.push(`      "${key}": ${jsonValue(value as string | number)}`);
+    fields.push(`      "${key}": ${exact[key] !== undefined ? String(exact[key]) : jsonValue(value as string | number)}`);
   }
   if (pt.partitions) {
-    const parts = pt.partitions.map((p) => {
+    const parts = pt.partitions.map((p, i) => {
+      const source = table.partitions[i]!;
       const body = Object.entries(p)
         .filter(([, v]) => v !== undefined)
-        .map(([k, v]) => `            "${k}": ${jsonValue(v as string | number | boolean)}`)
+        .map(([k, v]) => {
+          const text = k === 'start' ? String(source.start) : k === 'size' ? String(source.size) : jsonValue(v as string | number | boolean);
+          return `            "${k}": ${text}`;
+        })
         .join(',\n');
       return `${body}\n         }`;
     });
@@ -134,7 +140,8 @@ export function humanSize(bytes: bigint, long = false): string {
   let dec = exp ? bytes >> BigInt(exp) : bytes;
   let frac = exp ? bytes & ((1n << BigInt(exp)) - 1n) : 0n;
   if (frac) {
-    frac = (frac * 1000n) >> BigInt(exp); // three digits after the point, truncated
+    // Three digits after the point, truncated; util-linux scales first when frac * 1000 would overflow 64 bits.
+    frac = frac >= 0xffffffffffffffffn / 1000n ? ((frac / 1024n) * 1000n) >> BigInt(exp - 10) : (frac * 1000n) >> BigInt(exp);
     frac = ((frac + 50n) / 100n) * 10n; // round half up to one digit
     if (frac === 100n) {
       dec++;
