@@ -10,3 +10,10 @@ export {
   type RunE2fsToolOptions,
 } from './run.js';
 export { E2fsWorkerPool } from './pool.js';
+export { checkFilesystem, fsckExitStatus, fsckArgs, FSCK_EXIT, type CheckMode, type CheckStatus, type CheckResult, type CheckFilesystemOptions } from './check.js';
+export { growFilesystem, type GrowFilesystemOptions, type GrowResult } from './grow.js';
+export { makeFilesystem, mke2fsArgs, type FilesystemType, type MakeFilesystemOptions, type MakeFilesystemResult } from './mkfs.js';
+export { tuneFilesystem, type TuneFilesystemOptions, type TuneResult } from './tune.js';
+export { dumpFilesystemHeader, parseDumpe2fsHeader, headerNeedsRecovery, type DumpHeaderOptions } from './dump.js';
+export { findFilesystem, parsePartitionNumber, type FilesystemPlace } from './locate.js';
+export { resizeImage, maxPartitionSectors, type ResizeImageOptions, type ResizeImageResult } from './resize-image.js';

@@ -13,6 +13,8 @@ export interface WorkerJob {
   readonly argv: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly stdin?: Uint8Array;
+  /** Skip writes of zeros over ranges that already read as zeros (keeps images sparse). */
+  readonly sparse?: boolean;
 }
 
 export interface WorkerResult {
@@ -122,6 +124,7 @@ export class E2fsWorkerPool {
       argv: [...pending.job.argv],
       env: { ...pending.job.env },
       stdin: pending.job.stdin,
+      sparse: pending.job.sparse !== false,
       stream: pending.onOutput !== undefined,
       fdSlots: slot.fdSlots,
     });

@@ -14,6 +14,11 @@ export interface RunE2fsToolOptions {
   /** Bytes (or text) the tool reads on stdin; empty by default. Tools never see a terminal. */
   readonly stdin?: string | Uint8Array;
   readonly signal?: AbortSignal;
+  /**
+   * Keep files sparse (default true): a write of zeros over a range of a regular file that already
+   * reads as zeros is skipped — the result is byte-identical, but WASM cannot punch holes (trap 13).
+   */
+  readonly sparse?: boolean;
   /** Receives output chunks while the tool runs (progress parsing). */
   readonly onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
 }
@@ -90,7 +95,7 @@ export async function runE2fsTool(tool: E2fsTool, argv: readonly string[], optio
   const onOutput = options.onOutput;
   const decoder = { 1: new TextDecoder(), 2: new TextDecoder() };
   const result = await e2fsPool().run(
-    { wasmDir, tool, argv, env: { ...defaultE2fsEnv(), ...options.env }, ...(stdin ? { stdin } : {}) },
+    { wasmDir, tool, argv, env: { ...defaultE2fsEnv(), ...options.env }, sparse: options.sparse !== false, ...(stdin ? { stdin } : {}) },
     {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(onOutput ? { onOutput: (fd: 1 | 2, bytes: Uint8Array) => onOutput(fd === 1 ? 'stdout' : 'stderr', decoder[fd].decode(bytes, { stream: true })) } : {}),

@@ -74,6 +74,7 @@ function run(job) {
     dw: {
       env: job.env,
       tty: [false, false, false],
+      sparse: job.sparse !== false,
       stdin: job.stdin ? new Uint8Array(job.stdin) : new Uint8Array(0),
       onOutput: emit,
       onOpen: (nfd) => fds.open(nfd),

@@ -56,6 +56,45 @@ mergeInto(LibraryManager.library, {
   },
   __syscall_ioctl__deps: ['$FS'],
 
+  // Trap 13: emscripten's libc has no fallocate(), so configure disabled it and e2fsprogs wrote
+  // zeros instead of punching holes (images allocated their inode tables and journal, and
+  // s_kbytes_written differed from host-made images). This fallocate supports what unix_io uses:
+  // mode 0 (extend) and PUNCH_HOLE|KEEP_SIZE (discard/zeroout: the range reads as zeros after).
+  fallocate: function(fd, mode, off_low, off_high, len_low, len_high) {
+    var nodeFs = require('fs');
+    var stream = FS.getStream(fd);
+    if (!stream) { setErrNo({{{ cDefine('EBADF') }}}); return -1; }
+    var offset = off_high * 4294967296 + (off_low >>> 0);
+    var length = len_high * 4294967296 + (len_low >>> 0);
+    if (offset < 0 || length <= 0) { setErrNo({{{ cDefine('EINVAL') }}}); return -1; }
+    if (stream.stream_ops || typeof stream.nfd !== 'number') { setErrNo({{{ cDefine('EOPNOTSUPP') }}}); return -1; }
+    try {
+      var stat = nodeFs.fstatSync(stream.nfd);
+      if (!stat.isFile()) { setErrNo({{{ cDefine('EOPNOTSUPP') }}}); return -1; }
+      if (mode === 0) {
+        if (offset + length > stat.size) nodeFs.ftruncateSync(stream.nfd, offset + length);
+        return 0;
+      }
+      if (mode !== 3) { setErrNo({{{ cDefine('EOPNOTSUPP') }}}); return -1; }
+      // A file without allocated blocks (a fresh sparse image) already reads as zeros.
+      if (stat.blocks === 0) return 0;
+      var end = Math.min(offset + length, stat.size);
+      var CHUNK = 1048576;
+      var buffer = Buffer.alloc(CHUNK);
+      var zeros = Buffer.alloc(CHUNK);
+      for (var at = offset; at < end; at += CHUNK) {
+        var n = nodeFs.readSync(stream.nfd, buffer, 0, Math.min(CHUNK, end - at), at);
+        if (n === 0) break;
+        if (!buffer.subarray(0, n).equals(zeros.subarray(0, n))) nodeFs.writeSync(stream.nfd, zeros, 0, n, at);
+      }
+      return 0;
+    } catch (e) {
+      setErrNo((e && e.code && ERRNO_CODES[e.code]) || {{{ cDefine('EIO') }}});
+      return -1;
+    }
+  },
+  fallocate__deps: ['$FS', '$setErrNo', '$ERRNO_CODES'],
+
   // Trap 5: e2fsck's logfile code links daemon(); there is no process model to detach from.
   daemon: function(nochdir, noclose) {
     return -1;
@@ -63,7 +102,7 @@ mergeInto(LibraryManager.library, {
 
   /**
    * Runtime patches applied from preRun (wasm/lib/pre.js), before FS.init. Options come from
-   * Module.dw: { env, tty: [bool,bool,bool], stdin: Uint8Array, onOutput(fd, bytes), onOpen(nfd),
+   * Module.dw: { env, tty: [bool,bool,bool], stdin: Uint8Array, sparse, onOutput(fd, bytes), onOpen(nfd),
    * onClose(nfd) }.
    */
   $dwPatchRuntime__deps: ['$FS', '$SYSCALLS', '$ENV', '$ERRNO_CODES'],
@@ -138,9 +177,49 @@ mergeInto(LibraryManager.library, {
       stdinPos += n;
       return n;
     };
+    // Trap 13: there is no hole punching under NODERAWFS, so tools that zero ranges (mke2fs's
+    // inode tables and journal, resize2fs's new groups) would allocate them. Writing zeros where
+    // a regular file already reads as zeros changes nothing, so such writes are skipped (the file
+    // is only extended when they reach past its end): images stay as sparse as host-made ones.
+    var sparse = opts['sparse'] !== false;
+    var ZERO_CHUNK = 65536;
+    var zeros = Buffer.alloc(ZERO_CHUNK);
+    var scratch = Buffer.alloc(ZERO_CHUNK);
+    var isZero = function(bytes) {
+      for (var at = 0; at < bytes.length; at += ZERO_CHUNK) {
+        var end = Math.min(bytes.length, at + ZERO_CHUNK);
+        if (!bytes.subarray(at, end).equals(zeros.subarray(0, end - at))) return false;
+      }
+      return true;
+    };
+    var fileReadsZero = function(nfd, position, length) {
+      for (var at = 0; at < length; at += ZERO_CHUNK) {
+        var n = Math.min(ZERO_CHUNK, length - at);
+        var got = nodeFs.readSync(nfd, scratch, 0, n, position + at);
+        if (!isZero(scratch.subarray(0, got))) return false;
+        if (got < n) return true;
+      }
+      return true;
+    };
+    var skipZeroWrite = function(stream, buffer, offset, length, position) {
+      if (!sparse || length < 4096 || stream.stream_ops || typeof stream.nfd !== 'number') return false;
+      if (stream.dwRegular === undefined) stream.dwRegular = nodeFs.fstatSync(stream.nfd).isFile();
+      if (!stream.dwRegular) return false;
+      if (!isZero(Buffer.from(buffer.buffer, buffer.byteOffset + offset, length))) return false;
+      var at = typeof position === 'number' ? position : stream.position;
+      var size = nodeFs.fstatSync(stream.nfd).size;
+      var inside = Math.max(0, Math.min(length, size - at));
+      if (inside > 0 && !fileReadsZero(stream.nfd, at, inside)) return false;
+      if (at + length > size) nodeFs.ftruncateSync(stream.nfd, at + length);
+      if (typeof position !== 'number') stream.position += length;
+      return true;
+    };
     var write = FS.write;
     FS.write = function(stream, buffer, offset, length, position, canOwn) {
-      if (!stream.dwStd) return write(stream, buffer, offset, length, position, canOwn);
+      if (!stream.dwStd) {
+        if (skipZeroWrite(stream, buffer, offset, length, position)) return length;
+        return write(stream, buffer, offset, length, position, canOwn);
+      }
       if (stream.fd === 0) throw new FS.ErrnoError({{{ cDefine('EBADF') }}});
       onOutput(stream.fd, new Uint8Array(buffer.buffer, buffer.byteOffset + offset, length).slice());
       return length;

@@ -1,4 +1,53 @@
-import type { Command } from '../command.js';
+import { checkFilesystem, DiskwrightError, findFilesystem, parsePartitionNumber, type CheckMode } from '../../index.js';
+import { flag, printJson, stringOption, type Command } from '../command.js';
 
-/** CLI commands of this area (filled in by the area's issue). */
-export const commands: readonly Command[] = [];
+const fsck: Command = {
+  name: 'fsck',
+  summary: 'check or repair an ext2/3/4 filesystem (e2fsck in WebAssembly; exit code is e2fsck\'s)',
+  help: `Usage: diskwright fsck IMAGE [--partition N] [--fix | --preen] [--json]
+
+Runs e2fsck 1.47.0 (built to WebAssembly, no host e2fsprogs or root needed) on the filesystem of
+IMAGE, or on partition N of a disk image in place (no extraction).
+
+Modes:
+  (default)  e2fsck -fn: check only, never write
+  --preen    e2fsck -p: fix what is safe to fix automatically
+  --fix      e2fsck -fy: fix everything, answering yes
+
+The exit status is e2fsck's own: 0 clean, 1 errors fixed, 2 fixed (reboot), 4 errors left
+uncorrected, 8 operational error, 16 usage error, 32 cancelled, 128 library error.
+
+Options:
+  -p, --partition N  the partition to check (diskwright partitions IMAGE lists them)
+      --fix          repair (e2fsck -fy)
+      --preen        repair safe problems only (e2fsck -p)
+      --json         print {"exitCode","status","output"}; status is clean/fixed/uncorrectable/error
+
+Examples:
+  diskwright fsck debbase.img --partition 1
+  diskwright fsck rootfs.ext3 --fix
+`,
+  options: {
+    partition: { type: 'string', short: 'p' },
+    fix: { type: 'boolean' },
+    preen: { type: 'boolean' },
+  },
+  async run(args, ctx) {
+    const [image, ...extra] = args.positionals;
+    if (!image || extra.length > 0) throw new DiskwrightError('E_USAGE', 'fsck: expected exactly one IMAGE argument', { hint: 'diskwright fsck IMAGE [--partition N] [--fix]' });
+    if (flag(args, 'fix') && flag(args, 'preen')) throw new DiskwrightError('E_USAGE', 'fsck: --fix and --preen exclude each other', { hint: 'pick one' });
+    const mode: CheckMode = flag(args, 'fix') ? 'fix' : flag(args, 'preen') ? 'preen' : 'check';
+    const partitionText = stringOption(args, 'partition');
+    const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText));
+    const result = await checkFilesystem(image, {
+      mode,
+      offset: where.offset,
+      signal: ctx.signal,
+      ...(ctx.json ? {} : { onOutput: (stream: 'stdout' | 'stderr', text: string) => (stream === 'stdout' ? ctx.stdout : ctx.stderr).write(text) }),
+    });
+    if (ctx.json) printJson(ctx, { image, partition: where.partition ?? null, mode, exitCode: result.exitCode, status: result.status, output: result.output });
+    return result.exitCode;
+  },
+};
+
+export const commands: readonly Command[] = [fsck];

@@ -1,4 +1,67 @@
-import type { Command } from '../command.js';
+import { DiskwrightError, formatBytes, parsePartitionNumber, parseSize, resizeImage } from '../../index.js';
+import { printJson, stringOption, type Command } from '../command.js';
+import { stat } from 'node:fs/promises';
 
-/** CLI commands of this area (filled in by the area's issue). */
-export const commands: readonly Command[] = [];
+const resize: Command = {
+  name: 'resize',
+  summary: 'grow a disk or filesystem image: the file, the last partition and its ext2/3/4 filesystem',
+  help: `Usage: diskwright resize IMAGE [--partition N] SIZE
+
+Sets the size of IMAGE to SIZE (or grows it by +SIZE), then grows the filesystem to fill it
+(resize2fs 1.47.0 in WebAssembly, no root). With --partition N, N must be the last partition on
+the disk — a logical partition inside an extended one included: its table entry (for a logical
+partition also its EBR and the extended container; for GPT the backup header moves to the new
+end) and then its filesystem are grown. The file stays sparse.
+
+Shrinking is refused for partitions; a whole-image filesystem is shrunk only as far as resize2fs
+allows (the filesystem first, then the file).
+
+Options:
+  -p, --partition N  the partition to grow (diskwright partitions IMAGE lists them)
+      --json         print {"imageSize","blocksCount","blockSize",…}
+
+Examples:
+  diskwright resize instance.img --partition 1 20G
+  diskwright resize rootfs.ext4 +2G
+`,
+  options: {
+    partition: { type: 'string', short: 'p' },
+  },
+  async run(args, ctx) {
+    const [image, sizeText, ...extra] = args.positionals;
+    if (!image || !sizeText || extra.length > 0) throw new DiskwrightError('E_USAGE', 'resize: expected IMAGE and SIZE arguments', { hint: 'diskwright resize IMAGE [--partition N] 20G' });
+    let size: number;
+    if (sizeText.startsWith('+')) {
+      const current = await stat(image).catch(() => {
+        throw new DiskwrightError('E_NOT_FOUND', `cannot open image ${image}`, { path: image, hint: 'check the image path' });
+      });
+      size = current.size + parseSize(sizeText.slice(1), 'SIZE');
+    } else {
+      size = parseSize(sizeText, 'SIZE');
+    }
+    const partitionText = stringOption(args, 'partition');
+    const result = await resizeImage(image, {
+      size,
+      signal: ctx.signal,
+      ...(partitionText !== undefined ? { partition: parsePartitionNumber(partitionText) } : {}),
+    });
+    if (ctx.json) {
+      printJson(ctx, {
+        image,
+        partition: result.partition ?? null,
+        imageSize: result.imageSize,
+        oldImageSize: result.oldImageSize,
+        partitionSectors: result.partitionSectors ?? null,
+        blockSize: result.blockSize,
+        oldBlocksCount: result.oldBlocksCount,
+        blocksCount: result.blocksCount,
+      });
+    } else {
+      const where = result.partition !== undefined ? ` partition ${result.partition}` : '';
+      ctx.stdout.write(`${image}: ${formatBytes(result.oldImageSize)} -> ${formatBytes(result.imageSize)}; filesystem${where} ${result.oldBlocksCount} -> ${result.blocksCount} blocks of ${result.blockSize} bytes\n`);
+    }
+    return 0;
+  },
+};
+
+export const commands: readonly Command[] = [resize];

@@ -1,0 +1,77 @@
+import { DiskwrightError } from '../errors.js';
+import { imageSpec, runE2fsTool } from './run.js';
+
+/** `check` = e2fsck -n (read-only), `preen` = -p (safe automatic fixes), `fix` = -y (answer yes). */
+export type CheckMode = 'check' | 'preen' | 'fix';
+
+export interface CheckFilesystemOptions {
+  /** Byte offset of the filesystem inside the image (a partition). */
+  readonly offset?: number | bigint;
+  readonly mode: CheckMode;
+  /** Check even if the filesystem is marked clean (-f). Default: true for check/fix, false for preen. */
+  readonly force?: boolean;
+  /** Fixed time for reproducible results (E2FSCK_TIME / E2FSPROGS_FAKE_TIME, seconds since 1970). */
+  readonly fakeTime?: number;
+  readonly signal?: AbortSignal;
+  /** Output chunks as e2fsck prints them. */
+  readonly onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
+}
+
+export type CheckStatus = 'clean' | 'fixed' | 'uncorrectable' | 'error';
+
+export interface CheckResult {
+  /** e2fsck's own exit code (bit mask: 1 fixed, 2 reboot, 4 uncorrected, 8 operational error, …). */
+  readonly exitCode: number;
+  readonly status: CheckStatus;
+  /** stdout and stderr of e2fsck, in that order. */
+  readonly output: string;
+}
+
+/** e2fsck exit code bits (e2fsck(8)). */
+export const FSCK_EXIT = {
+  OK: 0,
+  NONDESTRUCT: 1,
+  DESTRUCT: 2,
+  UNCORRECTED: 4,
+  ERROR: 8,
+  USAGE: 16,
+  CANCELED: 32,
+  LIBRARY: 128,
+} as const;
+
+/** Maps an e2fsck exit code to a status. */
+export function fsckExitStatus(exitCode: number): CheckStatus {
+  if (exitCode & (FSCK_EXIT.ERROR | FSCK_EXIT.USAGE | FSCK_EXIT.CANCELED | FSCK_EXIT.LIBRARY)) return 'error';
+  if (exitCode & FSCK_EXIT.UNCORRECTED) return 'uncorrectable';
+  if (exitCode & (FSCK_EXIT.NONDESTRUCT | FSCK_EXIT.DESTRUCT)) return 'fixed';
+  return 'clean';
+}
+
+/** The e2fsck argv for a mode (without the device). */
+export function fsckArgs(mode: CheckMode, force: boolean | undefined): string[] {
+  const flags = { check: '-n', preen: '-p', fix: '-y' } as const;
+  const flag = flags[mode];
+  if (flag === undefined) {
+    throw new DiskwrightError('E_INVALID_ARGUMENT', `Expected \`mode\` to be check, preen or fix, got \`${String(mode)}\``);
+  }
+  return [...((force ?? mode !== 'preen') ? ['-f'] : []), flag];
+}
+
+/**
+ * Checks (and with preen/fix, repairs) an ext2/3/4 filesystem with the WebAssembly e2fsck.
+ * Resolves with e2fsck's exact exit code whatever it is; only a crash or abort rejects.
+ */
+export async function checkFilesystem(image: string, options: CheckFilesystemOptions): Promise<CheckResult> {
+  const argv = [...fsckArgs(options.mode, options.force), imageSpec(image, options.offset)];
+  const env: Record<string, string> = {};
+  if (options.fakeTime !== undefined) {
+    env.E2FSCK_TIME = String(options.fakeTime);
+    env.E2FSPROGS_FAKE_TIME = String(options.fakeTime);
+  }
+  const result = await runE2fsTool('e2fsck', argv, {
+    env,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+  });
+  return { exitCode: result.exitCode, status: fsckExitStatus(result.exitCode), output: result.stdout + result.stderr };
+}

@@ -1,0 +1,51 @@
+import { DiskwrightError } from '../errors.js';
+import { imageSpec, runE2fsTool } from './run.js';
+
+export interface DumpHeaderOptions {
+  readonly offset?: number | bigint;
+  readonly signal?: AbortSignal;
+}
+
+/** Longest header line accepted from dumpe2fs output (a named limit on tool output). */
+const MAX_HEADER_LINES = 500;
+
+/**
+ * Parses `dumpe2fs -h` output ("Name:   value" lines) into a record keyed by the names dumpe2fs
+ * prints ("Block count", "Filesystem features", "Journal size", …). Later duplicates are ignored.
+ */
+export function parseDumpe2fsHeader(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  const lines = text.split('\n').slice(0, MAX_HEADER_LINES);
+  for (const line of lines) {
+    const match = /^([A-Za-z][^:]*?):\s*(.*)$/.exec(line.trimEnd());
+    if (!match) continue;
+    const key = match[1]!.trim();
+    if (!(key in fields)) fields[key] = match[2]!;
+  }
+  return fields;
+}
+
+/**
+ * Reads the superblock (and journal header) of an ext2/3/4 filesystem with the WebAssembly
+ * dumpe2fs -h and returns its fields as data. A journal needing recovery shows up as
+ * `needs_recovery` in "Filesystem features".
+ */
+export async function dumpFilesystemHeader(image: string, options: DumpHeaderOptions = {}): Promise<Record<string, string>> {
+  const result = await runE2fsTool('dumpe2fs', ['-h', imageSpec(image, options.offset)], options.signal ? { signal: options.signal } : {});
+  const fields = parseDumpe2fsHeader(result.stdout);
+  if (result.exitCode !== 0 || fields['Filesystem magic number'] === undefined) {
+    const message = result.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('dumpe2fs 1.')).join('; ');
+    const noFs = /Bad magic number|Can't find valid filesystem superblock|superblock/i.test(message);
+    throw new DiskwrightError(noFs ? 'E_BAD_SIGNATURE' : 'E_EXTFS', `no readable ext2/3/4 filesystem in ${image}${options.offset ? ` at offset ${options.offset}` : ''}: ${message || `dumpe2fs exit code ${result.exitCode}`}`, {
+      path: image,
+      ...(options.offset !== undefined ? { offset: options.offset } : {}),
+      hint: noFs ? 'check the image path and --partition (diskwright partitions IMAGE lists them)' : 'run diskwright fsck on the image',
+    });
+  }
+  return fields;
+}
+
+/** True when the header says the journal must be replayed before the filesystem is written. */
+export function headerNeedsRecovery(fields: Readonly<Record<string, string>>): boolean {
+  return (fields['Filesystem features'] ?? '').split(/\s+/).includes('needs_recovery');
+}

@@ -1,0 +1,127 @@
+import { open, stat } from 'node:fs/promises';
+import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
+import { getPartition, readPartitionTable, resizePartition } from '../partition/index.js';
+import type { PartitionTable } from '../partition/index.js';
+import { growFilesystem, type GrowResult } from './grow.js';
+import { dumpFilesystemHeader } from './dump.js';
+
+/** GPT entry size assumed when the table does not say (UEFI 2.x: 128 bytes). */
+const GPT_ENTRY_BYTES = 128n;
+/** GPT entries counted when the table does not say (the usual array). */
+const GPT_DEFAULT_ENTRIES = 128n;
+
+export interface ResizeImageOptions {
+  /** New size of the image file in bytes. */
+  readonly size: number;
+  /** Grow this partition (the last one on the disk; a logical one included) and its filesystem. */
+  readonly partition?: number;
+  readonly fakeTime?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface ResizeImageResult extends GrowResult {
+  readonly imageSize: number;
+  readonly oldImageSize: number;
+  readonly offset: bigint;
+  readonly partition?: number;
+  /** New partition length in sectors (with `partition`). */
+  readonly partitionSectors?: bigint;
+}
+
+/** Sectors the last partition may span when the disk has `diskSectors` sectors. */
+export function maxPartitionSectors(table: PartitionTable, start: bigint, diskSectors: bigint): bigint {
+  if (table.label === 'dos') return diskSectors - start;
+  const ss = BigInt(table.sectorSize);
+  const entries = BigInt(table.entryCount ?? Number(GPT_DEFAULT_ENTRIES));
+  const arraySectors = (entries * GPT_ENTRY_BYTES + ss - 1n) / ss;
+  // The backup entry array and header occupy the last arraySectors + 1 sectors.
+  const lastUsable = diskSectors - 2n - arraySectors;
+  return lastUsable - start + 1n;
+}
+
+async function setFileSize(image: string, size: number): Promise<void> {
+  const handle = await open(image, 'r+');
+  try {
+    await handle.truncate(size);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Resizes a whole image: the file, then (with `partition`) the partition entry — and for a logical
+ * partition its EBR and the extended container — then the filesystem. Shrinking is done only for
+ * a whole-image filesystem and only as far as resize2fs allows; a partition is never shrunk.
+ * If nothing was resized, the file gets its old size back.
+ */
+export async function resizeImage(image: string, options: ResizeImageOptions): Promise<ResizeImageResult> {
+  const { size } = options;
+  if (!Number.isSafeInteger(size) || size <= 0 || size % 512 !== 0) {
+    throw new InvalidArgumentError(`Expected the new image size to be a positive multiple of 512 bytes, got \`${size}\``);
+  }
+  const oldImageSize = (await stat(image)).size;
+  const common = { ...(options.fakeTime !== undefined ? { fakeTime: options.fakeTime } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+  throwIfAborted(options.signal);
+
+  if (options.partition === undefined) {
+    if (size < oldImageSize) {
+      const grown = await growFilesystem(image, { ...common, size, allowShrink: true });
+      await setFileSize(image, size);
+      return { ...grown, imageSize: size, oldImageSize, offset: 0n };
+    }
+    await dumpFilesystemHeader(image, common); // refuse before touching the file if there is no filesystem
+    await setFileSize(image, size);
+    try {
+      const grown = await growFilesystem(image, common);
+      return { ...grown, imageSize: size, oldImageSize, offset: 0n };
+    } catch (error) {
+      await restoreIfUnchanged(image, oldImageSize, 0n, error);
+      throw error;
+    }
+  }
+
+  const number = options.partition;
+  if (size < oldImageSize) {
+    throw new DiskwrightError('E_INVALID_ARGUMENT', `refusing to shrink ${image} from ${oldImageSize} to ${size} bytes: partitions are only grown`, {
+      path: image,
+      expected: `>= ${oldImageSize}`,
+      actual: size,
+      hint: 'give a size at least as large as the image',
+    });
+  }
+  const table = await readPartitionTable(image);
+  const part = getPartition(table, number);
+  const ss = BigInt(table.sectorSize);
+  if (BigInt(size) % ss !== 0n) throw new InvalidArgumentError(`Expected the new image size to be a multiple of the ${ss}-byte sector size, got \`${size}\``);
+  const newSectors = maxPartitionSectors(table, part.start, BigInt(size) / ss);
+  if (newSectors < part.size) {
+    throw new DiskwrightError('E_INVALID_ARGUMENT', `partition ${number} cannot grow: at ${size} bytes the image leaves it ${newSectors} sectors, it has ${part.size}`, {
+      path: image,
+      hint: 'give a larger size',
+    });
+  }
+  const offset = part.start * ss;
+  await dumpFilesystemHeader(image, { ...common, offset });
+  await setFileSize(image, size);
+  try {
+    await resizePartition(image, number, newSectors);
+  } catch (error) {
+    await setFileSize(image, oldImageSize).catch(() => undefined);
+    throw error;
+  }
+  const grown = await growFilesystem(image, { ...common, offset, size: Number(newSectors * ss) });
+  return { ...grown, imageSize: size, oldImageSize, offset, partition: number, partitionSectors: newSectors };
+}
+
+/** After a failed grow: give the file its old size back if the filesystem did not change. */
+async function restoreIfUnchanged(image: string, oldSize: number, offset: bigint, error: unknown): Promise<void> {
+  if (!(error instanceof DiskwrightError)) return;
+  try {
+    const fields = await dumpFilesystemHeader(image, { offset });
+    const bytes = BigInt(fields['Block count'] ?? '0') * BigInt(fields['Block size'] ?? '0');
+    if (bytes <= BigInt(oldSize) - offset) await setFileSize(image, oldSize);
+  } catch {
+    /* leave the file as it is */
+  }
+}

@@ -1,0 +1,41 @@
+import { DiskwrightError, InvalidArgumentError } from '../errors.js';
+import { imageSpec, runE2fsTool } from './run.js';
+
+export interface TuneFilesystemOptions {
+  readonly offset?: number | bigint;
+  /** tune2fs options, e.g. ['-L', 'root', '-U', 'random'] (the device is appended). */
+  readonly args: readonly string[];
+  readonly fakeTime?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface TuneResult {
+  readonly exitCode: number;
+  readonly output: string;
+}
+
+/** Changes filesystem parameters with the WebAssembly tune2fs; a non-zero exit is E_EXTFS. */
+export async function tuneFilesystem(image: string, options: TuneFilesystemOptions): Promise<TuneResult> {
+  if (!Array.isArray(options.args) || options.args.length === 0) {
+    throw new InvalidArgumentError('Expected `args` to list at least one tune2fs option, got none');
+  }
+  const result = await runE2fsTool('tune2fs', [...options.args, imageSpec(image, options.offset)], {
+    ...(options.fakeTime !== undefined ? { env: { E2FSPROGS_FAKE_TIME: String(options.fakeTime) } } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const output = result.stdout + result.stderr;
+  if (result.exitCode !== 0) {
+    throw new DiskwrightError('E_EXTFS', `tune2fs ${options.args.join(' ')} failed on ${image}: ${lastMessage(output)}`, {
+      path: image,
+      actual: result.exitCode,
+      hint: 'see `tune2fs` options in tune2fs(8); run diskwright fsck first if the filesystem has errors',
+    });
+  }
+  return { exitCode: result.exitCode, output };
+}
+
+/** The most informative line of e2fsprogs output (the last non-banner one). */
+export function lastMessage(output: string): string {
+  const lines = output.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/^(tune2fs|resize2fs|mke2fs|e2fsck|dumpe2fs) 1\.\d+/.test(l));
+  return lines.at(-1) ?? 'no output';
+}
