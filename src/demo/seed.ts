@@ -1,6 +1,8 @@
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { DiskwrightError } from '../errors.js';
 import { encodeDosTable, type DosLayout } from '../partition/index.js';
+import { dataRuns } from '../io/index.js';
+import type { ProgressCallback } from '../io/progress.js';
 
 /**
  * A small disk laid out like the article's seed VM: p1 type 83 (bootable) at sector 2048 holding the
@@ -75,4 +77,39 @@ export async function writeSeedTables(diskPath: string, seed: SeedLayout): Promi
   } finally {
     await handle.close();
   }
+}
+
+/** Chunk size for {@link placeImage}. */
+const PLACE_CHUNK = 1024 * 1024;
+
+/**
+ * Writes the whole of `source` (a filesystem image) into `disk` at byte `offset` — a partition —
+ * skipping all-zero 4 KiB blocks, so a fresh sparse disk stays sparse. The target range must lie
+ * inside the disk (its size is never changed).
+ */
+export async function placeImage(source: string, disk: string, offset: number, options: { maxBytes?: number; onProgress?: ProgressCallback; signal?: AbortSignal } = {}): Promise<number> {
+  const size = (await stat(source)).size;
+  const diskSize = (await stat(disk)).size;
+  const limit = options.maxBytes ?? diskSize - offset;
+  if (!Number.isSafeInteger(offset) || offset < 0 || size > limit || offset + size > diskSize) {
+    throw new DiskwrightError('E_OUT_OF_RANGE', `${source} (${size} bytes) does not fit at offset ${offset} of ${disk} (${diskSize} bytes, room ${limit})`, { path: source });
+  }
+  const src = await open(source, 'r');
+  const dst = await open(disk, 'r+');
+  try {
+    const buffer = Buffer.alloc(PLACE_CHUNK);
+    for (let at = 0; at < size; at += PLACE_CHUNK) {
+      if (options.signal?.aborted) throw new DiskwrightError('E_ABORTED', 'operation aborted');
+      const { bytesRead } = await src.read(buffer, 0, Math.min(PLACE_CHUNK, size - at), at);
+      for (const run of dataRuns(buffer, bytesRead)) {
+        await dst.write(buffer, run.start, run.length, offset + at + run.start);
+      }
+      options.onProgress?.({ bytes: at + bytesRead, total: size });
+    }
+    await dst.sync();
+  } finally {
+    await src.close();
+    await dst.close();
+  }
+  return size;
 }

@@ -3,12 +3,13 @@
  * instance boots under QEMU (TCG, no root) showing the identity diskwright rendered into it.
  */
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_EXTRA_KERNEL_ARGS, bootDisk, buildDemoRoot, ensureBootKit, parseGuestConsole, verifyGuestIdentity, type BootKit } from '../../src/demo/index.js';
 import { seedLayout, writeSeedTables } from '../../src/demo/seed.js';
+import { runBin } from '../helpers/cli.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -22,23 +23,14 @@ async function host(tool: string, args: string[], input?: string): Promise<strin
   return result.stdout;
 }
 
-/** Host stand-in for the template step until `diskwright template make` lands. */
-async function debugfsWrite(image: string, files: Record<string, string>, scratch: string): Promise<void> {
-  const commands: string[] = [];
-  for (const [path, content] of Object.entries(files)) {
-    const local = join(scratch, path.replaceAll('/', '_'));
-    await writeFile(local, content);
-    commands.push(`rm ${path}`, `write ${local} ${path}`);
-  }
-  await host('debugfs', ['-w', '-f', '-', image], `${commands.join('\n')}\n`);
-}
-
 describe('an instance built by diskwright boots under QEMU', () => {
   let dir: string;
   let kit: BootKit;
   let template: string;
   let instanceDisk: string;
   let kernelArgs: string[];
+  /** The kernel and initrd diskwright recorded in the template (copied out of its /boot). */
+  let bootFiles: { kernel: string; initrd: string | undefined };
   const timings: Record<string, number> = {};
 
   beforeAll(async () => {
@@ -61,33 +53,35 @@ describe('an instance built by diskwright boots under QEMU', () => {
     await writeSeedTables(disk, seed);
     await host('mke2fs', ['-q', '-F', '-t', 'ext3', '-E', `offset=${seed.rootOffset}`, '-d', root, disk, `${ROOT_BYTES / 1024}k`]);
 
-    // 3. template (host stand-in: dd + debugfs)
+    // 3. template: diskwright template make (extract p1, sysprep operations, record the kernel)
     template = join(dir, 'debian-tmpl');
-    await host('dd', [`if=${disk}`, `of=${template}`, `skip=${seed.rootOffset / 512}`, `count=${ROOT_BYTES / 512}`, 'bs=512', 'status=none']);
-    const scratch = join(dir, 'scratch');
-    await mkdir(scratch);
-    await debugfsWrite(template, {
-      '/etc/hostname': 'HOSTNAME-TMPL\n',
-      '/etc/network/interfaces': 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\naddress ADDRESS-TMPL\nnetmask NETMASK-TMPL\ngateway GATEWAY-TMPL\n',
-      '/etc/resolv.conf': 'nameserver NAMESERVER-TMPL\n',
-    }, scratch);
+    const made = await runBin(['template', 'make', disk, '--partition', '1', '-o', template, '--kernel-dir', join(dir, 'kernels'), '--json']);
+    expect(made.code, made.stderr).toBe(0);
+    const manifest = JSON.parse(made.stdout) as { kernel?: { version: string; kernel: string; initrd?: string }; files: { path: string; placeholders: string[] }[] };
+    expect(manifest.kernel?.version).toBe(kit.version);
+    expect(manifest.files.map((f) => f.path)).toEqual(expect.arrayContaining(['/etc/hostname', '/etc/network/interfaces']));
 
-    // 4. instance (host stand-in: cp + debugfs)
-    instanceDisk = join(dir, `${INSTANCE.host}-disk0`);
-    await copyFile(template, instanceDisk);
-    await debugfsWrite(instanceDisk, {
-      '/etc/hostname': `${INSTANCE.host}.${INSTANCE.domain}\n`,
-      '/etc/network/interfaces': `auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\naddress ${INSTANCE.ip}\nnetmask ${INSTANCE.netmask}\ngateway ${INSTANCE.gateway}\n`,
-      '/etc/resolv.conf': `nameserver ${INSTANCE.nameserver}\n`,
-    }, scratch);
-    kernelArgs = ['root=/dev/vda', 'console=ttyS0', '_device=eth0', `_ip=${INSTANCE.ip}`, `_hostname=${INSTANCE.host}.${INSTANCE.domain}`];
+    // 4. instance: diskwright instance create --disk-only (copy, grow, fsck, resize2fs, render, fsck)
+    const imagesDir = join(dir, 'images');
+    await mkdir(imagesDir);
+    const created = await runBin([
+      'instance', 'create', INSTANCE.ip, INSTANCE.host,
+      '--template', template, '--domain', INSTANCE.domain, '--gateway', INSTANCE.gateway, '--netmask', INSTANCE.netmask,
+      '--nameserver', INSTANCE.nameserver, '--disk', '128M', '--images-dir', imagesDir, '--disk-only', '--json',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const plan = JSON.parse(created.stdout) as { outcome: string; disk: string; kernel: string; initrd: string | null; kernelArgs: string[] };
+    expect(plan.outcome).toBe('disk');
+    instanceDisk = plan.disk;
+    bootFiles = { kernel: plan.kernel, initrd: plan.initrd ?? undefined };
+    kernelArgs = plan.kernelArgs;
     timings.build = performance.now() - started - timings.kit;
   }, 240_000);
 
   it('boots the instance disk and shows its hostname and eth0 address on the serial console', async () => {
     const result = await bootDisk({
-      kernel: kit.kernel,
-      initrd: kit.initrd,
+      kernel: bootFiles.kernel,
+      ...(bootFiles.initrd ? { initrd: bootFiles.initrd } : {}),
       disk: instanceDisk,
       append: [...kernelArgs, ...BOOT_EXTRA_KERNEL_ARGS].join(' '),
       log: join(dir, 'instance-console.log'),
@@ -111,8 +105,8 @@ describe('an instance built by diskwright boots under QEMU', () => {
 
   it('fails the identity check when the booted disk was not rendered (the template itself)', async () => {
     const result = await bootDisk({
-      kernel: kit.kernel,
-      initrd: kit.initrd,
+      kernel: bootFiles.kernel,
+      ...(bootFiles.initrd ? { initrd: bootFiles.initrd } : {}),
       disk: template,
       append: [...kernelArgs, ...BOOT_EXTRA_KERNEL_ARGS].join(' '),
       log: join(dir, 'template-console.log'),
