@@ -1,22 +1,10 @@
-import { DiskwrightError } from '../errors.js';
+import { withFilesystem } from '../ext/index.js';
 import type { FilesystemSession, OpenFilesystemOptions } from '../ext/types.js';
+import { readSuperblock } from '../extmeta/index.js';
 
-type WithFilesystem = <T>(image: string, options: OpenFilesystemOptions, fn: (fs: FilesystemSession) => Promise<T>) => Promise<T>;
-
-/**
- * Opens a filesystem through the ext area's `withFilesystem` (looked up at call time while that
- * area lands; the contract is in contracts.md).
- */
-export async function openFilesystem<T>(
-  image: string,
-  options: OpenFilesystemOptions,
-  fn: (fs: FilesystemSession) => Promise<T>,
-): Promise<T> {
-  const ext = (await import('../ext/index.js')) as unknown as { withFilesystem?: WithFilesystem };
-  if (typeof ext.withFilesystem !== 'function') {
-    throw new DiskwrightError('E_EXTFS', 'in-image editing (withFilesystem) is not available in this build');
-  }
-  return ext.withFilesystem(image, options, fn);
+/** Opens a filesystem for the template operations (the ext area's session; always closed). */
+export function openFilesystem<T>(image: string, options: OpenFilesystemOptions, fn: (fs: FilesystemSession) => Promise<T>): Promise<T> {
+  return withFilesystem(image, options, fn);
 }
 
 /** The superblock facts a template manifest records. */
@@ -27,21 +15,8 @@ export interface FilesystemFacts {
   readonly blocksCount: number;
 }
 
-interface SuperblockLike {
-  readonly kind: 'ext2' | 'ext3' | 'ext4';
-  readonly uuid: string;
-  readonly blockSize: number;
-  readonly blocksCount: bigint | number;
-}
-
-/** Reads kind, UUID and size of the ext filesystem in `image` (extmeta's pure parser). */
+/** Reads kind, UUID and size of the ext filesystem in `image` (pure superblock parse). */
 export async function readFilesystemFacts(image: string): Promise<FilesystemFacts> {
-  const extmeta = (await import('../extmeta/index.js')) as unknown as {
-    readSuperblock?: (image: string, options?: { offset?: number }) => Promise<SuperblockLike>;
-  };
-  if (typeof extmeta.readSuperblock !== 'function') {
-    throw new DiskwrightError('E_EXTFS', 'superblock parsing (readSuperblock) is not available in this build');
-  }
-  const sb = await extmeta.readSuperblock(image);
+  const sb = await readSuperblock(image);
   return { kind: sb.kind, uuid: sb.uuid, blockSize: sb.blockSize, blocksCount: Number(sb.blocksCount) };
 }

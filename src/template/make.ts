@@ -2,9 +2,9 @@ import { rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import { withAtomicPath } from '../io/atomic.js';
-import { copyRange } from '../io/copy.js';
+import { extractPartition } from '../io/index.js';
 import type { ProgressCallback } from '../io/progress.js';
-import { getPartition, partitionByteRange, readPartitionTable } from '../partition/index.js';
+import { getPartition, readPartitionTable } from '../partition/index.js';
 import { applyTemplateOperations } from './apply.js';
 import { openFilesystem, readFilesystemFacts } from './filesystem.js';
 import { extractKernel } from './kernel.js';
@@ -66,15 +66,12 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
       hint: 'pick the partition holding the root filesystem (see `diskwright partitions`)',
     });
   }
-  const range = partitionByteRange(table, partition);
   const created: string[] = [];
   try {
     return await withAtomicPath(
       output,
       async (temp) => {
-        await copyRange(source, temp, {
-          offset: Number(range.offset),
-          length: Number(range.length),
+        await extractPartition(source, partition.number, temp, {
           overwrite: true,
           signal: options.signal,
           onProgress: options.onProgress,
