@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, writevSync } from 'node:fs';
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from '../bytes/index.js';
@@ -9,12 +9,15 @@ import { OVERLAY_CHUNK, type OverlayRun } from './overlay.js';
 /**
  * Crash-safe commit of staged changes (an undo log, like e2fsprogs' `-z` undo files):
  *  1. for every range about to change, the image's current bytes are saved to `IMAGE.diskwright-undo`
- *     (all-zero 4 KiB pieces are recorded as "zero", so writing into fresh sparse space costs little);
+ *     — except ranges whose blocks were free in the block bitmaps before the session (rolling back
+ *     the metadata frees them again) — and all-zero 4 KiB pieces are recorded as "zero" without data;
  *     the log is written beside the image, fsynced and renamed into place (it exists only complete);
  *  2. the new bytes are written to the image and fsynced;
  *  3. the log is deleted.
  * A crash before 3 leaves the log; the next session on the image (or `recoverInterruptedCommit`)
- * writes the saved bytes back, so the image is exactly as it was before the interrupted commit.
+ * writes the saved bytes back: every block that was in use (all metadata and all file data) is
+ * byte-identical to before the interrupted commit, so the filesystem is exactly the old one; blocks
+ * that were free may keep new bytes. (A session that fails before committing writes nothing at all.)
  */
 
 export const UNDO_SUFFIX = '.diskwright-undo';
@@ -55,9 +58,19 @@ function readFully(fd: number, buffer: Buffer, position: number): number {
   return done;
 }
 
-function writeFully(fd: number, data: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+/** Writes consecutive buffers at `position` (writev; retries short writes). */
+function writeChunks(fd: number, chunks: readonly Buffer[], position: number): void {
+  const pending = [...chunks];
+  let at = position;
+  while (pending.length > 0) {
+    let n = writevSync(fd, pending, at);
+    at += n;
+    while (pending.length > 0 && n >= pending[0]!.length) {
+      n -= pending[0]!.length;
+      pending.shift();
+    }
+    if (n > 0 && pending.length > 0) pending[0] = pending[0]!.subarray(n);
+  }
 }
 
 export interface CommitSummary {
@@ -68,7 +81,12 @@ export interface CommitSummary {
 }
 
 /** Writes `runs()` (called twice: once to save the old bytes, once to write) into `image`, crash-safely. */
-export async function commitRuns(image: string, runs: () => Iterable<OverlayRun>, signal?: AbortSignal): Promise<CommitSummary> {
+export async function commitRuns(
+  image: string,
+  runs: () => Iterable<OverlayRun>,
+  options: { signal?: AbortSignal; base?: number; wasFree?: (fsOffset: number, length: number) => boolean } = {},
+): Promise<CommitSummary> {
+  const { signal, base = 0, wasFree } = options;
   const log = undoLogPath(image);
   const fd = openSync(image, 'r+');
   try {
@@ -82,14 +100,25 @@ export async function commitRuns(image: string, runs: () => Iterable<OverlayRun>
         const entryHeader = Buffer.alloc(ENTRY_HEADER_SIZE);
         for (const run of runs()) {
           throwIfAborted(signal);
-          const original = Buffer.allocUnsafe(run.data.length);
+          // Blocks that were free need no saved bytes: rolling back the bitmaps frees them again.
+          const chunkFree = (at: number): boolean => wasFree !== undefined && wasFree(run.offset - base + at, Math.min(OVERLAY_CHUNK, run.length - at));
+          let firstUsed = 0;
+          while (firstUsed < run.length && chunkFree(firstUsed)) firstUsed += OVERLAY_CHUNK;
+          if (firstUsed >= run.length) continue;
+          const original = Buffer.allocUnsafe(run.length);
           readFully(fd, original, run.offset);
-          // Split into alternating zero / data pieces of whole chunks.
+          // Split into pieces of whole chunks: free (skipped), zero (recorded), data (saved).
+          const classify = (at: number): 'free' | 'zero' | 'data' => (chunkFree(at) ? 'free' : isZeroChunk(original, at) ? 'zero' : 'data');
           let start = 0;
           while (start < original.length) {
-            const zero = isZeroChunk(original, start);
+            const kind = classify(start);
             let end = Math.min(start + OVERLAY_CHUNK, original.length);
-            while (end < original.length && isZeroChunk(original, end) === zero) end = Math.min(end + OVERLAY_CHUNK, original.length);
+            while (end < original.length && classify(end) === kind) end = Math.min(end + OVERLAY_CHUNK, original.length);
+            if (kind === 'free') {
+              start = end;
+              continue;
+            }
+            const zero = kind === 'zero';
             const piece = original.subarray(start, end);
             entryHeader.writeBigUInt64LE(BigInt(run.offset + start), 0);
             entryHeader.writeUInt32LE(piece.length, 8);
@@ -120,8 +149,8 @@ export async function commitRuns(image: string, runs: () => Iterable<OverlayRun>
     // Point of no return: from here a crash is rolled back from the log by the next session.
     let bytes = 0;
     for (const run of runs()) {
-      writeFully(fd, run.data, run.offset);
-      bytes += run.data.length;
+      writeChunks(fd, run.chunks, run.offset);
+      bytes += run.length;
     }
     fsyncSync(fd);
     await rm(log, { force: true });

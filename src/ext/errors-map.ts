@@ -1,6 +1,11 @@
 import { DiskwrightError } from '../errors.js';
 import { isWasmAbort } from './module.js';
 
+/** libext2fs error-table codes (lib/ext2fs/ext2_err.et: base 2133571328, entries by position). */
+const EXT2_ET_BASE = 2133571328;
+const EXT2_ET_BLOCK_ALLOC_FAIL = 72;
+const EXT2_ET_INODE_ALLOC_FAIL = 73;
+
 /** Turns an error from the `ext2fs` package into a one-line DiskwrightError about `path`. */
 export function mapExtError(error: unknown, operation: string, path: string): DiskwrightError {
   if (error instanceof DiskwrightError) return error;
@@ -12,6 +17,16 @@ export function mapExtError(error: unknown, operation: string, path: string): Di
     });
   }
   const code = typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : '';
+  const errno = typeof error === 'object' && error !== null && 'errno' in error ? Number((error as { errno: unknown }).errno) : 0;
+  const ext2Code = errno - EXT2_ET_BASE;
+  if (ext2Code === EXT2_ET_BLOCK_ALLOC_FAIL || ext2Code === EXT2_ET_INODE_ALLOC_FAIL) {
+    const what = ext2Code === EXT2_ET_INODE_ALLOC_FAIL ? 'inodes' : 'blocks';
+    return new DiskwrightError('E_EXTFS', `${operation} ${path}: the filesystem has no free ${what} left`, {
+      path,
+      cause: error,
+      hint: what === 'inodes' ? 'make the filesystem with more inodes (mke2fs -N / -i)' : 'grow the image and filesystem first (`diskwright resize`)',
+    });
+  }
   switch (code) {
     case 'ENOENT':
       return new DiskwrightError('E_NOT_FOUND', `${path}: no such file or directory in the image`, { path, cause: error });

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
 import { DiskwrightError } from '../errors.js';
 
@@ -15,6 +14,9 @@ export interface Ext2fsStats {
   readonly ctime: Date;
 }
 export interface Ext2fsHandle {
+  readonly fd: number;
+  chmod(mode: number): Promise<void>;
+  chown(uid: number, gid: number): Promise<void>;
   write(buffer: Buffer, offset?: number, length?: number, position?: number | null): Promise<{ bytesWritten: number }>;
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
   close(): void;
@@ -70,28 +72,25 @@ export function isWasmAbort(error: unknown): boolean {
   return error instanceof Error && (error.name === 'RuntimeError' || /^Aborted\(/.test(error.message));
 }
 
-const inSession = new AsyncLocalStorage<true>();
-let tail: Promise<unknown> = Promise.resolve();
+const openImages = new Set<string>();
 
 /**
- * Runs `fn` with exclusive use of the single-threaded WASM module (one session at a time per
- * process). Nested sessions would deadlock, so they are refused.
+ * Runs `fn` while `key` (the image's real path) is marked open. A second session on the same image
+ * in this process — nested or concurrent — fails fast instead of deadlocking or committing over
+ * the first one's changes. Sessions on different images may run side by side (the package queues
+ * every call into the single-threaded WASM module).
  */
-export async function exclusive<T>(fn: () => Promise<T>): Promise<T> {
-  if (inSession.getStore()) {
-    throw new DiskwrightError('E_INVALID_ARGUMENT', 'withFilesystem cannot be nested: a session is already open in this call chain', {
-      hint: 'finish the outer session first, or do the work inside it',
+export async function exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  if (openImages.has(key)) {
+    throw new DiskwrightError('E_INVALID_ARGUMENT', `${key} is already open in another filesystem session of this process`, {
+      path: key,
+      hint: 'finish the other session first (sessions on one image cannot be nested)',
     });
   }
-  const previous = tail;
-  let release!: () => void;
-  tail = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  await previous.catch(() => undefined);
+  openImages.add(key);
   try {
-    return await inSession.run(true, fn);
+    return await fn();
   } finally {
-    release();
+    openImages.delete(key);
   }
 }

@@ -6,11 +6,15 @@ export const OVERLAY_CHUNK = 4096;
 /** Most bytes a session may stage in memory before it must commit (named limit). */
 export const MAX_OVERLAY_BYTES = 3 * 1024 ** 3;
 
-/** A contiguous run of staged bytes at an absolute image offset. */
+/** A contiguous run of staged bytes at an absolute image offset, as consecutive chunks. */
 export interface OverlayRun {
   readonly offset: number;
-  readonly data: Buffer;
+  readonly length: number;
+  readonly chunks: readonly Buffer[];
 }
+
+/** Chunks are cut from slabs: one allocation per 256 chunks instead of one each. */
+const SLAB_CHUNKS = 256;
 
 /**
  * The disk the WASM libext2fs sees: the filesystem at `base` bytes into an image file, read from
@@ -20,6 +24,8 @@ export interface OverlayRun {
 export class OverlayDisk {
   private readonly chunks = new Map<number, Buffer>();
   private stagedBytes = 0;
+  private slab: Buffer | undefined;
+  private slabUsed = SLAB_CHUNKS;
   writes = 0;
 
   constructor(
@@ -99,7 +105,7 @@ export class OverlayDisk {
             hint: 'split the work into several sessions (each commits on its own)',
           });
         }
-        chunk = Buffer.allocUnsafe(OVERLAY_CHUNK);
+        chunk = this.newChunk();
         if (n < OVERLAY_CHUNK) this.readBase(chunk, 0, OVERLAY_CHUNK, index * OVERLAY_CHUNK);
         this.chunks.set(index, chunk);
         this.stagedBytes += OVERLAY_CHUNK;
@@ -108,6 +114,16 @@ export class OverlayDisk {
       pos += n;
       src += n;
     }
+  }
+
+  private newChunk(): Buffer {
+    if (!this.slab || this.slabUsed === SLAB_CHUNKS) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_CHUNKS * OVERLAY_CHUNK);
+      this.slabUsed = 0;
+    }
+    const chunk = this.slab.subarray(this.slabUsed * OVERLAY_CHUNK, (this.slabUsed + 1) * OVERLAY_CHUNK);
+    this.slabUsed += 1;
+    return chunk;
   }
 
   // The ext2fs package's disk interface (async, node-fs-like argument order).
@@ -130,20 +146,22 @@ export class OverlayDisk {
   }
 
   /** Staged changes as contiguous runs at absolute image offsets, in ascending order. */
-  *runs(maxRunBytes = 8 * 1024 * 1024): Generator<OverlayRun> {
+  *runs(maxRunBytes = 1024 * OVERLAY_CHUNK): Generator<OverlayRun> {
     const indexes = [...this.chunks.keys()].sort((a, b) => a - b);
     let i = 0;
     while (i < indexes.length) {
       const first = indexes[i]!;
       let count = 1;
       while (i + count < indexes.length && indexes[i + count] === first + count && (count + 1) * OVERLAY_CHUNK <= maxRunBytes) count += 1;
-      const parts: Buffer[] = [];
-      for (let k = 0; k < count; k += 1) parts.push(this.chunks.get(first + k)!);
+      const chunks: Buffer[] = [];
+      for (let k = 0; k < count; k += 1) chunks.push(this.chunks.get(first + k)!);
       const start = first * OVERLAY_CHUNK;
-      let data = Buffer.concat(parts);
       // Never write past the filesystem's container (a partial last chunk).
-      if (start + data.length > this.length) data = data.subarray(0, this.length - start);
-      yield { offset: this.base + start, data };
+      const length = Math.min(count * OVERLAY_CHUNK, this.length - start);
+      const last = chunks.length - 1;
+      const lastLength = length - last * OVERLAY_CHUNK;
+      if (lastLength < OVERLAY_CHUNK) chunks[last] = chunks[last]!.subarray(0, lastLength);
+      yield { offset: this.base + start, length, chunks };
       i += count;
     }
   }
@@ -151,6 +169,8 @@ export class OverlayDisk {
   /** Drops every staged change. */
   clear(): void {
     this.chunks.clear();
+    this.slab = undefined;
+    this.slabUsed = SLAB_CHUNKS;
     this.stagedBytes = 0;
   }
 }

@@ -190,18 +190,32 @@ export class Ext2fsSession implements FilesystemSession {
     if (uid !== undefined || gid !== undefined) await this.call('chown', p, () => this.fs.chown(p, uid ?? 0, gid ?? 0));
   }
 
-  /** Creates or replaces a regular file from a sequence of chunks. */
-  private async writeChunks(p: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options: WriteOptions, defaultMode: number): Promise<number> {
+  /**
+   * Creates or replaces a regular file from a sequence of chunks. `fresh` means the caller just
+   * created the (empty) parent directory, so the existence checks can be skipped.
+   */
+  private async writeChunks(
+    p: string,
+    chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    options: WriteOptions,
+    defaultMode: number,
+    fresh = false,
+  ): Promise<number> {
     if (p === '/') throw new InvalidArgumentError('/: is a directory', { path: p });
-    const parent = parentPath(p);
-    if (options.parents) await this.mkdirp(parent, 0o755, options.uid, options.gid);
-    else await this.requireDirectory(parent);
-    const existing = await this.rawLstat(p);
-    if (existing && kindOf(existing.mode) === 'directory') throw new InvalidArgumentError(`${p}: is a directory`, { path: p });
-    // A symlink or special file at the path is replaced, never written through.
-    if (existing && kindOf(existing.mode) !== 'file') await this.call('unlink', p, () => this.fs.unlink(p));
-    const keep = existing && kindOf(existing.mode) === 'file' ? existing : undefined;
+    let keep: Ext2fsStats | undefined;
+    if (!fresh) {
+      const parent = parentPath(p);
+      if (options.parents) await this.mkdirp(parent, 0o755, options.uid, options.gid);
+      else await this.requireDirectory(parent);
+      const existing = await this.rawLstat(p);
+      if (existing && kindOf(existing.mode) === 'directory') throw new InvalidArgumentError(`${p}: is a directory`, { path: p });
+      // A symlink or special file at the path is replaced, never written through.
+      if (existing && kindOf(existing.mode) !== 'file') await this.call('unlink', p, () => this.fs.unlink(p));
+      keep = existing && kindOf(existing.mode) === 'file' ? existing : undefined;
+    }
     const mode = options.mode ?? (keep ? keep.mode & 0o7777 : defaultMode);
+    const uid = options.uid ?? keep?.uid;
+    const gid = options.gid ?? keep?.gid;
     const handle = await this.call('open', p, () => this.fs.open(p, 'w', mode));
     let bytes = 0;
     try {
@@ -213,15 +227,13 @@ export class Ext2fsSession implements FilesystemSession {
           bytes += piece.length;
         }
       }
+      // Through the open handle: no extra path lookups (the package ignores open's mode).
+      await this.call('chmod', p, () => handle.chmod(mode));
+      if (uid !== undefined || gid !== undefined) await this.call('chown', p, () => handle.chown(uid ?? 0, gid ?? 0));
     } finally {
-      await this.call('close', p, async () => handle.close());
+      await this.call('close', p, () => this.fs.close(handle.fd));
     }
-    await this.call('chmod', p, () => this.fs.chmod(p, mode));
-    const uid = options.uid ?? keep?.uid;
-    const gid = options.gid ?? keep?.gid;
-    if (uid !== undefined || gid !== undefined) await this.call('chown', p, () => this.fs.chown(p, uid ?? 0, gid ?? 0));
-    const after = await this.rawLstat(p);
-    if (after) this.pendingTimes.delete(after.ino);
+    if (keep && this.pendingTimes.size > 0) this.pendingTimes.delete(keep.ino);
     return bytes;
   }
 
@@ -294,7 +306,7 @@ export class Ext2fsSession implements FilesystemSession {
         position += bytesRead;
       }
     } finally {
-      await this.call('close', p, async () => handle.close());
+      await this.call('close', p, () => this.fs.close(handle.fd));
     }
   }
 
@@ -459,13 +471,23 @@ export class Ext2fsSession implements FilesystemSession {
       });
       if (!info.isDirectory()) throw new InvalidArgumentError(`host path ${hostDir} is not a directory`, { path: hostDir });
       const summary = emptySummary();
+      const fresh = !(await this.rawLstat(p));
       await this.mkdirp(p, info.mode & 0o7777, options.uid ?? 0, options.gid ?? 0);
-      await this.copyInTree(hostDir, p, options.uid ?? 0, options.gid ?? 0, summary, 0);
+      await this.copyInTree(hostDir, p, options.uid ?? 0, options.gid ?? 0, summary, 0, fresh);
       return summary;
     });
   }
 
-  private async copyInTree(hostDir: string, dir: string, uid: number, gid: number, summary: ReturnType<typeof emptySummary>, depth: number): Promise<void> {
+  /** `fresh`: `dir` was created by this copy, so nothing in it can collide. */
+  private async copyInTree(
+    hostDir: string,
+    dir: string,
+    uid: number,
+    gid: number,
+    summary: ReturnType<typeof emptySummary>,
+    depth: number,
+    fresh: boolean,
+  ): Promise<void> {
     if (depth > MAX_TREE_DEPTH) throw new LimitError(`${hostDir}: directories nest deeper than ${MAX_TREE_DEPTH}`, { path: hostDir });
     const entries = (await hostReaddir(hostDir, { withFileTypes: true })).sort((x, y) => (x.name < y.name ? -1 : 1));
     for (const entry of entries) {
@@ -474,17 +496,17 @@ export class Ext2fsSession implements FilesystemSession {
       const target = childPath(dir, normalizeImagePath(entry.name).slice(1));
       const info = await hostLstat(hostPath);
       if (info.isDirectory()) {
-        const existing = await this.rawLstat(target);
+        const existing = fresh ? undefined : await this.rawLstat(target);
         if (!existing) await this.makeDirectory(target, info.mode & 0o7777, uid, gid);
         else if (kindOf(existing.mode) !== 'directory') throw new DiskwrightError('E_EXISTS', `${target}: exists and is not a directory`, { path: target });
         summary.directories += 1;
-        await this.copyInTree(hostPath, target, uid, gid, summary, depth + 1);
+        await this.copyInTree(hostPath, target, uid, gid, summary, depth + 1, !existing);
       } else if (info.isFile()) {
-        summary.bytes += await this.writeChunks(target, hostChunks(hostPath), { mode: info.mode & 0o7777, uid, gid }, 0o644);
+        summary.bytes += await this.writeChunks(target, hostChunks(hostPath), { mode: info.mode & 0o7777, uid, gid }, 0o644, fresh);
         summary.files += 1;
       } else if (info.isSymbolicLink()) {
         const linkTarget = await hostReadlink(hostPath);
-        const existing = await this.rawLstat(target);
+        const existing = fresh ? undefined : await this.rawLstat(target);
         if (existing && kindOf(existing.mode) === 'directory') throw new DiskwrightError('E_EXISTS', `${target}: exists as a directory`, { path: target });
         if (existing) await this.call('unlink', target, () => this.fs.unlink(target));
         await this.call('symlink', target, () => this.fs.symlink(linkTarget, target));

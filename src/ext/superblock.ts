@@ -11,6 +11,7 @@ const S_INODES_COUNT = 0x00;
 const S_BLOCKS_COUNT_LO = 0x04;
 const S_FIRST_DATA_BLOCK = 0x14;
 const S_LOG_BLOCK_SIZE = 0x18;
+const S_BLOCKS_PER_GROUP = 0x20;
 const S_INODES_PER_GROUP = 0x28;
 const S_MAGIC = 0x38;
 const S_STATE = 0x3a;
@@ -47,7 +48,7 @@ export const INCOMPAT = {
   encrypt: 0x10000,
   casefold: 0x20000,
 } as const;
-export const RO_COMPAT = { metadataCsum: 0x400, readonly: 0x1000 } as const;
+export const RO_COMPAT = { bigalloc: 0x200, metadataCsum: 0x400, readonly: 0x1000 } as const;
 
 /** Incompat features libext2fs 1.44.1 (the `ext2fs` npm package) reads and writes correctly. */
 const WRITABLE_INCOMPAT =
@@ -74,6 +75,7 @@ export interface ExtGeometry {
   readonly blockSize: number;
   readonly blocksCount: bigint;
   readonly inodesCount: number;
+  readonly blocksPerGroup: number;
   readonly inodesPerGroup: number;
   readonly inodeSize: number;
   readonly firstDataBlock: number;
@@ -130,6 +132,7 @@ export function parseExtSuperblock(sb: Uint8Array): ExtGeometry {
     blockSize: 1024 << logBlockSize,
     blocksCount: (blocksHi << 32n) | BigInt(view.getUint32(S_BLOCKS_COUNT_LO, true)),
     inodesCount: view.getUint32(S_INODES_COUNT, true),
+    blocksPerGroup: view.getUint32(S_BLOCKS_PER_GROUP, true),
     inodesPerGroup: view.getUint32(S_INODES_PER_GROUP, true),
     inodeSize: rev === 0 ? 128 : view.getUint16(S_INODE_SIZE, true),
     firstDataBlock: view.getUint32(S_FIRST_DATA_BLOCK, true),
@@ -172,7 +175,7 @@ const FSCK_HINT = (image: string): string => `run \`diskwright fsck --fix ${imag
  * Refuses filesystems this layer cannot handle safely: unknown incompat features (read or write),
  * a journal that needs recovery or unknown ro_compat features (write). The errors name the fix.
  */
-export function assertSupported(geometry: ExtGeometry, image: string, mode: { write: boolean; replayJournal?: boolean }): void {
+export function assertExtSupported(geometry: ExtGeometry, image: string, mode: { write: boolean; replayJournal?: boolean }): void {
   const allowed = mode.write ? WRITABLE_INCOMPAT : READABLE_INCOMPAT;
   const unsupported = names(geometry.featureIncompat & ~allowed & ~INCOMPAT.recover, INCOMPAT_NAMES);
   if (unsupported.length > 0) {

@@ -1,16 +1,17 @@
 import { closeSync, openSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import * as e2fs from '../e2fs/index.js';
 import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import * as partition from '../partition/index.js';
 import type { PartitionTable, Partition } from '../partition/types.js';
 import { commitRuns, recoverInterruptedCommit, type CommitSummary } from './commit.js';
 import { mapExtError } from './errors-map.js';
+import { freeBlockTest } from './free-blocks.js';
 import { setInodeTimes } from './inode-times.js';
 import { exclusive, ext2fsModule, isWasmAbort, resetExt2fsModule } from './module.js';
 import { OverlayDisk } from './overlay.js';
 import { Ext2fsSession } from './session.js';
-import { assertSupported, readExtGeometry } from './superblock.js';
+import { assertExtSupported, readExtGeometry } from './superblock.js';
 import type { FilesystemSession, OpenFilesystemOptions } from './types.js';
 
 /** Engineer A's partition API (contracts.md), looked up at run time so this area builds without it. */
@@ -88,20 +89,21 @@ export let lastCommit: CommitSummary | undefined;
  * With `write: true` every change is staged in memory and committed to the image only when `fn`
  * resolves (crash-safe, see commit.ts); when `fn` throws or the signal fires, the image is left
  * byte-identical. Refuses `E_NEEDS_RECOVERY` (journal needs replay; pass `replayJournal`) and
- * `E_UNSUPPORTED_FEATURE`. One session at a time per process; sessions cannot be nested.
+ * `E_UNSUPPORTED_FEATURE`. One session per image at a time in a process; a nested or concurrent
+ * second session on the same image fails with `E_INVALID_ARGUMENT`.
  */
 export async function withFilesystem<T>(image: string, options: OpenFilesystemOptions, fn: (fs: FilesystemSession) => Promise<T>): Promise<T> {
   const write = options.write === true;
-  return exclusive(async () => {
+  const location = await locateFilesystem(image, options);
+  return exclusive(await realpath(image), async () => {
     throwIfAborted(options.signal);
-    const location = await locateFilesystem(image, options);
     await recoverInterruptedCommit(image);
     let geometry = await readExtGeometry(image, location.offset);
-    assertSupported(geometry, image, { write, replayJournal: options.replayJournal === true });
+    assertExtSupported(geometry, image, { write, replayJournal: options.replayJournal === true });
     if (write && geometry.needsRecovery) {
       await replayJournal(image, location.offset, options.signal);
       geometry = await readExtGeometry(image, location.offset);
-      assertSupported(geometry, image, { write });
+      assertExtSupported(geometry, image, { write });
     }
     const fsBytes = Number(geometry.blocksCount) * geometry.blockSize;
     if (fsBytes > location.length) {
@@ -139,7 +141,8 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
       if (write && disk.size + session.pendingTimes.size > 0) {
         for (const [ino, times] of session.pendingTimes) setInodeTimes(geometry, disk, ino, times.atime, times.mtime);
         throwIfAborted(options.signal);
-        lastCommit = await commitRuns(image, () => disk.runs(), options.signal);
+        const wasFree = freeBlockTest(fd, location.offset, geometry);
+        lastCommit = await commitRuns(image, () => disk.runs(), { ...(options.signal ? { signal: options.signal } : {}), base: location.offset, wasFree });
       }
       return result;
     } finally {

@@ -1,0 +1,67 @@
+import { createHash } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { withFilesystem } from '../../src/ext/index.js';
+import { requireTool } from '../helpers/oracle.js';
+import { tempDir } from '../helpers/tmp.js';
+import { SBIN_ENV, hostFsck, hostStat, makeExtImage } from '../unit/ext/ext-images.js';
+
+// The issue's targets: a 200 MiB file and a 50k-file tree go in without failure (no OOM in the
+// 16 MiB WASM heap), and host e2fsck/debugfs agree afterwards. Speed lives in bench/fs-write.mjs.
+const BIG = 200 * 1024 * 1024;
+const FILES = 50_000;
+
+let dir: string;
+beforeAll(async () => {
+  await requireTool('debugfs', 'e2fsprogs');
+  dir = await tempDir();
+});
+
+describe('bulk writes', () => {
+  it('writes a 200 MiB file that host debugfs reads back byte for byte', { timeout: 180_000 }, async () => {
+    const src = join(dir, 'big.bin');
+    const block = Buffer.alloc(1024 * 1024);
+    const hash = createHash('sha256');
+    const parts: Buffer[] = [];
+    for (let i = 0; i < BIG / block.length; i += 1) {
+      block.fill(i & 0xff);
+      block.writeUInt32LE(i, 100);
+      hash.update(block);
+      parts.push(Buffer.from(block));
+    }
+    await writeFile(src, Buffer.concat(parts));
+    parts.length = 0;
+    const image = join(dir, 'big.img');
+    await makeExtImage(image, 'ext4', '400M');
+    await withFilesystem(image, { write: true }, (fs) => fs.putFile(src, '/srv/big.bin', { parents: true, mode: 0o600 }));
+    await rm(src);
+    expect((await hostFsck(image)).exitCode).toBe(0);
+    expect(await hostStat(image, '/srv/big.bin')).toMatchObject({ size: BIG, mode: 0o600 });
+    const dumped = join(dir, 'dumped.bin');
+    await execa('debugfs', ['-R', `dump /srv/big.bin ${dumped}`, image], { env: SBIN_ENV });
+    const { stdout } = await execa('sha256sum', [dumped]);
+    expect(stdout.split(' ')[0]).toBe(hash.digest('hex'));
+    await rm(image);
+  });
+
+  it('copies in a 50k-file tree that host e2fsck accepts', { timeout: 180_000 }, async () => {
+    const src = join(dir, 'tree');
+    for (let d = 0; d < FILES / 1000; d += 1) {
+      const sub = join(src, `d${d}`);
+      await mkdir(sub, { recursive: true });
+      await Promise.all(Array.from({ length: 1000 }, (_, i) => writeFile(join(sub, `f${i}`), `file ${d}/${i}\n`)));
+    }
+    const image = join(dir, 'tree.img');
+    await makeExtImage(image, 'ext4', '512M', ['-N', '60000']);
+    const summary = await withFilesystem(image, { write: true }, (fs) => fs.copyIn(src, '/data', { uid: 1000, gid: 1000 }));
+    expect(summary).toMatchObject({ files: FILES, directories: FILES / 1000 });
+    const fsck = await hostFsck(image);
+    expect(fsck.exitCode).toBe(0);
+    expect(fsck.output).toMatch(new RegExp(`${FILES + FILES / 1000 + 1 + 11}/`));
+    const { stdout } = await execa('debugfs', ['-R', 'cat /data/d49/f999', image], { env: SBIN_ENV });
+    expect(stdout).toBe('file 49/999');
+    await rm(image);
+  });
+});
