@@ -8,6 +8,7 @@
 import { DiskwrightError, LimitError } from '../errors.js';
 import {
   decodeMbrSector,
+  isClearedEntry,
   isExtendedType,
   isUsedEntry,
   MBR_SECTOR_SIZE,
@@ -140,7 +141,7 @@ export function* readDosTable(mbr: MbrSector, diskSize: bigint): TableReader<Par
   const partitions: Partition[] = [];
   let extended: Partition | undefined;
   mbr.entries.forEach((entry, index) => {
-    if (!isUsedEntry(entry)) return;
+    if (isClearedEntry(entry)) return;
     const isExt = isExtendedType(entry.type);
     const partition = partitionFrom(entry, index + 1, BigInt(entry.startLba), isExt ? 'extended' : 'primary');
     if (entry.bootIndicator !== 0 && entry.bootIndicator !== BOOT_ACTIVE) {

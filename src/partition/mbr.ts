@@ -57,6 +57,21 @@ export function isUsedEntry(entry: MbrEntry): boolean {
   return entry.type !== 0;
 }
 
+/**
+ * A primary slot counts as present unless every field is zero (libfdisk is_cleared_partition):
+ * sfdisk lists a type-0 entry with a size, and a typed entry of size 0.
+ */
+export function isClearedEntry(entry: MbrEntry): boolean {
+  return (
+    entry.bootIndicator === 0 &&
+    entry.type === 0 &&
+    entry.startLba === 0 &&
+    entry.sectors === 0 &&
+    entry.chsStart.every((b) => b === 0) &&
+    entry.chsEnd.every((b) => b === 0)
+  );
+}
+
 export function isExtendedType(type: number): boolean {
   return EXTENDED_TYPES.has(type);
 }

@@ -235,7 +235,7 @@ export function formatSfdiskList(table: PartitionTable, imagePath: string): stri
   ];
   if (table.partitions.length > 0) {
     const rows = table.partitions.map((p) => {
-      const endSector = p.start + p.size - 1n;
+      const endSector = p.size > 0n ? p.start + p.size - 1n : p.start;
       const common = [partitionNode(imagePath, p.number)];
       const numbers = [String(p.start), String(endSector), String(p.size), humanSize(p.size * ss)];
       return table.label === 'dos'
