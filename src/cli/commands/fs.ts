@@ -1,4 +1,351 @@
-import type { Command } from '../command.js';
+import { stat as hostStat } from 'node:fs/promises';
+import { DiskwrightError, InvalidArgumentError, parseSize, withFilesystem, type FileStat, type FilesystemSession, type OpenFilesystemOptions } from '../../index.js';
+import { flag, printJson, stringOption, type Command, type CommandContext, type ParsedArgs } from '../command.js';
 
-/** CLI commands of this area (filled in by the area's issue). */
-export const commands: readonly Command[] = [];
+const LOCATION_OPTIONS = {
+  partition: { type: 'string' },
+  offset: { type: 'string' },
+} as const;
+const WRITE_OPTIONS = { ...LOCATION_OPTIONS, 'replay-journal': { type: 'boolean' } } as const;
+const OWNER_OPTIONS = { uid: { type: 'string' }, gid: { type: 'string' } } as const;
+
+const LOCATION_HELP = `  --partition N     the filesystem is partition N of a disk image (MBR or GPT)
+  --offset BYTES    the filesystem starts at this byte offset (e.g. 1048576 or 2048s)`;
+const REPLAY_HELP = `  --replay-journal  replay a journal that needs recovery instead of refusing to write`;
+
+function usageError(command: string, message: string): DiskwrightError {
+  return new DiskwrightError('E_USAGE', `fs ${command}: ${message}`, { hint: `run \`diskwright fs ${command} --help\`` });
+}
+
+function positionals(args: ParsedArgs, command: string, min: number, max: number, names: string): string[] {
+  const list = [...args.positionals];
+  if (list.length < min || list.length > max) throw usageError(command, `expected ${names}`);
+  return list;
+}
+
+function openOptions(args: ParsedArgs, ctx: CommandContext, write: boolean): OpenFilesystemOptions {
+  const partition = stringOption(args, 'partition');
+  const offset = stringOption(args, 'offset');
+  if (partition !== undefined && !/^[1-9]\d{0,3}$/.test(partition)) {
+    throw new InvalidArgumentError(`Expected \`--partition\` to be a partition number, got \`${partition}\``);
+  }
+  return {
+    write,
+    signal: ctx.signal,
+    ...(partition === undefined ? {} : { partition: Number(partition) }),
+    ...(offset === undefined ? {} : { offset: parseSize(offset, '--offset') }),
+    ...(flag(args, 'replay-journal') ? { replayJournal: true } : {}),
+  };
+}
+
+function parseMode(text: string | undefined, option = 'mode'): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^0?[0-7]{1,4}$/.test(text)) throw new InvalidArgumentError(`Expected \`--${option}\` to be octal permission bits like 0644, got \`${text}\``);
+  return parseInt(text, 8);
+}
+
+function parseId(text: string | undefined, option: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff) throw new InvalidArgumentError(`Expected \`${option}\` to be a numeric id 0..4294967295, got \`${text}\``);
+  return Number(text);
+}
+
+function owners(args: ParsedArgs): { uid?: number; gid?: number } {
+  const uid = parseId(stringOption(args, 'uid'), '--uid');
+  const gid = parseId(stringOption(args, 'gid'), '--gid');
+  return { ...(uid === undefined ? {} : { uid }), ...(gid === undefined ? {} : { gid }) };
+}
+
+const TYPE_CHAR: Record<FileStat['kind'], string> = { file: '-', directory: 'd', symlink: 'l', chardev: 'c', blockdev: 'b', fifo: 'p', socket: 's' };
+
+/** `drwxr-xr-x` style permissions, as ls prints them. */
+export function modeString(entry: Pick<FileStat, 'kind' | 'mode'>): string {
+  const m = entry.mode;
+  const triplet = (shift: number, special: number, char: string): string => {
+    const r = m & (4 << shift) ? 'r' : '-';
+    const w = m & (2 << shift) ? 'w' : '-';
+    const x = m & (1 << shift);
+    const s = m & special;
+    return r + w + (s ? (x ? char : char.toUpperCase()) : x ? 'x' : '-');
+  };
+  return TYPE_CHAR[entry.kind] + triplet(6, 0o4000, 's') + triplet(3, 0o2000, 's') + triplet(0, 0o1000, 't');
+}
+
+function statJson(entry: FileStat): Record<string, unknown> {
+  return {
+    ...entry,
+    mode: `0${entry.mode.toString(8).padStart(3, '0')}`,
+    atime: entry.atime.toISOString(),
+    mtime: entry.mtime.toISOString(),
+    ctime: entry.ctime.toISOString(),
+  };
+}
+
+function longLine(entry: FileStat): string {
+  const link = entry.linkTarget === undefined ? '' : ` -> ${entry.linkTarget}`;
+  const when = entry.mtime.toISOString().replace('T', ' ').slice(0, 16);
+  return `${modeString(entry)} ${String(entry.nlink).padStart(3)} ${String(entry.uid).padStart(5)} ${String(entry.gid).padStart(5)} ${String(entry.size).padStart(10)} ${when} ${entry.name}${link}`;
+}
+
+async function session<T>(image: string, args: ParsedArgs, ctx: CommandContext, write: boolean, fn: (fs: FilesystemSession) => Promise<T>): Promise<T> {
+  return withFilesystem(image, openOptions(args, ctx, write), fn);
+}
+
+const ls: Command = {
+  name: 'fs ls',
+  summary: 'list a directory inside an ext2/3/4 image (modes, owners, sizes, symlink targets)',
+  help: `Usage: diskwright fs ls IMAGE [PATH] [--partition N | --offset BYTES] [-l] [--json]
+
+Lists PATH (default /) inside the filesystem without mounting it. A file lists itself.
+  -l, --long        mode, links, uid, gid, size, mtime, name -> symlink target
+${LOCATION_HELP}
+  --json            an array of entries (path, kind, mode, uid, gid, size, times, linkTarget)
+
+Example:
+  diskwright fs ls disk.img /etc --partition 1 -l`,
+  options: { ...LOCATION_OPTIONS, long: { type: 'boolean', short: 'l' } },
+  async run(args, ctx) {
+    const [image, path = '/'] = positionals(args, 'ls', 1, 2, 'IMAGE [PATH]');
+    const entries = await session(image!, args, ctx, false, async (fs) => {
+      const entry = await fs.lstat(path);
+      return entry.kind === 'directory' ? fs.readdir(path) : [entry];
+    });
+    if (ctx.json) printJson(ctx, entries.map(statJson));
+    else if (flag(args, 'long')) ctx.stdout.write(entries.map((e) => `${longLine(e)}\n`).join(''));
+    else ctx.stdout.write(entries.map((e) => `${e.name}${e.kind === 'directory' ? '/' : ''}\n`).join(''));
+    return 0;
+  },
+};
+
+const cat: Command = {
+  name: 'fs cat',
+  summary: 'write a file from inside an ext2/3/4 image to stdout (raw bytes)',
+  help: `Usage: diskwright fs cat IMAGE PATH [--partition N | --offset BYTES]
+
+Writes the bytes of PATH (symlinks followed inside the image) to stdout.
+${LOCATION_HELP}
+
+Example:
+  diskwright fs cat disk.img /etc/hostname --partition 1`,
+  options: { ...LOCATION_OPTIONS },
+  async run(args, ctx) {
+    const [image, path] = positionals(args, 'cat', 2, 2, 'IMAGE PATH');
+    const data = await session(image!, args, ctx, false, (fs) => fs.readFile(path!));
+    await new Promise<void>((resolve, reject) => ctx.stdout.write(data, (error) => (error ? reject(error) : resolve())));
+    return 0;
+  },
+};
+
+const put: Command = {
+  name: 'fs put',
+  summary: 'copy a host file or directory tree into an ext2/3/4 image',
+  help: `Usage: diskwright fs put IMAGE SOURCE DEST [--mode 0644] [--uid N] [--gid N] [-p] [--partition N]
+
+Copies the host file SOURCE to DEST inside the image (created or replaced). When SOURCE is a
+directory its contents are copied into DEST (created like mkdir -p): files, directories and symlinks
+with their permission bits; owners from --uid/--gid (default 0:0). Nothing is written to the image
+unless the whole copy succeeds.
+  --mode OCTAL      permission bits for a single file (default: the host file's)
+  --uid N, --gid N  numeric owner inside the image
+  -p, --parents     create DEST's parent directories as needed
+${LOCATION_HELP}
+${REPLAY_HELP}
+  --json            print a summary object
+
+Examples:
+  diskwright fs put disk.img ./motd /etc/motd --partition 1 --mode 0644
+  diskwright fs put root.img ./overlay/ /opt/app --uid 1000 --gid 1000`,
+  options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, mode: { type: 'string' }, parents: { type: 'boolean', short: 'p' } },
+  async run(args, ctx) {
+    const [image, source, dest] = positionals(args, 'put', 3, 3, 'IMAGE SOURCE DEST');
+    const info = await hostStat(source!).catch((error: unknown) => {
+      throw new DiskwrightError('E_NOT_FOUND', `host path ${source} not found`, { path: source!, cause: error });
+    });
+    const mode = parseMode(stringOption(args, 'mode'));
+    const own = owners(args);
+    const summary = await session(image!, args, ctx, true, async (fs) => {
+      if (info.isDirectory()) return fs.copyIn(source!, dest!, own);
+      await fs.putFile(source!, dest!, { ...own, ...(mode === undefined ? {} : { mode }), parents: flag(args, 'parents') });
+      return { files: 1, directories: 0, symlinks: 0, bytes: info.size, skipped: [] as string[] };
+    });
+    if (ctx.json) printJson(ctx, summary);
+    else {
+      ctx.stdout.write(`copied ${summary.files} file(s), ${summary.directories} director(ies), ${summary.symlinks} symlink(s), ${summary.bytes} bytes into ${dest}\n`);
+      for (const skipped of summary.skipped) ctx.stderr.write(`diskwright: skipped ${skipped}\n`);
+    }
+    return 0;
+  },
+};
+
+const get: Command = {
+  name: 'fs get',
+  summary: 'copy a file or directory tree out of an ext2/3/4 image',
+  help: `Usage: diskwright fs get IMAGE PATH HOSTDEST [--force] [--partition N | --offset BYTES]
+
+Copies PATH (a file, symlink or directory tree) out of the image to HOSTDEST, atomically (a temp
+beside it, renamed when complete). Permission bits are kept; owners are not.
+  --force           replace an existing HOSTDEST file
+${LOCATION_HELP}
+  --json            print a summary object
+
+Example:
+  diskwright fs get disk.img /boot ./boot-copy --partition 1`,
+  options: { ...LOCATION_OPTIONS, force: { type: 'boolean', short: 'f' } },
+  async run(args, ctx) {
+    const [image, path, dest] = positionals(args, 'get', 3, 3, 'IMAGE PATH HOSTDEST');
+    const summary = await session(image!, args, ctx, false, (fs) => fs.copyOut(path!, dest!, { overwrite: flag(args, 'force') }));
+    if (ctx.json) printJson(ctx, summary);
+    else ctx.stdout.write(`copied ${summary.files} file(s), ${summary.directories} director(ies), ${summary.symlinks} symlink(s), ${summary.bytes} bytes to ${dest}\n`);
+    return 0;
+  },
+};
+
+const rm: Command = {
+  name: 'fs rm',
+  summary: 'remove files or directories inside an ext2/3/4 image',
+  help: `Usage: diskwright fs rm IMAGE PATH... [-r] [-f] [--partition N | --offset BYTES]
+
+  -r, --recursive   remove directories and their contents
+  -f, --force       ignore paths that do not exist
+${LOCATION_HELP}
+${REPLAY_HELP}
+
+Example:
+  diskwright fs rm disk.img /etc/ssh/ssh_host_rsa_key /etc/ssh/ssh_host_rsa_key.pub --partition 1`,
+  options: { ...WRITE_OPTIONS, recursive: { type: 'boolean', short: 'r' }, force: { type: 'boolean', short: 'f' } },
+  async run(args, ctx) {
+    const [image, ...paths] = positionals(args, 'rm', 2, 10_000, 'IMAGE PATH...');
+    await session(image!, args, ctx, true, async (fs) => {
+      for (const path of paths) await fs.rm(path, { recursive: flag(args, 'recursive'), force: flag(args, 'force') });
+    });
+    return 0;
+  },
+};
+
+const mkdir: Command = {
+  name: 'fs mkdir',
+  summary: 'create directories inside an ext2/3/4 image',
+  help: `Usage: diskwright fs mkdir IMAGE PATH... [-p] [--mode 0755] [--uid N] [--gid N] [--partition N]
+
+  -p, --parents     create parents as needed; no error if the directory exists
+  --mode OCTAL      permission bits (default 0755)
+  --uid N, --gid N  numeric owner of created directories
+${LOCATION_HELP}
+${REPLAY_HELP}
+
+Example:
+  diskwright fs mkdir disk.img /etc/systemd/system/serial-getty@ttyS0.service.d -p --partition 1`,
+  options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, parents: { type: 'boolean', short: 'p' }, mode: { type: 'string' } },
+  async run(args, ctx) {
+    const [image, ...paths] = positionals(args, 'mkdir', 2, 10_000, 'IMAGE PATH...');
+    const mode = parseMode(stringOption(args, 'mode'));
+    const own = owners(args);
+    await session(image!, args, ctx, true, async (fs) => {
+      for (const path of paths) await fs.mkdir(path, { parents: flag(args, 'parents'), ...own, ...(mode === undefined ? {} : { mode }) });
+    });
+    return 0;
+  },
+};
+
+const ln: Command = {
+  name: 'fs ln',
+  summary: 'create a symbolic link inside an ext2/3/4 image',
+  help: `Usage: diskwright fs ln IMAGE TARGET LINKPATH [-s] [--uid N] [--gid N] [--partition N]
+
+Creates the symlink LINKPATH -> TARGET inside the image. TARGET is stored as given (it is resolved
+inside the guest, not on the host). Only symbolic links are supported (-s is accepted and implied).
+${LOCATION_HELP}
+${REPLAY_HELP}
+
+Example:
+  diskwright fs ln disk.img /lib/systemd/system/serial-getty@.service /etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service -s --partition 1`,
+  options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, symbolic: { type: 'boolean', short: 's' } },
+  async run(args, ctx) {
+    const [image, target, link] = positionals(args, 'ln', 3, 3, 'IMAGE TARGET LINKPATH');
+    await session(image!, args, ctx, true, (fs) => fs.symlink(target!, link!, owners(args)));
+    return 0;
+  },
+};
+
+const chmod: Command = {
+  name: 'fs chmod',
+  summary: 'change permission bits inside an ext2/3/4 image',
+  help: `Usage: diskwright fs chmod IMAGE MODE PATH... [--partition N | --offset BYTES]
+
+MODE is octal (e.g. 0644, 4755). Symlinks are followed inside the image.
+${LOCATION_HELP}
+${REPLAY_HELP}
+
+Example:
+  diskwright fs chmod disk.img 0600 /etc/ssh/sshd_config --partition 1`,
+  options: { ...WRITE_OPTIONS },
+  async run(args, ctx) {
+    const [image, modeText, ...paths] = positionals(args, 'chmod', 3, 10_000, 'IMAGE MODE PATH...');
+    const mode = parseMode(modeText, 'MODE')!;
+    await session(image!, args, ctx, true, async (fs) => {
+      for (const path of paths) await fs.chmod(path, mode);
+    });
+    return 0;
+  },
+};
+
+const chown: Command = {
+  name: 'fs chown',
+  summary: 'change numeric owners inside an ext2/3/4 image',
+  help: `Usage: diskwright fs chown IMAGE UID[:GID] PATH... [--partition N | --offset BYTES]
+
+Owners are numeric (the image's /etc/passwd is not consulted). Without :GID the group is kept.
+${LOCATION_HELP}
+${REPLAY_HELP}
+
+Example:
+  diskwright fs chown disk.img 1000:1000 /home/user --partition 1`,
+  options: { ...WRITE_OPTIONS },
+  async run(args, ctx) {
+    const [image, spec, ...paths] = positionals(args, 'chown', 3, 10_000, 'IMAGE UID[:GID] PATH...');
+    const [uidText, gidText] = spec!.split(':');
+    const uid = parseId(uidText, 'UID')!;
+    const gid = gidText === undefined ? undefined : parseId(gidText, 'GID')!;
+    await session(image!, args, ctx, true, async (fs) => {
+      for (const path of paths) await fs.chown(path, uid, gid ?? (await fs.stat(path)).gid);
+    });
+    return 0;
+  },
+};
+
+const stat: Command = {
+  name: 'fs stat',
+  summary: 'show inode details of a path inside an ext2/3/4 image',
+  help: `Usage: diskwright fs stat IMAGE PATH [--partition N | --offset BYTES] [--json]
+
+Shows the path itself (a symlink is not followed).
+${LOCATION_HELP}
+  --json            one object (path, kind, mode, uid, gid, size, nlink, ino, times, linkTarget)
+
+Example:
+  diskwright fs stat disk.img /etc/resolv.conf --partition 1`,
+  options: { ...LOCATION_OPTIONS },
+  async run(args, ctx) {
+    const [image, path] = positionals(args, 'stat', 2, 2, 'IMAGE PATH');
+    const entry = await session(image!, args, ctx, false, (fs) => fs.lstat(path!));
+    if (ctx.json) {
+      printJson(ctx, statJson(entry));
+      return 0;
+    }
+    ctx.stdout.write(
+      [
+        `  Path: ${entry.path}${entry.linkTarget === undefined ? '' : ` -> ${entry.linkTarget}`}`,
+        `  Type: ${entry.kind}  Size: ${entry.size}  Links: ${entry.nlink}  Inode: ${entry.ino}`,
+        `Access: (0${entry.mode.toString(8).padStart(3, '0')}/${modeString(entry)})  Uid: ${entry.uid}  Gid: ${entry.gid}`,
+        `Access: ${entry.atime.toISOString()}`,
+        `Modify: ${entry.mtime.toISOString()}`,
+        `Change: ${entry.ctime.toISOString()}`,
+        '',
+      ].join('\n'),
+    );
+    return 0;
+  },
+};
+
+/** CLI commands of the in-image file-operations area. */
+export const commands: readonly Command[] = [ls, cat, put, get, rm, mkdir, ln, chmod, chown, stat];
