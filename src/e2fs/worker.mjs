@@ -90,7 +90,7 @@ function run(job) {
   if (Module.ready && typeof Module.ready.catch === 'function') Module.ready.catch(() => {});
   try { Module.dwCloseAll?.(); } catch { /* best effort */ }
   fds.closeLeftovers();
-  const message = failure ? String(failure && failure.message ? failure.message : failure) : undefined;
+  const message = failure ? String(failure && failure.stack ? failure.stack : failure) : undefined;
   return {
     type: 'done',
     id: job.id,

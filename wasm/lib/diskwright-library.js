@@ -117,6 +117,37 @@ mergeInto(LibraryManager.library, {
     var env = opts['env'] || {};
     for (var key in env) ENV[key] = env[key];
 
+    // Worker threads cannot process.chdir(), and mke2fs -d chdir()s through the source tree (it
+    // recursed forever). Keep a virtual cwd: FS.cwd/chdir use it and relative paths given to the
+    // host FS are resolved against it.
+    var nodePath = require('path');
+    var cwd = opts['cwd'] || process.cwd();
+    var resolvePath = function(path) {
+      return typeof path === 'string' && path !== '' && path[0] !== '/' ? nodePath.resolve(cwd, path) : path;
+    };
+    FS.cwd = function() { return cwd; };
+    FS.chdir = function(path) {
+      var target = resolvePath(path);
+      var stat;
+      try { stat = nodeFs.statSync(target); } catch (e) { throw new FS.ErrnoError(ERRNO_CODES[e.code] || {{{ cDefine('ENOENT') }}}); }
+      if (!stat.isDirectory()) throw new FS.ErrnoError({{{ cDefine('ENOTDIR') }}});
+      cwd = target;
+    };
+    ['lookupPath', 'mknod', 'mkdir', 'rmdir', 'readdir', 'unlink', 'readlink', 'stat', 'lstat',
+     'chmod', 'chown', 'truncate', 'utime', 'open'].forEach(function(name) {
+      var original = FS[name];
+      if (typeof original !== 'function') return;
+      FS[name] = function(path) {
+        var args = Array.prototype.slice.call(arguments);
+        args[0] = resolvePath(path);
+        return original.apply(this, args);
+      };
+    });
+    var symlink = FS.symlink;
+    FS.symlink = function(target, linkpath) { return symlink(target, resolvePath(linkpath)); };
+    var rename = FS.rename;
+    FS.rename = function(from, to) { return rename(resolvePath(from), resolvePath(to)); };
+
     // Trap 2 (second half): ftruncate/truncate/fallocate take their 64-bit length from get64,
     // which returns only the low word.
     SYSCALLS.get64 = function(low, high) { return high * 4294967296 + (low >>> 0); };
@@ -125,7 +156,7 @@ mergeInto(LibraryManager.library, {
     SYSCALLS.doStat = function(func, path, buf) {
       var stat;
       try {
-        stat = (func === FS.lstat ? nodeFs.lstatSync : nodeFs.statSync)(path, { bigint: true });
+        stat = (func === FS.lstat ? nodeFs.lstatSync : nodeFs.statSync)(resolvePath(path), { bigint: true });
       } catch (e) {
         if (!e || !e.code) throw e;
         throw new FS.ErrnoError(ERRNO_CODES[e.code] || {{{ cDefine('EIO') }}});
