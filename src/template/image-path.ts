@@ -26,6 +26,11 @@ export async function resolveInImage(
   fs: FilesystemSession,
   path: string,
 ): Promise<{ path: string; stat: FileStat } | undefined> {
+  // Fast path: one lookup when the last component is not a link (the session resolves links in
+  // the middle of a path the same way, inside the image).
+  const direct = await lstatIfExists(fs, path);
+  if (!direct) return undefined;
+  if (direct.kind !== 'symlink') return { path: `/${splitPath(path).join('/')}`, stat: direct };
   let pending = splitPath(path);
   let current = '/';
   let hops = 0;
