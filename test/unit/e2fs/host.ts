@@ -25,7 +25,7 @@ export function hostEnv(extra: Record<string, string> = {}): Record<string, stri
 
 /** Runs a host e2fsprogs tool; never rejects. */
 export async function host(tool: string, args: readonly string[], extraEnv: Record<string, string> = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const result = await execa(tool, args, { reject: false, env: hostEnv(extraEnv), extendEnv: false, stdin: 'ignore' });
+  const result = await execa(tool, args, { reject: false, env: hostEnv(extraEnv), extendEnv: false, stdin: 'ignore', stripFinalNewline: false });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
@@ -81,4 +81,27 @@ export function garbage(length: number, seed = 0x9e3779b9): Uint8Array {
     out[i] = x & 0xff;
   }
   return out;
+}
+
+/** Builds a small source tree (dirs of files, a symlink) with fixed times for mke2fs -d. */
+export async function makeTree(root: string, dirs = 8, filesPerDir = 12): Promise<void> {
+  const { mkdir, writeFile, symlink, lutimes, utimes } = await import('node:fs/promises');
+  await mkdir(root, { recursive: true });
+  const paths: string[] = [root];
+  for (let d = 0; d < dirs; d++) {
+    const dir = join(root, `dir${d}`);
+    await mkdir(dir);
+    paths.push(dir);
+    for (let f = 0; f < filesPerDir; f++) {
+      const file = join(dir, `file${f}.txt`);
+      await writeFile(file, `${'line of text '.repeat(f * 37 + d)}\n`);
+      paths.push(file);
+    }
+  }
+  await symlink('dir0/file1.txt', join(root, 'link'));
+  // atime in the future: reading the tree (relatime) must not change what the next mke2fs -d sees.
+  const atime = new Date(Date.now() + 3_600_000);
+  const mtime = new Date('2020-01-02T03:04:05.123Z');
+  await lutimes(join(root, 'link'), atime, mtime);
+  for (const path of paths.reverse()) await utimes(path, atime, mtime);
 }
