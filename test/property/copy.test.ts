@@ -17,9 +17,9 @@ const sourceBytes = fc
 const chunkPattern = fc.array(fc.oneof(fc.integer({ min: 1, max: 17 }), fc.integer({ min: 1, max: 70000 }), fc.constantFrom(511, 4095, 4097, 65536)), { minLength: 1, maxLength: 6 });
 
 describe('copyRange output', () => {
-  test.prop([sourceBytes, fc.nat(), fc.nat(), chunkPattern, fc.boolean()], { numRuns: 60 })(
-    'is the source slice, whatever the chunk sizes and read mode',
-    async (bytes, a, b, chunks, direct) => {
+  test.prop([sourceBytes, fc.nat(), fc.nat(), chunkPattern, fc.boolean(), fc.integer({ min: 1, max: 5 })], { numRuns: 60 })(
+    'is the source slice, whatever the chunk sizes, read concurrency and read mode',
+    async (bytes, a, b, chunks, direct, concurrency) => {
       const offset = bytes.length === 0 ? 0 : a % (bytes.length + 1);
       const length = (bytes.length - offset) === 0 ? 0 : b % (bytes.length - offset + 1);
       const id = counter++;
@@ -27,7 +27,7 @@ describe('copyRange output', () => {
       const out = join(dir, `out-${id}`);
       await writeFile(src, bytes);
       try {
-        const summary = await copyRange(src, out, { offset, length, chunkSize: chunks, direct });
+        const summary = await copyRange(src, out, { offset, length, chunkSize: chunks, direct, concurrency });
         const copied = await readFile(out);
         expect(copied.equals(bytes.subarray(offset, offset + length))).toBe(true);
         // dataBytes counts whole 4 KiB output blocks holding data: never less than the non-zero bytes.
