@@ -1,7 +1,8 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { tempPathBeside } from '../io/atomic.js';
 import { join, posix, resolve } from 'node:path';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
-import type { FilesystemSession, OpenFilesystemOptions } from '../ext/types.js';
+import type { FilesystemSession } from '../ext/types.js';
 import { listDirectory, resolveInImage } from './image-path.js';
 import { compareVersions } from './version-sort.js';
 import { openFilesystem } from './filesystem.js';
@@ -87,29 +88,76 @@ export interface ExtractKernelOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Kernel files copied to temp names in the output directory, renamed into place by `commit`. */
+export interface StagedKernel {
+  readonly files: KernelFiles;
+  /** Renames the temp copies to their final names (refusing existing ones unless overwrite). */
+  commit(): Promise<void>;
+  /** Removes the temp copies (and the output directory if this run created it). */
+  discard(): Promise<void>;
+}
+
+/**
+ * Finds the newest kernel in an open filesystem and copies it and its initrd to temp files in
+ * `outDir` (created if missing); nothing appears under the final names until `commit`.
+ */
+export async function stageKernel(fs: FilesystemSession, options: Omit<ExtractKernelOptions, 'partition'>): Promise<StagedKernel> {
+  const outDir = resolve(options.outDir);
+  const found = await findKernel(fs);
+  throwIfAborted(options.signal);
+  const pairs: [from: string, temp: string, final: string][] = [];
+  const kernel = join(outDir, `vmlinuz-${found.version}`);
+  pairs.push([found.kernelFile, tempPathBeside(kernel), kernel]);
+  const initrd = found.initrdEntry && found.initrdFile ? join(outDir, posix.basename(found.initrdEntry)) : undefined;
+  if (initrd) pairs.push([found.initrdFile!, tempPathBeside(initrd), initrd]);
+  if (!options.overwrite) for (const [, , final] of pairs) await assertAbsent(final);
+  const createdDir = await mkdir(outDir, { recursive: true });
+  const discard = async (): Promise<void> => {
+    await Promise.all(pairs.map(([, temp]) => rm(temp, { force: true })));
+    if (createdDir !== undefined) await rm(createdDir, { recursive: true, force: true });
+  };
+  try {
+    for (const [from, temp] of pairs) {
+      throwIfAborted(options.signal);
+      await fs.copyOut(from, temp);
+    }
+  } catch (error) {
+    await discard();
+    throw error;
+  }
+  return {
+    files: initrd ? { version: found.version, kernel, initrd } : { version: found.version, kernel },
+    async commit() {
+      if (!options.overwrite) for (const [, , final] of pairs) await assertAbsent(final);
+      for (const [, temp, final] of pairs) await rename(temp, final);
+    },
+    discard,
+  };
+}
+
+async function assertAbsent(path: string): Promise<void> {
+  const exists = await stat(path).then(
+    () => true,
+    () => false,
+  );
+  if (exists) {
+    throw new DiskwrightError('E_EXISTS', `${path} already exists`, { path, hint: 'pass --force to replace the kernel files' });
+  }
+}
+
 /**
  * Copies the newest kernel and its initrd out of an image into `outDir` as `vmlinuz-VERSION` and
- * the initrd's own name (no VM, no mount). Each output is written atomically; when the initrd copy
- * fails the kernel copied before it is removed again.
+ * the initrd's own name (no VM, no mount). Both are copied to temp files first and renamed only
+ * when both copies succeeded: a failure leaves `outDir` as it was.
  */
 export async function extractKernel(image: string, options: ExtractKernelOptions): Promise<KernelFiles> {
-  const open: OpenFilesystemOptions = { partition: options.partition, signal: options.signal };
-  await mkdir(options.outDir, { recursive: true });
-  const outDir = resolve(options.outDir);
-  return openFilesystem(image, open, async (fs) => {
-    const found = await findKernel(fs);
+  const staged = await openFilesystem(image, { partition: options.partition, signal: options.signal }, (fs) => stageKernel(fs, options));
+  try {
     throwIfAborted(options.signal);
-    const kernel = join(outDir, `vmlinuz-${found.version}`);
-    await fs.copyOut(found.kernelFile, kernel, { overwrite: options.overwrite });
-    if (!found.initrdFile || !found.initrdEntry) return { version: found.version, kernel };
-    const initrd = join(outDir, posix.basename(found.initrdEntry));
-    try {
-      throwIfAborted(options.signal);
-      await fs.copyOut(found.initrdFile, initrd, { overwrite: options.overwrite });
-    } catch (error) {
-      await rm(kernel, { force: true });
-      throw error;
-    }
-    return { version: found.version, kernel, initrd };
-  });
+    await staged.commit();
+  } catch (error) {
+    await staged.discard();
+    throw error;
+  }
+  return staged.files;
 }

@@ -7,7 +7,7 @@ import type { ProgressCallback } from '../io/progress.js';
 import { getPartition, readPartitionTable } from '../partition/index.js';
 import { applyTemplateOperations } from './apply.js';
 import { openFilesystem, readFilesystemFacts } from './filesystem.js';
-import { extractKernel } from './kernel.js';
+import { stageKernel, type StagedKernel } from './kernel.js';
 import { manifestPath, writeTemplateManifest, type TemplateManifest } from './manifest.js';
 import { selectOperations } from './operations/index.js';
 
@@ -66,7 +66,8 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
       hint: 'pick the partition holding the root filesystem (see `diskwright partitions`)',
     });
   }
-  const created: string[] = [];
+  let staged: StagedKernel | undefined;
+  let manifestWritten = false;
   try {
     return await withAtomicPath(
       output,
@@ -92,10 +93,12 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
         );
         throwIfAborted(options.signal);
         let kernel: TemplateManifest['kernel'];
-        if (options.kernelDir !== undefined) {
-          const files = await extractKernel(temp, { outDir: options.kernelDir, overwrite: options.overwrite, signal: options.signal });
-          created.push(files.kernel, ...(files.initrd ? [files.initrd] : []));
-          kernel = files;
+        const kernelDir = options.kernelDir;
+        if (kernelDir !== undefined) {
+          staged = await openFilesystem(temp, { signal: options.signal }, (fs) =>
+            stageKernel(fs, { outDir: kernelDir, overwrite: options.overwrite, signal: options.signal }),
+          );
+          kernel = staged.files;
         }
         const manifest: TemplateManifest = {
           version: 1,
@@ -114,14 +117,16 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
         };
         throwIfAborted(options.signal);
         await writeTemplateManifest(output, manifest, { overwrite: options.overwrite });
-        created.push(manifestFile);
+        manifestWritten = true;
+        await staged?.commit();
         return manifest;
       },
       { overwrite: options.overwrite },
     );
   } catch (error) {
-    // The template was not renamed: remove what was written beside it for this run.
-    await Promise.all(created.map((path) => rm(path, { force: true })));
+    // The template was not renamed: remove what this run wrote beside it.
+    await staged?.discard();
+    if (manifestWritten) await rm(manifestFile, { force: true });
     throw error;
   }
 }

@@ -128,6 +128,9 @@ describe.each(['ext3', 'ext4'] as const)('template make on a Debian-like %s disk
     const again = await runInProcess(['kernel', disk, '--partition', '1', '-o', out]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/already exists/);
+    expect((await readdir(out)).sort()).toEqual([`initrd.img-${NEWEST}`, `vmlinuz-${NEWEST}`]);
+    const forced = await runInProcess(['kernel', disk, '--partition', '1', '-o', out, '--force']);
+    expect(forced.code).toBe(0);
   });
 
   it('refuses to replace the template without --force and leaves it as it was', async () => {
@@ -173,6 +176,9 @@ describe('template make failures', () => {
     expect(result.stderr).toMatch(/no kernel .*\[E_NOT_FOUND\]/);
     expect((await readdir(dir)).sort()).toEqual(['disk.img', 'kernels', 'root']);
     expect(await readdir(kernelDir)).toEqual([]);
+    const fresh = await runInProcess(['template', 'make', disk, '--partition', '1', '-o', join(dir, 'tmpl'), '--kernel-dir', join(dir, 'new-kernels')]);
+    expect(fresh.code).toBe(1);
+    expect((await readdir(dir)).sort()).toEqual(['disk.img', 'kernels', 'root']);
   });
 
   it('refuses the extended partition and a partition that does not exist', async () => {
