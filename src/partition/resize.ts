@@ -135,13 +135,37 @@ async function planGpt(handle: FileHandle, diskSize: bigint, target: Partition, 
 }
 
 /**
- * Grows the last partition to `newSizeSectors` (dos: a primary, or the last logical together with
- * its extended container; gpt: the entry, CRCs, and the backup GPT moved to the image's end).
- * Refuses to shrink and anything but the last partition. Returns the re-read table.
+ * The largest size partition `number` can be grown to in this image: up to the last sector (dos,
+ * capped at 2^32 − 1 sectors) or the last usable LBA once the backup GPT sits at the image's end.
  */
-export async function resizePartition(imagePath: string, number: number, newSizeSectors: bigint): Promise<PartitionTable> {
+export async function maxPartitionSize(imagePath: string, number: number): Promise<bigint> {
   const table = await readPartitionTable(imagePath);
   const target = getPartition(table, number);
+  const ss = BigInt(table.sectorSize);
+  const lastLba = table.diskSize / ss - 1n;
+  if (table.label === 'dos') {
+    const size = lastLba - target.start + 1n;
+    return size > MBR_MAX_LBA ? MBR_MAX_LBA : size;
+  }
+  const handle = await open(imagePath, 'r');
+  try {
+    const state = await runOnFile(readGptState(table.diskSize), handle, imagePath);
+    return lastLba - entryArraySectors(state.used.header, state.sectorSize) - 1n - target.start + 1n;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Grows the last partition to `newSizeSectors`, or to the end of the image with `'max'` (dos: a
+ * primary, or the last logical together with its extended container; gpt: the entry, CRCs, and
+ * the backup GPT moved to the image's end). Refuses to shrink and anything but the last partition.
+ * Returns the re-read table.
+ */
+export async function resizePartition(imagePath: string, number: number, newSizeSectors: bigint | 'max'): Promise<PartitionTable> {
+  const table = await readPartitionTable(imagePath);
+  const target = getPartition(table, number);
+  if (newSizeSectors === 'max') newSizeSectors = await maxPartitionSize(imagePath, number);
   if (typeof newSizeSectors !== 'bigint' || newSizeSectors < target.size) {
     throw new InvalidArgumentError(`Expected a new size of at least ${target.size} sectors for partition ${number} (shrinking is not supported), got \`${newSizeSectors}\``);
   }

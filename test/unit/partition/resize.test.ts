@@ -2,7 +2,7 @@ import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isDiskwrightError } from '../../../src/errors.js';
-import { parsePartitionTable, readPartitionTable, resizePartition } from '../../../src/partition/index.js';
+import { maxPartitionSize, parsePartitionTable, readPartitionTable, resizePartition } from '../../../src/partition/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { articleLikeDos, dosImage, entry, gptImage } from './build.js';
 
@@ -79,5 +79,16 @@ describe('resizePartition', () => {
     const path = await imageFile('gpt-past.img', image, 4096);
     await expect(resizePartition(path, 1, 4096n - 40n - 10n)).rejects.toSatisfy(rejectsWith('E_INVALID_ARGUMENT'));
     expect((await readPartitionTable(path)).partitions[0]!.size).toBe(961n);
+  });
+
+  it("grows to the end of the image with 'max' (dos: last sector; GPT: last usable LBA after the move)", async () => {
+    const dos = await imageFile('max-dos.img', articleLikeDos(), 10000);
+    expect(await maxPartitionSize(dos, 7)).toBe(10000n - 3102n);
+    expect((await resizePartition(dos, 7, 'max')).partitions.at(-1)!.size).toBe(10000n - 3102n);
+    const gpt = await imageFile('max-gpt.img', gptImage({ diskGuid: '01234567-89AB-CDEF-0123-456789ABCDEF', partitions: [entry(2, 100n, 200n)] }, 4096), 9000);
+    const table = await resizePartition(gpt, 2, 'max');
+    expect(table.partitions[0]!.start + table.partitions[0]!.size - 1n).toBe(9000n - 34n);
+    expect(table.lastUsableLba).toBe(9000n - 34n);
+    expect(await maxPartitionSize(gpt, 2)).toBe(table.partitions[0]!.size);
   });
 });
