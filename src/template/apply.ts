@@ -1,6 +1,5 @@
 import { throwIfAborted } from '../errors.js';
 import type { FilesystemSession } from '../ext/types.js';
-import { readTextFile } from './image-path.js';
 import { selectOperations } from './operations/index.js';
 import { findPlaceholders } from './placeholders.js';
 
@@ -35,7 +34,7 @@ export async function applyTemplateOperations(
   options: ApplyOptions = {},
 ): Promise<{ operations: OperationReport[]; files: TemplatedFile[] }> {
   const operations: OperationReport[] = [];
-  const owned = new Set<string>();
+  const owned = new Map<string, string>();
   for (const { operation, selected } of selectOperations(options.ops, options.skip)) {
     throwIfAborted(options.signal);
     if (!selected) {
@@ -44,12 +43,12 @@ export async function applyTemplateOperations(
     }
     const outcome = await operation.apply(fs);
     operations.push({ name: operation.name, status: outcome.status, detail: outcome.detail });
-    for (const file of outcome.files) owned.add(file);
+    for (const file of outcome.files) owned.set(file.path, file.text);
   }
   const files: TemplatedFile[] = [];
-  for (const path of [...owned].sort()) {
-    const file = await readTextFile(fs, path);
-    const placeholders = file ? findPlaceholders(file.text) : [];
+  // Later operations never touch an earlier one's files, so the texts they reported are current.
+  for (const [path, text] of [...owned].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const placeholders = findPlaceholders(text);
     if (placeholders.length > 0) files.push({ path, placeholders });
   }
   return { operations, files };

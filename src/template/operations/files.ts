@@ -49,8 +49,8 @@ export const hostnameOperation: TemplateOperation = {
     const result = await setFileContent(fs, HOSTNAME_PATH, HOSTNAME_CONTENT, true);
     if (!result) return notApplicable(`${HOSTNAME_PATH} cannot be written (no /etc directory or not a regular file)`);
     return result.changed
-      ? applied(`${result.path} → HOSTNAME-TMPL`, [result.path])
-      : notApplicable('already HOSTNAME-TMPL', [result.path]);
+      ? applied(`${result.path} → HOSTNAME-TMPL`, [{ path: result.path, text: HOSTNAME_CONTENT }])
+      : notApplicable('already HOSTNAME-TMPL', [{ path: result.path, text: HOSTNAME_CONTENT }]);
   },
 };
 
@@ -63,13 +63,13 @@ export const resolvConfOperation: TemplateOperation = {
       const target = link.linkTarget ?? (await fs.readlink(RESOLV_CONF));
       await fs.rm(RESOLV_CONF);
       await fs.writeFile(RESOLV_CONF, RESOLV_CONTENT, ROOT_FILE);
-      return applied(`replaced the symlink to ${target} by a static file with NAMESERVER-TMPL`, [RESOLV_CONF]);
+      return applied(`replaced the symlink to ${target} by a static file with NAMESERVER-TMPL`, [{ path: RESOLV_CONF, text: RESOLV_CONTENT }]);
     }
     const result = await setFileContent(fs, RESOLV_CONF, RESOLV_CONTENT, true);
     if (!result) return notApplicable(`${RESOLV_CONF} cannot be written (no /etc directory or not a regular file)`);
     return result.changed
-      ? applied(`${result.path} → nameserver NAMESERVER-TMPL`, [result.path])
-      : notApplicable('already nameserver NAMESERVER-TMPL', [result.path]);
+      ? applied(`${result.path} → nameserver NAMESERVER-TMPL`, [{ path: result.path, text: RESOLV_CONTENT }])
+      : notApplicable('already nameserver NAMESERVER-TMPL', [{ path: result.path, text: RESOLV_CONTENT }]);
   },
 };
 

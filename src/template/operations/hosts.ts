@@ -45,8 +45,8 @@ export const hostsOperation: TemplateOperation = {
     const file = await readTextFile(fs, HOSTS_PATH);
     if (!file) return notApplicable(`${HOSTS_PATH} does not exist`);
     const next = rewriteHosts(file.text);
-    if (next === file.text) return notApplicable('127.0.1.1 already maps to HOSTNAME-TMPL', [file.path]);
+    if (next === file.text) return notApplicable('127.0.1.1 already maps to HOSTNAME-TMPL', [{ path: file.path, text: next }]);
     await replaceText(fs, file.path, file.stat, next);
-    return applied('127.0.1.1 → HOSTNAME-TMPL', [file.path]);
+    return applied('127.0.1.1 → HOSTNAME-TMPL', [{ path: file.path, text: next }]);
   },
 };

@@ -81,10 +81,10 @@ export function rewriteInterfaces(text: string, options: { addStanza?: boolean }
   return joinLines(out);
 }
 
-async function rewriteFile(fs: FilesystemSession, path: string, addStanza: boolean): Promise<string | undefined> {
+async function rewriteFile(fs: FilesystemSession, path: string): Promise<string | undefined> {
   const file = await readTextFile(fs, path);
   if (!file) return undefined;
-  const next = rewriteInterfaces(file.text, { addStanza });
+  const next = rewriteInterfaces(file.text, { addStanza: false });
   if (next === file.text) return undefined;
   await replaceText(fs, file.path, file.stat, next);
   return file.path;
@@ -98,14 +98,18 @@ export const networkInterfacesOperation: TemplateOperation = {
     const main = await readTextFile(fs, INTERFACES_PATH);
     if (!main) return notApplicable(`${INTERFACES_PATH} does not exist (no ifupdown)`);
     const changed: string[] = [];
-    const written = await rewriteFile(fs, INTERFACES_PATH, true);
-    if (written) changed.push(written);
+    const next = rewriteInterfaces(main.text);
+    if (next !== main.text) {
+      await replaceText(fs, main.path, main.stat, next);
+      changed.push(main.path);
+    }
     for (const entry of await listDirectory(fs, INTERFACES_D)) {
       if (entry.kind !== 'file' && entry.kind !== 'symlink') continue;
-      const other = await rewriteFile(fs, posix.join(INTERFACES_D, entry.name), false);
+      const other = await rewriteFile(fs, posix.join(INTERFACES_D, entry.name));
       if (other) changed.push(other);
     }
-    if (changed.length === 0) return notApplicable('eth0 already has the static placeholder stanza', [main.path]);
-    return applied(`static eth0 stanza in ${changed.join(', ')}`, [main.path]);
+    const files = [{ path: main.path, text: next }];
+    if (changed.length === 0) return notApplicable('eth0 already has the static placeholder stanza', files);
+    return applied(`static eth0 stanza in ${changed.join(', ')}`, files);
   },
 };

@@ -41,7 +41,7 @@ export const netplanOperation: TemplateOperation = {
     const others = entries.filter((e) => e.name.endsWith('.yaml') && posix.join(NETPLAN_DIR, e.name) !== NETPLAN_FILE);
     const ours = await readTextFile(fs, NETPLAN_FILE);
     if (others.length === 0 && !ours) return notApplicable(`no *.yaml configuration in ${NETPLAN_DIR}`);
-    if (others.length === 0 && ours?.text === NETPLAN_CONFIG) return notApplicable('already the static eth0 configuration', [NETPLAN_FILE]);
+    if (others.length === 0 && ours?.text === NETPLAN_CONFIG) return notApplicable('already the static eth0 configuration', [{ path: NETPLAN_FILE, text: NETPLAN_CONFIG }]);
     const names = new Set(entries.map((e) => e.name));
     const moved: string[] = [];
     for (const other of others) {
@@ -56,6 +56,6 @@ export const netplanOperation: TemplateOperation = {
     // netplan warns about configurations readable by others (they may hold secrets).
     await fs.writeFile(NETPLAN_FILE, NETPLAN_CONFIG, { mode: 0o600, uid: 0, gid: 0 });
     const aside = moved.length > 0 ? `; moved aside ${moved.join(', ')}` : '';
-    return applied(`wrote ${NETPLAN_FILE}${aside}`, [NETPLAN_FILE]);
+    return applied(`wrote ${NETPLAN_FILE}${aside}`, [{ path: NETPLAN_FILE, text: NETPLAN_CONFIG }]);
   },
 };

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { listDirectory, readTextFile, replaceText } from '../image-path.js';
-import { applied, joinLines, notApplicable, splitLines, type TemplateOperation } from './types.js';
+import { applied, joinLines, notApplicable, splitLines, type OwnedFile, type TemplateOperation } from './types.js';
 
 export const NM_CONNECTIONS_DIR = '/etc/NetworkManager/system-connections';
 
@@ -77,13 +77,13 @@ export const networkManagerOperation: TemplateOperation = {
   description: `NetworkManager: wired connections in ${NM_CONNECTIONS_DIR}/*.nmconnection become static on eth0 (ADDRESS-TMPL/PREFIX-TMPL, GATEWAY-TMPL, NAMESERVER-TMPL), MAC binding dropped`,
   async apply(fs) {
     const changed: string[] = [];
-    const owned: string[] = [];
+    const owned: OwnedFile[] = [];
     for (const entry of await listDirectory(fs, NM_CONNECTIONS_DIR)) {
       if (!entry.name.endsWith('.nmconnection')) continue;
       const file = await readTextFile(fs, posix.join(NM_CONNECTIONS_DIR, entry.name));
       if (!file || !isEth0Ethernet(file.text)) continue;
-      owned.push(file.path);
       const next = rewriteNmConnection(file.text);
+      owned.push({ path: file.path, text: next });
       if (next === file.text) continue;
       // Keyfiles stay as they were (NetworkManager ignores keyfiles that are not root 0600).
       await replaceText(fs, file.path, file.stat, next);

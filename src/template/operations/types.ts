@@ -6,10 +6,16 @@ export interface OperationOutcome {
   /** One line: what changed, or why nothing had to. */
   readonly detail: string;
   /**
-   * In-image files this operation owns that exist afterwards (changed now or already templated);
-   * the manifest records the placeholders they carry.
+   * In-image files this operation owns that exist afterwards (changed now or already templated),
+   * with their content; the manifest records the placeholders they carry.
    */
-  readonly files: readonly string[];
+  readonly files: readonly OwnedFile[];
+}
+
+/** A file an operation owns and its current text. */
+export interface OwnedFile {
+  readonly path: string;
+  readonly text: string;
 }
 
 /** A named, idempotent sysprep step over an open filesystem. */
@@ -19,11 +25,11 @@ export interface TemplateOperation {
   apply(fs: FilesystemSession): Promise<OperationOutcome>;
 }
 
-export function applied(detail: string, files: readonly string[] = []): OperationOutcome {
+export function applied(detail: string, files: readonly OwnedFile[] = []): OperationOutcome {
   return { status: 'applied', detail, files };
 }
 
-export function notApplicable(detail: string, files: readonly string[] = []): OperationOutcome {
+export function notApplicable(detail: string, files: readonly OwnedFile[] = []): OperationOutcome {
   return { status: 'not-applicable', detail, files };
 }
 

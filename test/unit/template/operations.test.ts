@@ -58,7 +58,7 @@ describe('template operations', () => {
 
   it('writes HOSTNAME-TMPL to /etc/hostname keeping its mode, or creates it', async () => {
     const { first, tree } = await applyTwice('hostname', { '/etc/hostname': { content: 'debian\n', mode: 0o600 } });
-    expect(first).toMatchObject({ status: 'applied', files: ['/etc/hostname'] });
+    expect(first).toMatchObject({ status: 'applied', files: [{ path: '/etc/hostname', text: 'HOSTNAME-TMPL\n' }] });
     expect(tree['/etc/hostname']).toBe('file 600 0:0 HOSTNAME-TMPL\n');
     const created = await applyTwice('hostname', { '/etc': { dir: true } });
     expect(created.tree['/etc/hostname']).toBe('file 644 0:0 HOSTNAME-TMPL\n');
