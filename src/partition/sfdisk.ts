@@ -129,8 +129,9 @@ export function formatSfdiskJson(table: PartitionTable, imagePath: string): stri
 }
 
 /**
- * Human size as util-linux's size_to_human_string(): binary units, one decimal rounded half up,
- * trailing `.0` dropped. `long` gives `8 GiB` (disk line), otherwise `7.6G` (Size column).
+ * Human size as util-linux's size_to_human_string(): binary units, rounded half up to one decimal
+ * (Size column: `7.6G`) or two decimals with the disk line's `long` form (`9.54 MiB`, `8 GiB`); a
+ * trailing zero decimal is dropped.
  */
 export function humanSize(bytes: bigint, long = false): string {
   const letters = 'BKMGTPE';
@@ -142,7 +143,8 @@ export function humanSize(bytes: bigint, long = false): string {
   if (frac) {
     // Three digits after the point, truncated; util-linux scales first when frac * 1000 would overflow 64 bits.
     frac = frac >= 0xffffffffffffffffn / 1000n ? ((frac / 1024n) * 1000n) >> BigInt(exp - 10) : (frac * 1000n) >> BigInt(exp);
-    frac = ((frac + 50n) / 100n) * 10n; // round half up to one digit
+    // Two digits (SIZE_DECIMAL_2DIGITS, the disk line) or one digit kept as tens.
+    frac = long ? (frac + 5n) / 10n : ((frac + 50n) / 100n) * 10n;
     if (frac === 100n) {
       dec++;
       frac = 0n;
@@ -150,7 +152,9 @@ export function humanSize(bytes: bigint, long = false): string {
   }
   const suffix = long ? (letter === 'B' ? ' B' : ` ${letter}iB`) : letter;
   if (!frac) return `${dec}${suffix}`;
-  return `${dec}.${frac / 10n}${suffix}`;
+  let digits = frac.toString().padStart(2, '0');
+  if (digits.endsWith('0')) digits = digits.slice(0, -1);
+  return `${dec}.${digits}${suffix}`;
 }
 
 interface Column {
@@ -226,7 +230,8 @@ export function isWrongOrder(table: PartitionTable): boolean {
 export function formatSfdiskList(table: PartitionTable, imagePath: string): string {
   const ss = BigInt(table.sectorSize);
   const lines = [
-    `Disk ${imagePath}: ${humanSize(table.diskSize, true)}, ${table.diskSize} bytes, ${table.diskSize / ss} sectors`,
+    // sfdisk reports whole sectors: bytes = sectors × sector size, even for an odd-sized file.
+    `Disk ${imagePath}: ${humanSize((table.diskSize / ss) * ss, true)}, ${(table.diskSize / ss) * ss} bytes, ${table.diskSize / ss} sectors`,
     `Units: sectors of 1 * ${ss} = ${ss} bytes`,
     `Sector size (logical/physical): ${ss} bytes / ${ss} bytes`,
     `I/O size (minimum/optimal): ${ss} bytes / ${ss} bytes`,

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { withFilesystem } from '../../src/ext/index.js';
+import { lastCommit } from '../../src/ext/with-filesystem.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
-import { SBIN_ENV, hostFsck, hostStat, makeExtImage } from '../unit/ext/ext-images.js';
+import { SBIN_ENV, hostFsck, hostStat, makeExtImage, sha256 } from '../unit/ext/ext-images.js';
 
 // The issue's targets: a 200 MiB file and a 50k-file tree go in without failure (no OOM in the
 // 16 MiB WASM heap), and host e2fsck/debugfs agree afterwards. Speed lives in bench/fs-write.mjs.
@@ -63,5 +64,62 @@ describe('bulk writes', () => {
     const { stdout } = await execa('debugfs', ['-R', 'cat /data/d49/f999', image], { env: SBIN_ENV });
     expect(stdout).toBe('file 49/999');
     await rm(image);
+  });
+});
+
+describe('mixing the bulk path (WASM debugfs) with per-call operations', () => {
+  it('keeps earlier and later changes of the session around a bulk write, and host tools agree', { timeout: 120_000 }, async () => {
+    const src = join(dir, 'mid.bin');
+    const data = Buffer.alloc(6 * 1024 * 1024);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+    await writeFile(src, data);
+    const image = join(dir, 'mixed.img');
+    await makeExtImage(image, 'ext4', '128M');
+    const when = new Date('2020-01-02T03:04:05Z');
+    await withFilesystem(image, { write: true }, async (fs) => {
+      await fs.writeFile('/before.txt', 'before');
+      await fs.utimes('/before.txt', when, when);
+      await fs.putFile(src, '/data/mid.bin', { parents: true, mode: 0o640, uid: 33, gid: 34 });
+      expect(Buffer.from(await fs.readFile('/data/mid.bin')).equals(data)).toBe(true);
+      await fs.putFile(src, '/data/mid.bin', { mode: 0o600 }); // replace through the bulk path again
+      await fs.writeFile('/after.txt', 'after');
+      await fs.chmod('/before.txt', 0o600);
+    });
+    expect(lastCommit?.path).toBe('working-copy');
+    expect((await hostFsck(image)).exitCode).toBe(0);
+    expect(await hostStat(image, '/data/mid.bin')).toMatchObject({ mode: 0o600, uid: 33, gid: 34, size: data.length });
+    expect(await hostStat(image, '/before.txt')).toMatchObject({ mode: 0o600, mtime: when.getTime() / 1000 });
+    const { stdout } = await execa('debugfs', ['-R', 'cat /after.txt', image], { env: SBIN_ENV });
+    expect(stdout).toBe('after');
+    const dumped = join(dir, 'mid.out');
+    await execa('debugfs', ['-R', `dump /data/mid.bin ${dumped}`, image], { env: SBIN_ENV });
+    expect((await readFile(dumped)).equals(data)).toBe(true);
+  });
+
+  it('leaves the image byte-identical and no working copy behind when the callback throws after a bulk write', { timeout: 120_000 }, async () => {
+    const src = join(dir, 'mid2.bin');
+    await writeFile(src, Buffer.alloc(5 * 1024 * 1024, 3));
+    const image = join(dir, 'mixed-throw.img');
+    await makeExtImage(image, 'ext3', '128M');
+    const before = await sha256(image);
+    await expect(
+      withFilesystem(image, { write: true }, async (fs) => {
+        await fs.putFile(src, '/big');
+        await fs.writeFile('/small', 'x');
+        throw new Error('stop');
+      }),
+    ).rejects.toThrow('stop');
+    expect(await sha256(image)).toBe(before);
+    expect((await readdir(dir)).filter((n) => n.includes('diskwright'))).toEqual([]);
+  });
+
+  it('reports a debugfs failure as E_EXTFS and writes nothing', { timeout: 120_000 }, async () => {
+    const src = join(dir, 'full.bin');
+    await writeFile(src, Buffer.alloc(12 * 1024 * 1024, 5));
+    const image = join(dir, 'tiny.img');
+    await makeExtImage(image, 'ext2', '8M');
+    const before = await sha256(image);
+    await expect(withFilesystem(image, { write: true }, (fs) => fs.putFile(src, '/too-big'))).rejects.toMatchObject({ code: 'E_EXTFS' });
+    expect(await sha256(image)).toBe(before);
   });
 });

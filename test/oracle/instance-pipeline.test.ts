@@ -4,7 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createInstance, defaultSteps, type PipelineSteps } from '../../src/instance/index.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
-import { debugfsCat, dumpe2fsHeader, fakeLibvirt, hostFsck, listDir, makeTemplate, sha256 } from './instance-helpers.js';
+import { execa } from 'execa';
+import { debugfsCat, dumpe2fsHeader, fakeLibvirt, hostFsck, listDir, makeTemplate, sha256, TOOL_ENV } from './instance-helpers.js';
 
 let root: string;
 let template: string;
@@ -135,15 +136,20 @@ describe('createInstance on a real template (host e2fsprogs as oracle)', () => {
 describe('failures leave nothing behind', () => {
   it.each(['copy', 'preen', 'resize', 'render', 'check'] as const)('a throwing %s step removes the temp file and names the step', async (step) => {
     const dir = await imagesDir();
-    const key = ({ copy: 'copy', preen: 'check', resize: 'grow', render: 'render', check: 'check' } as const)[step];
-    let checks = 0;
+    const fail = async (): Promise<never> => {
+      throw new Error(`injected ${step} failure`);
+    };
     const steps: PipelineSteps = {
       ...defaultSteps,
-      [key]: async (...args: unknown[]) => {
-        // `check` serves both preen (first call) and the final check (second call).
-        if (key === 'check' && (checks++ === 0) !== (step === 'preen')) return (defaultSteps.check as (...a: unknown[]) => unknown)(...args);
-        if (key !== 'copy') await (defaultSteps[key] as (...a: unknown[]) => Promise<unknown>)(...args);
-        throw new Error(`injected ${step} failure`);
+      copy: step === 'copy' ? fail : defaultSteps.copy,
+      grow: step === 'resize' ? fail : defaultSteps.grow,
+      render: step === 'render' ? fail : defaultSteps.render,
+      check: async (image, options) => {
+        // The preen only runs when the template check is not clean: report it as not clean.
+        if (step === 'preen' && image === template) return { exitCode: 4, status: 'uncorrectable', output: 'injected' };
+        if (step === 'preen' && options.mode === 'preen') return fail();
+        if (step === 'check' && image !== template && options.mode === 'check') return fail();
+        return defaultSteps.check(image, options);
       },
     };
     await expect(createInstance({ request: request(dir), steps, diskOnly: true, runner: fakeLibvirt({ reachable: false }).runner })).rejects.toThrow(
@@ -151,6 +157,26 @@ describe('failures leave nothing behind', () => {
     );
     expect(await listDir(dir)).toEqual([]);
     expect(await sha256(template)).toBe(templateHash);
+  });
+
+  it('a template that is not clean is preened in the copy, never in place', async () => {
+    const dir = await imagesDir();
+    const dirty = await makeTemplate(join(root, 'dirty'), { size: '32M' });
+    await execa('debugfs', ['-w', '-R', 'sif /etc/hostname links_count 5', dirty.template], { env: TOOL_ENV });
+    expect((await hostFsck(dirty.template)).exitCode).not.toBe(0);
+    const dirtyHash = await sha256(dirty.template);
+    const calls: string[] = [];
+    const steps: PipelineSteps = {
+      ...defaultSteps,
+      check: async (image, options) => {
+        calls.push(`${image === dirty.template ? 'template' : 'copy'} ${options.mode}`);
+        return defaultSteps.check(image, options);
+      },
+    };
+    await createInstance({ request: { ...request(dir), template: dirty.template }, steps, diskOnly: true, runner: fakeLibvirt({ reachable: false }).runner });
+    expect(calls).toEqual(['template check', 'copy preen', 'copy check']);
+    expect((await hostFsck(join(dir, 'web1-disk0'))).exitCode).toBe(0);
+    expect(await sha256(dirty.template)).toBe(dirtyHash);
   });
 
   it('an abort during the copy leaves no temp file and an untouched template', async () => {

@@ -7,6 +7,9 @@ describe('sfdisk-compatible output', () => {
   it('formats sizes like util-linux size_to_human_string', () => {
     expect(humanSize(8589934592n, true)).toBe('8 GiB');
     expect(humanSize(104857600n, true)).toBe('100 MiB');
+    expect(humanSize(9999872n, true)).toBe('9.54 MiB'); // the disk line keeps two decimals
+    expect(humanSize(7864320n, true)).toBe('7.5 MiB'); // …dropping a trailing zero
+    expect(humanSize(1024n * 1024n * 1024n - 1n, true)).toBe('1024 MiB');
     expect(humanSize(15986688n * 512n)).toBe('7.6G');
     expect(humanSize(784384n * 512n)).toBe('383M');
     expect(humanSize(1536n)).toBe('1.5K');
