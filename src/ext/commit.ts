@@ -34,7 +34,8 @@ export function undoLogPath(image: string): string {
   return `${image}${UNDO_SUFFIX}`;
 }
 
-function fsyncDir(path: string): void {
+/** fsyncs the directory holding `path` (makes a rename or unlink durable). */
+export function fsyncDir(path: string): void {
   try {
     const fd = openSync(dirname(path), 'r');
     try {

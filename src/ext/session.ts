@@ -1,8 +1,9 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { chmod as hostChmod, lstat as hostLstat, mkdir as hostMkdir, readdir as hostReaddir, readlink as hostReadlink, symlink as hostSymlink, open as hostOpen } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DiskwrightError, InvalidArgumentError, LimitError, throwIfAborted } from '../errors.js';
 import { withAtomicOutput, withAtomicPath } from '../io/index.js';
+import { BULK_FILE_BYTES, BULK_TREE_ENTRIES, debugfsQuote } from './bulk.js';
 import { mapExtError } from './errors-map.js';
 import type { Ext2fsPromises, Ext2fsStats } from './module.js';
 import { baseName, childPath, isWithin, normalizeImagePath, parentPath } from './path.js';
@@ -77,11 +78,22 @@ export class Ext2fsSession implements FilesystemSession {
   /** The first WASM abort; the session is unusable afterwards. */
   failure: unknown;
 
+  /**
+   * Runs debugfs commands on the session's working copy and remounts (set by withFilesystem when
+   * the WASM debugfs is available and the filesystem is the whole image). Undefined: slow path only.
+   */
+  bulk: ((commands: string[]) => Promise<void>) | undefined;
+
   constructor(
-    private readonly fs: Ext2fsPromises,
+    private fs: Ext2fsPromises,
     readonly writable: boolean,
     private readonly signal?: AbortSignal,
   ) {}
+
+  /** Points the session at a fresh mount (after a bulk step remounted the working copy). */
+  rebind(fs: Ext2fsPromises): void {
+    this.fs = fs;
+  }
 
   /** Refuses further operations (called when the session ends). */
   close(): void {
@@ -457,8 +469,33 @@ export class Ext2fsSession implements FilesystemSession {
         throw new DiskwrightError('E_NOT_FOUND', `host file ${hostPath} not found`, { path: hostPath, cause: error });
       });
       if (!info.isFile()) throw new InvalidArgumentError(`host path ${hostPath} is not a regular file`, { path: hostPath });
+      const source = resolve(hostPath);
+      if (this.bulk && info.size >= BULK_FILE_BYTES && debugfsQuote(source) && debugfsQuote(p)) {
+        return this.bulkPut(source, p, info.mode & 0o7777, options);
+      }
       await this.writeChunks(p, hostChunks(hostPath), options, info.mode & 0o7777);
     });
+  }
+
+  /** putFile through debugfs `write` (+ `sif` for mode and owner). */
+  private async bulkPut(source: string, p: string, hostMode: number, options: WriteOptions): Promise<void> {
+    if (p === '/') throw new InvalidArgumentError('/: is a directory', { path: p });
+    const parent = parentPath(p);
+    if (options.parents) await this.mkdirp(parent, 0o755, options.uid, options.gid);
+    else await this.requireDirectory(parent);
+    const existing = await this.rawLstat(p);
+    if (existing && kindOf(existing.mode) === 'directory') throw new InvalidArgumentError(`${p}: is a directory`, { path: p });
+    const keep = existing && kindOf(existing.mode) === 'file' ? existing : undefined;
+    const mode = options.mode ?? (keep ? keep.mode & 0o7777 : hostMode);
+    const uid = options.uid ?? keep?.uid ?? 0;
+    const gid = options.gid ?? keep?.gid ?? 0;
+    const dst = debugfsQuote(p)!;
+    const commands: string[] = [];
+    if (existing) commands.push(`rm ${dst}`);
+    commands.push(`write ${debugfsQuote(source)!} ${dst}`, `sif ${dst} mode 0${(0o100000 | mode).toString(8)}`);
+    if (uid !== 0) commands.push(`sif ${dst} uid ${uid}`);
+    if (gid !== 0) commands.push(`sif ${dst} gid ${gid}`);
+    await this.bulk!(commands);
   }
 
   async copyIn(hostDir: string, path: string, options: { uid?: number; gid?: number } = {}): Promise<TreeCopySummary> {
@@ -472,10 +509,72 @@ export class Ext2fsSession implements FilesystemSession {
       if (!info.isDirectory()) throw new InvalidArgumentError(`host path ${hostDir} is not a directory`, { path: hostDir });
       const summary = emptySummary();
       const fresh = !(await this.rawLstat(p));
+      if (this.bulk && fresh && p !== '/') {
+        const done = await this.bulkCopyIn(hostDir, p, info.mode & 0o7777, options.uid ?? 0, options.gid ?? 0);
+        if (done) return done;
+      }
       await this.mkdirp(p, info.mode & 0o7777, options.uid ?? 0, options.gid ?? 0);
       await this.copyInTree(hostDir, p, options.uid ?? 0, options.gid ?? 0, summary, 0, fresh);
       return summary;
     });
+  }
+
+  /**
+   * copyIn through debugfs when the tree is big enough to pay for a run and every name can be
+   * quoted; returns undefined to fall back to the per-call path.
+   */
+  private async bulkCopyIn(hostDir: string, p: string, rootMode: number, uid: number, gid: number): Promise<TreeCopySummary | undefined> {
+    const summary = emptySummary();
+    const quotedRoot = debugfsQuote(p);
+    if (!quotedRoot) return undefined;
+    const commands: string[] = [];
+    const owner = (quoted: string): void => {
+      if (uid !== 0) commands.push(`sif ${quoted} uid ${uid}`);
+      if (gid !== 0) commands.push(`sif ${quoted} gid ${gid}`);
+    };
+    commands.push(`mkdir ${quotedRoot}`, `sif ${quotedRoot} mode 0${(0o040000 | rootMode).toString(8)}`);
+    owner(quotedRoot);
+    const walk = async (host: string, dir: string, depth: number): Promise<boolean> => {
+      if (depth > MAX_TREE_DEPTH) throw new LimitError(`${host}: directories nest deeper than ${MAX_TREE_DEPTH}`, { path: host });
+      const entries = (await hostReaddir(host, { withFileTypes: true })).sort((x, y) => (x.name < y.name ? -1 : 1));
+      for (const entry of entries) {
+        throwIfAborted(this.signal);
+        const hostPath = join(host, entry.name);
+        const target = childPath(dir, entry.name);
+        const quoted = debugfsQuote(target);
+        const quotedHost = debugfsQuote(hostPath);
+        if (!quoted || !quotedHost || Buffer.byteLength(entry.name) > 255) return false;
+        const info = await hostLstat(hostPath);
+        if (info.isDirectory()) {
+          commands.push(`mkdir ${quoted}`, `sif ${quoted} mode 0${(0o040000 | (info.mode & 0o7777)).toString(8)}`);
+          owner(quoted);
+          summary.directories += 1;
+          if (!(await walk(hostPath, target, depth + 1))) return false;
+        } else if (info.isFile()) {
+          // debugfs `write` keeps the host permission bits.
+          commands.push(`write ${quotedHost} ${quoted}`);
+          owner(quoted);
+          summary.files += 1;
+          summary.bytes += info.size;
+        } else if (info.isSymbolicLink()) {
+          const linkTarget = await hostReadlink(hostPath);
+          const quotedTarget = debugfsQuote(linkTarget);
+          if (!quotedTarget) return false;
+          commands.push(`symlink ${quoted} ${quotedTarget}`);
+          owner(quoted);
+          summary.symlinks += 1;
+        } else {
+          summary.skipped.push(`${hostPath}: special file (socket, fifo or device) not copied`);
+        }
+      }
+      return true;
+    };
+    if (!(await walk(hostDir, p, 0))) return undefined;
+    const entries = summary.files + summary.directories + summary.symlinks;
+    if (entries < BULK_TREE_ENTRIES && summary.bytes < BULK_FILE_BYTES) return undefined;
+    await this.mkdirp(parentPath(p), 0o755, uid, gid);
+    await this.bulk!(commands);
+    return summary;
   }
 
   /** `fresh`: `dir` was created by this copy, so nothing in it can collide. */

@@ -1,17 +1,19 @@
-import { closeSync, openSync } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { closeSync, fsyncSync, openSync, rmSync, writevSync } from 'node:fs';
+import { chmod, realpath, rename, rm, stat } from 'node:fs/promises';
 import * as e2fs from '../e2fs/index.js';
 import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import * as partition from '../partition/index.js';
 import type { PartitionTable, Partition } from '../partition/types.js';
-import { commitRuns, recoverInterruptedCommit, type CommitSummary } from './commit.js';
+import { tempPathBeside } from '../io/index.js';
+import { bulkAvailable, createWorkingCopy, runDebugfsBatch } from './bulk.js';
+import { commitRuns, fsyncDir, recoverInterruptedCommit, type CommitSummary } from './commit.js';
 import { mapExtError } from './errors-map.js';
 import { freeBlockTest } from './free-blocks.js';
 import { setInodeTimes } from './inode-times.js';
-import { exclusive, ext2fsModule, isWasmAbort, resetExt2fsModule } from './module.js';
-import { OverlayDisk } from './overlay.js';
+import { exclusive, ext2fsModule, isWasmAbort, resetExt2fsModule, type Ext2fsMounted, type Ext2fsPromises } from './module.js';
+import { OverlayDisk, type OverlayRun } from './overlay.js';
 import { Ext2fsSession } from './session.js';
-import { assertExtSupported, readExtGeometry } from './superblock.js';
+import { assertExtSupported, readExtGeometry, type ExtGeometry } from './superblock.js';
 import type { FilesystemSession, OpenFilesystemOptions } from './types.js';
 
 /** Engineer A's partition API (contracts.md), looked up at run time so this area builds without it. */
@@ -79,18 +81,153 @@ async function replayJournal(image: string, offset: number, signal?: AbortSignal
   }
 }
 
-/** What the last write session on this process committed (for benches and progress reports). */
-export let lastCommit: CommitSummary | undefined;
+/** How the last write session of this process committed (benches and reports read it). */
+export let lastCommit: (CommitSummary & { readonly path: 'overlay' | 'working-copy' }) | undefined;
+
+/** Working copies still on disk, removed on exit if the process dies mid-session. */
+const liveWorkingCopies = new Set<string>();
+let exitHook = false;
+function trackWorkingCopy(path: string): void {
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => {
+      for (const temp of liveWorkingCopies) rmSync(temp, { force: true });
+    });
+  }
+  liveWorkingCopies.add(path);
+}
+
+function writeRuns(fd: number, runs: Iterable<OverlayRun>): number {
+  let bytes = 0;
+  for (const run of runs) {
+    const pending = [...run.chunks];
+    let at = run.offset;
+    while (pending.length > 0) {
+      let n = writevSync(fd, pending, at);
+      at += n;
+      while (pending.length > 0 && n >= pending[0]!.length) n -= pending.shift()!.length;
+      if (n > 0 && pending.length > 0) pending[0] = pending[0]!.subarray(n);
+    }
+    bytes += run.length;
+  }
+  return bytes;
+}
+
+/** The mutable state of one open filesystem: which file it reads, its overlay and its mount. */
+class OpenFilesystem {
+  private fd: number;
+  disk: OverlayDisk;
+  private mounted: Ext2fsMounted | undefined;
+  private working: string | undefined;
+
+  constructor(
+    private readonly image: string,
+    private readonly location: FilesystemLocation,
+    private readonly geometry: ExtGeometry,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.fd = openSync(image, 'r');
+    this.disk = new OverlayDisk(this.fd, location.offset, location.length);
+  }
+
+  async mount(): Promise<Ext2fsPromises> {
+    try {
+      this.mounted = await ext2fsModule().mount(this.disk, 0);
+      return this.mounted.promises;
+    } catch (error) {
+      if (isWasmAbort(error)) resetExt2fsModule();
+      throw mapExtError(error, 'open filesystem in', this.image);
+    }
+  }
+
+  /** Closes libext2fs (its last writes land in the overlay). */
+  async unmount(session: Ext2fsSession): Promise<void> {
+    const mounted = this.mounted;
+    this.mounted = undefined;
+    if (!mounted) return;
+    try {
+      await ext2fsModule().umount(mounted);
+    } catch (error) {
+      if (isWasmAbort(error) || session.failure) resetExt2fsModule();
+      if (!session.failure) throw mapExtError(error, 'close filesystem in', this.image);
+    }
+    if (session.failure) resetExt2fsModule();
+  }
+
+  private flushTimes(session: Ext2fsSession): void {
+    for (const [ino, times] of session.pendingTimes) setInodeTimes(this.geometry, this.disk, ino, times.atime, times.mtime);
+    session.pendingTimes.clear();
+  }
+
+  /** One bulk step: flush libext2fs, bring the working copy up to date, run debugfs, remount. */
+  async bulk(session: Ext2fsSession, commands: string[]): Promise<void> {
+    try {
+      await this.unmount(session);
+      this.flushTimes(session);
+      if (!this.working) {
+        const working = tempPathBeside(this.image);
+        trackWorkingCopy(working);
+        this.working = working;
+        await createWorkingCopy(this.image, working, Number(this.geometry.blocksCount) * this.geometry.blockSize, this.signal);
+        closeSync(this.fd);
+        this.fd = openSync(working, 'r+');
+      }
+      writeRuns(this.fd, this.disk.runs());
+      this.disk.clear();
+      await runDebugfsBatch(this.working, commands, this.signal);
+      this.disk = new OverlayDisk(this.fd, 0, this.location.length);
+      session.rebind(await this.mount());
+    } catch (error) {
+      session.failure ??= error;
+      throw error;
+    }
+  }
+
+  /** Makes the session's changes durable in the image (all or nothing). */
+  async commit(session: Ext2fsSession): Promise<void> {
+    this.flushTimes(session);
+    throwIfAborted(this.signal);
+    if (this.working) {
+      const bytes = writeRuns(this.fd, this.disk.runs());
+      fsyncSync(this.fd);
+      const mode = (await stat(this.image)).mode & 0o7777;
+      await chmod(this.working, mode);
+      throwIfAborted(this.signal);
+      await rename(this.working, this.image);
+      fsyncDir(this.image);
+      liveWorkingCopies.delete(this.working);
+      this.working = undefined;
+      lastCommit = { bytes, undoBytes: 0, path: 'working-copy' };
+      return;
+    }
+    if (this.disk.size === 0) return;
+    const wasFree = freeBlockTest(this.fd, this.location.offset, this.geometry);
+    const summary = await commitRuns(this.image, () => this.disk.runs(), { ...(this.signal ? { signal: this.signal } : {}), base: this.location.offset, wasFree });
+    lastCommit = { ...summary, path: 'overlay' };
+  }
+
+  async dispose(): Promise<void> {
+    this.disk.clear();
+    closeSync(this.fd);
+    if (this.working) {
+      await rm(this.working, { force: true });
+      liveWorkingCopies.delete(this.working);
+      this.working = undefined;
+    }
+  }
+}
 
 /**
  * Opens the ext2/3/4 filesystem in `image` (or in partition `options.partition` / at
  * `options.offset`), runs `fn` with a {@link FilesystemSession} and always closes it.
  *
- * With `write: true` every change is staged in memory and committed to the image only when `fn`
- * resolves (crash-safe, see commit.ts); when `fn` throws or the signal fires, the image is left
- * byte-identical. Refuses `E_NEEDS_RECOVERY` (journal needs replay; pass `replayJournal`) and
- * `E_UNSUPPORTED_FEATURE`. One session per image at a time in a process; a nested or concurrent
- * second session on the same image fails with `E_INVALID_ARGUMENT`.
+ * With `write: true` nothing reaches the image before `fn` resolves; when `fn` throws or the signal
+ * fires, the image is left byte-identical. Small changes are staged in memory and committed through
+ * an undo log (commit.ts); large files and big trees go through the WASM debugfs into a private
+ * working copy that is fsynced and renamed over the image (bulk.ts). Refuses `E_NEEDS_RECOVERY`
+ * (journal needs replay; pass `replayJournal`) and `E_UNSUPPORTED_FEATURE`. One session per image
+ * at a time in a process; a nested or concurrent second session on the same image fails with
+ * `E_INVALID_ARGUMENT`.
  */
 export async function withFilesystem<T>(image: string, options: OpenFilesystemOptions, fn: (fs: FilesystemSession) => Promise<T>): Promise<T> {
   const write = options.write === true;
@@ -112,42 +249,22 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
         hint: 'the image or partition is truncated; check --partition/--offset',
       });
     }
-    const fd = openSync(image, 'r');
-    const disk = new OverlayDisk(fd, location.offset, location.length);
+    const open = new OpenFilesystem(image, location, geometry, options.signal);
     try {
-      const module = ext2fsModule();
-      let mounted;
-      try {
-        mounted = await module.mount(disk, 0);
-      } catch (error) {
-        if (isWasmAbort(error)) resetExt2fsModule();
-        throw mapExtError(error, 'open filesystem in', image);
-      }
-      const session = new Ext2fsSession(mounted.promises, write, options.signal);
+      const session = new Ext2fsSession(await open.mount(), write, options.signal);
+      // The working copy replaces the whole file, so the bulk path needs the filesystem to be it.
+      if (write && location.offset === 0 && bulkAvailable()) session.bulk = (commands) => open.bulk(session, commands);
       let result: T;
       try {
         result = await fn(session);
       } finally {
         session.close();
-        try {
-          await module.umount(mounted);
-        } catch (error) {
-          if (isWasmAbort(error) || session.failure) resetExt2fsModule();
-          // eslint-disable-next-line no-unsafe-finally -- a failed close must not be committed
-          if (!session.failure) throw mapExtError(error, 'close filesystem in', image);
-        }
-        if (session.failure) resetExt2fsModule();
+        await open.unmount(session);
       }
-      if (write && disk.size + session.pendingTimes.size > 0) {
-        for (const [ino, times] of session.pendingTimes) setInodeTimes(geometry, disk, ino, times.atime, times.mtime);
-        throwIfAborted(options.signal);
-        const wasFree = freeBlockTest(fd, location.offset, geometry);
-        lastCommit = await commitRuns(image, () => disk.runs(), { ...(options.signal ? { signal: options.signal } : {}), base: location.offset, wasFree });
-      }
+      if (write) await open.commit(session);
       return result;
     } finally {
-      disk.clear();
-      closeSync(fd);
+      await open.dispose();
     }
   });
 }
