@@ -1,5 +1,5 @@
 import { rm, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import { withAtomicPath } from '../io/atomic.js';
 import { extractPartition } from '../io/index.js';
@@ -52,6 +52,13 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
   const source = resolve(disk);
   if (output === source) throw new InvalidArgumentError('the template must not be the source disk itself', { path: output });
   const manifestFile = manifestPath(output);
+  const outDirStat = await stat(dirname(output)).catch(() => undefined);
+  if (!outDirStat?.isDirectory()) {
+    throw new DiskwrightError('E_NOT_FOUND', `directory ${dirname(output)} for the template does not exist`, {
+      path: dirname(output),
+      hint: 'create it first or choose another -o path',
+    });
+  }
   if (!options.overwrite) {
     for (const path of [output, manifestFile]) {
       if (await exists(path)) {

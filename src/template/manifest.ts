@@ -114,5 +114,13 @@ export async function readTemplateManifest(templatePath: string): Promise<Templa
   } catch (error) {
     throw invalid(path, `not JSON (${(error as Error).message.split('\n')[0]})`);
   }
-  return parseTemplateManifest(parsed, path);
+  const manifest = parseTemplateManifest(parsed, path);
+  const template = await stat(templatePath).catch(() => undefined);
+  if (!template?.isFile()) {
+    throw new DiskwrightError('E_NOT_FOUND', `template ${templatePath} not found (only its manifest ${path} exists)`, {
+      path: templatePath,
+      hint: 'remake the template with `diskwright template make`, or remove the stale manifest',
+    });
+  }
+  return manifest;
 }

@@ -45,6 +45,12 @@ describe('diskwright template (CLI)', () => {
     expect(result.stderr).toMatch(/^diskwright: \/nonexistent-template has no template manifest .*\[E_NOT_FOUND\]\n  hint: make the template/);
   });
 
+  it('says when the directory of -o does not exist, before reading the disk', async () => {
+    const result = await runInProcess(['template', 'make', '/nonexistent.img', '--partition', '1', '-o', '/nonexistent-dir/t']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^diskwright: directory \/nonexistent-dir for the template does not exist \[E_NOT_FOUND\]/);
+  });
+
   it('requires -o for kernel', async () => {
     const result = await runInProcess(['kernel', 'img']);
     expect(result.code).toBe(2);

@@ -17,7 +17,7 @@ beforeAll(async () => {
 
 const NEWEST = DEBIAN_LIKE_KERNELS[DEBIAN_LIKE_KERNELS.length - 1]!;
 
-describe.each(['ext3', 'ext4'] as const)('template make on a Debian-like %s disk (host mke2fs 1.47)', (type) => {
+describe.each(['ext2', 'ext3', 'ext4'] as const)('template make on a Debian-like %s disk (host mke2fs 1.47)', (type) => {
   let dir: string;
   let disk: string;
   let template: string;

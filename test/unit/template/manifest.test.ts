@@ -32,7 +32,14 @@ describe('template manifest', () => {
     const dir = await tempDir();
     const template = join(dir, 't');
     await writeFile(manifestPath(template), JSON.stringify(good));
+    await writeFile(template, '');
     expect(await readTemplateManifest(template)).toEqual(good);
+  });
+
+  it('says the template is missing when only its manifest is there', async () => {
+    const dir = await tempDir();
+    await writeFile(manifestPath(join(dir, 'gone')), JSON.stringify(good));
+    await expect(readTemplateManifest(join(dir, 'gone'))).rejects.toThrow(/template .*gone not found \(only its manifest/);
   });
 
   it('reports a missing manifest as E_NOT_FOUND and junk as E_TEMPLATE', async () => {
