@@ -39,8 +39,12 @@ export async function readPartitionTable(imagePath: string): Promise<PartitionTa
   }
   try {
     const stat = await handle.stat({ bigint: true });
-    if (!stat.isFile() && !stat.isBlockDevice()) {
-      throw new DiskwrightError('E_INVALID_ARGUMENT', `${imagePath} is not a disk image file`, { path: imagePath });
+    if (!stat.isFile()) {
+      // Block devices report size 0 through stat; Node has no BLKGETSIZE64, so only image files are read.
+      throw new DiskwrightError('E_INVALID_ARGUMENT', `${imagePath} is not a regular file (diskwright reads raw disk image files)`, {
+        path: imagePath,
+        hint: 'pass the path of a raw image file; for a block device, copy it to an image first',
+      });
     }
     return await runOnFile(readTable(stat.size), handle, imagePath);
   } catch (error) {

@@ -89,6 +89,12 @@ describe('diskwright partitions', () => {
     expect(none.stderr).toMatch(/expected one IMAGE argument/);
   });
 
+  it('refuses a directory or device with a usage error', async () => {
+    const result = await runInProcess(['partitions', dir]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/is not a regular file .*\[E_INVALID_ARGUMENT\]/);
+  });
+
   it('documents itself in --help', async () => {
     const result = await runInProcess(['partitions', '--help']);
     expect(result.code).toBe(0);
