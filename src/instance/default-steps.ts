@@ -2,7 +2,7 @@ import { DiskwrightError } from '../errors.js';
 import { runE2fsTool } from '../e2fs/index.js';
 import { withFilesystem } from '../ext/index.js';
 import { readSuperblock } from '../extmeta/index.js';
-import { sparseCopyFile } from '../io/index.js';
+import { copyUsedBlocks } from './copy-used.js';
 import { findPlaceholders, renderPlaceholders } from '../template/index.js';
 import { readJsonFile } from './config.js';
 import type { CheckOutcome, PipelineSteps, RenderedFile, TemplateFileEntry, TemplateManifestLike } from './steps.js';
@@ -89,7 +89,7 @@ export async function renderTemplateFiles(
 }
 
 /**
- * The pipeline's real operations: B's sparse copy (grown in the same pass), the WASM e2fsck and
+ * The pipeline's real operations: a used-blocks copy (grown in the same pass), the WASM e2fsck and
  * resize2fs (no host e2fsprogs), D's in-image editing, B's superblock parser.
  */
 export const defaultSteps: PipelineSteps = {
@@ -98,10 +98,10 @@ export const defaultSteps: PipelineSteps = {
     const sb = await readSuperblock(image);
     return { blockSize: sb.blockSize, blocksCount: sb.blocksCount, needsRecovery: sb.needsRecovery };
   },
-  copy: (src, dst, options) => sparseCopyFile(src, dst, options),
+  copy: (src, dst, options) => copyUsedBlocks(src, dst, options),
   check: (image, { mode, force, signal }) => e2fsck(image, [mode === 'preen' ? '-p' : '-n', ...(force ? ['-f'] : [])], signal),
-  grow: async (image, { signal }) => {
-    const result = await runE2fsTool('resize2fs', [image], signal ? { signal } : {});
+  grow: async (image, { signal, force }) => {
+    const result = await runE2fsTool('resize2fs', [...(force ? ['-f'] : []), image], signal ? { signal } : {});
     if (result.exitCode !== 0) {
       throw new DiskwrightError('E_EXTFS', `resize2fs failed (exit ${result.exitCode}): ${`${result.stderr}${result.stdout}`.trim().split('\n').pop() ?? ''}`);
     }

@@ -73,7 +73,8 @@ export interface InstanceResult {
 
 /**
  * Creates one instance: validate → copy the template sparsely into a temp file beside the target,
- * grown to the new size → e2fsck -fp → resize2fs → fill the placeholders → e2fsck -fn must be
+ * grown to the new size (e2fsck -fn of the template alongside) → e2fsck -fp unless the template
+ * was clean → resize2fs → fill the placeholders → e2fsck -fn must be
  * clean → rename to `IMAGES_DIR/HOST-disk0` → (`--pool`: upload) → virt-install → virsh start.
  * Any failure or abort removes the temp file, the disk and a domain this run defined; the
  * template is only ever read. If only `virsh start` fails, the domain and disk are kept and the
@@ -115,7 +116,7 @@ export async function createInstance(options: CreateInstanceOptions): Promise<In
   if (options.dryRun) return { host, plan, outcome: 'planned', disk: diskLabel, steps: timings };
 
   const connect = spec.connect === undefined ? {} : { connect: spec.connect };
-  await buildDisk(spec, plan, run, steps, signal, options.onProgress);
+  await buildDisk(spec, plan, run, timings, steps, signal, options.onProgress);
   if (options.diskOnly) return { host, plan, outcome: 'disk', disk: spec.diskPath, steps: timings };
 
   // From here the disk exists under its final name: remove it (and anything defined) on failure.
@@ -156,24 +157,47 @@ async function buildDisk(
   spec: InstanceSpec,
   plan: InstancePlan,
   run: RunStep,
+  timings: { step: StepName; seconds: number }[],
   steps: PipelineSteps,
   signal: AbortSignal | undefined,
   onProgress: ProgressCallback | undefined,
 ): Promise<void> {
   const stepSignal = signal ? { signal } : {};
   let renamed = false;
+  let renameStarted = 0;
   try {
     await withAtomicPath(spec.diskPath, async (temp) => {
-      await run('copy', () => steps.copy(spec.template, temp, { size: spec.diskBytes, ...stepSignal, ...(onProgress ? { onProgress } : {}) }));
-      await run('preen', async () => {
-        const outcome = await steps.check(temp, { mode: 'preen', force: true, ...stepSignal });
-        if (outcome.status !== 'clean' && outcome.status !== 'fixed') {
-          throw new DiskwrightError('E_FSCK', `e2fsck -fp reported ${outcome.status} (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`, {
-            hint: `check the template with \`diskwright fsck ${spec.template}\``,
-          });
-        }
-      });
-      await run('resize', () => steps.grow(temp, stepSignal));
+      // e2fsck -fn of the template (read-only) runs in a worker while the main thread copies:
+      // when the template is clean the copy is too (same allocated blocks), and the preen of the
+      // copy would change nothing — it is only run when the template check is not clean.
+      const checkController = new AbortController();
+      const forward = (): void => checkController.abort(signal?.reason);
+      signal?.addEventListener('abort', forward, { once: true });
+      const templateCheck = steps
+        .check(spec.template, { mode: 'check', force: true, signal: checkController.signal })
+        .catch((error: unknown) => ({ exitCode: -1, status: 'error' as const, output: String(error) }));
+      let preened = false;
+      try {
+        await run('copy', () => steps.copy(spec.template, temp, { size: spec.diskBytes, ...stepSignal, ...(onProgress ? { onProgress } : {}) }));
+        await run('preen', async () => {
+          const template = await templateCheck;
+          throwIfAborted(signal);
+          if (template.status === 'clean' && template.exitCode === 0) return;
+          preened = true;
+          const outcome = await steps.check(temp, { mode: 'preen', force: true, ...stepSignal });
+          if (outcome.status !== 'clean' && outcome.status !== 'fixed') {
+            throw new DiskwrightError('E_FSCK', `e2fsck -fp reported ${outcome.status} (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`, {
+              hint: `check the template with \`diskwright fsck ${spec.template}\``,
+            });
+          }
+        });
+      } finally {
+        checkController.abort();
+        signal?.removeEventListener('abort', forward);
+        await templateCheck;
+      }
+      // resize2fs wants a fresh e2fsck -f; after a clean check of the template, force it.
+      await run('resize', () => steps.grow(temp, { ...stepSignal, force: !preened }));
       await run('render', async () => {
         const rendered = await steps.render(temp, plan.files, plan.values, signal);
         assertAllRendered(plan, rendered);
@@ -187,12 +211,14 @@ async function buildDisk(
       throwIfAborted(signal);
       // Past this point only fsync + rename remain.
       renamed = true;
+      renameStarted = performance.now();
     });
   } catch (error) {
     if (error instanceof InstanceStepError) throw error;
     throw new InstanceStepError(renamed ? 'rename' : 'copy', spec.host, error);
   }
-  await run('rename', async () => undefined);
+  // fsync + rename happened inside withAtomicPath; record them as the rename step.
+  timings.push({ step: 'rename', seconds: (performance.now() - renameStarted) / 1000 });
 }
 
 function lastLine(output: string): string {

@@ -42,6 +42,7 @@ export interface PipelineSteps {
   readSuperblock(image: string): Promise<SuperblockFacts>;
   copy(src: string, dst: string, options: { size: number; signal?: AbortSignal; onProgress?: ProgressCallback }): Promise<unknown>;
   check(image: string, options: { mode: 'check' | 'preen'; force: boolean; signal?: AbortSignal }): Promise<CheckOutcome>;
-  grow(image: string, options: { signal?: AbortSignal }): Promise<unknown>;
+  /** Grow to fill the file; `force` (resize2fs -f) when the fsck was done on the template instead. */
+  grow(image: string, options: { signal?: AbortSignal; force?: boolean }): Promise<unknown>;
   render(image: string, files: readonly TemplateFileEntry[], values: Readonly<Record<string, string>>, signal?: AbortSignal): Promise<RenderedFile[]>;
 }

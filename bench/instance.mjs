@@ -1,0 +1,183 @@
+// Creating an instance disk from the 8 GiB seed-like template (p1 of fixtures/generated/seed.img,
+// ~1.5 GiB of data) grown to 10 GiB — diskwright's `instance create --disk-only` pipeline
+// (in-process: sparse copy grown in one pass, WASM e2fsck -fp, WASM resize2fs, in-image rendering,
+// WASM e2fsck -fn) versus, in the same run:
+//   host:    the best host-tool pipeline — cp --sparse=always, truncate, e2fsck -fp, resize2fs,
+//            debugfs -w edits, e2fsck -fn;
+//   article: the article's steps — plain cp, qemu-img resize, fsck -fy, resize2fs, (mount+sed needs
+//            root: debugfs -w edits instead), fsck -pv.
+// Prints medians of several runs (runs interleaved so load swings hit all three) and the ratios.
+// Target: diskwright ≤ 1.0× host.
+// Usage: npm run build && node fixtures/make-seed.mjs && node bench/instance.mjs [--runs 3] [--disk 10G]
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { closeE2fsPool, createInstance, defaultSteps, extractPartition, parseSize } from '../dist/index.js';
+
+const args = process.argv.slice(2);
+const opt = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const RUNS = Number(opt('runs', '3'));
+const DISK = opt('disk', '10G');
+const DISK_BYTES = parseSize(DISK);
+const seed = fileURLToPath(new URL('../fixtures/generated/seed.img', import.meta.url));
+if (!existsSync(seed)) {
+  console.error(`missing ${seed}: run \`node fixtures/make-seed.mjs\` first`);
+  process.exit(1);
+}
+const env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin`, LC_ALL: 'C' };
+const sh = (cmd, argv, options = {}) => execFileSync(cmd, argv, { env, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 28, ...options });
+let lastOutput = '';
+const shExit = (cmd, argv) => {
+  try {
+    lastOutput = sh(cmd, argv).toString();
+    return 0;
+  } catch (error) {
+    lastOutput = `${error.stdout ?? ''}${error.stderr ?? ''}`;
+    return error.status ?? -1;
+  }
+};
+
+const work = mkdtempSync(join(tmpdir(), 'dw-bench-instance-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+
+// The template: p1 of the seed, with the article's placeholder files and a manifest.
+const template = join(work, 'debian-tmpl');
+await extractPartition(seed, 1, template);
+const FILES = {
+  '/etc/hostname': 'HOSTNAME-TMPL\n',
+  '/etc/resolv.conf': 'nameserver NAMESERVER-TMPL\n',
+  '/etc/network/interfaces':
+    'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n    address ADDRESS-TMPL\n    netmask NETMASK-TMPL\n    gateway GATEWAY-TMPL\n',
+};
+const VALUES = {
+  'ADDRESS-TMPL': '192.168.1.197',
+  'NETMASK-TMPL': '255.255.255.0',
+  'GATEWAY-TMPL': '192.168.1.1',
+  'HOSTNAME-TMPL': 'jgoulah.linux.bogus',
+  'NAMESERVER-TMPL': '192.168.1.101',
+};
+const render = (text) => Object.entries(VALUES).reduce((t, [k, v]) => t.split(k).join(v), text);
+
+/** debugfs -w command file replacing each placeholder file by `content(path)`. */
+function debugfsEdits(image, content, tag, mkdirs = false) {
+  // Only when preparing the template: debugfs 1.47's mkdir of an existing directory leaks an inode.
+  const lines = mkdirs ? ['mkdir /etc', 'mkdir /etc/network'] : [];
+  for (const [path, text] of Object.entries(FILES)) {
+    const host = join(work, `${tag}-${path.replaceAll('/', '_')}`);
+    writeFileSync(host, content(text));
+    lines.push(`rm ${path}`, `write ${host} ${path}`);
+  }
+  const cmdFile = join(work, `${tag}.debugfs`);
+  writeFileSync(cmdFile, `${lines.join('\n')}\n`);
+  sh('debugfs', ['-w', '-f', cmdFile, image]);
+}
+debugfsEdits(template, (t) => t, 'template', true);
+const kernel = join(work, 'vmlinuz-6.1.0-bench');
+writeFileSync(kernel, 'kernel');
+writeFileSync(
+  `${template}.diskwright.json`,
+  JSON.stringify({
+    version: 1,
+    files: [
+      { path: '/etc/hostname', placeholders: ['HOSTNAME-TMPL'] },
+      { path: '/etc/resolv.conf', placeholders: ['NAMESERVER-TMPL'] },
+      { path: '/etc/network/interfaces', placeholders: ['ADDRESS-TMPL', 'NETMASK-TMPL', 'GATEWAY-TMPL'] },
+    ],
+    kernel: { version: '6.1.0-bench', kernel },
+  }),
+);
+if (shExit('e2fsck', ['-fn', template]) !== 0) throw new Error('template is not fsck-clean');
+const allocated = (path) => statSync(path).blocks * 512;
+const GiB = 1024 ** 3;
+console.log(`template ${template}: ${(statSync(template).size / GiB).toFixed(2)} GiB, ${(allocated(template) / GiB).toFixed(2)} GiB allocated; instance disk ${DISK}`);
+
+const unreachable = async () => ({ exitCode: 127, stdout: '', stderr: 'virsh: not used in the bench' });
+let run = 0;
+
+async function diskwright() {
+  const dir = join(work, `dw${run}`);
+  sh('mkdir', [dir]);
+  const started = performance.now();
+  const result = await createInstance({
+    request: { ip: VALUES['ADDRESS-TMPL'], host: 'jgoulah', template, imagesDir: dir, disk: DISK },
+    diskOnly: true,
+    steps: defaultSteps,
+    runner: unreachable,
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const out = join(dir, 'jgoulah-disk0');
+  verify(out);
+  const steps = Object.fromEntries(result.steps.map((s) => [s.step, s.seconds]));
+  rmSync(dir, { recursive: true, force: true });
+  return { seconds, steps };
+}
+
+function hostPipeline() {
+  const out = join(work, `host${run}`);
+  const started = performance.now();
+  sh('cp', ['--sparse=always', template, out]);
+  sh('truncate', ['-s', String(DISK_BYTES), out]);
+  if (shExit('e2fsck', ['-fp', out]) > 1) throw new Error('host e2fsck -fp failed');
+  sh('resize2fs', [out]);
+  debugfsEdits(out, render, `host${run}`);
+  if (shExit('e2fsck', ['-fn', out]) !== 0) throw new Error(`host e2fsck -fn not clean: ${lastOutput}`);
+  const seconds = (performance.now() - started) / 1000;
+  verify(out);
+  rmSync(out, { force: true });
+  return { seconds };
+}
+
+function articleSteps() {
+  const out = join(work, `article${run}`);
+  const started = performance.now();
+  sh('cp', [template, out]);
+  sh('qemu-img', ['resize', '-q', '-f', 'raw', out, String(DISK_BYTES)]);
+  if (shExit('e2fsck', ['-fy', out]) > 1) throw new Error('article fsck -fy failed');
+  sh('resize2fs', [out, String(DISK_BYTES / 1024) + 'K']);
+  debugfsEdits(out, render, `article${run}`);
+  if (shExit('e2fsck', ['-pv', out]) > 1) throw new Error('article fsck -pv failed');
+  const seconds = (performance.now() - started) / 1000;
+  verify(out);
+  rmSync(out, { force: true });
+  return { seconds };
+}
+
+/** Every variant must produce the same thing: fsck-clean, grown, rendered. */
+function verify(image) {
+  if (shExit('e2fsck', ['-fn', image]) !== 0) throw new Error(`${image}: not fsck-clean`);
+  const header = sh('dumpe2fs', ['-h', image]).toString();
+  const blocks = Number(/Block count:\s+(\d+)/.exec(header)[1]) * Number(/Block size:\s+(\d+)/.exec(header)[1]);
+  if (blocks !== DISK_BYTES) throw new Error(`${image}: filesystem is ${blocks} bytes, expected ${DISK_BYTES}`);
+  const hostname = sh('debugfs', ['-R', 'cat /etc/hostname', image]).toString();
+  if (hostname.trim() !== VALUES['HOSTNAME-TMPL']) throw new Error(`${image}: /etc/hostname is ${JSON.stringify(hostname)}`);
+}
+
+const times = { diskwright: [], host: [], article: [] };
+const stepTimes = [];
+for (run = 0; run < RUNS; run++) {
+  // Rotate the order so neither side always runs with a warmer cache.
+  const order = [['diskwright', diskwright], ['host', hostPipeline], ['article', articleSteps]];
+  for (let i = 0; i < run % 3; i++) order.push(order.shift());
+  for (const [name, fn] of order) {
+    const r = await fn();
+    times[name].push(r.seconds);
+    if (r.steps) stepTimes.push(r.steps);
+  }
+  console.log(`run ${run + 1}: diskwright ${times.diskwright.at(-1).toFixed(2)} s, host ${times.host.at(-1).toFixed(2)} s, article ${times.article.at(-1).toFixed(2)} s`);
+}
+await closeE2fsPool();
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const m = { diskwright: median(times.diskwright), host: median(times.host), article: median(times.article) };
+const stepMedians = Object.fromEntries(Object.keys(stepTimes[0]).map((k) => [k, median(stepTimes.map((s) => s[k]))]));
+console.log(`\ndiskwright steps (median s): ${Object.entries(stepMedians).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+console.log(`median wall time over ${RUNS} runs:`);
+console.log(`  diskwright instance create --disk-only  ${m.diskwright.toFixed(2)} s`);
+console.log(`  host pipeline (cp --sparse, e2fsprogs)  ${m.host.toFixed(2)} s   ratio diskwright/host    ${(m.diskwright / m.host).toFixed(2)}× (target ≤ 1.0×)`);
+console.log(`  article steps (plain cp, qemu-img, …)   ${m.article.toFixed(2)} s   ratio diskwright/article ${(m.diskwright / m.article).toFixed(2)}×`);
