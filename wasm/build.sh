@@ -46,10 +46,20 @@ unpack() {
   rm -rf "$build"
   mkdir -p "$build"
   dpkg-source -x "$src/e2fsprogs_$version.dsc" "$build/e2fsprogs" >/dev/null
+}
+
+# Source patches (idempotent; also applied by --relink so an existing tree picks them up).
+patch_source() {
+  local tree="$build/e2fsprogs"
   # Trap 4: a zeroed ext2_filsys has mmp_fd 0, so ext2fs_dup_handle dups stdin and resize2fs
   # aborts; mmp.c already treats 0 as unset, do the same here.
-  sed -i 's/if (src->mmp_fd >= 0) {/if (src->mmp_fd > 0) {/' "$build/e2fsprogs/lib/ext2fs/dupfs.c"
-  grep -q 'src->mmp_fd > 0' "$build/e2fsprogs/lib/ext2fs/dupfs.c"
+  sed -i 's/if (src->mmp_fd >= 0) {/if (src->mmp_fd > 0) {/' "$tree/lib/ext2fs/dupfs.c"
+  grep -q 'src->mmp_fd > 0' "$tree/lib/ext2fs/dupfs.c"
+  # resize2fs extends/truncates a regular-file device to the new filesystem size, ignoring
+  # `?offset=`: on a disk image that cuts off everything after the partition (GPT backup
+  # included). With io options (a filesystem inside a bigger file) treat it like a device.
+  sed -i 's/if (!S_ISREG(st_buf.st_mode )) {/if (!S_ISREG(st_buf.st_mode ) || io_options) {/' "$tree/resize/main.c"
+  grep -q 'S_ISREG(st_buf.st_mode ) || io_options' "$tree/resize/main.c"
 }
 
 configure() {
@@ -106,7 +116,10 @@ install_dist() {
 if [[ "${1:-}" != "--relink" ]]; then
   fetch_source
   unpack
+  patch_source
   configure
+else
+  patch_source
 fi
 compile
 install_dist
