@@ -22,6 +22,11 @@ export interface MakeTemplateOptions {
   readonly skip?: readonly string[];
   /** Also copy the newest kernel and initrd here; the manifest records their absolute paths. */
   readonly kernelDir?: string;
+  /**
+   * Replay the ext journal of a filesystem that was not cleanly unmounted (in the template copy;
+   * the source disk is never written). Without it such a filesystem is refused.
+   */
+  readonly replayJournal?: boolean;
   /** Replace an existing template, manifest and kernel files. */
   readonly overwrite?: boolean;
   readonly signal?: AbortSignal;
@@ -95,9 +100,19 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
           }
           throw error;
         });
-        const applied = await openFilesystem(temp, { write: true, signal: options.signal }, (fs) =>
+        const applied = await openFilesystem(temp, { write: true, replayJournal: options.replayJournal === true, signal: options.signal }, (fs) =>
           applyTemplateOperations(fs, { ops: options.ops, skip: options.skip, signal: options.signal }),
-        );
+        ).catch((error: unknown) => {
+          // The session names the temp copy; say which partition of which disk it is.
+          if (isDiskwrightError(error, 'E_NEEDS_RECOVERY')) {
+            throw new DiskwrightError('E_NEEDS_RECOVERY', `partition ${partition.number} of ${disk}: the ext journal needs recovery (the filesystem was not cleanly unmounted)`, {
+              path: disk,
+              hint: 'pass --replay-journal to replay it in the template copy (the source disk is not written), or shut the VM down cleanly first',
+              cause: error,
+            });
+          }
+          throw error;
+        });
         throwIfAborted(options.signal);
         let kernel: TemplateManifest['kernel'];
         const kernelDir = options.kernelDir;

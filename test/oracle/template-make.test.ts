@@ -199,6 +199,30 @@ describe('template make failures', () => {
     expect(await fileExists(join(dir, 't.diskwright.json'))).toBe(false);
   });
 
+  it('refuses a filesystem whose journal needs recovery unless --replay-journal, never writing the source', async () => {
+    const dir = await tempDir('diskwright-template-journal-');
+    const tree = join(dir, 'root');
+    await writeDebianLikeTree(tree, { withoutKernel: true });
+    const disk = join(dir, 'disk.img');
+    const layout = await makeDiskFromTree(tree, disk, { type: 'ext3', fsMiB: 16 });
+    // Mark the journal as needing recovery, as an uncleanly stopped VM leaves it.
+    const fsImage = join(dir, 'fs.img');
+    await execa('dd', [`if=${disk}`, `of=${fsImage}`, `skip=${layout.start}`, `count=${layout.sectors}`, 'status=none']);
+    await execa('debugfs', ['-w', '-R', 'feature needs_recovery', fsImage], { env: { PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
+    await execa('dd', [`if=${fsImage}`, `of=${disk}`, `seek=${layout.start}`, 'conv=notrunc', 'status=none']);
+    const before = await sha256File(disk);
+    const refused = await runInProcess(['template', 'make', disk, '--partition', '1', '-o', join(dir, 't')]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/partition 1 of .*disk\.img: the ext journal needs recovery .*\[E_NEEDS_RECOVERY\]\n  hint: pass --replay-journal/);
+    expect(await fileExists(join(dir, 't'))).toBe(false);
+    const replayed = await runInProcess(['template', 'make', disk, '--partition', '1', '-o', join(dir, 't'), '--replay-journal']);
+    expect(replayed.stderr).toBe('');
+    expect(replayed.code).toBe(0);
+    expect(await debugfs(join(dir, 't'), 'cat /etc/hostname')).toBe('HOSTNAME-TMPL\n');
+    expect((await e2fsckCheck(join(dir, 't'))).exitCode).toBe(0);
+    expect(await sha256File(disk)).toBe(before);
+  });
+
   it('stops on Ctrl-C and leaves nothing', async () => {
     const dir = await tempDir('diskwright-template-abort-');
     const tree = join(dir, 'root');

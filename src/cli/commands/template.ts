@@ -67,7 +67,7 @@ const make: Command = {
   name: 'template make',
   summary: 'Extract a partition into a template and templatize it (placeholders, sysprep) without mounting',
   help: `Usage: diskwright template make DISK --partition N -o TEMPLATE [--ops a,b] [--skip c]
-                                [--kernel-dir DIR] [--force] [--json]
+                                [--kernel-dir DIR] [--replay-journal] [--force] [--json]
 
 Copies partition N of the disk image out (sparse, byte-identical to the article's
 \`dd skip=START count=SECTORS bs=512\`), then edits the copy in place — no mount, chroot or root —
@@ -84,6 +84,8 @@ Options:
   --skip c,d        do not run these operations
   --kernel-dir DIR  also copy the newest /boot/vmlinuz-* and its initrd to DIR (recorded in the
                     manifest; \`instance create\` uses them by default)
+  --replay-journal  replay the journal of a filesystem that was not cleanly unmounted (in the
+                    template copy only; without it such a filesystem is refused)
   --force           replace an existing template, manifest and kernel files
   --json            print the manifest as JSON
   -h, --help        show this help
@@ -98,6 +100,7 @@ Examples:
     ops: { type: 'string' },
     skip: { type: 'string' },
     'kernel-dir': { type: 'string' },
+    'replay-journal': { type: 'boolean' },
     force: { type: 'boolean' },
   },
   async run(args, ctx) {
@@ -115,6 +118,7 @@ Examples:
         skip: parseOperationList(stringOption(args, 'skip'), '--skip'),
         kernelDir: stringOption(args, 'kernel-dir'),
         overwrite: flag(args, 'force'),
+        replayJournal: flag(args, 'replay-journal'),
         signal: ctx.signal,
         onProgress: (p) => progress.update(p),
       });
