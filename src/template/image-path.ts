@@ -1,6 +1,9 @@
 import { posix } from 'node:path';
-import { DiskwrightError, isDiskwrightError } from '../errors.js';
+import { DiskwrightError, LimitError, isDiskwrightError } from '../errors.js';
 import type { FileStat, FilesystemSession } from '../ext/types.js';
+
+/** Largest configuration file an operation reads and rewrites (they are a few KiB). */
+export const MAX_EDIT_BYTES = 1024 * 1024;
 
 /** Symlinks followed while resolving one in-image path (Linux uses 40 too: ELOOP). */
 export const MAX_SYMLINK_HOPS = 40;
@@ -73,6 +76,14 @@ export async function readTextFile(
 ): Promise<{ path: string; stat: FileStat; text: string } | undefined> {
   const resolved = await resolveInImage(fs, path);
   if (!resolved || resolved.stat.kind !== 'file') return undefined;
+  if (resolved.stat.size > MAX_EDIT_BYTES) {
+    throw new LimitError(`${resolved.path} in the image is ${resolved.stat.size} bytes, more than the ${MAX_EDIT_BYTES} a configuration file may have`, {
+      path: resolved.path,
+      actual: resolved.stat.size,
+      expected: MAX_EDIT_BYTES,
+      hint: 'skip the operation that edits it (--skip) or fix the file',
+    });
+  }
   return { ...resolved, text: await fs.readText(resolved.path) };
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { findKernel, initrdNames } from '../../../src/template/kernel.js';
-import { resolveInImage } from '../../../src/template/image-path.js';
+import { MAX_EDIT_BYTES, readTextFile, resolveInImage } from '../../../src/template/image-path.js';
 import { isDiskwrightError } from '../../../src/errors.js';
 import { memoryFs } from '../../helpers/memory-fs.js';
 
@@ -64,6 +64,13 @@ describe('findKernel', () => {
 
   it('lists the initrd names of the common distributions', () => {
     expect(initrdNames('6.1')).toEqual(['initrd.img-6.1', 'initramfs-6.1.img', 'initrd-6.1', 'initrd-6.1.img']);
+  });
+});
+
+describe('readTextFile', () => {
+  it('refuses a configuration file larger than the named limit', async () => {
+    const fs = memoryFs({ '/etc/hosts': { content: new Uint8Array(MAX_EDIT_BYTES + 1) } });
+    await expect(readTextFile(fs, '/etc/hosts')).rejects.toMatchObject({ code: 'E_LIMIT', path: '/etc/hosts' });
   });
 });
 
