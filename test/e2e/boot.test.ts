@@ -3,25 +3,18 @@
  * instance boots under QEMU (TCG, no root) showing the identity diskwright rendered into it.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_EXTRA_KERNEL_ARGS, bootDisk, buildDemoRoot, ensureBootKit, parseGuestConsole, verifyGuestIdentity, type BootKit } from '../../src/demo/index.js';
-import { seedLayout, writeSeedTables } from '../../src/demo/seed.js';
+import { placeImage, seedLayout, writeSeedTables } from '../../src/demo/seed.js';
 import { runBin } from '../helpers/cli.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const PATH = `${process.env.PATH}:/usr/sbin:/sbin`;
 const ROOT_BYTES = 64 * 1024 * 1024;
 const INSTANCE = { ip: '10.0.2.15', host: 'web01', domain: 'example.test', gateway: '10.0.2.2', netmask: '255.255.255.0', nameserver: '10.0.2.3', prefix: 24 };
 const BOOT_TIMEOUT_MS = 90_000;
-
-async function host(tool: string, args: string[], input?: string): Promise<string> {
-  const result = await execa(tool, args, { env: { PATH }, input });
-  return result.stdout;
-}
 
 describe('an instance built by diskwright boots under QEMU', () => {
   let dir: string;
@@ -45,15 +38,25 @@ describe('an instance built by diskwright boots under QEMU', () => {
     const root = join(dir, 'root');
     await buildDemoRoot(root, { boot: kit });
 
-    // 2. a seed-like disk: MBR, p1 ext3 at sector 2048 (bootable), logical swap in an extended partition
+    // 2. the root filesystem: diskwright mkfs --from (WASM mke2fs -d, no root)
+    const rootFs = join(dir, 'root.ext3');
+    const mkfs = await runBin(['mkfs', rootFs, '--type', 'ext3', '--size', `${ROOT_BYTES / 1024 / 1024}M`, '--from', root, '--label', 'demo-root']);
+    expect(mkfs.code, mkfs.stderr).toBe(0);
+
+    // 3. a seed-like disk like the article's: diskwright create, then diskwright's MBR encoder
+    //    (p1 type 83 bootable at sector 2048, an extended partition with a logical swap), and the
+    //    filesystem placed into p1
     const seed = seedLayout(ROOT_BYTES);
     const disk = join(dir, 'seed.img');
-    await writeFile(disk, '');
-    await host('truncate', ['-s', String(seed.diskBytes), disk]);
+    const create = await runBin(['create', disk, '--size', `${seed.diskBytes / 512}s`]);
+    expect(create.code, create.stderr).toBe(0);
     await writeSeedTables(disk, seed);
-    await host('mke2fs', ['-q', '-F', '-t', 'ext3', '-E', `offset=${seed.rootOffset}`, '-d', root, disk, `${ROOT_BYTES / 1024}k`]);
+    await placeImage(rootFs, disk, seed.rootOffset, { maxBytes: seed.rootBytes });
+    const listed = await runBin(['partitions', disk, '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { partitiontable: { partitions: { type: string }[] } }).partitiontable.partitions.map((p) => p.type)).toEqual(['83', '5', '82']);
 
-    // 3. template: diskwright template make (extract p1, sysprep operations, record the kernel)
+    // 4. template: diskwright template make (extract p1, sysprep operations, record the kernel)
     template = join(dir, 'debian-tmpl');
     const made = await runBin(['template', 'make', disk, '--partition', '1', '-o', template, '--kernel-dir', join(dir, 'kernels'), '--json']);
     expect(made.code, made.stderr).toBe(0);
@@ -61,7 +64,7 @@ describe('an instance built by diskwright boots under QEMU', () => {
     expect(manifest.kernel?.version).toBe(kit.version);
     expect(manifest.files.map((f) => f.path)).toEqual(expect.arrayContaining(['/etc/hostname', '/etc/network/interfaces']));
 
-    // 4. instance: diskwright instance create --disk-only (copy, grow, fsck, resize2fs, render, fsck)
+    // 5. instance: diskwright instance create --disk-only (copy, grow, fsck, resize2fs, render, fsck)
     const imagesDir = join(dir, 'images');
     await mkdir(imagesDir);
     const created = await runBin([
