@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { DiskwrightError } from '../errors.js';
 import { imageSpec, runE2fsTool } from './run.js';
 
@@ -42,6 +43,27 @@ export async function dumpFilesystemHeader(image: string, options: DumpHeaderOpt
       hint: noFs ? 'check the image path and --partition (diskwright partitions IMAGE lists them)' : 'run diskwright fsck on the image',
     });
   }
+  return withOwnerNames(fields);
+}
+
+/** Size limit for /etc/passwd and /etc/group read to name the reserved-blocks owner. */
+const MAX_ACCOUNT_FILE_BYTES = 4 << 20;
+
+/**
+ * The WebAssembly libc has no user database, so dumpe2fs prints "(user unknown)"; fill in the
+ * names from the host's /etc/passwd and /etc/group as host dumpe2fs would.
+ */
+async function withOwnerNames(fields: Record<string, string>): Promise<Record<string, string>> {
+  const fill = async (key: string, file: string, word: string): Promise<void> => {
+    const match = new RegExp(`^(\\d+) \\(${word} unknown\\)$`).exec(fields[key] ?? '');
+    if (!match) return;
+    const text = await readFile(file, 'utf8').catch(() => '');
+    if (text.length > MAX_ACCOUNT_FILE_BYTES) return;
+    const entry = text.split('\n').map((line) => line.split(':')).find((parts) => parts[2] === match[1] && parts[0]);
+    if (entry) fields[key] = `${match[1]} (${word} ${entry[0]})`;
+  };
+  await fill('Reserved blocks uid', '/etc/passwd', 'user');
+  await fill('Reserved blocks gid', '/etc/group', 'group');
   return fields;
 }
 
