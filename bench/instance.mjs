@@ -84,6 +84,10 @@ writeFileSync(
   `${template}.diskwright.json`,
   JSON.stringify({
     version: 1,
+    createdAt: new Date().toISOString(),
+    source: { disk: seed, partition: 1, start: 2048, sectors: 15986688, sectorSize: 512 },
+    filesystem: { kind: 'ext3', uuid: '5eed0000-0000-4000-8000-000000000001', blockSize: 4096, blocksCount: 1998336 },
+    operations: [{ name: 'hostname', status: 'applied' }],
     files: [
       { path: '/etc/hostname', placeholders: ['HOSTNAME-TMPL'] },
       { path: '/etc/resolv.conf', placeholders: ['NAMESERVER-TMPL'] },

@@ -41,6 +41,10 @@ export async function makeTemplate(dir: string, options: { size?: string; type?:
     `${template}.diskwright.json`,
     JSON.stringify({
       version: 1,
+      createdAt: new Date(0).toISOString(),
+      source: { disk: join(dir, 'seed.img'), partition: 1, start: 2048, sectors: 65536, sectorSize: 512 },
+      filesystem: { kind: options.type ?? 'ext3', uuid: '00000000-0000-4000-8000-000000000000', blockSize: 4096, blocksCount: 8192 },
+      operations: [{ name: 'hostname', status: 'applied' }],
       files: [
         { path: '/etc/hostname', placeholders: ['HOSTNAME-TMPL'] },
         { path: '/etc/resolv.conf', placeholders: ['NAMESERVER-TMPL'] },
