@@ -4,7 +4,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runBin } from '../helpers/cli.js';
+import { runBin, runInProcess } from '../helpers/cli.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -64,5 +64,15 @@ describe('diskwright demo', () => {
     const result = await runBin(['demo', '--dir', join(dir, 'used'), '--no-boot']);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^diskwright: demo directory .*used is not empty \[E_EXISTS\]\n  hint: pass --dir/);
+  });
+});
+
+describe('diskwright demo --help', () => {
+  it('prints the usage line, the options and an example', async () => {
+    const result = await runInProcess(['demo', '--help']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^Usage: diskwright demo \[--dir DIR\] \[--no-boot\] \[--json\]/);
+    expect(result.stdout).toMatch(/--no-boot/);
+    expect(result.stdout).toMatch(/Example:\n  diskwright demo --dir/);
   });
 });

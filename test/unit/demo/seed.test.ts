@@ -1,8 +1,8 @@
-import { truncate, writeFile } from 'node:fs/promises';
+import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { seedLayout, writeSeedTables } from '../../../src/demo/seed.js';
+import { placeImage, seedLayout, writeSeedTables } from '../../../src/demo/seed.js';
 import { requireTool } from '../../helpers/oracle.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -44,5 +44,35 @@ describe('the demo seed disk', () => {
   it('refuses sizes that are not whole MiB', () => {
     expect(() => seedLayout(1000)).toThrow(/multiple of 1 MiB/);
     expect(() => seedLayout(1024 * 1024, 0)).toThrow(/swap size/);
+  });
+});
+
+describe('placeImage', () => {
+  it('copies a filesystem image into the disk at the offset byte for byte, leaving zero blocks as holes', async () => {
+    const dir = await tempDir();
+    const disk = join(dir, 'disk.img');
+    const source = join(dir, 'fs.img');
+    const data = Buffer.alloc(3 * 1024 * 1024);
+    data.fill(0xab, 0, 4096);
+    data.fill(0xcd, 2 * 1024 * 1024 + 100, 2 * 1024 * 1024 + 200);
+    await writeFile(source, data);
+    await writeFile(disk, '');
+    await truncate(disk, 8 * 1024 * 1024);
+    await placeImage(source, disk, 1024 * 1024);
+    const written = await readFile(disk);
+    expect(written.subarray(1024 * 1024, 4 * 1024 * 1024).equals(data)).toBe(true);
+    expect(written.subarray(0, 1024 * 1024).every((b) => b === 0)).toBe(true);
+    expect((await stat(disk)).blocks * 512).toBeLessThan(64 * 1024);
+  });
+
+  it('refuses an image that does not fit in the partition or the disk', async () => {
+    const dir = await tempDir();
+    const disk = join(dir, 'disk.img');
+    const source = join(dir, 'fs.img');
+    await writeFile(source, Buffer.alloc(2 * 1024 * 1024, 1));
+    await writeFile(disk, '');
+    await truncate(disk, 3 * 1024 * 1024);
+    await expect(placeImage(source, disk, 2 * 1024 * 1024)).rejects.toMatchObject({ code: 'E_OUT_OF_RANGE' });
+    await expect(placeImage(source, disk, 0, { maxBytes: 1024 * 1024 })).rejects.toMatchObject({ code: 'E_OUT_OF_RANGE' });
   });
 });
