@@ -85,9 +85,17 @@ export interface CommitSummary {
 export async function commitRuns(
   image: string,
   runs: () => Iterable<OverlayRun>,
-  options: { signal?: AbortSignal; base?: number; wasFree?: (fsOffset: number, length: number) => boolean } = {},
+  options: {
+    signal?: AbortSignal;
+    /** Offset of the filesystem in the image (wasFree takes filesystem offsets). */
+    base?: number;
+    /** True when the filesystem range was free before the session (its old bytes need no saving). */
+    wasFree?: (fsOffset: number, length: number) => boolean;
+    /** Called once the undo log is durable, before the image is touched (tests inject crashes here). */
+    onLogDurable?: () => void;
+  } = {},
 ): Promise<CommitSummary> {
-  const { signal, base = 0, wasFree } = options;
+  const { signal, base = 0, wasFree, onLogDurable } = options;
   const log = undoLogPath(image);
   const fd = openSync(image, 'r+');
   try {
@@ -147,6 +155,7 @@ export async function commitRuns(
       { overwrite: false },
     );
     fsyncDir(log);
+    onLogDurable?.();
     // Point of no return: from here a crash is rolled back from the log by the next session.
     let bytes = 0;
     for (const run of runs()) {
