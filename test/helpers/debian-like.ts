@@ -117,7 +117,7 @@ export interface DiskLayout {
 export async function makeDiskFromTree(
   tree: string,
   disk: string,
-  options: { type: 'ext2' | 'ext3' | 'ext4'; fsMiB?: number },
+  options: { type: 'ext2' | 'ext3' | 'ext4'; fsMiB?: number; label?: 'dos' | 'gpt' },
 ): Promise<DiskLayout> {
   const fsMiB = options.fsMiB ?? 48;
   const fsImage = `${disk}.fs`;
@@ -131,7 +131,7 @@ export async function makeDiskFromTree(
   await rm(disk, { force: true });
   await writeFile(disk, '');
   await truncate(disk, total * 512);
-  const script = [
+  const script = options.label === 'gpt' ? ['label: gpt', `start=${start}, size=${sectors}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4`, ''].join('\n') : [
     'label: dos',
     `start=${start}, size=${sectors}, type=83, bootable`,
     `start=${start + sectors + 2048}, size=${swapSectors + 1024}, type=5`,

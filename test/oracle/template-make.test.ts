@@ -223,6 +223,19 @@ describe('template make failures', () => {
     expect(await sha256File(disk)).toBe(before);
   });
 
+  it('templates partition 1 of a GPT disk as well', async () => {
+    const dir = await tempDir('diskwright-template-gpt-');
+    const tree = join(dir, 'root');
+    await writeDebianLikeTree(tree, { withoutKernel: true });
+    const disk = join(dir, 'gpt.img');
+    const layout = await makeDiskFromTree(tree, disk, { type: 'ext4', fsMiB: 16, label: 'gpt' });
+    const result = await runInProcess(['template', 'make', disk, '--partition', '1', '-o', join(dir, 't'), '--json']);
+    expect(result.code).toBe(0);
+    expect((JSON.parse(result.stdout) as TemplateManifest).source).toMatchObject({ start: layout.start, sectors: layout.sectors });
+    expect(await debugfs(join(dir, 't'), 'cat /etc/hostname')).toBe('HOSTNAME-TMPL\n');
+    expect((await e2fsckCheck(join(dir, 't'))).exitCode).toBe(0);
+  });
+
   it('stops on Ctrl-C and leaves nothing', async () => {
     const dir = await tempDir('diskwright-template-abort-');
     const tree = join(dir, 'root');
