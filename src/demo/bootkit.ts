@@ -267,8 +267,13 @@ export async function ensureBootKit(options: BootKitOptions = {}): Promise<BootK
     await copyFile(vmlinuz, join(staged, 'vmlinuz'));
     await writeFile(join(staged, 'initrd.img'), gzipSync(cpio, { level: 9 }));
     await writeFile(join(staged, 'kit.json'), `${JSON.stringify({ format: KIT_FORMAT, version, deb: basename(deb), modules: order }, null, 2)}\n`);
-    await rm(kitDir, { recursive: true, force: true });
-    await rename(staged, kitDir);
+    try {
+      await rename(staged, kitDir);
+    } catch (error) {
+      // Another process finished the same kit first (same inputs, same bytes): use theirs.
+      const code = (error as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || !(await exists(manifestPath))) throw error;
+    }
     return { version, kernel: join(kitDir, 'vmlinuz'), initrd: join(kitDir, 'initrd.img'), deb, modules: order, cached: false };
   } finally {
     await rm(work, { recursive: true, force: true });
