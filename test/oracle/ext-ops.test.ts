@@ -191,3 +191,35 @@ describe('copy in and out', () => {
     expect((await hostStatFile(join(out, 'empty'))).isDirectory()).toBe(true);
   });
 });
+
+describe('filesystems inside a partitioned disk image', () => {
+  it('opens partition N of an MBR disk, writes there only, and host tools agree through ?offset=', async () => {
+    await requireTool('sfdisk', 'fdisk');
+    const disk = join(dir, 'disk.img');
+    await execa('truncate', ['-s', '96M', disk]);
+    await execa('sfdisk', ['-q', disk], { input: 'label: dos\nstart=2048, size=40960, type=83\nstart=43008, type=83\n', env: SBIN_ENV });
+    const offset = 43008 * 512;
+    await execa('mke2fs', ['-q', '-F', '-t', 'ext4', '-E', `offset=${offset}`, disk, `${(96 * 1024 * 1024 - offset) / 1024}k`], { env: SBIN_ENV });
+    const headBefore = (await hostReadFile(disk)).subarray(0, offset);
+    await withFilesystem(disk, { write: true, partition: 2 }, async (fs) => {
+      await fs.writeFile('/etc/hostname', 'in-partition-2\n', { parents: true });
+    });
+    expect((await hostReadFile(disk)).subarray(0, offset).equals(headBefore)).toBe(true);
+    const spec = `${disk}?offset=${offset}`;
+    expect((await hostFsck(spec)).exitCode).toBe(0);
+    expect((await hostCat(spec, '/etc/hostname')).toString()).toBe('in-partition-2\n');
+    await expect(withFilesystem(disk, { partition: 1 }, async () => undefined)).rejects.toMatchObject({ code: 'E_BAD_SIGNATURE' });
+    await expect(withFilesystem(disk, { partition: 7 }, async () => undefined)).rejects.toMatchObject({ code: 'E_NO_PARTITION' });
+  });
+});
+
+describe('journal replay on request', () => {
+  it('replays a journal that needs recovery with the WASM e2fsck when replayJournal is set, then writes', async () => {
+    const image = join(dir, 'replay.img');
+    await makeExtImage(image, 'ext3');
+    await execa('debugfs', ['-w', '-R', 'feature needs_recovery', image], { env: SBIN_ENV });
+    await withFilesystem(image, { write: true, replayJournal: true }, async (fs) => fs.writeFile('/after-replay', 'ok'));
+    expect((await hostFsck(image)).exitCode).toBe(0);
+    expect((await hostCat(image, '/after-replay')).toString()).toBe('ok');
+  });
+});
