@@ -9,6 +9,7 @@ import {
   isLibvirtReachable,
   usedMacs,
   assertSafePath,
+  firstErrorLine,
   type VirtRunner,
 } from '../virt/index.js';
 import { randomMac } from './mac.js';
@@ -151,6 +152,14 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
     throw new DiskwrightError('E_VIRT', `libvirt is not reachable${spec.connect ? ` at ${spec.connect}` : ''} (virsh list failed)`, {
       hint: 'start libvirtd, pass --connect URI, or use --disk-only to build the disk without defining a domain',
     });
+  }
+  if (options.requireLibvirt) {
+    const version = await runner('virt-install', ['--version'], signal ? { signal } : {});
+    if (version.exitCode !== 0) {
+      throw new DiskwrightError('E_VIRT', `virt-install is not available: ${firstErrorLine(version)}`, {
+        hint: 'install virtinst, or use --disk-only to build the disk and print the commands',
+      });
+    }
   }
   const taken = reachable ? await usedMacs(runner, connect, signal) : new Set<string>();
   if (reachable && (await domainExists(runner, spec.host, connect, signal))) {

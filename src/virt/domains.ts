@@ -80,9 +80,19 @@ export async function listDomains(runner: VirtRunner, options: ConnectOptions = 
   return domains;
 }
 
-/** MACs used by every domain on the connection (for picking a fresh one). */
+/** MACs used by every domain on the connection (for picking a fresh one): one domiflist per domain. */
 export async function usedMacs(runner: VirtRunner, options: ConnectOptions = {}, signal?: AbortSignal): Promise<Set<string>> {
+  const names = parseDomainNames((await runVirtChecked(runner, 'virsh', buildVirshListArgs(options), 'virsh list', signal)).stdout);
   const macs = new Set<string>();
-  for (const domain of await listDomains(runner, options, signal)) for (const mac of domain.macs) macs.add(mac);
+  for (const name of names) {
+    let argv: string[];
+    try {
+      argv = buildVirshDomiflistArgs(name, options);
+    } catch {
+      continue; // a name our builders refuse (diskwright never creates such names)
+    }
+    const result = await runner('virsh', argv, signal ? { signal } : {});
+    for (const mac of parseDomiflistMacs(result.stdout)) macs.add(mac);
+  }
   return macs;
 }

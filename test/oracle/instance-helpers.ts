@@ -99,6 +99,7 @@ export function fakeLibvirt(options: { reachable?: boolean; fail?: string; defin
     if (options.reachable === false) return { exitCode: 127, stdout: '', stderr: `${tool}: command not found` };
     const args = argv[0] === '--connect' ? argv.slice(2) : [...argv];
     if (tool === 'virt-install') {
+      if (args[0] === '--version') return ok('4.1.0\n');
       const name = args[args.indexOf('--name') + 1]!;
       if (options.fail === 'virt-install' && !options.defineThenFail) return err('virt-install exploded');
       domains.set(name, { state: 'shut off', macs: [args[args.indexOf('--mac') + 1]!] });

@@ -76,7 +76,7 @@ describe('createInstance on a real template (host e2fsprogs as oracle)', () => {
     expect(libvirt.domains.get('web1')?.state).toBe('running');
     const tools = libvirt.calls.map((c) => `${c.tool} ${c.argv.slice(2, 3).join('')}`);
     expect(tools.slice(-2)).toEqual(['virt-install --name', 'virsh start']);
-    expect(libvirt.calls.every((c) => c.argv[0] === '--connect' && c.argv[1] === 'qemu:///session')).toBe(true);
+    expect(libvirt.calls.filter((c) => c.argv[0] !== '--version').every((c) => c.argv[0] === '--connect' && c.argv[1] === 'qemu:///session')).toBe(true);
     expect(result.plan.mac).not.toBe('52:54:00:00:00:01');
     expect((await hostFsck(join(dir, 'web1-disk0'))).exitCode).toBe(0);
   });
@@ -89,7 +89,7 @@ describe('createInstance on a real template (host e2fsprogs as oracle)', () => {
     const argv = libvirt.calls.map((c) => c.argv);
     expect(argv).toContainEqual(['vol-create-as', '--pool', 'default', '--name', 'web1-disk0', '--capacity', String(96 * 1024 * 1024), '--format', 'raw']);
     expect(argv).toContainEqual(['vol-upload', '--pool', 'default', '--vol', 'web1-disk0', '--file', join(dir, 'web1-disk0'), '--sparse']);
-    expect(libvirt.calls.find((c) => c.tool === 'virt-install')!.argv).toContain('vol=default/web1-disk0,bus=virtio,cache=none');
+    expect(libvirt.calls.find((c) => c.tool === 'virt-install' && c.argv.includes('--name'))!.argv).toContain('vol=default/web1-disk0,bus=virtio,cache=none');
     expect(await listDir(dir)).toEqual([]);
   });
 
@@ -98,7 +98,16 @@ describe('createInstance on a real template (host e2fsprogs as oracle)', () => {
     const libvirt = fakeLibvirt({ fail: 'vol-upload' });
     await expect(createInstance({ request: { ...request(dir), pool: 'default' }, steps: defaultSteps, runner: libvirt.runner })).rejects.toThrow(/step upload failed/);
     expect(libvirt.calls.map((c) => c.argv[0])).toContain('vol-delete');
-    expect(libvirt.calls.map((c) => c.tool)).not.toContain('virt-install');
+    expect(libvirt.calls.filter((c) => c.tool === 'virt-install').map((c) => c.argv)).toEqual([['--version']]);
+    expect(await listDir(dir)).toEqual([]);
+  });
+
+  it('refuses a full create when virt-install is missing, before writing anything', async () => {
+    const dir = await imagesDir();
+    const libvirt = fakeLibvirt();
+    const runner: typeof libvirt.runner = async (tool, argv, options) =>
+      tool === 'virt-install' ? { exitCode: 127, stdout: '', stderr: 'virt-install: command not found (install the virtinst package)' } : libvirt.runner(tool, argv, options);
+    await expect(createInstance({ request: request(dir), steps: defaultSteps, runner })).rejects.toThrow(/step validate failed: virt-install is not available/);
     expect(await listDir(dir)).toEqual([]);
   });
 
