@@ -8,12 +8,12 @@ import { SourceReader } from './source.js';
 import { dataRuns } from './zero.js';
 
 /** Read size of the copy loop: large enough for full-speed sequential I/O, small enough to stay cache-friendly. */
-export const DEFAULT_CHUNK_BYTES = 4 << 20;
+export const DEFAULT_CHUNK_BYTES = 2 << 20;
 /**
  * Reads kept in flight (each with its own buffer): the disk sees a queue instead of one request
  * at a time. Memory use is about `DEFAULT_CONCURRENCY × chunk` (16 MiB by default).
  */
-export const DEFAULT_CONCURRENCY = 4;
+export const DEFAULT_CONCURRENCY = 8;
 /**
  * Start an fdatasync after this many bytes were written, in the background, so the data reaches
  * the disk while the copy goes on instead of all at the final fsync.
