@@ -247,7 +247,16 @@ async function bootStep(input: {
   if (!(await qemuAvailable(env))) return skip('qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)');
   const consoleLog = join(dir, 'console.log');
   reporter.detail(`kernel args: ${instance.kernelArgs.join(' ')}`);
+  reporter.detail('booting (software emulation, usually 5–20 s); the guest\'s report follows:');
+  let pending = '';
   const result = await bootDisk({
+    onConsole: (text) => {
+      pending += text;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      const markers = parseGuestConsole(lines.join('\n')).lines;
+      if (markers.length > 0) reporter.detail(markers.map((l) => `guest| ${l}`));
+    },
     kernel: instance.kernel,
     ...(instance.initrd ? { initrd: instance.initrd } : {}),
     disk: instance.disk,
@@ -257,7 +266,8 @@ async function bootStep(input: {
     ...(options.signal ? { signal: options.signal } : {}),
   });
   const report = parseGuestConsole(result.console);
-  reporter.detail(report.lines.map((l) => `guest| ${l}`));
+  const tail = parseGuestConsole(pending).lines;
+  if (tail.length > 0) reporter.detail(tail.map((l) => `guest| ${l}`));
   const base = { seconds: result.seconds, lines: report.lines, consoleLog };
   if (result.timedOut) {
     reporter.note(`the guest did not power off in time; its console is in ${consoleLog}`);

@@ -8,6 +8,8 @@ export const QEMU_BINARY = 'qemu-system-x86_64';
 export const BOOT_EXTRA_KERNEL_ARGS = ['panic=-1', 'net.ifnames=0'] as const;
 /** Default hard limit for one boot; a healthy one takes 10–20 s under TCG on two busy cores. */
 export const DEFAULT_BOOT_TIMEOUT_MS = 120_000;
+/** How often the serial log is read while following a boot. */
+const CONSOLE_POLL_MS = 250;
 /** Kernel command lines longer than this are refused (x86 COMMAND_LINE_SIZE is 2048). */
 const MAX_KERNEL_ARGS = 2048;
 
@@ -81,12 +83,14 @@ export async function qemuAvailable(env: NodeJS.ProcessEnv = process.env): Promi
  * Boots a disk and waits for the guest to power off, killing QEMU after `timeoutMs`. Returns the
  * console log even when the guest timed out; QEMU failing to start is an `E_BOOT` error.
  */
-export async function bootDisk(options: QemuBootOptions & { timeoutMs?: number; signal?: AbortSignal; env?: NodeJS.ProcessEnv }): Promise<BootResult> {
+export async function bootDisk(
+  options: QemuBootOptions & { timeoutMs?: number; signal?: AbortSignal; env?: NodeJS.ProcessEnv; onConsole?: (text: string) => void },
+): Promise<BootResult> {
   throwIfAborted(options.signal);
   const args = buildQemuArgs(options);
   await rm(options.log, { force: true });
   const started = performance.now();
-  const result = await execa(QEMU_BINARY, args, {
+  const child = execa(QEMU_BINARY, args, {
     reject: false,
     stdin: 'ignore',
     timeout: options.timeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS,
@@ -94,6 +98,23 @@ export async function bootDisk(options: QemuBootOptions & { timeoutMs?: number; 
     cancelSignal: options.signal,
     env: options.env,
   });
+  // Follow the serial log while the guest runs, so a display can show its lines live.
+  let shown = 0;
+  let following = Promise.resolve();
+  const follow = (): Promise<void> =>
+    (following = following.then(async () => {
+      const text = await readFile(options.log, 'utf8').catch(() => '');
+      if (text.length > shown) {
+        options.onConsole?.(text.slice(shown));
+        shown = text.length;
+      }
+    }));
+  const timer = options.onConsole ? setInterval(() => void follow(), CONSOLE_POLL_MS) : undefined;
+  const result = await child;
+  if (timer) {
+    clearInterval(timer);
+    await follow();
+  }
   const seconds = (performance.now() - started) / 1000;
   throwIfAborted(options.signal);
   const console = await readFile(options.log, 'utf8').catch(() => '');
