@@ -77,6 +77,7 @@ export async function writeDebianLikeTree(root: string, options: DebianLikeOptio
   await symlink('/lib/systemd/system/getty@.service', join(root, 'etc/systemd/system/getty.target.wants/getty@tty1.service'));
   await put(root, 'etc/passwd', 'root:x:0:0:root:/root:/bin/bash\n');
   if (options.modernNetworking) {
+    await put(root, 'etc/cloud/cloud.cfg', 'datasource_list: [ NoCloud, None ]\n');
     await put(root, 'etc/netplan/50-cloud-init.yaml', 'network:\n  version: 2\n  ethernets:\n    eth0:\n      dhcp4: true\n', 0o600);
     await put(
       root,

@@ -68,6 +68,7 @@ describe.each(['ext2', 'ext3', 'ext4'] as const)('template make on a Debian-like
     );
     expect(await debugfs(template, 'cat /etc/netplan/01-diskwright-eth0.yaml')).toContain('- ADDRESS-TMPL/PREFIX-TMPL');
     expect(await debugfs(template, 'cat /etc/netplan/50-cloud-init.yaml.diskwright-orig')).toContain('dhcp4: true');
+    expect(await debugfs(template, 'stat /etc/cloud/cloud-init.disabled')).toMatch(/Size: 0\b/);
     expect(await debugfs(template, 'cat "/etc/NetworkManager/system-connections/Wired connection 1.nmconnection"')).toContain(
       'address1=ADDRESS-TMPL/PREFIX-TMPL,GATEWAY-TMPL',
     );

@@ -22,6 +22,7 @@ function owned(path: string): boolean {
       '/etc/systemd/system/diskwright-ssh-host-keys.service',
       '/etc/systemd/system/multi-user.target.wants',
       '/etc/systemd/system/multi-user.target.wants/diskwright-ssh-host-keys.service',
+      '/etc/cloud/cloud-init.disabled',
     ].includes(path) ||
     /^\/etc\/ssh\/ssh_host_[^/]+$/.test(path) ||
     /^\/etc\/netplan\/[^/]+$/.test(path) ||
@@ -49,6 +50,7 @@ const known = fc.record({
   '/etc/netplan/50-cloud-init.yaml': optional(text),
   '/etc/NetworkManager/system-connections/w.nmconnection': optional(fc.constantFrom('[connection]\ntype=ethernet\n', '[connection]\ntype=wifi\n')),
   '/etc/NetworkManager/NetworkManager.conf': optional(text),
+  '/etc/cloud/cloud.cfg': optional(text),
 });
 const extraPath = fc
   .tuple(fc.constantFrom('/etc', '/etc/network', '/home/user', '/var/lib', '/etc/ssh', '/root'), fc.stringMatching(/^[a-z][a-z0-9._-]{0,8}$/))

@@ -14,11 +14,11 @@ running VM. IMAGE is a filesystem image (a template) or, with --partition, a dis
 separate /boot partition pass its number: the files are then at its root.
 
 Options:
-  --partition N  partition of a disk image holding /boot (omit for a filesystem image)
+  --partition N     partition of a disk image holding /boot (omit for a filesystem image)
   -o, --output DIR  directory for the files (created if missing)
-  --force        replace files of the same name in DIR
-  --json         print {version, kernel, initrd} as JSON
-  -h, --help     show this help
+  --force           replace files of the same name in DIR
+  --json            print {version, kernel, initrd} as JSON
+  -h, --help        show this help
 
 Examples:
   diskwright kernel debbase.img --partition 1 -o /var/lib/libvirt/kernels

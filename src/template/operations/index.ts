@@ -5,7 +5,7 @@ import { inittabSerialOperation } from './inittab.js';
 import { networkInterfacesOperation } from './interfaces.js';
 import { networkManagerOperation } from './networkmanager.js';
 import { netplanOperation } from './netplan.js';
-import { serialGettyOperation, sshHostKeysOperation } from './systemd.js';
+import { cloudInitOperation, serialGettyOperation, sshHostKeysOperation } from './systemd.js';
 import type { TemplateOperation } from './types.js';
 
 export type { OperationOutcome, TemplateOperation } from './types.js';
@@ -23,6 +23,7 @@ export const TEMPLATE_OPERATIONS: readonly TemplateOperation[] = [
   serialGettyOperation,
   netplanOperation,
   networkManagerOperation,
+  cloudInitOperation,
 ];
 
 /** Names and one-line descriptions, for `diskwright template ops`. */

@@ -92,3 +92,18 @@ export const sshHostKeysOperation: TemplateOperation = {
     return notApplicable(hasSsh ? 'no SSH host keys in the image' : `${SSH_DIR} does not exist`);
   },
 };
+
+export const CLOUD_DIR = '/etc/cloud';
+export const CLOUD_INIT_DISABLED = '/etc/cloud/cloud-init.disabled';
+
+export const cloudInitOperation: TemplateOperation = {
+  name: 'cloud-init',
+  description: `disable cloud-init (${CLOUD_INIT_DISABLED}) so it does not replace the static network and host name at first boot`,
+  async apply(fs) {
+    const dir = await resolveInImage(fs, CLOUD_DIR);
+    if (!dir || dir.stat.kind !== 'directory') return notApplicable(`${CLOUD_DIR} does not exist (no cloud-init)`);
+    if (await lstatIfExists(fs, CLOUD_INIT_DISABLED)) return notApplicable('cloud-init is already disabled');
+    await fs.writeFile(CLOUD_INIT_DISABLED, '', ROOT_FILE);
+    return applied(`created ${CLOUD_INIT_DISABLED}`);
+  },
+};

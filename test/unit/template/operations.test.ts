@@ -45,7 +45,7 @@ describe('template operations', () => {
   it('lists every operation with a name and a description, names unique', () => {
     const names = templateOperations.map((o) => o.name);
     expect(new Set(names).size).toBe(names.length);
-    expect(names).toEqual(expect.arrayContaining(['udev-persistent-net', 'hostname', 'resolv-conf', 'network-interfaces', 'inittab-serial', 'machine-id', 'ssh-host-keys', 'hosts', 'serial-getty', 'netplan', 'networkmanager']));
+    expect(names).toEqual(expect.arrayContaining(['udev-persistent-net', 'hostname', 'resolv-conf', 'network-interfaces', 'inittab-serial', 'machine-id', 'ssh-host-keys', 'hosts', 'serial-getty', 'netplan', 'networkmanager', 'cloud-init']));
     for (const o of templateOperations) expect(o.description.length).toBeGreaterThan(10);
   });
 
@@ -205,6 +205,13 @@ describe('template operations', () => {
     );
     expect(tree['/etc/NetworkManager/system-connections/home.nmconnection']).toBe(`file 600 0:0 ${wifi}`);
     expect((await op('networkmanager').apply(memoryFs({}))).status).toBe('not-applicable');
+  });
+
+  it('disables cloud-init when it is installed', async () => {
+    const { tree } = await applyTwice('cloud-init', { '/etc/cloud/cloud.cfg': 'users: []\n' });
+    expect(tree['/etc/cloud/cloud-init.disabled']).toBe('file 644 0:0 ');
+    expect(tree['/etc/cloud/cloud.cfg']).toBe('file 644 0:0 users: []\n');
+    expect((await op('cloud-init').apply(memoryFs({ '/etc/hostname': 'x' }))).status).toBe('not-applicable');
   });
 
   it('selects operations with ops and skip and rejects unknown names', () => {
