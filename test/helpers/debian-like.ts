@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
+import { makeFilesystem } from '../../src/e2fs/index.js';
 
 /** PATH with the sbin directories where e2fsprogs and sfdisk live. */
 export const SBIN_PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
@@ -118,13 +119,20 @@ export interface DiskLayout {
 export async function makeDiskFromTree(
   tree: string,
   disk: string,
-  options: { type: 'ext2' | 'ext3' | 'ext4'; fsMiB?: number; label?: 'dos' | 'gpt' },
+  options: {
+    type: 'ext2' | 'ext3' | 'ext4';
+    fsMiB?: number;
+    label?: 'dos' | 'gpt';
+    /** `host`: host mke2fs -d (default); `diskwright`: the project's WASM mke2fs (`mkfs --from`) in place. */
+    maker?: 'host' | 'diskwright';
+  },
 ): Promise<DiskLayout> {
   const fsMiB = options.fsMiB ?? 48;
   const fsImage = `${disk}.fs`;
   const env = { PATH: SBIN_PATH, E2FSPROGS_FAKE_TIME: '', MKE2FS_CONFIG: '' };
   await rm(fsImage, { force: true });
-  await execa('mke2fs', ['-q', '-F', '-t', options.type, '-d', tree, '-L', 'debroot', fsImage, `${fsMiB}M`], { env, extendEnv: true });
+  const host = options.maker !== 'diskwright';
+  if (host) await execa('mke2fs', ['-q', '-F', '-t', options.type, '-d', tree, '-L', 'debroot', fsImage, `${fsMiB}M`], { env, extendEnv: true });
   const start = 2048;
   const sectors = fsMiB * 2048;
   const swapSectors = 8 * 2048;
@@ -140,6 +148,10 @@ export async function makeDiskFromTree(
     '',
   ].join('\n');
   await execa('sfdisk', ['--no-reread', '--no-tell-kernel', '-q', disk], { input: script, env, extendEnv: true });
+  if (!host) {
+    await makeFilesystem(disk, { type: options.type, size: fsMiB * 1024 * 1024, fromDirectory: tree, label: 'debroot', offset: start * 512 });
+    return { start, sectors };
+  }
   const data = await readFile(fsImage);
   const handle = await open(disk, 'r+');
   try {

@@ -237,6 +237,24 @@ describe('template make failures', () => {
     expect((await e2fsckCheck(join(dir, 't'))).exitCode).toBe(0);
   });
 
+  it('templates a Debian-like disk whose filesystem diskwright made itself (mkfs --from, WASM mke2fs)', async () => {
+    const dir = await tempDir('diskwright-template-mkfs-');
+    const tree = join(dir, 'root');
+    await writeDebianLikeTree(tree, { modernNetworking: true });
+    const disk = join(dir, 'disk.img');
+    await makeDiskFromTree(tree, disk, { type: 'ext4', fsMiB: 24, maker: 'diskwright' });
+    const before = await sha256File(disk);
+    const template = join(dir, 't');
+    const result = await runInProcess(['template', 'make', disk, '--partition', '1', '-o', template, '--kernel-dir', join(dir, 'k'), '--json']);
+    expect(result.code).toBe(0);
+    const made = JSON.parse(result.stdout) as TemplateManifest;
+    expect(made.operations.filter((op) => op.status !== 'applied')).toEqual([]);
+    expect(await debugfs(template, 'cat /etc/hostname')).toBe('HOSTNAME-TMPL\n');
+    expect(await debugfs(template, 'cat /etc/network/interfaces')).toContain('iface eth0 inet static\n    address ADDRESS-TMPL\n');
+    expect((await e2fsckCheck(template)).exitCode).toBe(0);
+    expect(await sha256File(disk)).toBe(before);
+  });
+
   it('stops on Ctrl-C and leaves nothing', async () => {
     const dir = await tempDir('diskwright-template-abort-');
     const tree = join(dir, 'root');
