@@ -47,17 +47,19 @@ function isBenign(line: string): boolean {
   return line === '' || /^debugfs \d/.test(line) || /^Allocated inode: \d+$/.test(line);
 }
 
-/** Runs debugfs commands against `image` (read-write); any error line fails the batch. */
-export async function runDebugfsBatch(image: string, commands: readonly string[], signal?: AbortSignal): Promise<void> {
+/** Runs debugfs commands against `image` (read-write); any error line fails the batch. Returns stdout + stderr. */
+export async function runDebugfsBatch(image: string, commands: readonly string[], signal?: AbortSignal): Promise<string> {
   const run = runner();
   if (!run) throw new DiskwrightError('E_WASM', 'the WASM debugfs runner is not available in this build');
   const dir = await mkdtemp(join(tmpdir(), 'diskwright-debugfs-'));
+  let stderr = '';
   try {
     for (let start = 0; start < commands.length; start += MAX_COMMANDS_PER_RUN) {
       throwIfAborted(signal);
       const file = join(dir, 'commands');
       await writeFile(file, `${commands.slice(start, start + MAX_COMMANDS_PER_RUN).join('\n')}\n`);
       const result = await run('debugfs', ['-w', '-f', file, image], signal ? { signal } : {});
+      stderr += `${result.stdout}\n${result.stderr}`;
       const errors = result.stderr.split('\n').map((l) => l.trim()).filter((l) => !isBenign(l));
       if (result.exitCode !== 0 || errors.length > 0) {
         throw new DiskwrightError('E_EXTFS', `debugfs failed: ${errors[0] ?? `exit code ${result.exitCode}`}`, {
@@ -67,9 +69,39 @@ export async function runDebugfsBatch(image: string, commands: readonly string[]
         });
       }
     }
+    return stderr;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** What a bulk putFile needs to know. */
+export interface BulkPutPlan {
+  /** Absolute host path of the source file. */
+  readonly source: string;
+  /** Normalized in-image destination. */
+  readonly dest: string;
+  readonly size: number;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  /** A non-directory exists at dest and must be removed first. */
+  readonly replace: boolean;
+}
+
+/** The debugfs commands that set mode and owner of `quoted` (a regular file). */
+export function ownershipCommands(quoted: string, mode: number, uid: number, gid: number): string[] {
+  const commands = [`sif ${quoted} mode 0${(0o100000 | mode).toString(8)}`];
+  if (uid !== 0) commands.push(`sif ${quoted} uid ${uid}`);
+  if (gid !== 0) commands.push(`sif ${quoted} gid ${gid}`);
+  return commands;
+}
+
+/** The inode number debugfs reported ("Allocated inode: N", on stdout) for the last file it created. */
+export function lastAllocatedInode(stderr: string): number | undefined {
+  const all = [...stderr.matchAll(/^Allocated inode: (\d+)$/gm)];
+  const last = all.at(-1);
+  return last ? Number(last[1]) : undefined;
 }
 
 /**

@@ -3,7 +3,7 @@ import { chmod as hostChmod, lstat as hostLstat, mkdir as hostMkdir, readdir as 
 import { join, resolve } from 'node:path';
 import { DiskwrightError, InvalidArgumentError, LimitError, throwIfAborted } from '../errors.js';
 import { withAtomicOutput, withAtomicPath } from '../io/index.js';
-import { BULK_FILE_BYTES, BULK_TREE_ENTRIES, debugfsQuote } from './bulk.js';
+import { BULK_FILE_BYTES, BULK_TREE_ENTRIES, debugfsQuote, type BulkPutPlan } from './bulk.js';
 import { mapExtError } from './errors-map.js';
 import type { Ext2fsPromises, Ext2fsStats } from './module.js';
 import { baseName, childPath, isWithin, normalizeImagePath, parentPath } from './path.js';
@@ -83,6 +83,8 @@ export class Ext2fsSession implements FilesystemSession {
    * the WASM debugfs is available and the filesystem is the whole image). Undefined: slow path only.
    */
   bulk: ((commands: string[]) => Promise<void>) | undefined;
+  /** putFile of a large file on the bulk path (set together with `bulk`). */
+  bulkPut: ((plan: BulkPutPlan) => Promise<void>) | undefined;
 
   constructor(
     private fs: Ext2fsPromises,
@@ -470,15 +472,15 @@ export class Ext2fsSession implements FilesystemSession {
       });
       if (!info.isFile()) throw new InvalidArgumentError(`host path ${hostPath} is not a regular file`, { path: hostPath });
       const source = resolve(hostPath);
-      if (this.bulk && info.size >= BULK_FILE_BYTES && debugfsQuote(source) && debugfsQuote(p)) {
-        return this.bulkPut(source, p, info.mode & 0o7777, options);
+      if (this.bulkPut && info.size >= BULK_FILE_BYTES && debugfsQuote(source) && debugfsQuote(p)) {
+        return this.putViaBulk(source, p, info.mode & 0o7777, options);
       }
       await this.writeChunks(p, hostChunks(hostPath), options, info.mode & 0o7777);
     });
   }
 
   /** putFile through debugfs `write` (+ `sif` for mode and owner). */
-  private async bulkPut(source: string, p: string, hostMode: number, options: WriteOptions): Promise<void> {
+  private async putViaBulk(source: string, p: string, hostMode: number, options: WriteOptions): Promise<void> {
     if (p === '/') throw new InvalidArgumentError('/: is a directory', { path: p });
     const parent = parentPath(p);
     if (options.parents) await this.mkdirp(parent, 0o755, options.uid, options.gid);
@@ -489,13 +491,8 @@ export class Ext2fsSession implements FilesystemSession {
     const mode = options.mode ?? (keep ? keep.mode & 0o7777 : hostMode);
     const uid = options.uid ?? keep?.uid ?? 0;
     const gid = options.gid ?? keep?.gid ?? 0;
-    const dst = debugfsQuote(p)!;
-    const commands: string[] = [];
-    if (existing) commands.push(`rm ${dst}`);
-    commands.push(`write ${debugfsQuote(source)!} ${dst}`, `sif ${dst} mode 0${(0o100000 | mode).toString(8)}`);
-    if (uid !== 0) commands.push(`sif ${dst} uid ${uid}`);
-    if (gid !== 0) commands.push(`sif ${dst} gid ${gid}`);
-    await this.bulk!(commands);
+    const size = (await hostLstat(source)).size;
+    await this.bulkPut!({ source, dest: p, size, mode, uid, gid, replace: existing !== undefined });
   }
 
   async copyIn(hostDir: string, path: string, options: { uid?: number; gid?: number } = {}): Promise<TreeCopySummary> {
