@@ -121,7 +121,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   reporter.step('Build the demo root tree', 'busybox-static, an /sbin/init that reports its identity, Debian-like /etc files, /boot with the kernel');
   const root = join(dir, 'root');
   const tree = await buildDemoRoot(root, { env, ...(kit ? { boot: kit } : {}) });
-  reporter.detail(`${root} (${tree.files} files and links besides /etc)`);
+  reporter.detail(`${root}: /bin/busybox with ${tree.applets} applet links, /sbin/init, /etc${tree.boot ? ', /boot' : ' (no /boot: no kernel)'}`);
 
   // 3. seed disk
   reporter.step('Make a seed-like disk', 'sparse image, MBR with p1 ext3 at sector 2048 (bootable) and a logical swap, filesystem built from the tree (mkfs --from)');

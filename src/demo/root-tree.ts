@@ -38,7 +38,7 @@ async function listApplets(busybox: string): Promise<string[]> {
  * /etc files and /sbin/init, a static busybox with its applet links, the usual empty directories,
  * /var/run → ../run, and optionally /boot with a kernel and initrd.
  */
-export async function buildDemoRoot(outDir: string, options: DemoRootOptions = {}): Promise<{ files: number }> {
+export async function buildDemoRoot(outDir: string, options: DemoRootOptions = {}): Promise<{ applets: number; boot: boolean }> {
   const source = demoRootSource();
   await mkdir(outDir, { recursive: true });
   if ((await readdir(outDir)).length > 0) throw new DiskwrightError('E_EXISTS', `${outDir} is not empty`, { path: outDir });
@@ -52,14 +52,14 @@ export async function buildDemoRoot(outDir: string, options: DemoRootOptions = {
   const bytes = await readStaticBusybox(busybox);
   await mkdir(join(outDir, 'bin'), { recursive: true });
   await writeFile(join(outDir, 'bin', 'busybox'), bytes, { mode: 0o755 });
-  let files = 1;
+  let applets = 0;
   for (const applet of await listApplets(busybox)) {
     const target = join(outDir, applet);
     if (applet === 'bin/busybox' || applet === 'sbin/init') continue;
     await mkdir(dirname(target), { recursive: true });
     try {
       await symlink('/bin/busybox', target);
-      files += 1;
+      applets += 1;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
@@ -71,7 +71,6 @@ export async function buildDemoRoot(outDir: string, options: DemoRootOptions = {
     // Debian keeps these two links at the top of the root.
     await symlink(`boot/vmlinuz-${version}`, join(outDir, 'vmlinuz'));
     await symlink(`boot/initrd.img-${version}`, join(outDir, 'initrd.img'));
-    files += 2;
   }
-  return { files };
+  return { applets, boot: options.boot !== undefined };
 }
