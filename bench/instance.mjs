@@ -169,6 +169,8 @@ for (run = 0; run < RUNS; run++) {
   const order = [['diskwright', diskwright], ['host', hostPipeline], ['article', articleSteps]];
   for (let i = 0; i < run % 3; i++) order.push(order.shift());
   for (const [name, fn] of order) {
+    // Start every variant from the same state: no dirty pages left by the previous one.
+    sh('sync', []);
     const r = await fn();
     times[name].push(r.seconds);
     if (r.steps) stepTimes.push(r.steps);

@@ -5,7 +5,7 @@ import { readUsedBlockRanges } from '../extmeta/index.js';
 import { dataRuns, sparseCopyFile, type ProgressCallback } from '../io/index.js';
 
 /** Read size of the used-blocks copy. */
-export const USED_COPY_CHUNK = 4 << 20;
+export const USED_COPY_CHUNK = 1 << 20;
 /** Give the event loop (abort, progress) a turn at least this often. */
 const YIELD_INTERVAL_MS = 50;
 
