@@ -157,6 +157,8 @@ async function ensureKernelDeb(cacheDir: string, options: BootKitOptions, env: N
     if (debs.length !== 1) throw new DiskwrightError('E_BOOT', `apt-get download ${pkg} left ${debs.length} .deb files`, { hint });
     const target = join(cacheDir, debs[0]!);
     await rename(join(work, debs[0]!), target);
+    // A newer kernel replaced the cached one: drop the old package (70 MB each) from the cache.
+    for (const old of cached) if (old !== target) await rm(old, { force: true });
     return target;
   } finally {
     await rm(work, { recursive: true, force: true });
