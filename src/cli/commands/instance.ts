@@ -158,7 +158,8 @@ const create: Command = {
        diskwright instance create --from FLEET.json [--jobs N] [options]
 
 The reference article's "buildserver IP HOST" script without root, mounts or a shell: copies the
-template sparsely to a temp file beside IMAGES_DIR/HOST-disk0, grows it, runs e2fsck -fp and
+template's allocated blocks to a temp file beside IMAGES_DIR/HOST-disk0, grown to --disk (while
+e2fsck -fn checks the template; the copy gets e2fsck -fp only if the template is not clean), runs
 resize2fs (WebAssembly, no host e2fsprogs), fills ADDRESS/NETMASK/GATEWAY/HOSTNAME/NAMESERVER-TMPL
 in the files the template manifest lists, requires e2fsck -fn to be clean, renames it into place,
 then runs virt-install --import and virsh start. Everything is validated first; any failure or
