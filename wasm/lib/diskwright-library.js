@@ -199,9 +199,29 @@ mergeInto(LibraryManager.library, {
         FS.streams[i].dwStd = true;
       }
     };
+    // Host file I/O straight to fs.readSync/writeSync over one cached Buffer view of the heap
+    // (the stock path wraps every call and allocates a Buffer per read: GC showed in profiles).
+    var heapView = null;
+    var heapBuffer = function(buffer) {
+      if (heapView === null || heapView.buffer !== buffer.buffer) heapView = Buffer.from(buffer.buffer);
+      return heapView;
+    };
+    var hostError = function(e) {
+      if (e && e.code && ERRNO_CODES[e.code] !== undefined) return new FS.ErrnoError(ERRNO_CODES[e.code]);
+      return e;
+    };
+    var direct = function(stream) { return !stream.stream_ops && typeof stream.nfd === 'number'; };
     var read = FS.read;
     FS.read = function(stream, buffer, offset, length, position) {
-      if (!stream.dwStd) return read(stream, buffer, offset, length, position);
+      if (!stream.dwStd) {
+        if (!direct(stream)) return read(stream, buffer, offset, length, position);
+        var seeking = typeof position === 'number';
+        var at = seeking ? position : (stream.seekable ? stream.position : null);
+        var n;
+        try { n = nodeFs.readSync(stream.nfd, heapBuffer(buffer), buffer.byteOffset + offset, length, at); } catch (e) { throw hostError(e); }
+        if (!seeking) stream.position += n;
+        return n;
+      }
       if (stream.fd !== 0) throw new FS.ErrnoError({{{ cDefine('EBADF') }}});
       var n = Math.min(length, stdin.length - stdinPos);
       buffer.set(stdin.subarray(stdinPos, stdinPos + n), offset);
@@ -249,7 +269,13 @@ mergeInto(LibraryManager.library, {
     FS.write = function(stream, buffer, offset, length, position, canOwn) {
       if (!stream.dwStd) {
         if (skipZeroWrite(stream, buffer, offset, length, position)) return length;
-        return write(stream, buffer, offset, length, position, canOwn);
+        if (!direct(stream) || (stream.flags & {{{ cDefine('O_APPEND') }}})) return write(stream, buffer, offset, length, position, canOwn);
+        var seeking = typeof position === 'number';
+        var at = seeking ? position : (stream.seekable ? stream.position : null);
+        var n;
+        try { n = nodeFs.writeSync(stream.nfd, heapBuffer(buffer), buffer.byteOffset + offset, length, at); } catch (e) { throw hostError(e); }
+        if (!seeking) stream.position += n;
+        return n;
       }
       if (stream.fd === 0) throw new FS.ErrnoError({{{ cDefine('EBADF') }}});
       onOutput(stream.fd, new Uint8Array(buffer.buffer, buffer.byteOffset + offset, length).slice());
