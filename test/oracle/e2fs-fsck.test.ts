@@ -64,9 +64,14 @@ function normalize(output: string, path: string): string {
   return output.split(path).join('IMAGE');
 }
 
-describe.each([['clean image', () => clean], ...['zeroed inode table', 'zeroed primary superblock', 'garbage in directory blocks'].map((name) => [name, () => corrupted[name]!] as const)])(
+const cases: [string, () => string][] = [
+  ['clean image', () => clean],
+  ...['zeroed inode table', 'zeroed primary superblock', 'garbage in directory blocks'].map((name): [string, () => string] => [name, () => corrupted[name]!]),
+];
+
+describe.each(cases)(
   'e2fsck on a %s',
-  (_name, image) => {
+  (_name: string, image: () => string) => {
     it.each(modes)('mode %s gives host e2fsck’s exit code, messages and resulting bytes', async (mode) => {
       const [hostCopy, wasmCopy] = await twinCopies(image(), dir, `${_name.replace(/\s+/g, '-')}-${mode}`);
       const expected = await host('e2fsck', [...fsckArgs(mode, undefined), hostCopy]);
