@@ -1,5 +1,5 @@
 import { closeSync, fsyncSync, openSync, readSync, rmSync, writeSync, writevSync } from 'node:fs';
-import { chmod, realpath, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, realpath, rename, rm, stat } from 'node:fs/promises';
 import * as e2fs from '../e2fs/index.js';
 import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import * as partition from '../partition/index.js';
@@ -294,8 +294,10 @@ class OpenFilesystem {
     if (this.working) {
       const bytes = writeRuns(this.fd, this.disk.runs());
       fsyncSync(this.fd);
-      const mode = (await stat(this.image)).mode & 0o7777;
-      await chmod(this.working, mode);
+      // The working copy takes the image's place: keep its permissions (and owner, when allowed).
+      const info = await stat(this.image);
+      await chmod(this.working, info.mode & 0o7777);
+      await chown(this.working, info.uid, info.gid).catch(() => undefined);
       throwIfAborted(this.signal);
       await rename(this.working, this.image);
       fsyncDir(this.image);
@@ -336,7 +338,9 @@ class OpenFilesystem {
 export async function withFilesystem<T>(image: string, options: OpenFilesystemOptions, fn: (fs: FilesystemSession) => Promise<T>): Promise<T> {
   const write = options.write === true;
   const location = await locateFilesystem(image, options);
-  return exclusive(await realpath(image), async () => {
+  // The real path: a working copy is renamed over it, which must not replace a symlink.
+  const real = await realpath(image);
+  return exclusive(real, async () => {
     throwIfAborted(options.signal);
     await recoverInterruptedCommit(image);
     let geometry = await readExtGeometry(image, location.offset);
@@ -353,11 +357,12 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
         hint: 'the image or partition is truncated; check --partition/--offset',
       });
     }
-    const open = new OpenFilesystem(image, location, geometry, options.signal);
+    const open = new OpenFilesystem(real, location, geometry, options.signal);
     try {
       const session = new Ext2fsSession(await open.mount(), write, options.signal);
-      // The working copy replaces the whole file, so the bulk path needs the filesystem to be it.
-      if (write && location.offset === 0 && bulkAvailable()) {
+      // The working copy replaces the whole file: only when the filesystem is the whole file and
+      // the file has no other hard links (a rename would split them).
+      if (write && location.offset === 0 && bulkAvailable() && (await stat(real)).nlink === 1) {
         session.bulk = async (commands) => {
           await open.bulk(session, commands);
         };
