@@ -1,8 +1,9 @@
 import { rm } from 'node:fs/promises';
 import { withAtomicPath } from '../io/atomic.js';
 import type { ProgressCallback } from '../io/progress.js';
-import { DiskwrightError, throwIfAborted } from '../errors.js';
+import { DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import {
+  buildVirshDestroyArgs,
   buildVirshUndefineArgs,
   buildVirshVolDeleteArgs,
   domainExists,
@@ -141,6 +142,12 @@ export async function createInstance(options: CreateInstanceOptions): Promise<In
   try {
     await run('start', () => runVirtChecked(runner, 'virsh', plan.virshStart, 'virsh start', signal));
   } catch (error) {
+    if (isDiskwrightError(error, 'E_ABORTED')) {
+      // Ctrl-C while starting: leave nothing behind, as for any other interrupted step.
+      await runner('virsh', buildVirshDestroyArgs(spec.host, connect)).catch(() => undefined);
+      await rollback(runner, spec, connect, spec.pool !== undefined, error);
+      throw error;
+    }
     const detail = error instanceof InstanceStepError && error.cause instanceof Error ? error.cause.message : String(error);
     throw new DiskwrightError('E_VIRT', `instance ${host}: domain defined and disk ready at ${diskLabel}, but step start failed: ${detail}`, {
       cause: error,

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { AbortedError } from '../../src/errors.js';
 import { createInstance, defaultSteps, type PipelineSteps } from '../../src/instance/index.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -225,6 +226,24 @@ describe('failures leave nothing behind', () => {
     expect((error as Error).message).toMatch(/domain defined and disk ready at .*web1-disk0, but step start failed/);
     expect(libvirt.domains.has('web1')).toBe(true);
     expect(await listDir(dir)).toEqual(['web1-disk0']);
+  });
+
+  it('Ctrl-C during virsh start powers off, undefines and removes the disk', async () => {
+    const dir = await imagesDir();
+    const libvirt = fakeLibvirt();
+    const controller = new AbortController();
+    const runner: typeof libvirt.runner = async (tool, argv, options) => {
+      const result = await libvirt.runner(tool, argv, options);
+      if (argv.includes('start')) {
+        controller.abort();
+        throw new AbortedError('virsh start aborted');
+      }
+      return result;
+    };
+    await expect(createInstance({ request: request(dir), steps: defaultSteps, runner, signal: controller.signal })).rejects.toMatchObject({ code: 'E_ABORTED' });
+    expect(libvirt.domains.has('web1')).toBe(false);
+    expect(libvirt.calls.map((c) => c.argv[0])).toContain('destroy');
+    expect(await listDir(dir)).toEqual([]);
   });
 
   it('a template without a manifest is refused before any work', async () => {
