@@ -12,6 +12,8 @@ export interface GuestReport {
   readonly nameserver: string | undefined;
   /** IPv4 addresses `ip -4 addr show eth0` listed, as `a.b.c.d/prefix`. */
   readonly eth0Addresses: readonly string[];
+  /** eth0's interface flags from the same listing (`UP`, `LOWER_UP`, `NO-CARRIER`, …). */
+  readonly eth0Flags: readonly string[];
   readonly ifupOutput: readonly string[];
   readonly errors: readonly string[];
   /** Every marker line, for display. */
@@ -28,6 +30,7 @@ export function parseGuestConsole(log: string): GuestReport {
   let interfacesAddress: string | undefined;
   let nameserver: string | undefined;
   const eth0Addresses: string[] = [];
+  let eth0Flags: string[] = [];
   const ifupOutput: string[] = [];
   const errors: string[] = [];
   const lines: string[] = [];
@@ -60,6 +63,8 @@ export function parseGuestConsole(log: string): GuestReport {
       case 'DISKWRIGHT-IP': {
         const inet = /^\s*inet\s+(\d{1,3}(?:\.\d{1,3}){3}\/\d{1,2})\b/.exec(value);
         if (inet) eth0Addresses.push(inet[1]!);
+        const link = /^\d+:\s+eth0:\s+<([^>]*)>/.exec(value);
+        if (link) eth0Flags = link[1]!.split(',').filter(Boolean);
         break;
       }
       case 'DISKWRIGHT-IFUP':
@@ -72,7 +77,7 @@ export function parseGuestConsole(log: string): GuestReport {
         break;
     }
   }
-  return { booted, done, hostname, interfacesAddress, nameserver, eth0Addresses, ifupOutput, errors, lines };
+  return { booted, done, hostname, interfacesAddress, nameserver, eth0Addresses, eth0Flags, ifupOutput, errors, lines };
 }
 
 export interface ExpectedIdentity {
@@ -85,8 +90,8 @@ export interface ExpectedIdentity {
 }
 
 /**
- * Checks that the guest booted, printed one of the expected hostnames and brought eth0 up with the
- * expected address; throws an `E_BOOT` DiskwrightError listing every mismatch otherwise.
+ * Checks that the guest booted, printed one of the expected hostnames and brought eth0 up (UP flag)
+ * with the expected address; throws an `E_BOOT` DiskwrightError listing every mismatch otherwise.
  */
 export function verifyGuestIdentity(report: GuestReport, expected: ExpectedIdentity): void {
   const problems: string[] = [];
@@ -102,6 +107,7 @@ export function verifyGuestIdentity(report: GuestReport, expected: ExpectedIdent
     const got = report.eth0Addresses.length > 0 ? report.eth0Addresses.join(', ') : 'no IPv4 address';
     problems.push(`eth0 has ${got}, expected ${want ?? expected.address}`);
   }
+  if (hasAddress && !report.eth0Flags.includes('UP')) problems.push(`eth0 is not up (flags ${report.eth0Flags.join(',') || 'none'})`);
   if (!report.done) problems.push('the guest report did not finish');
   if (problems.length > 0) {
     throw new DiskwrightError('E_BOOT', `the booted guest does not show the instance's identity: ${problems.join('; ')}`, {

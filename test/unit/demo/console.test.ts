@@ -24,6 +24,7 @@ describe('parseGuestConsole', () => {
       interfacesAddress: '10.0.2.15',
       nameserver: '10.0.2.3',
       eth0Addresses: ['10.0.2.15/24'],
+      eth0Flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'],
       errors: [],
     });
     expect(report.lines[0]).toBe('DISKWRIGHT-INITRAMFS: mounted /dev/vda (ro), starting /sbin/init');
@@ -53,6 +54,11 @@ describe('verifyGuestIdentity', () => {
   it('rejects a guest whose eth0 came up with another address or prefix', () => {
     expect(() => verifyGuestIdentity(parseGuestConsole(goodLog.replace('inet 10.0.2.15/24', 'inet 10.0.2.16/24')), expected)).toThrow(/eth0 has 10\.0\.2\.16\/24, expected 10\.0\.2\.15\/24/);
     expect(() => verifyGuestIdentity(parseGuestConsole(goodLog.replace('/24 scope', '/16 scope')), expected)).toThrow(/expected 10\.0\.2\.15\/24/);
+  });
+
+  it('rejects a guest whose eth0 holds the address but is down', () => {
+    const down = goodLog.replace('<BROADCAST,MULTICAST,UP,LOWER_UP>', '<BROADCAST,MULTICAST>');
+    expect(() => verifyGuestIdentity(parseGuestConsole(down), expected)).toThrow(/eth0 is not up \(flags BROADCAST,MULTICAST\)/);
   });
 
   it('rejects a guest without eth0 address, one that never booted and one that stopped early', () => {
