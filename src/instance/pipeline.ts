@@ -183,7 +183,9 @@ async function buildDisk(
       const templateCheck = steps
         .check(spec.template, { mode: 'check', force: true, signal: checkController.signal })
         .catch((error: unknown) => ({ exitCode: -1, status: 'error' as const, output: String(error) }));
+      const warming = steps.warmUp?.(spec.template, checkController.signal).catch(() => undefined);
       let preened = false;
+      let preenDone = false;
       try {
         await run('copy', () => steps.copy(spec.template, temp, { size: spec.diskBytes, ...stepSignal, ...(onProgress ? { onProgress } : {}) }));
         await run('preen', async () => {
@@ -198,10 +200,13 @@ async function buildDisk(
             });
           }
         });
+        preenDone = true;
       } finally {
-        checkController.abort();
         signal?.removeEventListener('abort', forward);
+        // A failed copy or preen: stop the template check and the warm-up instead of waiting.
+        if (!preenDone) checkController.abort();
         await templateCheck;
+        await warming;
       }
       // resize2fs wants a fresh e2fsck -f; after a clean check of the template, force it.
       await run('resize', () => steps.grow(temp, { ...stepSignal, force: !preened }));

@@ -45,4 +45,9 @@ export interface PipelineSteps {
   /** Grow to fill the file; `force` (resize2fs -f) when the fsck was done on the template instead. */
   grow(image: string, options: { signal?: AbortSignal; force?: boolean }): Promise<unknown>;
   render(image: string, files: readonly TemplateFileEntry[], values: Readonly<Record<string, string>>, signal?: AbortSignal): Promise<RenderedFile[]>;
+  /**
+   * Optional: load what later steps need (WASM modules) while the copy runs. Read-only on the
+   * template; errors are ignored (the real step reports them).
+   */
+  warmUp?(template: string, signal?: AbortSignal): Promise<void>;
 }
