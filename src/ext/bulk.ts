@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import * as e2fs from '../e2fs/index.js';
 import * as extmeta from '../extmeta/index.js';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
+import type { ProgressCallback } from '../io/progress.js';
 
 /**
  * The bulk path: large files and big trees are written by the project's own WASM debugfs
@@ -19,7 +20,11 @@ export const BULK_TREE_ENTRIES = 256;
 /** Commands per debugfs run (keeps each command file and run bounded). */
 const MAX_COMMANDS_PER_RUN = 200_000;
 
-type RunTool = (tool: 'debugfs', argv: string[], options: { signal?: AbortSignal }) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
+type RunTool = (
+  tool: 'debugfs',
+  argv: string[],
+  options: { signal?: AbortSignal; onOutput?: (stream: 'stdout' | 'stderr', text: string) => void },
+) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
 type ReadUsed = (image: string, location: { offset?: number }) => Promise<{ start: bigint; length: bigint }[]>;
 
 function runner(): RunTool | undefined {
@@ -48,7 +53,7 @@ function isBenign(line: string): boolean {
 }
 
 /** Runs debugfs commands against `image` (read-write); any error line fails the batch. Returns stdout + stderr. */
-export async function runDebugfsBatch(image: string, commands: readonly string[], signal?: AbortSignal): Promise<string> {
+export async function runDebugfsBatch(image: string, commands: readonly string[], signal?: AbortSignal, onWrite?: () => void): Promise<string> {
   const run = runner();
   if (!run) throw new DiskwrightError('E_WASM', 'the WASM debugfs runner is not available in this build');
   const dir = await mkdtemp(join(tmpdir(), 'diskwright-debugfs-'));
@@ -58,7 +63,17 @@ export async function runDebugfsBatch(image: string, commands: readonly string[]
       throwIfAborted(signal);
       const file = join(dir, 'commands');
       await writeFile(file, `${commands.slice(start, start + MAX_COMMANDS_PER_RUN).join('\n')}\n`);
-      const result = await run('debugfs', ['-w', '-f', file, image], signal ? { signal } : {});
+      // debugfs echoes each command on stdout as it starts it ("debugfs: write …").
+      let partial = '';
+      const onOutput = onWrite
+        ? (stream: 'stdout' | 'stderr', text: string): void => {
+            if (stream !== 'stdout') return;
+            const lines = (partial + text).split('\n');
+            partial = lines.pop() ?? '';
+            for (const line of lines) if (line.startsWith('debugfs: write ')) onWrite();
+          }
+        : undefined;
+      const result = await run('debugfs', ['-w', '-f', file, image], { ...(signal ? { signal } : {}), ...(onOutput ? { onOutput } : {}) });
       stderr += `${result.stdout}\n${result.stderr}`;
       const errors = result.stderr.split('\n').map((l) => l.trim()).filter((l) => !isBenign(l));
       if (result.exitCode !== 0 || errors.length > 0) {
@@ -87,6 +102,7 @@ export interface BulkPutPlan {
   readonly gid: number;
   /** A non-directory exists at dest and must be removed first. */
   readonly replace: boolean;
+  readonly onProgress?: ProgressCallback;
 }
 
 /** The debugfs commands that set mode and owner of `quoted` (a regular file). */

@@ -7,6 +7,7 @@ import { BULK_FILE_BYTES, BULK_TREE_ENTRIES, debugfsQuote, type BulkPutPlan } fr
 import { mapExtError } from './errors-map.js';
 import type { Ext2fsPromises, Ext2fsStats } from './module.js';
 import { baseName, childPath, isWithin, normalizeImagePath, parentPath } from './path.js';
+import type { ProgressCallback } from '../io/progress.js';
 import type { FileKind, FileStat, FilesystemSession, TreeCopySummary, WriteOptions } from './types.js';
 
 /** Bytes handed to libext2fs per read/write call (its WASM heap is 16 MiB; 16 MiB calls abort). */
@@ -82,7 +83,7 @@ export class Ext2fsSession implements FilesystemSession {
    * Runs debugfs commands on the session's working copy and remounts (set by withFilesystem when
    * the WASM debugfs is available and the filesystem is the whole image). Undefined: slow path only.
    */
-  bulk: ((commands: string[]) => Promise<void>) | undefined;
+  bulk: ((commands: string[], onWrite?: () => void) => Promise<void>) | undefined;
   /** putFile of a large file on the bulk path (set together with `bulk`). */
   bulkPut: ((plan: BulkPutPlan) => Promise<void>) | undefined;
 
@@ -214,6 +215,8 @@ export class Ext2fsSession implements FilesystemSession {
     options: WriteOptions,
     defaultMode: number,
     fresh = false,
+    progressBase = 0,
+    progressTotal?: number,
   ): Promise<number> {
     if (p === '/') throw new InvalidArgumentError('/: is a directory', { path: p });
     let keep: Ext2fsStats | undefined;
@@ -239,6 +242,7 @@ export class Ext2fsSession implements FilesystemSession {
           const piece = Buffer.from(chunk.buffer, chunk.byteOffset + done, Math.min(IO_CHUNK, chunk.length - done));
           await this.call('write', p, () => handle.write(piece, 0, piece.length, bytes));
           bytes += piece.length;
+          options.onProgress?.({ bytes: progressBase + bytes, ...(progressTotal === undefined ? {} : { total: progressTotal }) });
         }
       }
       // Through the open handle: no extra path lookups (the package ignores open's mode).
@@ -475,7 +479,7 @@ export class Ext2fsSession implements FilesystemSession {
       if (this.bulkPut && info.size >= BULK_FILE_BYTES && debugfsQuote(source) && debugfsQuote(p)) {
         return this.putViaBulk(source, p, info.mode & 0o7777, options);
       }
-      await this.writeChunks(p, hostChunks(hostPath), options, info.mode & 0o7777);
+      await this.writeChunks(p, hostChunks(hostPath), options, info.mode & 0o7777, false, 0, info.size);
     });
   }
 
@@ -492,10 +496,10 @@ export class Ext2fsSession implements FilesystemSession {
     const uid = options.uid ?? keep?.uid ?? 0;
     const gid = options.gid ?? keep?.gid ?? 0;
     const size = (await hostLstat(source)).size;
-    await this.bulkPut!({ source, dest: p, size, mode, uid, gid, replace: existing !== undefined });
+    await this.bulkPut!({ source, dest: p, size, mode, uid, gid, replace: existing !== undefined, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
   }
 
-  async copyIn(hostDir: string, path: string, options: { uid?: number; gid?: number } = {}): Promise<TreeCopySummary> {
+  async copyIn(hostDir: string, path: string, options: { uid?: number; gid?: number; onProgress?: ProgressCallback } = {}): Promise<TreeCopySummary> {
     const p = normalizeImagePath(path);
     this.validateWrite(options);
     return this.serial(async () => {
@@ -507,11 +511,11 @@ export class Ext2fsSession implements FilesystemSession {
       const summary = emptySummary();
       const fresh = !(await this.rawLstat(p));
       if (this.bulk && fresh && p !== '/') {
-        const done = await this.bulkCopyIn(hostDir, p, info.mode & 0o7777, options.uid ?? 0, options.gid ?? 0);
+        const done = await this.bulkCopyIn(hostDir, p, info.mode & 0o7777, options.uid ?? 0, options.gid ?? 0, options.onProgress);
         if (done) return done;
       }
       await this.mkdirp(p, info.mode & 0o7777, options.uid ?? 0, options.gid ?? 0);
-      await this.copyInTree(hostDir, p, options.uid ?? 0, options.gid ?? 0, summary, 0, fresh);
+      await this.copyInTree(hostDir, p, options.uid ?? 0, options.gid ?? 0, summary, 0, fresh, options.onProgress);
       return summary;
     });
   }
@@ -520,7 +524,15 @@ export class Ext2fsSession implements FilesystemSession {
    * copyIn through debugfs when the tree is big enough to pay for a run and every name can be
    * quoted; returns undefined to fall back to the per-call path.
    */
-  private async bulkCopyIn(hostDir: string, p: string, rootMode: number, uid: number, gid: number): Promise<TreeCopySummary | undefined> {
+  private async bulkCopyIn(
+    hostDir: string,
+    p: string,
+    rootMode: number,
+    uid: number,
+    gid: number,
+    onProgress?: ProgressCallback,
+  ): Promise<TreeCopySummary | undefined> {
+    const writeSizes: number[] = [];
     const summary = emptySummary();
     const quotedRoot = debugfsQuote(p);
     if (!quotedRoot) return undefined;
@@ -553,6 +565,7 @@ export class Ext2fsSession implements FilesystemSession {
         } else if (info.isFile()) {
           // debugfs `write` keeps the host permission bits.
           commands.push(`write ${quotedHost} ${quoted}`);
+          writeSizes.push(info.size);
           owner(quoted);
           summary.files += 1;
           summary.bytes += info.size;
@@ -572,7 +585,15 @@ export class Ext2fsSession implements FilesystemSession {
     const entries = summary.files + summary.directories + summary.symlinks;
     if (entries < BULK_TREE_ENTRIES && summary.bytes < BULK_FILE_BYTES) return undefined;
     await this.mkdirp(parentPath(p), 0o755, uid, gid);
-    await this.bulk!(commands);
+    // Progress from debugfs echoing each `write` command as it starts it.
+    let written = 0;
+    let done = 0;
+    const total = summary.bytes;
+    await this.bulk!(commands, onProgress ? () => {
+      done += writeSizes[written] ?? 0;
+      written += 1;
+      onProgress({ bytes: done, total });
+    } : undefined);
     return summary;
   }
 
@@ -585,6 +606,7 @@ export class Ext2fsSession implements FilesystemSession {
     summary: ReturnType<typeof emptySummary>,
     depth: number,
     fresh: boolean,
+    onProgress?: ProgressCallback,
   ): Promise<void> {
     if (depth > MAX_TREE_DEPTH) throw new LimitError(`${hostDir}: directories nest deeper than ${MAX_TREE_DEPTH}`, { path: hostDir });
     const entries = (await hostReaddir(hostDir, { withFileTypes: true })).sort((x, y) => (x.name < y.name ? -1 : 1));
@@ -598,10 +620,11 @@ export class Ext2fsSession implements FilesystemSession {
         if (!existing) await this.makeDirectory(target, info.mode & 0o7777, uid, gid);
         else if (kindOf(existing.mode) !== 'directory') throw new DiskwrightError('E_EXISTS', `${target}: exists and is not a directory`, { path: target });
         summary.directories += 1;
-        await this.copyInTree(hostPath, target, uid, gid, summary, depth + 1, !existing);
+        await this.copyInTree(hostPath, target, uid, gid, summary, depth + 1, !existing, onProgress);
       } else if (info.isFile()) {
         summary.bytes += await this.writeChunks(target, hostChunks(hostPath), { mode: info.mode & 0o7777, uid, gid }, 0o644, fresh);
         summary.files += 1;
+        onProgress?.({ bytes: summary.bytes });
       } else if (info.isSymbolicLink()) {
         const linkTarget = await hostReadlink(hostPath);
         const existing = fresh ? undefined : await this.rawLstat(target);

@@ -1,3 +1,5 @@
+import type { ProgressCallback } from '../io/progress.js';
+
 /**
  * The in-image file-operations interface (issue: in-image editing). Implemented over libext2fs in
  * WASM; used by templating and the instance pipeline. Paths are absolute inside the image and are
@@ -30,6 +32,8 @@ export interface WriteOptions {
   readonly gid?: number;
   /** Create parent directories as needed. */
   readonly parents?: boolean;
+  /** Bytes written so far (putFile, large writeFile). */
+  readonly onProgress?: ProgressCallback;
 }
 
 export interface OpenFilesystemOptions {
@@ -68,7 +72,7 @@ export interface FilesystemSession {
    * and symlinks with their host permission bits; owners from options (default 0:0). Sockets, fifos
    * and devices are skipped and listed in the summary.
    */
-  copyIn(hostDir: string, path: string, options?: { uid?: number; gid?: number }): Promise<TreeCopySummary>;
+  copyIn(hostDir: string, path: string, options?: { uid?: number; gid?: number; onProgress?: ProgressCallback }): Promise<TreeCopySummary>;
   /**
    * Copies a file, symlink or directory tree out of the image to `hostPath` (atomically: a temp
    * beside it, renamed when complete). Permission bits are kept; owners are not (no root).

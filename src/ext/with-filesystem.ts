@@ -4,7 +4,7 @@ import * as e2fs from '../e2fs/index.js';
 import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import * as partition from '../partition/index.js';
 import type { PartitionTable, Partition } from '../partition/types.js';
-import { tempPathBeside } from '../io/index.js';
+import { tempPathBeside, type ProgressCallback } from '../io/index.js';
 import { bulkAvailable, createWorkingCopy, debugfsQuote, lastAllocatedInode, ownershipCommands, runDebugfsBatch, type BulkPutPlan } from './bulk.js';
 import { commitRuns, fsyncDir, recoverInterruptedCommit, type CommitSummary } from './commit.js';
 import { mapExtError } from './errors-map.js';
@@ -114,7 +114,16 @@ function writeRuns(fd: number, runs: Iterable<OverlayRun>): number {
 }
 
 /** Copies `size` bytes of `source` into the file's blocks; the rest of the last block is zeroed. */
-function copyIntoExtents(source: string, fd: number, extents: readonly FileExtent[], blockSize: number, size: number, signal?: AbortSignal): void {
+function copyIntoExtents(
+  source: string,
+  fd: number,
+  extents: readonly FileExtent[],
+  blockSize: number,
+  size: number,
+  signal?: AbortSignal,
+  onProgress?: ProgressCallback,
+): void {
+  let copied = 0;
   const src = openSync(source, 'r');
   try {
     const buffer = Buffer.allocUnsafe(COPY_CHUNK);
@@ -133,6 +142,8 @@ function copyIntoExtents(source: string, fd: number, extents: readonly FileExten
         const physical = extent.physical * blockSize + (at - start);
         for (let w = 0; w < got; ) w += writeSync(fd, buffer, w, got - w, physical + w);
         at += got;
+        copied += got;
+        onProgress?.({ bytes: copied, total: size });
       }
       const blockEnd = (extent.logical + extent.length) * blockSize;
       if (end < blockEnd && end === size) {
@@ -200,7 +211,7 @@ class OpenFilesystem {
    * One bulk step: flush libext2fs, bring the working copy up to date, run debugfs, let `after`
    * work on the working copy (false: it declined and changed nothing), remount.
    */
-  async bulk(session: Ext2fsSession, commands: string[], after?: (stderr: string) => boolean): Promise<boolean> {
+  async bulk(session: Ext2fsSession, commands: string[], after?: (stderr: string) => boolean, onWrite?: () => void): Promise<boolean> {
     let accepted = true;
     try {
       await this.unmount(session);
@@ -215,7 +226,7 @@ class OpenFilesystem {
       }
       writeRuns(this.fd, this.disk.runs());
       this.disk.clear();
-      const stderr = await runDebugfsBatch(this.working, commands, this.signal);
+      const stderr = await runDebugfsBatch(this.working, commands, this.signal, onWrite);
       if (after) accepted = after(stderr);
       this.disk = new OverlayDisk(this.fd, 0, this.location.length);
       session.rebind(await this.mount());
@@ -261,8 +272,10 @@ class OpenFilesystem {
     const plain = [...remove, `write ${debugfsQuote(plan.source)!} ${dst}`, ...finish];
     const bs = this.geometry.blockSize;
     const blocks = Math.ceil(plan.size / bs);
+    const reportDone = (): void => plan.onProgress?.({ bytes: plan.size, total: plan.size });
     if (!(this.geometry.featureIncompat & INCOMPAT.extents) || blocks === 0) {
       await this.bulk(session, plain);
+      reportDone();
       return;
     }
     const allocate = [...remove, `write /dev/null ${dst}`, `fallocate ${dst} 0 ${blocks - 1}`, `sif ${dst} size ${plan.size}`, ...finish];
@@ -279,12 +292,13 @@ class OpenFilesystem {
         next += e.length;
       }
       if (next !== blocks) throw new DiskwrightError('E_EXTFS', `fallocate gave ${plan.dest} ${next} blocks, expected ${blocks}`, { path: plan.dest });
-      copyIntoExtents(plan.source, this.fd, sorted, bs, plan.size, this.signal);
+      copyIntoExtents(plan.source, this.fd, sorted, bs, plan.size, this.signal, plan.onProgress);
       this.directPuts += 1;
       return true;
     });
     // A layout we do not patch (deeper extent tree): redo it the plain way.
     if (!done) await this.bulk(session, [`rm ${dst}`, `write ${debugfsQuote(plan.source)!} ${dst}`, ...finish]);
+    reportDone();
   }
 
   /** Makes the session's changes durable in the image (all or nothing). */
@@ -363,8 +377,8 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
       // The working copy replaces the whole file: only when the filesystem is the whole file and
       // the file has no other hard links (a rename would split them).
       if (write && location.offset === 0 && bulkAvailable() && (await stat(real)).nlink === 1) {
-        session.bulk = async (commands) => {
-          await open.bulk(session, commands);
+        session.bulk = async (commands, onWrite) => {
+          await open.bulk(session, commands, undefined, onWrite);
         };
         session.bulkPut = (plan) => open.bulkPut(session, plan);
       }

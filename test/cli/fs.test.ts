@@ -108,3 +108,30 @@ describe('diskwright fs', () => {
     expect((await runInProcess(['fs', 'cat', image])).code).toBe(2);
   });
 });
+
+describe('diskwright fs put with --json', () => {
+  it('reports progress as JSON lines on stderr for a large file and leaves the data intact', async () => {
+    const big = join(dir, 'big.bin');
+    const data = Buffer.alloc(12 * 1024 * 1024);
+    for (let i = 0; i < data.length; i += 1024) data.writeUInt32LE(i, i);
+    await writeFile(big, data);
+    const target = join(dir, 'progress.img');
+    await makeExtImage(target, 'ext4', '64M');
+    const result = await runInProcess(['fs', 'put', target, big, '/big.bin', '--json']);
+    expect(result.code).toBe(0);
+    const events = result.stderr.trim().split('\n').map((l) => JSON.parse(l) as { event: string; bytes: number; total: number });
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.every((e) => e.event === 'progress' && e.total === data.length && e.bytes <= data.length)).toBe(true);
+    expect(JSON.parse(result.stdout)).toMatchObject({ files: 1, bytes: data.length });
+    expect((await hostCat(target, '/big.bin')).equals(data)).toBe(true);
+  });
+
+  it('exits 130 and leaves the image untouched when interrupted', async () => {
+    const before = await sha256(image);
+    const controller = new AbortController();
+    controller.abort();
+    const result = await runInProcess(['fs', 'mkdir', image, '/interrupted'], { signal: controller.signal });
+    expect(result.code).toBe(130);
+    expect(await sha256(image)).toBe(before);
+  });
+});

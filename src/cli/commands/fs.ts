@@ -1,6 +1,7 @@
 import { stat as hostStat } from 'node:fs/promises';
 import { DiskwrightError, InvalidArgumentError, parseSize, withFilesystem, type FileStat, type FilesystemSession, type OpenFilesystemOptions } from '../../index.js';
 import { flag, printJson, stringOption, type Command, type CommandContext, type ParsedArgs } from '../command.js';
+import { createProgress } from '../progress.js';
 
 const LOCATION_OPTIONS = {
   partition: { type: 'string' },
@@ -163,11 +164,12 @@ Examples:
     });
     const mode = parseMode(stringOption(args, 'mode'));
     const own = owners(args);
+    const progress = createProgress(ctx, `put ${dest}`);
     const summary = await session(image!, args, ctx, true, async (fs) => {
-      if (info.isDirectory()) return fs.copyIn(source!, dest!, own);
-      await fs.putFile(source!, dest!, { ...own, ...(mode === undefined ? {} : { mode }), parents: flag(args, 'parents') });
+      if (info.isDirectory()) return fs.copyIn(source!, dest!, { ...own, onProgress: (p) => progress.update(p) });
+      await fs.putFile(source!, dest!, { ...own, ...(mode === undefined ? {} : { mode }), parents: flag(args, 'parents'), onProgress: (p) => progress.update(p) });
       return { files: 1, directories: 0, symlinks: 0, bytes: info.size, skipped: [] as string[] };
-    });
+    }).finally(() => progress.done());
     if (ctx.json) printJson(ctx, summary);
     else {
       ctx.stdout.write(`copied ${summary.files} file(s), ${summary.directories} director(ies), ${summary.symlinks} symlink(s), ${summary.bytes} bytes into ${dest}\n`);
