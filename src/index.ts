@@ -9,3 +9,4 @@ export * from './e2fs/index.js';
 export * from './template/index.js';
 export * from './instance/index.js';
 export * from './virt/index.js';
+export * from './demo/index.js';

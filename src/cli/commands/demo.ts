@@ -1,7 +1,7 @@
 import type { Command, CommandContext } from '../command.js';
 import { flag, printJson, stringOption } from '../command.js';
 import { createProgress } from '../progress.js';
-import { runDemo, type DemoReporter } from '../../demo/index.js';
+import { runDemo, type DemoReporter } from '../../index.js';
 
 const help = `Usage: diskwright demo [--dir DIR] [--no-boot] [--json]
 
