@@ -2,9 +2,10 @@ import { writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { AbortedError, DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import { withAtomicOutput } from './atomic.js';
-import { clipExtents, type Extent } from './extents.js';
+import { clipExtents, normalizeExtents, type Extent } from './extents.js';
 import type { ProgressCallback } from './progress.js';
 import { SourceReader } from './source.js';
+import { allocatedHint } from './hint.js';
 import { dataRuns } from './zero.js';
 
 /** Read size of the copy loop: large enough for full-speed sequential I/O, small enough to stay cache-friendly. */
@@ -50,16 +51,36 @@ export interface CopyJob {
   readonly readExtents?: readonly Extent[];
   /** Final size of the output (default `length`; larger leaves a hole at the end). */
   readonly outputSize?: number;
+  /**
+   * Parts of the range (relative to `offset`) that probably hold data, e.g. allocated ext blocks:
+   * read through the page cache (readahead); the rest is read with O_DIRECT. A hint for speed
+   * only: every byte is read and tested either way.
+   */
+  readonly likelyData?: readonly Extent[];
 }
 
-/** Splits the extents into reads following the (cycling) chunk-size pattern. */
-function planReads(extents: readonly Extent[], chunkSizes: readonly number[]): Extent[] {
-  const reads: Extent[] = [];
+/** One planned read. */
+interface PlannedRead extends Extent {
+  readonly buffered: boolean;
+}
+
+/**
+ * Splits the extents into reads following the (cycling) chunk-size pattern; a read never
+ * straddles a boundary of `likelyData`, whose parts are marked buffered.
+ */
+function planReads(extents: readonly Extent[], chunkSizes: readonly number[], likelyData: readonly Extent[] | undefined): PlannedRead[] {
+  const reads: PlannedRead[] = [];
+  const hints = likelyData ? normalizeExtents(likelyData) : [];
+  let hint = 0;
   let index = 0;
   for (const extent of extents) {
     for (let pos = extent.start, end = extent.start + extent.length; pos < end; ) {
-      const length = Math.min(chunkSizes[index++ % chunkSizes.length]!, end - pos);
-      reads.push({ start: pos, length });
+      while (hint < hints.length && hints[hint]!.start + hints[hint]!.length <= pos) hint++;
+      const h = hints[hint];
+      const inside = h !== undefined && h.start <= pos;
+      const boundary = h === undefined ? end : inside ? h.start + h.length : h.start;
+      const length = Math.min(chunkSizes[index++ % chunkSizes.length]!, end - pos, boundary - pos);
+      reads.push({ start: pos, length, buffered: inside });
       pos += length;
     }
   }
@@ -84,7 +105,7 @@ export async function copyToHandle(job: CopyJob, handle: FileHandle, options: Co
     throw new InvalidArgumentError(`Expected \`concurrency\` to be from 1 to 64, got \`${concurrency}\``);
   }
   const extents = job.readExtents ? clipExtents(job.readExtents, length) : [{ start: 0, length }];
-  const reads = planReads(extents, chunkSizes);
+  const reads = planReads(extents, chunkSizes, job.likelyData);
   const fd = handle.fd;
   const started = performance.now();
   let lastReport = started;
@@ -116,7 +137,7 @@ export async function copyToHandle(job: CopyJob, handle: FileHandle, options: Co
       }
       const index = next++;
       const read = reads[index]!;
-      const bytes = await source.read(buffer, offset + read.start, read.length);
+      const bytes = await source.read(buffer, offset + read.start, read.length, { buffered: read.buffered });
       if (bytes.length < read.length) {
         throw new DiskwrightError('E_TRUNCATED', `image ends at byte ${source.size}, before the end of the range at ${offset + length}`, {
           offset: offset + read.start + bytes.length,
@@ -230,9 +251,10 @@ export async function sparseCopyFile(srcPath: string, dstPath: string, options: 
   if (options.size !== undefined && (!Number.isSafeInteger(options.size) || options.size < 0)) {
     throw new InvalidArgumentError(`Expected \`size\` to be a non-negative whole number of bytes, got \`${options.size}\``);
   }
+  const likelyData = await allocatedHint(srcPath, 0);
   return copyJobToFile(dstPath, (source) => {
     const size = options.size ?? source.size;
-    return { source, offset: 0, length: Math.min(size, source.size), outputSize: size };
+    return { source, offset: 0, length: Math.min(size, source.size), outputSize: size, likelyData };
   }, srcPath, options);
 }
 

@@ -4,6 +4,7 @@ import { getPartition, partitionByteRange, readPartitionTable } from '../partiti
 import { assertInside, copyJobToFile, type CopyOptions, type CopySummary } from './copy.js';
 import { alignExtents, type Extent } from './extents.js';
 import { HOLE_BLOCK } from './zero.js';
+import { allocatedHint } from './hint.js';
 
 /** Options of {@link extractPartition}. */
 export interface ExtractOptions extends CopyOptions {
@@ -41,13 +42,19 @@ export async function extractPartition(imagePath: string, partitionNumber: numbe
   const offset = Number(range.offset);
   const length = Number(range.length);
   let readExtents: Extent[] | undefined;
-  if (options.onlyUsed) readExtents = await usedExtents(imagePath, partitionNumber, offset, length);
+  let likelyData: Extent[] | undefined;
+  if (options.onlyUsed) {
+    readExtents = await usedExtents(imagePath, partitionNumber, offset, length);
+    likelyData = readExtents;
+  } else {
+    likelyData = await allocatedHint(imagePath, offset);
+  }
   const readBytes = readExtents ? readExtents.reduce((sum, e) => sum + Math.min(e.length, length - e.start), 0) : length;
   const summary = await copyJobToFile(
     outPath,
     (source) => {
       assertInside(source, imagePath, offset, length);
-      return { source, offset, length, readExtents };
+      return { source, offset, length, readExtents, likelyData };
     },
     imagePath,
     options,
