@@ -6,7 +6,8 @@
 //            debugfs -w edits, e2fsck -fn;
 //   article: the article's steps — plain cp, qemu-img resize, fsck -fy, resize2fs, (mount+sed needs
 //            root: debugfs -w edits instead), fsck -pv.
-// Prints medians of several runs (runs interleaved so load swings hit all three) and the ratios.
+// Also the CLI in a fresh process per run (module loading included). Prints medians of several
+// runs (variants interleaved, `sync` before each, so load swings hit all of them) and the ratios.
 // Target: diskwright ≤ 1.0× host.
 // Usage: npm run build && node fixtures/make-seed.mjs && node bench/instance.mjs [--runs 3] [--disk 10G]
 import { execFileSync } from 'node:child_process';
@@ -122,6 +123,21 @@ async function diskwright() {
   return { seconds, steps };
 }
 
+/** The same through the CLI in a fresh process (module loading and worker start-up included). */
+function diskwrightCli() {
+  const dir = join(work, `cli${run}`);
+  sh('mkdir', [dir]);
+  const started = performance.now();
+  sh(process.execPath, [cli, 'instance', 'create', VALUES['ADDRESS-TMPL'], 'jgoulah', '--template', template, '--images-dir', dir, '--disk', DISK, '--disk-only'], {
+    cwd: work,
+    env: { ...env, XDG_CONFIG_HOME: work, DISKWRIGHT_VIRSH: join(work, 'no-virsh'), DISKWRIGHT_VIRT_INSTALL: join(work, 'no-virt-install') },
+  });
+  const seconds = (performance.now() - started) / 1000;
+  verify(join(dir, 'jgoulah-disk0'));
+  rmSync(dir, { recursive: true, force: true });
+  return { seconds };
+}
+
 function hostPipeline() {
   const out = join(work, `host${run}`);
   const started = performance.now();
@@ -162,12 +178,13 @@ function verify(image) {
   if (hostname.trim() !== VALUES['HOSTNAME-TMPL']) throw new Error(`${image}: /etc/hostname is ${JSON.stringify(hostname)}`);
 }
 
-const times = { diskwright: [], host: [], article: [] };
+const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const times = { diskwright: [], cli: [], host: [], article: [] };
 const stepTimes = [];
 for (run = 0; run < RUNS; run++) {
   // Rotate the order so neither side always runs with a warmer cache.
-  const order = [['diskwright', diskwright], ['host', hostPipeline], ['article', articleSteps]];
-  for (let i = 0; i < run % 3; i++) order.push(order.shift());
+  const order = [['diskwright', diskwright], ['cli', diskwrightCli], ['host', hostPipeline], ['article', articleSteps]];
+  for (let i = 0; i < run % 4; i++) order.push(order.shift());
   for (const [name, fn] of order) {
     // Start every variant from the same state: no dirty pages left by the previous one.
     sh('sync', []);
@@ -175,15 +192,16 @@ for (run = 0; run < RUNS; run++) {
     times[name].push(r.seconds);
     if (r.steps) stepTimes.push(r.steps);
   }
-  console.log(`run ${run + 1}: diskwright ${times.diskwright.at(-1).toFixed(2)} s, host ${times.host.at(-1).toFixed(2)} s, article ${times.article.at(-1).toFixed(2)} s`);
+  console.log(`run ${run + 1}: diskwright ${times.diskwright.at(-1).toFixed(2)} s, cli ${times.cli.at(-1).toFixed(2)} s, host ${times.host.at(-1).toFixed(2)} s, article ${times.article.at(-1).toFixed(2)} s`);
 }
 await closeE2fsPool();
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const m = { diskwright: median(times.diskwright), host: median(times.host), article: median(times.article) };
+const m = { diskwright: median(times.diskwright), cli: median(times.cli), host: median(times.host), article: median(times.article) };
 const stepMedians = Object.fromEntries(Object.keys(stepTimes[0]).map((k) => [k, median(stepTimes.map((s) => s[k]))]));
 console.log(`\ndiskwright steps (median s): ${Object.entries(stepMedians).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
 console.log(`median wall time over ${RUNS} runs:`);
 console.log(`  diskwright instance create --disk-only  ${m.diskwright.toFixed(2)} s`);
+console.log(`  same via the CLI, fresh process each    ${m.cli.toFixed(2)} s   ratio cli/host           ${(m.cli / m.host).toFixed(2)}×`);
 console.log(`  host pipeline (cp --sparse, e2fsprogs)  ${m.host.toFixed(2)} s   ratio diskwright/host    ${(m.diskwright / m.host).toFixed(2)}× (target ≤ 1.0×)`);
 console.log(`  article steps (plain cp, qemu-img, …)   ${m.article.toFixed(2)} s   ratio diskwright/article ${(m.diskwright / m.article).toFixed(2)}×`);
