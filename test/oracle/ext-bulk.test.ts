@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,36 @@ describe('bulk writes', () => {
     const { stdout } = await execa('sha256sum', [dumped]);
     expect(stdout.split(' ')[0]).toBe(hash.digest('hex'));
     await rm(image);
+  });
+
+  it('writes a 200 MiB file into partition 2 of a disk image (the in-memory overlay path: no OOM)', { timeout: 180_000 }, async () => {
+    const src = join(dir, 'big2.bin');
+    const block = Buffer.alloc(1024 * 1024);
+    const hash = createHash('sha256');
+    const fd = await open(src, 'w');
+    for (let i = 0; i < BIG / block.length; i += 1) {
+      block.fill((i * 7) & 0xff);
+      block.writeUInt32LE(i, 4000);
+      hash.update(block);
+      await fd.write(block);
+    }
+    await fd.close();
+    const disk = join(dir, 'disk.img');
+    await execa('truncate', ['-s', '400M', disk]);
+    await execa('sfdisk', ['-q', disk], { input: 'label: dos\nstart=2048, size=8192\nstart=10240, type=83\n', env: SBIN_ENV });
+    const offset = 10240 * 512;
+    await execa('mke2fs', ['-q', '-F', '-t', 'ext4', '-E', `offset=${offset}`, disk, `${(400 * 1024 * 1024 - offset) / 1024}k`], { env: SBIN_ENV });
+    await withFilesystem(disk, { write: true, partition: 2 }, (fs) => fs.putFile(src, '/big.bin'));
+    expect(lastCommit?.path).toBe('overlay');
+    await rm(src);
+    const spec = `${disk}?offset=${offset}`;
+    expect((await hostFsck(spec)).exitCode).toBe(0);
+    const dumped = join(dir, 'dumped2.bin');
+    await execa('debugfs', ['-R', `dump /big.bin ${dumped}`, spec], { env: SBIN_ENV });
+    const { stdout } = await execa('sha256sum', [dumped]);
+    expect(stdout.split(' ')[0]).toBe(hash.digest('hex'));
+    await rm(disk);
+    await rm(dumped);
   });
 
   it('copies in a 50k-file tree that host e2fsck accepts', { timeout: 180_000 }, async () => {
