@@ -1,4 +1,4 @@
-import { copyFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeE2fsPool } from '../../src/e2fs/index.js';
@@ -76,5 +76,16 @@ describe('diskwright fsck', () => {
     expect(missing.stderr).not.toMatch(/\n\s+at /);
     const bad = await runInProcess(['fsck', clean, '--partition', 'x']);
     expect(bad.code).toBe(2);
+  });
+
+  it('exits 130 when interrupted and leaves the image untouched', async () => {
+    const image = join(dir, 'interrupted.img');
+    await copyFile(broken, image);
+    const before = await readFile(image);
+    const controller = new AbortController();
+    controller.abort();
+    const result = await runInProcess(['fsck', image, '--fix'], { signal: controller.signal });
+    expect(result.code).toBe(130);
+    expect(Buffer.compare(await readFile(image), before)).toBe(0);
   });
 });
