@@ -131,9 +131,10 @@ export async function createWorkingCopy(image: string, target: string, fsBytes: 
   try {
     const size = fstatSync(src).size;
     ftruncateSync(dst, size);
-    const ranges: { start: number; length: number }[] = readUsed
-      ? (await readUsed(image, {})).map((r) => ({ start: Number(r.start), length: Number(r.length) }))
-      : [{ start: 0, length: Math.min(fsBytes, size) }];
+    const whole = [{ start: 0, length: Math.min(fsBytes, size) }];
+    // Layouts the bitmap reader does not handle (e.g. bigalloc) are copied whole: slower, same result.
+    const used = readUsed ? await readUsed(image, {}).catch(() => undefined) : undefined;
+    const ranges: { start: number; length: number }[] = used ? used.map((r) => ({ start: Number(r.start), length: Number(r.length) })) : whole;
     if (size > fsBytes) ranges.push({ start: fsBytes, length: size - fsBytes });
     const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
     for (const range of ranges) {

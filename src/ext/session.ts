@@ -307,6 +307,18 @@ export class Ext2fsSession implements FilesystemSession {
     });
   }
 
+  async readFileChunks(path: string, sink: (chunk: Uint8Array) => Promise<void> | void): Promise<number> {
+    const p = normalizeImagePath(path);
+    return this.serial(async () => {
+      let bytes = 0;
+      for await (const chunk of this.fileChunks(p)) {
+        await sink(chunk);
+        bytes += chunk.length;
+      }
+      return bytes;
+    });
+  }
+
   /** Reads a regular file in IO_CHUNK pieces (unqueued; callers hold the queue). */
   private async *fileChunks(p: string): AsyncGenerator<Buffer> {
     const s = await this.call('stat', p, () => this.fs.stat(p));

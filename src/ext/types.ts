@@ -55,6 +55,11 @@ export interface FilesystemSession {
   exists(path: string): Promise<boolean>;
   readdir(path: string): Promise<FileStat[]>;
   readFile(path: string): Promise<Uint8Array>;
+  /**
+   * Streams a regular file in chunks of at most 1 MiB to `sink` (awaited); returns the byte count.
+   * Optional so that simple in-memory fakes of this interface stay valid; withFilesystem has it.
+   */
+  readFileChunks?(path: string, sink: (chunk: Uint8Array) => Promise<void> | void): Promise<number>;
   readText(path: string): Promise<string>;
   writeFile(path: string, data: Uint8Array | string, options?: WriteOptions): Promise<void>;
   mkdir(path: string, options?: { parents?: boolean; mode?: number; uid?: number; gid?: number }): Promise<void>;

@@ -182,6 +182,10 @@ describe('copy in and out', () => {
     expect((await hostCat(image, '/opt/app/data')).equals(Buffer.alloc(1500000, 9))).toBe(true);
     const out = join(dir, 'tree-out');
     await withFilesystem(image, {}, async (fs) => {
+      const chunks: Uint8Array[] = [];
+      expect(await fs.readFileChunks!('/opt/app/data', (c) => void chunks.push(Buffer.from(c)))).toBe(1500000);
+      expect(chunks.length).toBe(2);
+      expect(Buffer.concat(chunks).equals(Buffer.alloc(1500000, 9))).toBe(true);
       await fs.copyOut('/opt/app', out);
       await expect(fs.copyOut('/opt/app', out)).rejects.toMatchObject({ code: 'E_EXISTS' });
     });

@@ -131,8 +131,9 @@ Example:
   options: { ...LOCATION_OPTIONS },
   async run(args, ctx) {
     const [image, path] = positionals(args, 'cat', 2, 2, 'IMAGE PATH');
-    const data = await session(image!, args, ctx, false, (fs) => fs.readFile(path!));
-    await new Promise<void>((resolve, reject) => ctx.stdout.write(data, (error) => (error ? reject(error) : resolve())));
+    // Streamed: a file of any size goes out in 1 MiB chunks, waiting for stdout to drain.
+    const out = (chunk: Uint8Array): Promise<void> => new Promise((resolve, reject) => ctx.stdout.write(chunk, (error) => (error ? reject(error) : resolve())));
+    await session(image!, args, ctx, false, async (fs) => (fs.readFileChunks ? fs.readFileChunks(path!, out) : out(await fs.readFile(path!))));
     return 0;
   },
 };
