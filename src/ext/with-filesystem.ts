@@ -159,6 +159,17 @@ function copyIntoExtents(
 /** Bytes per read/write when copying a file straight into its blocks. */
 const COPY_CHUNK = 8 * 1024 * 1024;
 
+/** Host I/O failures (permissions, disk full) as one-line errors naming the image. */
+function hostIoError(error: unknown, what: string, image: string): DiskwrightError {
+  if (error instanceof DiskwrightError) return error;
+  const code = typeof error === 'object' && error !== null && 'code' in error ? ` (${String((error as { code: unknown }).code)})` : '';
+  return new DiskwrightError('E_IO', `${what} for ${image} failed${code}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, {
+    path: image,
+    cause: error,
+    hint: 'diskwright needs write access to the image and to its directory (for the undo log or working copy)',
+  });
+}
+
 /** The mutable state of one open filesystem: which file it reads, its overlay and its mount. */
 class OpenFilesystem {
   private fd: number;
@@ -232,8 +243,9 @@ class OpenFilesystem {
       session.rebind(await this.mount());
       return accepted;
     } catch (error) {
-      session.failure ??= error;
-      throw error;
+      const mapped = hostIoError(error, 'preparing the working copy', this.image);
+      session.failure ??= mapped;
+      throw mapped;
     }
   }
 
@@ -356,7 +368,9 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
   const real = await realpath(image);
   return exclusive(real, async () => {
     throwIfAborted(options.signal);
-    await recoverInterruptedCommit(image);
+    await recoverInterruptedCommit(real).catch((error: unknown) => {
+      throw hostIoError(error, 'rolling back an interrupted commit', image);
+    });
     let geometry = await readExtGeometry(image, location.offset);
     assertExtSupported(geometry, image, { write, replayJournal: options.replayJournal === true });
     if (write && geometry.needsRecovery) {
@@ -389,7 +403,9 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
         session.close();
         await open.unmount(session);
       }
-      if (write) await open.commit(session);
+      if (write) await open.commit(session).catch((error: unknown) => {
+        throw hostIoError(error, 'committing the changes', real);
+      });
       return result;
     } finally {
       await open.dispose();

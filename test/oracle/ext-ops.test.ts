@@ -227,3 +227,34 @@ describe('journal replay on request', () => {
     expect((await hostCat(image, '/after-replay')).toString()).toBe('ok');
   });
 });
+
+describe('host I/O failures', () => {
+  it('reports an unwritable image directory as a one-line E_IO error and leaves the image as it was', async () => {
+    if (process.getuid?.() === 0) {
+      // root ignores directory permissions; simulate with an undo log path that is a directory.
+      const image = join(dir, 'ro.img');
+      await makeExtImage(image, 'ext2');
+      const before = await sha256(image);
+      await hostMkdir(`${image}.diskwright-undo-blocker`);
+      await execa('ln', ['-s', `${image}.diskwright-undo-blocker`, `${image}.diskwright-undo`]);
+      const error = await withFilesystem(image, { write: true }, (fs) => fs.writeFile('/x', 'x')).catch((e: unknown) => e);
+      expect(isDiskwrightError(error)).toBe(true);
+      expect(await sha256(image)).toBe(before);
+      return;
+    }
+    const sub = join(dir, 'rodir');
+    await hostMkdir(sub);
+    const image = join(sub, 'ro.img');
+    await makeExtImage(image, 'ext2');
+    const before = await sha256(image);
+    await hostChmod(sub, 0o555);
+    try {
+      const error = await withFilesystem(image, { write: true }, (fs) => fs.writeFile('/x', 'x')).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'E_IO' });
+      expect((error as Error).message).not.toContain('\n');
+      expect(await sha256(image)).toBe(before);
+    } finally {
+      await hostChmod(sub, 0o755);
+    }
+  });
+});
