@@ -54,6 +54,20 @@ function csumSeed(geometry: ExtGeometry): number {
   return geometry.featureIncompat & INCOMPAT.csumSeed ? geometry.checksumSeed : crc32cUpdate(0xffffffff, geometry.uuid);
 }
 
+const COMPAT_SPARSE_SUPER2 = 0x200;
+const RO_COMPAT_SPARSE_SUPER = 0x1;
+
+/** Whether block group `group` holds a superblock backup (sparse_super: 0, 1, powers of 3, 5, 7). */
+function groupHasSuper(geometry: ExtGeometry, group: number): boolean {
+  if (!(geometry.featureRoCompat & RO_COMPAT_SPARSE_SUPER) || group <= 1) return true;
+  for (const base of [3, 5, 7]) {
+    let power = base;
+    while (power < group) power *= base;
+    if (power === group) return true;
+  }
+  return false;
+}
+
 /** Absolute byte position (in the filesystem) of inode `ino`. */
 export function inodePosition(geometry: ExtGeometry, access: ByteAccess, ino: number): number {
   if (ino < 1 || ino > geometry.inodesCount) {
@@ -63,14 +77,22 @@ export function inodePosition(geometry: ExtGeometry, access: ByteAccess, ino: nu
   const index = (ino - 1) % geometry.inodesPerGroup;
   const descPosition = group * geometry.descSize;
   const descBlock = Math.floor(descPosition / geometry.blockSize);
+  const within = descPosition - descBlock * geometry.blockSize;
+  let descAt: number;
   if (geometry.featureIncompat & INCOMPAT.metaBg && descBlock >= geometry.firstMetaBg) {
-    throw new DiskwrightError('E_UNSUPPORTED_FEATURE', 'setting times on a meta_bg filesystem beyond its first meta group is not supported', {
-      hint: 'set times through `debugfs -w -R "sif PATH mtime …"` instead',
-    });
+    // meta_bg: the descriptor block of meta group N is in the first group of that meta group,
+    // after its superblock backup if it has one (kernel ext4_bg_num_gdb / descriptor_loc).
+    if (geometry.featureCompat & COMPAT_SPARSE_SUPER2) {
+      throw new DiskwrightError('E_UNSUPPORTED_FEATURE', 'setting times on a meta_bg + sparse_super2 filesystem is not supported');
+    }
+    const firstGroup = descBlock * (geometry.blockSize / geometry.descSize);
+    const groupStart = geometry.firstDataBlock + firstGroup * geometry.blocksPerGroup;
+    descAt = (groupStart + (groupHasSuper(geometry, firstGroup) ? 1 : 0)) * geometry.blockSize + within;
+  } else {
+    descAt = (geometry.firstDataBlock + 1 + descBlock) * geometry.blockSize + within;
   }
-  const gdtStart = (geometry.firstDataBlock + 1) * geometry.blockSize;
   const desc = Buffer.alloc(geometry.descSize);
-  access.readInto(desc, 0, geometry.descSize, gdtStart + descPosition);
+  access.readInto(desc, 0, geometry.descSize, descAt);
   let table = desc.readUInt32LE(BG_INODE_TABLE_LO);
   if (geometry.featureIncompat & INCOMPAT.bit64 && geometry.descSize >= 64) table += desc.readUInt32LE(BG_INODE_TABLE_HI) * 2 ** 32;
   return table * geometry.blockSize + index * geometry.inodeSize;

@@ -48,7 +48,7 @@ export const INCOMPAT = {
   encrypt: 0x10000,
   casefold: 0x20000,
 } as const;
-export const RO_COMPAT = { bigalloc: 0x200, metadataCsum: 0x400, readonly: 0x1000 } as const;
+export const RO_COMPAT = { quota: 0x100, bigalloc: 0x200, metadataCsum: 0x400, readonly: 0x1000 } as const;
 
 /** Incompat features libext2fs 1.44.1 (the `ext2fs` npm package) reads and writes correctly. */
 const WRITABLE_INCOMPAT =
@@ -185,6 +185,13 @@ export function assertExtSupported(geometry: ExtGeometry, image: string, mode: {
       hint: `remove the feature with \`tune2fs -O ^${unsupported[0]}\` if possible, or ${FSCK_HINT(image)}`,
     });
   }
+  if (geometry.featureRoCompat & RO_COMPAT.bigalloc) {
+    throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `${image}: ext feature bigalloc is not supported (libext2fs in the ext2fs package cannot open it)`, {
+      path: image,
+      actual: ['bigalloc'],
+      hint: 'use host debugfs for this filesystem',
+    });
+  }
   if (!mode.write) return;
   if (geometry.needsRecovery && !mode.replayJournal) {
     throw new DiskwrightError('E_NEEDS_RECOVERY', `${image}: the ext journal needs recovery (filesystem was not cleanly unmounted); refusing to write`, {
@@ -198,6 +205,13 @@ export function assertExtSupported(geometry: ExtGeometry, image: string, mode: {
       path: image,
       actual: unknownRo,
       hint: unknownRo.includes('orphan_present') ? FSCK_HINT(image) : 'open the filesystem read-only',
+    });
+  }
+  if (geometry.featureRoCompat & RO_COMPAT.quota) {
+    throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `${image}: writing a filesystem with the quota feature would leave its quota files out of date`, {
+      path: image,
+      actual: ['quota'],
+      hint: 'remove it with `tune2fs -O ^quota` (the guest can re-enable it), or open the filesystem read-only',
     });
   }
   if (geometry.featureRoCompat & RO_COMPAT.readonly) {

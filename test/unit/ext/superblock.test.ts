@@ -53,6 +53,12 @@ describe('assertExtSupported', () => {
     expect(() => check({ incompat: 0x2c2 | 0x1 }, false)).toThrow(expect.objectContaining({ code: 'E_UNSUPPORTED_FEATURE' }));
   });
 
+  it('refuses bigalloc always and quota for writing (libext2fs 1.44 would leave the quota files stale)', () => {
+    expect(() => check({ roCompat: 0x46b | 0x200 }, false)).toThrow(expect.objectContaining({ code: 'E_UNSUPPORTED_FEATURE', message: expect.stringContaining('bigalloc') }));
+    expect(() => check({ roCompat: 0x46b | 0x100 }, true)).toThrow(expect.objectContaining({ code: 'E_UNSUPPORTED_FEATURE', hint: expect.stringContaining('tune2fs -O ^quota') }));
+    expect(() => check({ roCompat: 0x46b | 0x100 }, false)).not.toThrow();
+  });
+
   it('refuses to write with mmp, unknown ro_compat features (orphan_present, verity) or recorded errors', () => {
     expect(() => check({ incompat: 0x2c2 | 0x100 }, true)).toThrow(expect.objectContaining({ code: 'E_UNSUPPORTED_FEATURE' }));
     expect(() => check({ incompat: 0x2c2 | 0x100 }, false)).not.toThrow();
