@@ -5,7 +5,6 @@ import { withAtomicOutput } from './atomic.js';
 import { clipExtents, normalizeExtents, type Extent } from './extents.js';
 import type { ProgressCallback } from './progress.js';
 import { SourceReader } from './source.js';
-import { allocatedHint } from './hint.js';
 import { dataRuns } from './zero.js';
 
 /** Read size of the copy loop: large enough for full-speed sequential I/O, small enough to stay cache-friendly. */
@@ -54,7 +53,9 @@ export interface CopyJob {
   /**
    * Parts of the range (relative to `offset`) that probably hold data, e.g. allocated ext blocks:
    * read through the page cache (readahead); the rest is read with O_DIRECT. A hint for speed
-   * only: every byte is read and tested either way.
+   * only: every byte is read and tested either way. Used by `--only-used` (seed: 1.2 s instead of
+   * 2.0 s). Not used for full copies: there, buffered data reads next to O_DIRECT hole reads
+   * measured no faster than O_DIRECT throughout and cost twice the system CPU.
    */
   readonly likelyData?: readonly Extent[];
 }
@@ -251,10 +252,9 @@ export async function sparseCopyFile(srcPath: string, dstPath: string, options: 
   if (options.size !== undefined && (!Number.isSafeInteger(options.size) || options.size < 0)) {
     throw new InvalidArgumentError(`Expected \`size\` to be a non-negative whole number of bytes, got \`${options.size}\``);
   }
-  const likelyData = await allocatedHint(srcPath, 0);
   return copyJobToFile(dstPath, (source) => {
     const size = options.size ?? source.size;
-    return { source, offset: 0, length: Math.min(size, source.size), outputSize: size, likelyData };
+    return { source, offset: 0, length: Math.min(size, source.size), outputSize: size };
   }, srcPath, options);
 }
 

@@ -4,7 +4,6 @@ import { getPartition, partitionByteRange, readPartitionTable } from '../partiti
 import { assertInside, copyJobToFile, type CopyOptions, type CopySummary } from './copy.js';
 import { alignExtents, type Extent } from './extents.js';
 import { HOLE_BLOCK } from './zero.js';
-import { allocatedHint } from './hint.js';
 
 /** Options of {@link extractPartition}. */
 export interface ExtractOptions extends CopyOptions {
@@ -46,8 +45,6 @@ export async function extractPartition(imagePath: string, partitionNumber: numbe
   if (options.onlyUsed) {
     readExtents = await usedExtents(imagePath, partitionNumber, offset, length);
     likelyData = readExtents;
-  } else {
-    likelyData = await allocatedHint(imagePath, offset);
   }
   const readBytes = readExtents ? readExtents.reduce((sum, e) => sum + Math.min(e.length, length - e.start), 0) : length;
   const summary = await copyJobToFile(
