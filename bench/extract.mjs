@@ -81,7 +81,13 @@ for (let round = 0; round < runs; round++) {
     await rm(m.file, { force: true });
     await dropCaches();
     const t0 = performance.now();
-    await m.run(m.file);
+    try {
+      await m.run(m.file);
+    } catch (error) {
+      m.failed = String(error.shortMessage ?? error.message).split('\n')[0];
+      process.stderr.write(`round ${round + 1}/${runs} ${m.name}: FAILED ${m.failed}\n`);
+      continue;
+    }
     times.get(m.name).push((performance.now() - t0) / 1000);
     process.stderr.write(`round ${round + 1}/${runs} ${m.name}: ${times.get(m.name).at(-1).toFixed(2)} s\n`);
   }
@@ -123,6 +129,10 @@ console.log(`\nextract p1 of ${image}: ${(length / GiB).toFixed(2)} GiB partitio
 console.log(`${'method'.padEnd(44)} ${'min s'.padStart(7)} ${'median s'.padStart(9)} ${'× qemu'.padStart(7)} ${'allocated'.padStart(10)} ${'× qemu'.padStart(7)}  identical to dd`);
 for (const m of methods) {
   const t = times.get(m.name);
+  if (t.length === 0) {
+    console.log(`${m.name.padEnd(44)} failed: ${m.failed}`);
+    continue;
+  }
   const alloc = (await stat(m.file)).blocks * 512;
   const same = m.file === reference ? 'reference' : (await identical(reference, m.file)) ? 'yes' : m.notIdentical ? 'no (by design: free blocks are holes)' : 'NO';
   const med = median(t);
