@@ -285,7 +285,8 @@ class OpenFilesystem {
     const bs = this.geometry.blockSize;
     const blocks = Math.ceil(plan.size / bs);
     const reportDone = (): void => plan.onProgress?.({ bytes: plan.size, total: plan.size });
-    if (!(this.geometry.featureIncompat & INCOMPAT.extents) || blocks === 0) {
+    // inline_data: debugfs fallocate refuses the inline inode `write /dev/null` makes.
+    if (!(this.geometry.featureIncompat & INCOMPAT.extents) || this.geometry.featureIncompat & INCOMPAT.inlineData || blocks === 0) {
       await this.bulk(session, plain);
       reportDone();
       return;

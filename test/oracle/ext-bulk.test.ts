@@ -143,6 +143,24 @@ describe('mixing the bulk path (WASM debugfs) with per-call operations', () => {
     expect((await readFile(dumped)).equals(data)).toBe(true);
   });
 
+  it.each([
+    ['inline_data', 0],
+    ['^metadata_csum,uninit_bg', 1],
+  ])('writes a large file on ext4 -O %s (direct writes: %i) that host debugfs reads back', { timeout: 120_000 }, async (features, direct) => {
+    const src = join(dir, 'feat.bin');
+    const data = Buffer.alloc(5 * 1024 * 1024 + 3);
+    for (let i = 0; i < data.length; i += 256) data.writeUInt32LE(i * 2654435761 >>> 0, i);
+    await writeFile(src, data);
+    const image = join(dir, `feat-${direct}.img`);
+    await makeExtImage(image, 'ext4', '64M', ['-O', features]);
+    await withFilesystem(image, { write: true }, (fs) => fs.putFile(src, '/f'));
+    expect(lastCommit).toMatchObject({ path: 'working-copy', directPuts: direct });
+    expect((await hostFsck(image)).exitCode).toBe(0);
+    const dumped = join(dir, `feat-${direct}.out`);
+    await execa('debugfs', ['-R', `dump /f ${dumped}`, image], { env: SBIN_ENV });
+    expect((await readFile(dumped)).equals(data)).toBe(true);
+  });
+
   it('leaves the image byte-identical and no working copy behind when the callback throws after a bulk write', { timeout: 120_000 }, async () => {
     const src = join(dir, 'mid2.bin');
     await writeFile(src, Buffer.alloc(5 * 1024 * 1024, 3));
