@@ -149,7 +149,7 @@ describe('mixing the bulk path (WASM debugfs) with per-call operations', () => {
   ])('writes a large file on ext4 -O %s (direct writes: %i) that host debugfs reads back', { timeout: 120_000 }, async (features, direct) => {
     const src = join(dir, 'feat.bin');
     const data = Buffer.alloc(5 * 1024 * 1024 + 3);
-    for (let i = 0; i < data.length; i += 256) data.writeUInt32LE(i * 2654435761 >>> 0, i);
+    for (let i = 0; i + 4 <= data.length; i += 256) data.writeUInt32LE((i * 2654435761) >>> 0, i);
     await writeFile(src, data);
     const image = join(dir, `feat-${direct}.img`);
     await makeExtImage(image, 'ext4', '64M', ['-O', features]);
