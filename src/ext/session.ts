@@ -84,6 +84,8 @@ export class Ext2fsSession implements FilesystemSession {
    * the WASM debugfs is available and the filesystem is the whole image). Undefined: slow path only.
    */
   bulk: ((commands: string[], onWrite?: () => void) => Promise<void>) | undefined;
+  /** The bulk tree path must set each file's size after `write` (inline_data, see bulkPut). */
+  bulkFixSizes = false;
   /** putFile of a large file on the bulk path (set together with `bulk`). */
   bulkPut: ((plan: BulkPutPlan) => Promise<void>) | undefined;
 
@@ -577,6 +579,7 @@ export class Ext2fsSession implements FilesystemSession {
         } else if (info.isFile()) {
           // debugfs `write` keeps the host permission bits.
           commands.push(`write ${quotedHost} ${quoted}`);
+          if (this.bulkFixSizes) commands.push(`sif ${quoted} size ${info.size}`);
           writeSizes.push(info.size);
           owner(quoted);
           summary.files += 1;

@@ -281,7 +281,9 @@ class OpenFilesystem {
     const dst = debugfsQuote(plan.dest)!;
     const finish = ownershipCommands(dst, plan.mode, plan.uid, plan.gid);
     const remove = plan.replace ? [`rm ${dst}`] : [];
-    const plain = [...remove, `write ${debugfsQuote(plan.source)!} ${dst}`, ...finish];
+    // e2fsprogs 1.47.0 `write` drops trailing zero bytes of a partial last block on inline_data
+    // filesystems (host debugfs too): setting the size restores them (they read back as zeros).
+    const plain = [...remove, `write ${debugfsQuote(plan.source)!} ${dst}`, `sif ${dst} size ${plan.size}`, ...finish];
     const bs = this.geometry.blockSize;
     const blocks = Math.ceil(plan.size / bs);
     const reportDone = (): void => plan.onProgress?.({ bytes: plan.size, total: plan.size });
@@ -310,7 +312,7 @@ class OpenFilesystem {
       return true;
     });
     // A layout we do not patch (deeper extent tree): redo it the plain way.
-    if (!done) await this.bulk(session, [`rm ${dst}`, `write ${debugfsQuote(plan.source)!} ${dst}`, ...finish]);
+    if (!done) await this.bulk(session, [`rm ${dst}`, ...plain.slice(remove.length)]);
     reportDone();
   }
 
@@ -396,6 +398,7 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
           await open.bulk(session, commands, undefined, onWrite);
         };
         session.bulkPut = (plan) => open.bulkPut(session, plan);
+        session.bulkFixSizes = (geometry.featureIncompat & INCOMPAT.inlineData) !== 0;
       }
       let result: T;
       try {

@@ -161,6 +161,24 @@ describe('mixing the bulk path (WASM debugfs) with per-call operations', () => {
     expect((await readFile(dumped)).equals(data)).toBe(true);
   });
 
+  it('copies a tree with files ending in zero bytes onto an inline_data filesystem intact (e2fsprogs 1.47.0 write bug worked around)', { timeout: 120_000 }, async () => {
+    const tree = join(dir, 'inline-tree');
+    await mkdir(tree, { recursive: true });
+    const big = Buffer.alloc(4 * 1024 * 1024 + 5);
+    big.fill(7, 0, 4 * 1024 * 1024 - 100);
+    await writeFile(join(tree, 'big'), big);
+    for (let i = 0; i < 300; i += 1) await writeFile(join(tree, `s${i}`), i % 2 ? `small ${i}` : Buffer.from([1, 2, 0, 0, 0]));
+    const image = join(dir, 'inline-tree.img');
+    await makeExtImage(image, 'ext4', '64M', ['-O', 'inline_data']);
+    await withFilesystem(image, { write: true }, (fs) => fs.copyIn(tree, '/t'));
+    expect(lastCommit?.path).toBe('working-copy');
+    expect((await hostFsck(image)).exitCode).toBe(0);
+    const dumped = join(dir, 'inline-big.out');
+    await execa('debugfs', ['-R', `dump /t/big ${dumped}`, image], { env: SBIN_ENV });
+    expect((await readFile(dumped)).equals(big)).toBe(true);
+    expect(await hostStat(image, '/t/s0')).toMatchObject({ size: 5 });
+  });
+
   it('leaves the image byte-identical and no working copy behind when the callback throws after a bulk write', { timeout: 120_000 }, async () => {
     const src = join(dir, 'mid2.bin');
     await writeFile(src, Buffer.alloc(5 * 1024 * 1024, 3));
