@@ -2,7 +2,7 @@ import { writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { AbortedError, DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import { withAtomicOutput } from './atomic.js';
-import { clipExtents, normalizeExtents, type Extent } from './extents.js';
+import { clipExtents, type Extent } from './extents.js';
 import type { ProgressCallback } from './progress.js';
 import { SourceReader } from './source.js';
 import { dataRuns } from './zero.js';
@@ -50,38 +50,17 @@ export interface CopyJob {
   readonly readExtents?: readonly Extent[];
   /** Final size of the output (default `length`; larger leaves a hole at the end). */
   readonly outputSize?: number;
-  /**
-   * Parts of the range (relative to `offset`) that probably hold data, e.g. allocated ext blocks:
-   * read through the page cache (readahead); the rest is read with O_DIRECT. A hint for speed
-   * only: every byte is read and tested either way. Used by `--only-used` (seed: 1.2 s instead of
-   * 2.0 s). Not used for full copies: there, buffered data reads next to O_DIRECT hole reads
-   * measured no faster than O_DIRECT throughout and cost twice the system CPU.
-   */
-  readonly likelyData?: readonly Extent[];
 }
 
-/** One planned read. */
-interface PlannedRead extends Extent {
-  readonly buffered: boolean;
-}
 
-/**
- * Splits the extents into reads following the (cycling) chunk-size pattern; a read never
- * straddles a boundary of `likelyData`, whose parts are marked buffered.
- */
-function planReads(extents: readonly Extent[], chunkSizes: readonly number[], likelyData: readonly Extent[] | undefined): PlannedRead[] {
-  const reads: PlannedRead[] = [];
-  const hints = likelyData ? normalizeExtents(likelyData) : [];
-  let hint = 0;
+/** Splits the extents into reads following the (cycling) chunk-size pattern. */
+function planReads(extents: readonly Extent[], chunkSizes: readonly number[]): Extent[] {
+  const reads: Extent[] = [];
   let index = 0;
   for (const extent of extents) {
     for (let pos = extent.start, end = extent.start + extent.length; pos < end; ) {
-      while (hint < hints.length && hints[hint]!.start + hints[hint]!.length <= pos) hint++;
-      const h = hints[hint];
-      const inside = h !== undefined && h.start <= pos;
-      const boundary = h === undefined ? end : inside ? h.start + h.length : h.start;
-      const length = Math.min(chunkSizes[index++ % chunkSizes.length]!, end - pos, boundary - pos);
-      reads.push({ start: pos, length, buffered: inside });
+      const length = Math.min(chunkSizes[index++ % chunkSizes.length]!, end - pos);
+      reads.push({ start: pos, length });
       pos += length;
     }
   }
@@ -93,7 +72,10 @@ function planReads(extents: readonly Extent[], chunkSizes: readonly number[], li
  * test per 4 KiB block, one write per run of data blocks, holes for the rest and an ftruncate to
  * the exact size at the end. Each lane reads, tests and writes its own chunk, so reads overlap
  * the writes. Measured and dropped: a background fdatasync every 256 MiB (copy 2× slower: it
- * stalls the writers) and O_DIRECT writes (less CPU, but slower wall time here).
+ * stalls the writers), O_DIRECT writes (less CPU, but slower wall time here), buffered reads of
+ * the allocated ext blocks (no faster with writes in the pipeline, twice the system CPU, and
+ * 2–3× slower when the kernel is short of memory: buffered reads of holes fill the page cache)
+ * and a worker thread verifying the free blocks (slower).
  */
 export async function copyToHandle(job: CopyJob, handle: FileHandle, options: CopyOptions = {}): Promise<{ dataBytes: number }> {
   const { source, offset, length } = job;
@@ -106,7 +88,7 @@ export async function copyToHandle(job: CopyJob, handle: FileHandle, options: Co
     throw new InvalidArgumentError(`Expected \`concurrency\` to be from 1 to 64, got \`${concurrency}\``);
   }
   const extents = job.readExtents ? clipExtents(job.readExtents, length) : [{ start: 0, length }];
-  const reads = planReads(extents, chunkSizes, job.likelyData);
+  const reads = planReads(extents, chunkSizes);
   const fd = handle.fd;
   const started = performance.now();
   let lastReport = started;
@@ -138,7 +120,7 @@ export async function copyToHandle(job: CopyJob, handle: FileHandle, options: Co
       }
       const index = next++;
       const read = reads[index]!;
-      const bytes = await source.read(buffer, offset + read.start, read.length, { buffered: read.buffered });
+      const bytes = await source.read(buffer, offset + read.start, read.length);
       if (bytes.length < read.length) {
         throw new DiskwrightError('E_TRUNCATED', `image ends at byte ${source.size}, before the end of the range at ${offset + length}`, {
           offset: offset + read.start + bytes.length,

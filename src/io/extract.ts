@@ -40,18 +40,13 @@ export async function extractPartition(imagePath: string, partitionNumber: numbe
   const range = partitionByteRange(table, partition);
   const offset = Number(range.offset);
   const length = Number(range.length);
-  let readExtents: Extent[] | undefined;
-  let likelyData: Extent[] | undefined;
-  if (options.onlyUsed) {
-    readExtents = await usedExtents(imagePath, partitionNumber, offset, length);
-    likelyData = readExtents;
-  }
+  const readExtents = options.onlyUsed ? await usedExtents(imagePath, partitionNumber, offset, length) : undefined;
   const readBytes = readExtents ? readExtents.reduce((sum, e) => sum + Math.min(e.length, length - e.start), 0) : length;
   const summary = await copyJobToFile(
     outPath,
     (source) => {
       assertInside(source, imagePath, offset, length);
-      return { source, offset, length, readExtents, likelyData };
+      return { source, offset, length, readExtents };
     },
     imagePath,
     options,

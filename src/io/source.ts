@@ -28,12 +28,11 @@ export class ReadLane {
 }
 
 /**
- * Positional reader of a source image. Stretches expected to be holes are best read with
- * O_DIRECT: they come back as zeros without populating the page cache (measured here: 6 GiB of
- * holes in 0.15 s; buffered hole reads took 0.5 s warm and up to 20–40 s under memory pressure).
- * Stretches expected to hold data are faster buffered (kernel readahead: 1.5 GiB in 0.97 s against
- * 1.4–1.7 s with O_DIRECT here), so each read may ask for `buffered`. Falls back to buffered reads
- * where O_DIRECT is refused (tmpfs, some FUSE/network filesystems) or no buffer address is accepted.
+ * Positional reader of a source image. It prefers O_DIRECT: holes then come back as zeros without
+ * populating the page cache (measured here: 6 GiB of holes in 0.15 s; buffered hole reads took
+ * 0.5 s warm and 10–40 s when the kernel was short of memory) and data is not copied through the
+ * page cache. Falls back to buffered reads where O_DIRECT is refused (tmpfs, some FUSE/network
+ * filesystems) or no buffer address is accepted.
  */
 export class SourceReader {
   readonly size: number;
@@ -92,13 +91,13 @@ export class SourceReader {
    * Reads `length` bytes at `position` (clipped at end of file) into `lane` and returns a view of
    * them, valid until the lane's next read. Short only at end of file.
    */
-  async read(lane: ReadLane, position: number, length: number, options: { buffered?: boolean } = {}): Promise<Buffer> {
+  async read(lane: ReadLane, position: number, length: number): Promise<Buffer> {
     if (this.closed) throw new Error('SourceReader used after close');
     if (length > this.maxRead) throw new RangeError(`read of ${length} bytes exceeds the reader's limit of ${this.maxRead}`);
     const end = Math.min(this.size, position + length);
     if (end <= position) return lane.buffer.subarray(0, 0);
     for (;;) {
-      const fd = options.buffered ? undefined : this.directFd;
+      const fd = this.directFd;
       if (fd === undefined) {
         const got = await this.fill(this.bufferedFd, lane.buffer, end - position, position, false);
         return lane.buffer.subarray(0, got);

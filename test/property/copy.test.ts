@@ -2,7 +2,7 @@ import { describe, expect } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { copyJobToFile, copyRange } from '../../src/io/copy.js';
+import { copyRange } from '../../src/io/copy.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = await tempDir('diskwright-copy-prop-');
@@ -42,19 +42,3 @@ describe('copyRange output', () => {
   );
 });
 
-describe('read-mode hints', () => {
-  const hints = fc.array(fc.record({ start: fc.integer({ min: -5000, max: 100_000 }), length: fc.integer({ min: 0, max: 50_000 }) }), { maxLength: 6 });
-  test.prop([sourceBytes, hints, chunkPattern], { numRuns: 40 })('never change the output: hinted or not, every byte is copied', async (bytes, likelyData, chunks) => {
-    const id = counter++;
-    const src = join(dir, `hint-src-${id}`);
-    const out = join(dir, `hint-out-${id}`);
-    await writeFile(src, bytes);
-    try {
-      await copyJobToFile(out, (source) => ({ source, offset: 0, length: bytes.length, likelyData }), src, { chunkSize: chunks });
-      expect((await readFile(out)).equals(bytes)).toBe(true);
-    } finally {
-      await rm(src, { force: true });
-      await rm(out, { force: true });
-    }
-  });
-});
