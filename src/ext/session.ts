@@ -100,9 +100,13 @@ export class Ext2fsSession implements FilesystemSession {
     this.fs = fs;
   }
 
-  /** Refuses further operations (called when the session ends). */
-  close(): void {
+  /**
+   * Refuses further operations and waits for the one in flight (called when the session ends, so a
+   * callback that forgot to await an operation cannot race the unmount).
+   */
+  async close(): Promise<void> {
     this.closed = true;
+    await this.queue;
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -404,7 +404,7 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
       try {
         result = await fn(session);
       } finally {
-        session.close();
+        await session.close();
         await open.unmount(session);
       }
       if (write) await open.commit(session).catch((error: unknown) => {

@@ -2,7 +2,7 @@ import { writeFile as hostWriteFile, mkdir as hostMkdir, symlink as hostSymlink,
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { withFilesystem } from '../../src/ext/index.js';
+import { withFilesystem, type FilesystemSession } from '../../src/ext/index.js';
 import { isDiskwrightError } from '../../src/errors.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -256,5 +256,21 @@ describe('host I/O failures', () => {
     } finally {
       await hostChmod(sub, 0o755);
     }
+  });
+});
+
+describe('session lifetime', () => {
+  it('waits for an operation the callback forgot to await, refuses use after close, and refuses a second session on the same image', async () => {
+    const image = join(dir, 'lifetime.img');
+    await makeExtImage(image, 'ext4');
+    let leaked: FilesystemSession | undefined;
+    await withFilesystem(image, { write: true }, async (fs) => {
+      leaked = fs;
+      void fs.writeFile('/not-awaited', 'still committed');
+      await expect(withFilesystem(image, {}, async () => undefined)).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+    });
+    expect((await hostCat(image, '/not-awaited')).toString()).toBe('still committed');
+    await expect(leaked!.readFile('/not-awaited')).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+    expect((await hostFsck(image)).exitCode).toBe(0);
   });
 });
