@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -177,6 +177,24 @@ describe('mixing the bulk path (WASM debugfs) with per-call operations', () => {
     await execa('debugfs', ['-R', `dump /t/big ${dumped}`, image], { env: SBIN_ENV });
     expect((await readFile(dumped)).equals(big)).toBe(true);
     expect(await hostStat(image, '/t/s0')).toMatchObject({ size: 5 });
+  });
+
+  it('copies names with spaces and non-ASCII through the debugfs batch', { timeout: 120_000 }, async () => {
+    const tree = join(dir, 'names');
+    const sub = join(tree, 'dir with space', 'ünï');
+    await mkdir(sub, { recursive: true });
+    for (let i = 0; i < 300; i += 1) await writeFile(join(sub, `f ${i}.txt`), `x${i}`);
+    await symlink('dir with space/ünï/f 1.txt', join(tree, 'link with space'));
+    const image = join(dir, 'names.img');
+    await makeExtImage(image, 'ext4', '64M');
+    await withFilesystem(image, { write: true }, (fs) => fs.copyIn(tree, '/my dir'));
+    expect(lastCommit?.path).toBe('working-copy');
+    expect((await hostFsck(image)).exitCode).toBe(0);
+    await withFilesystem(image, {}, async (fs) => {
+      expect(await fs.readText('/my dir/dir with space/ünï/f 7.txt')).toBe('x7');
+      expect(await fs.readlink('/my dir/link with space')).toBe('dir with space/ünï/f 1.txt');
+      expect(await fs.readText('/my dir/link with space')).toBe('x1');
+    });
   });
 
   it('leaves the image byte-identical and no working copy behind when the callback throws after a bulk write', { timeout: 120_000 }, async () => {
