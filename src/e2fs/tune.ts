@@ -1,11 +1,14 @@
 import { DiskwrightError, InvalidArgumentError } from '../errors.js';
 import { imageSpec, runE2fsTool } from './run.js';
+import { dumpFilesystemHeader, headerNeedsRecovery } from './dump.js';
 
 export interface TuneFilesystemOptions {
   readonly offset?: number | bigint;
   /** tune2fs options, e.g. ['-L', 'root', '-U', 'random'] (the device is appended). */
   readonly args: readonly string[];
   readonly fakeTime?: number;
+  /** Tune even when the journal needs recovery (changes may be lost when it is replayed). */
+  readonly allowNeedsRecovery?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -18,6 +21,15 @@ export interface TuneResult {
 export async function tuneFilesystem(image: string, options: TuneFilesystemOptions): Promise<TuneResult> {
   if (!Array.isArray(options.args) || options.args.length === 0) {
     throw new InvalidArgumentError('Expected `args` to list at least one tune2fs option, got none');
+  }
+  if (!options.allowNeedsRecovery) {
+    const fields = await dumpFilesystemHeader(image, { ...(options.offset !== undefined ? { offset: options.offset } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+    if (headerNeedsRecovery(fields)) {
+      throw new DiskwrightError('E_NEEDS_RECOVERY', `the journal of ${image} needs recovery; refusing to change the filesystem before it is replayed`, {
+        path: image,
+        hint: 'run `diskwright fsck --fix IMAGE` first (it replays the journal)',
+      });
+    }
   }
   const result = await runE2fsTool('tune2fs', [...options.args, imageSpec(image, options.offset)], {
     ...(options.fakeTime !== undefined ? { env: { E2FSPROGS_FAKE_TIME: String(options.fakeTime) } } : {}),

@@ -71,6 +71,9 @@ describe('dumpe2fs -h', () => {
     expect((await host('debugfs', ['-w', '-R', 'feature needs_recovery', dirty])).exitCode).toBe(0);
     expect(headerNeedsRecovery(await dumpFilesystemHeader(dirty))).toBe(true);
     expect(headerNeedsRecovery(await dumpFilesystemHeader(base))).toBe(false);
+    const before = await readFile(dirty);
+    await expect(tuneFilesystem(dirty, { args: ['-L', 'changed'] })).rejects.toMatchObject({ code: 'E_NEEDS_RECOVERY' });
+    expect(Buffer.compare(await readFile(dirty), before)).toBe(0);
   });
 });
 
