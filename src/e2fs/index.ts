@@ -16,4 +16,4 @@ export { makeFilesystem, mke2fsArgs, type FilesystemType, type MakeFilesystemOpt
 export { tuneFilesystem, type TuneFilesystemOptions, type TuneResult } from './tune.js';
 export { dumpFilesystemHeader, parseDumpe2fsHeader, headerNeedsRecovery, type DumpHeaderOptions } from './dump.js';
 export { findFilesystem, parsePartitionNumber, type FilesystemPlace } from './locate.js';
-export { resizeImage, maxPartitionSectors, type ResizeImageOptions, type ResizeImageResult } from './resize-image.js';
+export { resizeImage, maxPartitionSectors, assertResizable, type ResizeImageOptions, type ResizeImageResult } from './resize-image.js';

@@ -3,7 +3,7 @@ import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors
 import { getPartition, readPartitionTable, resizePartition } from '../partition/index.js';
 import type { PartitionTable } from '../partition/index.js';
 import { growFilesystem, type GrowResult } from './grow.js';
-import { dumpFilesystemHeader } from './dump.js';
+import { dumpFilesystemHeader, headerNeedsRecovery } from './dump.js';
 
 /** GPT entry size assumed when the table does not say (UEFI 2.x: 128 bytes). */
 const GPT_ENTRY_BYTES = 128n;
@@ -26,6 +26,28 @@ export interface ResizeImageResult extends GrowResult {
   readonly partition?: number;
   /** New partition length in sectors (with `partition`). */
   readonly partitionSectors?: bigint;
+}
+
+/**
+ * Refuses, before the image or partition table is touched, what resize2fs would refuse after:
+ * a journal that needs recovery, a filesystem not marked clean, one mounted since its last check.
+ */
+export function assertResizable(image: string, fields: Readonly<Record<string, string>>): void {
+  if (headerNeedsRecovery(fields)) {
+    throw new DiskwrightError('E_NEEDS_RECOVERY', `the journal of ${image} needs recovery; refusing to resize before it is replayed`, {
+      path: image,
+      hint: 'run `diskwright fsck --fix IMAGE` first (it replays the journal)',
+    });
+  }
+  const state = fields['Filesystem state'] ?? '';
+  const mounted = Date.parse(fields['Last mount time'] ?? '');
+  const checked = Date.parse(fields['Last checked'] ?? '');
+  if (state !== 'clean' || (Number.isFinite(mounted) && Number.isFinite(checked) && checked < mounted)) {
+    throw new DiskwrightError('E_EXTFS', `the filesystem in ${image} is not known clean (state: ${state || 'unknown'}); refusing to resize it`, {
+      path: image,
+      hint: 'run `diskwright fsck --fix IMAGE` first',
+    });
+  }
 }
 
 /** Sectors the last partition may span when the disk has `diskSectors` sectors. */
@@ -66,11 +88,12 @@ export async function resizeImage(image: string, options: ResizeImageOptions): P
 
   if (options.partition === undefined) {
     if (size < oldImageSize) {
+      assertResizable(image, await dumpFilesystemHeader(image, common));
       const grown = await growFilesystem(image, { ...common, size, allowShrink: true });
       await setFileSize(image, size);
       return { ...grown, imageSize: size, oldImageSize, offset: 0n };
     }
-    await dumpFilesystemHeader(image, common); // refuse before touching the file if there is no filesystem
+    assertResizable(image, await dumpFilesystemHeader(image, common)); // refuse before touching the file
     await setFileSize(image, size);
     try {
       const grown = await growFilesystem(image, common);
@@ -102,7 +125,7 @@ export async function resizeImage(image: string, options: ResizeImageOptions): P
     });
   }
   const offset = part.start * ss;
-  await dumpFilesystemHeader(image, { ...common, offset });
+  assertResizable(image, await dumpFilesystemHeader(image, { ...common, offset }));
   await setFileSize(image, size);
   try {
     await resizePartition(image, number, newSectors);

@@ -68,4 +68,15 @@ describe('diskwright resize', () => {
     expect((await stat(image)).size).toBe(512 << 20);
     expect((await host('e2fsck', ['-fn', image])).exitCode).toBe(0);
   });
+
+  it('refuses a filesystem whose journal needs recovery before touching the image', async () => {
+    const image = join(dir, 'dirty.img');
+    await sparseFile(image, 16 << 20);
+    expect((await host('mke2fs', ['-q', '-F', '-t', 'ext3', image])).exitCode).toBe(0);
+    expect((await host('debugfs', ['-w', '-R', 'feature needs_recovery', image])).exitCode).toBe(0);
+    const result = await runInProcess(['resize', image, '32M']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/needs recovery.*E_NEEDS_RECOVERY/);
+    expect((await stat(image)).size).toBe(16 << 20);
+  });
 });
