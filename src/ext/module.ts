@@ -51,7 +51,21 @@ let loaded: Ext2fsModule | undefined;
 
 /** The package, loaded on first use (its WASM instance lives as long as the process). */
 export function ext2fsModule(): Ext2fsModule {
-  loaded ??= require('ext2fs') as Ext2fsModule;
+  if (!loaded) {
+    // The package's emscripten glue installs process-wide handlers that rethrow every uncaught
+    // error (printing its whole one-line minified source); our CLI reports errors itself.
+    const before = {
+      uncaughtException: new Set(process.listeners('uncaughtException')),
+      unhandledRejection: new Set(process.listeners('unhandledRejection')),
+    };
+    loaded = require('ext2fs') as Ext2fsModule;
+    for (const listener of process.listeners('uncaughtException')) {
+      if (!before.uncaughtException.has(listener)) process.removeListener('uncaughtException', listener);
+    }
+    for (const listener of process.listeners('unhandledRejection')) {
+      if (!before.unhandledRejection.has(listener)) process.removeListener('unhandledRejection', listener);
+    }
+  }
   return loaded;
 }
 

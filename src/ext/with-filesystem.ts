@@ -6,7 +6,7 @@ import * as partition from '../partition/index.js';
 import type { PartitionTable, Partition } from '../partition/types.js';
 import { tempPathBeside, type ProgressCallback } from '../io/index.js';
 import { bulkAvailable, createWorkingCopy, debugfsQuote, lastAllocatedInode, ownershipCommands, runDebugfsBatch, type BulkPutPlan } from './bulk.js';
-import { commitRuns, fsyncDir, recoverInterruptedCommit, type CommitSummary } from './commit.js';
+import { commitRuns, fsyncDir, recoverInterruptedCommit, undoLogPath, type CommitSummary } from './commit.js';
 import { mapExtError } from './errors-map.js';
 import { freeBlockTest } from './free-blocks.js';
 import { initializeExtents, setInodeTimes, type ByteAccess, type FileExtent } from './inode-times.js';
@@ -371,6 +371,14 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
   const real = await realpath(image);
   return exclusive(real, async () => {
     throwIfAborted(options.signal);
+    // A read-only open never writes (a template must stay untouched): an interrupted commit is
+    // rolled back only by a writing session.
+    if (!write && (await pathExists(undoLogPath(real)))) {
+      throw new DiskwrightError('E_NEEDS_RECOVERY', `${image}: an interrupted diskwright write left ${undoLogPath(real)}; it must be rolled back before the image is read`, {
+        path: image,
+        hint: `open it for writing once to roll it back, e.g. \`diskwright fs mkdir ${image} /\``,
+      });
+    }
     await recoverInterruptedCommit(real).catch((error: unknown) => {
       throw hostIoError(error, 'rolling back an interrupted commit', image);
     });
@@ -415,4 +423,11 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
       await open.dispose();
     }
   });
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
