@@ -95,6 +95,46 @@ mergeInto(LibraryManager.library, {
   },
   fallocate__deps: ['$FS', '$setErrNo', '$ERRNO_CODES'],
 
+  // The stock getdents64 lstat()s every entry twice (lookupNode → lookupPath + getMode) only to
+  // fill d_ino/d_type; mke2fs -d lstat()s each entry itself anyway. Types come from
+  // readdir(withFileTypes); d_ino is the entry's index (nonzero; nothing here reads it).
+  __syscall_getdents64__deps: ['$FS', '$SYSCALLS', '$ERRNO_CODES'],
+  __syscall_getdents64: function(fd, dirp, count) {
+    try {
+      var stream = SYSCALLS.getStreamFromFD(fd);
+      if (!stream.getdents) {
+        var entries = require('fs').readdirSync(stream.path, { withFileTypes: true });
+        var list = [{ name: '.', type: 4 }, { name: '..', type: 4 }];
+        for (var i = 0; i < entries.length; i++) {
+          var e = entries[i];
+          list.push({ name: e.name, type: e.isDirectory() ? 4 : e.isSymbolicLink() ? 10 : e.isCharacterDevice() ? 2 :
+            e.isBlockDevice() ? 6 : e.isFIFO() ? 1 : e.isSocket() ? 12 : 8 });
+        }
+        stream.getdents = list;
+      }
+      var struct_size = {{{ C_STRUCTS.dirent.__size__ }}};
+      var pos = 0;
+      var off = FS.llseek(stream, 0, {{{ cDefine('SEEK_CUR') }}});
+      var idx = Math.floor(off / struct_size);
+      while (idx < stream.getdents.length && pos + struct_size <= count) {
+        var entry = stream.getdents[idx];
+        {{{ makeSetValue('dirp + pos', C_STRUCTS.dirent.d_ino, 'idx + 1', 'i64') }}};
+        {{{ makeSetValue('dirp + pos', C_STRUCTS.dirent.d_off, '(idx + 1) * struct_size', 'i64') }}};
+        {{{ makeSetValue('dirp + pos', C_STRUCTS.dirent.d_reclen, C_STRUCTS.dirent.__size__, 'i16') }}};
+        {{{ makeSetValue('dirp + pos', C_STRUCTS.dirent.d_type, 'entry.type', 'i8') }}};
+        stringToUTF8(entry.name, dirp + pos + {{{ C_STRUCTS.dirent.d_name }}}, 256);
+        pos += struct_size;
+        idx += 1;
+      }
+      FS.llseek(stream, idx * struct_size, {{{ cDefine('SEEK_SET') }}});
+      return pos;
+    } catch (e) {
+      if (typeof FS != 'undefined' && e instanceof FS.ErrnoError) return -e.errno;
+      if (e && e.code && ERRNO_CODES[e.code] !== undefined) return -ERRNO_CODES[e.code];
+      throw e;
+    }
+  },
+
   // Trap 5: e2fsck's logfile code links daemon(); there is no process model to detach from.
   daemon: function(nochdir, noclose) {
     return -1;
