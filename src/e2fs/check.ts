@@ -41,7 +41,8 @@ export const FSCK_EXIT = {
 
 /** Maps an e2fsck exit code to a status. */
 export function fsckExitStatus(exitCode: number): CheckStatus {
-  if (exitCode & (FSCK_EXIT.ERROR | FSCK_EXIT.USAGE | FSCK_EXIT.CANCELED | FSCK_EXIT.LIBRARY)) return 'error';
+  // Operational errors, and any bit e2fsck does not define, are errors.
+  if (exitCode & ~(FSCK_EXIT.NONDESTRUCT | FSCK_EXIT.DESTRUCT | FSCK_EXIT.UNCORRECTED)) return 'error';
   if (exitCode & FSCK_EXIT.UNCORRECTED) return 'uncorrectable';
   if (exitCode & (FSCK_EXIT.NONDESTRUCT | FSCK_EXIT.DESTRUCT)) return 'fixed';
   return 'clean';
