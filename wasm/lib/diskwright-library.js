@@ -140,18 +140,60 @@ mergeInto(LibraryManager.library, {
     return -1;
   },
 
+  // Fills a struct stat from a bigint fs.Stats (nanosecond times: trap 6).
+  $dwWriteStat: function(buf, stat) {
+    // BigInt literals are avoided: emscripten 3.1.6's terser cannot print them.
+    var NS_PER_S = BigInt(1000000000);
+    var NS_WRAP32 = BigInt(4294967296);
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_dev, 'Number(stat.dev)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.__st_dev_padding, '0', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.__st_ino_truncated, 'Number(stat.ino % NS_WRAP32)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_mode, 'Number(stat.mode)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_nlink, 'Number(stat.nlink)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_uid, 'Number(stat.uid)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_gid, 'Number(stat.gid)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_rdev, 'Number(stat.rdev)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.__st_rdev_padding, '0', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_size, 'Number(stat.size)', 'i64') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_blksize, '4096', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_blocks, 'Number(stat.blocks)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_atim.tv_sec, 'Number(stat.atimeNs / NS_PER_S)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_atim.tv_nsec, 'Number(stat.atimeNs % NS_PER_S)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_mtim.tv_sec, 'Number(stat.mtimeNs / NS_PER_S)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_mtim.tv_nsec, 'Number(stat.mtimeNs % NS_PER_S)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_ctim.tv_sec, 'Number(stat.ctimeNs / NS_PER_S)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_ctim.tv_nsec, 'Number(stat.ctimeNs % NS_PER_S)', 'i32') }}};
+    {{{ makeSetValue('buf', C_STRUCTS.stat.st_ino, 'Number(stat.ino)', 'i64') }}};
+    return 0;
+  },
+
+  // fstat() on a host fd asks the fd, not the path again.
+  __syscall_fstat64__deps: ['$FS', '$SYSCALLS', '$dwWriteStat', '$ERRNO_CODES'],
+  __syscall_fstat64: function(fd, buf) {
+    try {
+      var stream = SYSCALLS.getStreamFromFD(fd);
+      if (stream.dwStd || stream.stream_ops || typeof stream.nfd !== 'number') return SYSCALLS.doStat(FS.stat, stream.path, buf);
+      return dwWriteStat(buf, require('fs').fstatSync(stream.nfd, { bigint: true }));
+    } catch (e) {
+      if (typeof FS != 'undefined' && e instanceof FS.ErrnoError) return -e.errno;
+      if (e && e.code && ERRNO_CODES[e.code] !== undefined) return -ERRNO_CODES[e.code];
+      throw e;
+    }
+  },
+
   /**
    * Runtime patches applied from preRun (wasm/lib/pre.js), before FS.init. Options come from
    * Module.dw: { env, tty: [bool,bool,bool], stdin: Uint8Array, sparse, onOutput(fd, bytes), onOpen(nfd),
    * onClose(nfd) }.
    */
-  $dwPatchRuntime__deps: ['$FS', '$SYSCALLS', '$ENV', '$ERRNO_CODES'],
+  $dwPatchRuntime__deps: ['$FS', '$SYSCALLS', '$ENV', '$ERRNO_CODES', '$dwWriteStat', '$NODEFS', '$NODERAWFS'],
   $dwPatchRuntime: function(Module) {
     var opts = Module['dw'] || {};
     var nodeFs = require('fs');
-    // BigInt literals are avoided: emscripten 3.1.6's terser cannot print them.
-    var NS_PER_S = BigInt(1000000000);
-    var NS_WRAP32 = BigInt(4294967296);
+    var hostError = function(e) {
+      if (e && e.code && ERRNO_CODES[e.code] !== undefined) return new FS.ErrnoError(ERRNO_CODES[e.code]);
+      return e;
+    };
 
     // Trap 11: getenv() sees only ENV, never process.env.
     var env = opts['env'] || {};
@@ -172,6 +214,24 @@ mergeInto(LibraryManager.library, {
       try { stat = nodeFs.statSync(target); } catch (e) { throw new FS.ErrnoError(ERRNO_CODES[e.code] || {{{ cDefine('ENOENT') }}}); }
       if (!stat.isDirectory()) throw new FS.ErrnoError({{{ cDefine('ENOTDIR') }}});
       cwd = target;
+    };
+    // open() without NODERAWFS's extra lstat (getMode) per file: the mode comes from fstat.
+    var rawOpen = FS.open;
+    FS.open = function(path, flags, mode, suggestFD) {
+      if (typeof flags !== 'number' || typeof path !== 'string') return rawOpen.apply(this, arguments);
+      var nfd;
+      try { nfd = nodeFs.openSync(path, NODEFS.flagsForNode(flags), mode); } catch (e) { throw hostError(e); }
+      var st;
+      try { st = nodeFs.fstatSync(nfd); } catch (e) { nodeFs.closeSync(nfd); throw hostError(e); }
+      if ((flags & {{{ cDefine('O_DIRECTORY') }}}) && !st.isDirectory()) {
+        nodeFs.closeSync(nfd);
+        throw new FS.ErrnoError({{{ cDefine('ENOTDIR') }}});
+      }
+      var fd = suggestFD != null ? suggestFD : FS.nextfd(nfd);
+      var node = { id: st.ino, mode: st.mode, node_ops: NODERAWFS, path: path };
+      var stream = { fd: fd, nfd: nfd, position: 0, path: path, flags: flags, node: node, seekable: true };
+      FS.streams[fd] = stream;
+      return stream;
     };
     ['lookupPath', 'mknod', 'mkdir', 'rmdir', 'readdir', 'unlink', 'readlink', 'stat', 'lstat',
      'chmod', 'chown', 'truncate', 'utime', 'open'].forEach(function(name) {
@@ -201,26 +261,7 @@ mergeInto(LibraryManager.library, {
         if (!e || !e.code) throw e;
         throw new FS.ErrnoError(ERRNO_CODES[e.code] || {{{ cDefine('EIO') }}});
       }
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_dev, 'Number(stat.dev)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.__st_dev_padding, '0', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.__st_ino_truncated, 'Number(stat.ino % NS_WRAP32)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_mode, 'Number(stat.mode)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_nlink, 'Number(stat.nlink)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_uid, 'Number(stat.uid)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_gid, 'Number(stat.gid)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_rdev, 'Number(stat.rdev)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.__st_rdev_padding, '0', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_size, 'Number(stat.size)', 'i64') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_blksize, '4096', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_blocks, 'Number(stat.blocks)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_atim.tv_sec, 'Number(stat.atimeNs / NS_PER_S)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_atim.tv_nsec, 'Number(stat.atimeNs % NS_PER_S)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_mtim.tv_sec, 'Number(stat.mtimeNs / NS_PER_S)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_mtim.tv_nsec, 'Number(stat.mtimeNs % NS_PER_S)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_ctim.tv_sec, 'Number(stat.ctimeNs / NS_PER_S)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_ctim.tv_nsec, 'Number(stat.ctimeNs % NS_PER_S)', 'i32') }}};
-      {{{ makeSetValue('buf', C_STRUCTS.stat.st_ino, 'Number(stat.ino)', 'i64') }}};
-      return 0;
+      return dwWriteStat(buf, stat);
     };
 
     // Traps 7, 8, 9: fds 0-2 are not the host's. Terminal-ness comes from the caller, stdin is a
@@ -245,10 +286,6 @@ mergeInto(LibraryManager.library, {
     var heapBuffer = function(buffer) {
       if (heapView === null || heapView.buffer !== buffer.buffer) heapView = Buffer.from(buffer.buffer);
       return heapView;
-    };
-    var hostError = function(e) {
-      if (e && e.code && ERRNO_CODES[e.code] !== undefined) return new FS.ErrnoError(ERRNO_CODES[e.code]);
-      return e;
     };
     var direct = function(stream) { return !stream.stream_ops && typeof stream.nfd === 'number'; };
     var read = FS.read;
