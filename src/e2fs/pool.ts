@@ -15,6 +15,8 @@ export interface WorkerJob {
   readonly stdin?: Uint8Array;
   /** Skip writes of zeros over ranges that already read as zeros (keeps images sparse). */
   readonly sparse?: boolean;
+  /** Directory relative paths are resolved against (default: the process's cwd at dispatch). */
+  readonly cwd?: string;
 }
 
 export interface WorkerResult {
@@ -125,6 +127,7 @@ export class E2fsWorkerPool {
       env: { ...pending.job.env },
       stdin: pending.job.stdin,
       sparse: pending.job.sparse !== false,
+      cwd: pending.job.cwd ?? process.cwd(),
       stream: pending.onOutput !== undefined,
       fdSlots: slot.fdSlots,
     });

@@ -95,7 +95,7 @@ export async function runE2fsTool(tool: E2fsTool, argv: readonly string[], optio
   const onOutput = options.onOutput;
   const decoder = { 1: new TextDecoder(), 2: new TextDecoder() };
   const result = await e2fsPool().run(
-    { wasmDir, tool, argv, env: { ...defaultE2fsEnv(), ...options.env }, sparse: options.sparse !== false, ...(stdin ? { stdin } : {}) },
+    { wasmDir, tool, argv, env: { ...defaultE2fsEnv(), ...options.env }, sparse: options.sparse !== false, cwd: process.cwd(), ...(stdin ? { stdin } : {}) },
     {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(onOutput ? { onOutput: (fd: 1 | 2, bytes: Uint8Array) => onOutput(fd === 1 ? 'stdout' : 'stderr', decoder[fd].decode(bytes, { stream: true })) } : {}),

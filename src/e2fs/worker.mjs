@@ -80,6 +80,7 @@ function run(job) {
       env: job.env,
       tty: [false, false, false],
       sparse: job.sparse !== false,
+      cwd: job.cwd,
       stdin: job.stdin ? new Uint8Array(job.stdin) : new Uint8Array(0),
       onOutput: emit,
       onOpen: (nfd) => fds.open(nfd),

@@ -106,3 +106,19 @@ describe('imageSpec', () => {
     expect(() => imageSpec('a.img', -1)).toThrow(/non-negative/);
   });
 });
+
+describe('paths', () => {
+  it('resolves relative image paths against the caller’s working directory', async () => {
+    const dir = await tempDir();
+    await makeFilesystem(join(dir, 'rel.img'), { type: 'ext2', size: 4 << 20, label: 'relative' });
+    const previous = process.cwd();
+    process.chdir(dir);
+    try {
+      const result = await runE2fsTool('dumpe2fs', ['-h', 'rel.img']);
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout).toMatch(/Filesystem volume name:\s+relative/);
+    } finally {
+      process.chdir(previous);
+    }
+  });
+});
