@@ -7,8 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const passThrough = process.argv.slice(2).filter((a) => a.startsWith('-'));
+// Bench names come first; everything from the first option on goes to each bench
+// (`npm run bench -- instance --runs 5`).
+const args = process.argv.slice(2);
+const firstOption = args.findIndex((a) => a.startsWith('-'));
+const wanted = firstOption === -1 ? args : args.slice(0, firstOption);
+const passThrough = firstOption === -1 ? [] : args.slice(firstOption);
 const benches = readdirSync(here)
   .filter((f) => f.endsWith('.mjs') && f !== 'run.mjs' && !f.startsWith('_'))
   .filter((f) => wanted.length === 0 || wanted.includes(f.replace(/\.mjs$/, '')));
