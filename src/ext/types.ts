@@ -46,6 +46,12 @@ export interface OpenFilesystemOptions {
   /** Allow opening a filesystem whose journal needs recovery (replays it first when writing). */
   readonly replayJournal?: boolean;
   readonly signal?: AbortSignal;
+  /**
+   * The image is a private temp file that the caller discards on failure and fsyncs itself before
+   * publishing it (template make, instance create): the commit writes the changes straight in,
+   * without the undo log and its fsyncs, which protect images other people already rely on.
+   */
+  readonly scratch?: boolean;
 }
 
 /** An open ext2/3/4 filesystem. */

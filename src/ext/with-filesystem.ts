@@ -184,6 +184,7 @@ class OpenFilesystem {
     private readonly location: FilesystemLocation,
     private readonly geometry: ExtGeometry,
     private readonly signal: AbortSignal | undefined,
+    private readonly scratch = false,
   ) {
     this.fd = openSync(image, 'r');
     this.disk = new OverlayDisk(this.fd, location.offset, location.length);
@@ -336,6 +337,16 @@ class OpenFilesystem {
       return;
     }
     if (this.disk.size === 0) return;
+    if (this.scratch) {
+      const fd = openSync(this.image, 'r+');
+      try {
+        const bytes = writeRuns(fd, this.disk.runs());
+        lastCommit = { bytes, undoBytes: 0, path: 'overlay', directPuts: 0 };
+      } finally {
+        closeSync(fd);
+      }
+      return;
+    }
     const wasFree = freeBlockTest(this.fd, this.location.offset, this.geometry);
     const summary = await commitRuns(this.image, () => this.disk.runs(), { ...(this.signal ? { signal: this.signal } : {}), base: this.location.offset, wasFree });
     lastCommit = { ...summary, path: 'overlay', directPuts: 0 };
@@ -396,7 +407,7 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
         hint: 'the image or partition is truncated; check --partition/--offset',
       });
     }
-    const open = new OpenFilesystem(real, location, geometry, options.signal);
+    const open = new OpenFilesystem(real, location, geometry, options.signal, write && options.scratch === true);
     try {
       const session = new Ext2fsSession(await open.mount(), write, options.signal);
       // The working copy replaces the whole file: only when the filesystem is the whole file and

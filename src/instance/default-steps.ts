@@ -35,7 +35,8 @@ export async function renderTemplateFiles(
   values: Readonly<Record<string, string>>,
   signal?: AbortSignal,
 ): Promise<RenderedFile[]> {
-  return withFilesystem(image, { write: true, ...(signal ? { signal } : {}) }, async (fs) => {
+  // The image is the pipeline's private temp file (fsynced once before the rename): no undo log.
+  return withFilesystem(image, { write: true, scratch: true, ...(signal ? { signal } : {}) }, async (fs) => {
     const report: RenderedFile[] = [];
     for (const file of files) {
       const info = await fs.stat(file.path);

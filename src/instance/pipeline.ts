@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { withAtomicPath } from '../io/atomic.js';
 import type { ProgressCallback } from '../io/progress.js';
 import { DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
@@ -208,6 +208,9 @@ async function buildDisk(
         await templateCheck;
         await warming;
       }
+      // Start writing the copied data back now, while resize/render/check run in workers: the
+      // fsync before the rename then has only their few changes left to flush.
+      const writeback = earlyWriteback(temp);
       // resize2fs wants a fresh e2fsck -f; after a clean check of the template, force it.
       await run('resize', () => steps.grow(temp, { ...stepSignal, force: !preened }));
       await run('render', async () => {
@@ -220,6 +223,7 @@ async function buildDisk(
           throw new DiskwrightError('E_FSCK', `e2fsck -fn on the finished disk is not clean (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`);
         }
       });
+      await writeback;
       throwIfAborted(signal);
       // Past this point only fsync + rename remain.
       renamed = true;
@@ -270,5 +274,19 @@ async function rollback(runner: VirtRunner, spec: InstanceSpec, connect: { conne
   await rm(spec.diskPath, { force: true });
   if (problems.length > 0 && error instanceof Error) {
     error.message += ` (cleanup incomplete: ${problems.join('; ')})`;
+  }
+}
+
+/** fdatasync of `path` on a libuv thread; never rejects (the final fsync reports real errors). */
+async function earlyWriteback(path: string): Promise<void> {
+  try {
+    const handle = await open(path, 'r');
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    /* the fsync before the rename is the one that counts */
   }
 }

@@ -100,7 +100,7 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
           }
           throw error;
         });
-        const applied = await openFilesystem(temp, { write: true, replayJournal: options.replayJournal === true, signal: options.signal }, (fs) =>
+        const applied = await openFilesystem(temp, { write: true, scratch: true, replayJournal: options.replayJournal === true, signal: options.signal }, (fs) =>
           applyTemplateOperations(fs, { ops: options.ops, skip: options.skip, signal: options.signal }),
         ).catch((error: unknown) => {
           // The session names the temp copy; say which partition of which disk it is.
