@@ -1,5 +1,6 @@
 import { readSync } from 'node:fs';
-import { INCOMPAT, RO_COMPAT, type ExtGeometry } from './superblock.js';
+import { INCOMPAT, RO_COMPAT } from '../extmeta/index.js';
+import type { ExtGeometry } from './superblock.js';
 
 /**
  * Which blocks were free before the session, read from the block bitmaps in the image file
@@ -20,7 +21,7 @@ export type FreeRangeTest = (fsOffset: number, length: number) => boolean;
 export function freeBlockTest(fd: number, base: number, geometry: ExtGeometry): FreeRangeTest {
   const never: FreeRangeTest = () => false;
   // meta_bg scatters the descriptors, bigalloc maps clusters: stay conservative there.
-  if (geometry.featureIncompat & INCOMPAT.metaBg || geometry.featureRoCompat & RO_COMPAT.bigalloc) return never;
+  if (geometry.featureIncompat & INCOMPAT.meta_bg || geometry.featureRoCompat & RO_COMPAT.bigalloc) return never;
   const bs = geometry.blockSize;
   const groups = Math.ceil((Number(geometry.blocksCount) - geometry.firstDataBlock) / geometry.blocksPerGroup);
   if (!(groups > 0) || groups > MAX_GROUPS || geometry.blocksPerGroup > bs * 8) return never;
@@ -34,7 +35,7 @@ export function freeBlockTest(fd: number, base: number, geometry: ExtGeometry): 
     const desc = group * geometry.descSize;
     const flags = gdt.readUInt16LE(desc + BG_FLAGS);
     let block = gdt.readUInt32LE(desc + BG_BLOCK_BITMAP_LO);
-    if (geometry.featureIncompat & INCOMPAT.bit64 && geometry.descSize >= 64) block += gdt.readUInt32LE(desc + BG_BLOCK_BITMAP_HI) * 2 ** 32;
+    if (geometry.featureIncompat & INCOMPAT['64bit'] && geometry.descSize >= 64) block += gdt.readUInt32LE(desc + BG_BLOCK_BITMAP_HI) * 2 ** 32;
     bitmap = null;
     // An uninitialized bitmap block holds garbage: treat the group as used.
     if (!(flags & BG_BLOCK_UNINIT) && block > 0 && block < Number(geometry.blocksCount)) {

@@ -1,5 +1,6 @@
 import { DiskwrightError } from '../errors.js';
-import { INCOMPAT, type ExtGeometry } from './superblock.js';
+import { COMPAT, INCOMPAT, RO_COMPAT } from '../extmeta/index.js';
+import type { ExtGeometry } from './superblock.js';
 
 /**
  * Sets inode timestamps by editing the inode in place (the `ext2fs` package has no utimes): finds
@@ -51,15 +52,12 @@ function le32(value: number): Uint8Array {
 
 /** The metadata_csum seed: s_checksum_seed with metadata_csum_seed, else crc32c(~0, uuid). */
 function csumSeed(geometry: ExtGeometry): number {
-  return geometry.featureIncompat & INCOMPAT.csumSeed ? geometry.checksumSeed : crc32cUpdate(0xffffffff, geometry.uuid);
+  return geometry.featureIncompat & INCOMPAT.metadata_csum_seed ? geometry.checksumSeed : crc32cUpdate(0xffffffff, geometry.uuid);
 }
-
-const COMPAT_SPARSE_SUPER2 = 0x200;
-const RO_COMPAT_SPARSE_SUPER = 0x1;
 
 /** Whether block group `group` holds a superblock backup (sparse_super: 0, 1, powers of 3, 5, 7). */
 function groupHasSuper(geometry: ExtGeometry, group: number): boolean {
-  if (!(geometry.featureRoCompat & RO_COMPAT_SPARSE_SUPER) || group <= 1) return true;
+  if (!(geometry.featureRoCompat & RO_COMPAT.sparse_super) || group <= 1) return true;
   for (const base of [3, 5, 7]) {
     let power = base;
     while (power < group) power *= base;
@@ -79,10 +77,10 @@ export function inodePosition(geometry: ExtGeometry, access: ByteAccess, ino: nu
   const descBlock = Math.floor(descPosition / geometry.blockSize);
   const within = descPosition - descBlock * geometry.blockSize;
   let descAt: number;
-  if (geometry.featureIncompat & INCOMPAT.metaBg && descBlock >= geometry.firstMetaBg) {
+  if (geometry.featureIncompat & INCOMPAT.meta_bg && descBlock >= geometry.firstMetaBg) {
     // meta_bg: the descriptor block of meta group N is in the first group of that meta group,
     // after its superblock backup if it has one (kernel ext4_bg_num_gdb / descriptor_loc).
-    if (geometry.featureCompat & COMPAT_SPARSE_SUPER2) {
+    if (geometry.featureCompat & COMPAT.sparse_super2) {
       throw new DiskwrightError('E_UNSUPPORTED_FEATURE', 'setting times on a meta_bg + sparse_super2 filesystem is not supported');
     }
     const firstGroup = descBlock * (geometry.blockSize / geometry.descSize);
@@ -94,7 +92,7 @@ export function inodePosition(geometry: ExtGeometry, access: ByteAccess, ino: nu
   const desc = Buffer.alloc(geometry.descSize);
   access.readInto(desc, 0, geometry.descSize, descAt);
   let table = desc.readUInt32LE(BG_INODE_TABLE_LO);
-  if (geometry.featureIncompat & INCOMPAT.bit64 && geometry.descSize >= 64) table += desc.readUInt32LE(BG_INODE_TABLE_HI) * 2 ** 32;
+  if (geometry.featureIncompat & INCOMPAT['64bit'] && geometry.descSize >= 64) table += desc.readUInt32LE(BG_INODE_TABLE_HI) * 2 ** 32;
   return table * geometry.blockSize + index * geometry.inodeSize;
 }
 

@@ -13,7 +13,8 @@ import { initializeExtents, setInodeTimes, type ByteAccess, type FileExtent } fr
 import { exclusive, ext2fsModule, isWasmAbort, resetExt2fsModule, type Ext2fsMounted, type Ext2fsPromises } from './module.js';
 import { OverlayDisk, type OverlayRun } from './overlay.js';
 import { Ext2fsSession } from './session.js';
-import { INCOMPAT, assertExtSupported, readExtGeometry, type ExtGeometry } from './superblock.js';
+import { INCOMPAT } from '../extmeta/index.js';
+import { assertExtSupported, readExtGeometry, type ExtGeometry } from './superblock.js';
 import type { FilesystemSession, OpenFilesystemOptions } from './types.js';
 
 /** Engineer A's partition API (contracts.md), looked up at run time so this area builds without it. */
@@ -289,7 +290,7 @@ class OpenFilesystem {
     const blocks = Math.ceil(plan.size / bs);
     const reportDone = (): void => plan.onProgress?.({ bytes: plan.size, total: plan.size });
     // inline_data: debugfs fallocate refuses the inline inode `write /dev/null` makes.
-    if (!(this.geometry.featureIncompat & INCOMPAT.extents) || this.geometry.featureIncompat & INCOMPAT.inlineData || blocks === 0) {
+    if (!(this.geometry.featureIncompat & INCOMPAT.extent) || this.geometry.featureIncompat & INCOMPAT.inline_data || blocks === 0) {
       await this.bulk(session, plain);
       reportDone();
       return;
@@ -417,7 +418,7 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
           await open.bulk(session, commands, undefined, onWrite);
         };
         session.bulkPut = (plan) => open.bulkPut(session, plan);
-        session.bulkFixSizes = (geometry.featureIncompat & INCOMPAT.inlineData) !== 0;
+        session.bulkFixSizes = (geometry.featureIncompat & INCOMPAT.inline_data) !== 0;
       }
       let result: T;
       try {

@@ -49,6 +49,8 @@ const SB = {
   logGroupsPerFlex: 0x174,
   checksumType: 0x175,
   backupBgs: 0x24c,
+  /** s_checksum_seed: crc32c(~0, uuid), used instead of the uuid with metadata_csum_seed. */
+  checksumSeed: 0x270,
   checksum: 0x3fc,
 } as const;
 
@@ -109,6 +111,8 @@ export interface Superblock {
   readonly createdTime: number;
   /** sparse_super2 backup groups. */
   readonly backupGroups: readonly [number, number];
+  /** s_checksum_seed (meaningful with the metadata_csum_seed feature). */
+  readonly checksumSeed: number;
 }
 
 function has(word: number, bit: number): boolean {
@@ -232,6 +236,7 @@ export function parseSuperblock(bytes: Uint8Array): Superblock {
     lastCheckTime: u32le(bytes, SB.lastCheck),
     createdTime: u32le(bytes, SB.mkfsTime),
     backupGroups: [u32le(bytes, SB.backupBgs), u32le(bytes, SB.backupBgs + 4)],
+    checksumSeed: u32le(bytes, SB.checksumSeed),
   };
 }
 

@@ -7,7 +7,9 @@ function superblock(fields: { compat?: number; incompat?: number; roCompat?: num
   sb.writeUInt32LE(8192, 0x00); // inodes
   sb.writeUInt32LE(65536, 0x04); // blocks
   sb.writeUInt32LE(fields.logBlockSize ?? 2, 0x18);
+  sb.writeUInt32LE(fields.logBlockSize ?? 2, 0x1c); // log cluster size = log block size, as mke2fs writes it
   sb.writeUInt32LE(32768, 0x20);
+  sb.writeUInt32LE(32768, 0x24); // clusters per group
   sb.writeUInt32LE(8192, 0x28);
   sb.writeUInt16LE(fields.magic ?? 0xef53, 0x38);
   sb.writeUInt16LE(fields.state ?? 1, 0x3a);
@@ -16,6 +18,7 @@ function superblock(fields: { compat?: number; incompat?: number; roCompat?: num
   sb.writeUInt32LE(fields.compat ?? 0x4, 0x5c);
   sb.writeUInt32LE(fields.incompat ?? 0x2c2, 0x60);
   sb.writeUInt32LE(fields.roCompat ?? 0x46b, 0x64);
+  sb.writeUInt16LE(64, 0xfe); // s_desc_size: 64bit is on in the default incompat word
   return sb;
 }
 
