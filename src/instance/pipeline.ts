@@ -1,4 +1,5 @@
 import { open, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { withAtomicPath } from '../io/atomic.js';
 import type { ProgressCallback } from '../io/progress.js';
 import { DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
@@ -10,6 +11,8 @@ import {
   execaRunner,
   firstErrorLine,
   formatCommandLine,
+  listPools,
+  removeNewPoolsFor,
   runVirtChecked,
   type VirtRunner,
 } from '../virt/index.js';
@@ -42,6 +45,8 @@ export interface StepEvent {
   readonly step: StepName;
   readonly phase: 'start' | 'done';
   readonly seconds?: number;
+  /** Something worth telling that did not fail the step (e.g. a pool that could not be removed). */
+  readonly note?: string;
 }
 
 export interface CreateInstanceOptions {
@@ -131,9 +136,22 @@ export async function createInstance(options: CreateInstanceOptions): Promise<In
         await rm(spec.diskPath, { force: true });
       });
     }
-    await run('define', async () => {
-      await runVirtChecked(runner, 'virt-install', plan.virtInstall, 'virt-install', signal);
-    });
+    await run('define', () =>
+      // One define at a time per process: a fleet's virt-installs would otherwise race for the
+      // storage pool virt-install creates for the shared images directory.
+      serializeDefine(async () => {
+        const poolsBefore = 'path' in plan.disk ? await listPools(runner, connect, signal) : undefined;
+        try {
+          await runVirtChecked(runner, 'virt-install', plan.virtInstall, 'virt-install', signal);
+        } finally {
+          // virt-install autostarts a new dir pool for the disk's directory; undo that side effect.
+          if (poolsBefore !== undefined) {
+            const cleanup = await removeNewPoolsFor(runner, poolsBefore, dirname(spec.diskPath), connect);
+            if (cleanup.problems.length > 0) options.onStep?.({ host, step: 'define', phase: 'done', note: cleanup.problems.join('; ') });
+          }
+        }
+      }),
+    );
   } catch (error) {
     await rollback(runner, spec, connect, volumeCreated, error);
     throw error;
@@ -149,12 +167,24 @@ export async function createInstance(options: CreateInstanceOptions): Promise<In
       throw error;
     }
     const detail = error instanceof InstanceStepError && error.cause instanceof Error ? error.cause.message : String(error);
+    const numad = /numad/i.test(detail) && spec.cpuset === 'auto';
     throw new DiskwrightError('E_VIRT', `instance ${host}: domain defined and disk ready at ${diskLabel}, but step start failed: ${detail}`, {
       cause: error,
-      hint: `the domain and disk were kept; retry with: ${formatCommandLine('virsh', plan.virshStart)}`,
+      hint: numad
+        ? `--cpuset=auto needs numad on the host: install numad and retry with \`${formatCommandLine('virsh', plan.virshStart)}\`, or \`diskwright instance destroy ${host}\` and create again with --cpuset none`
+        : `the domain and disk were kept; retry with: ${formatCommandLine('virsh', plan.virshStart)}`,
     });
   }
   return { host, plan, outcome: 'started', disk: diskLabel, steps: timings };
+}
+
+let defineQueue: Promise<unknown> = Promise.resolve();
+
+/** Runs `fn` after every earlier define of this process has finished (success or failure). */
+function serializeDefine<T>(fn: () => Promise<T>): Promise<T> {
+  const result = defineQueue.then(fn, fn);
+  defineQueue = result.catch(() => undefined);
+  return result;
 }
 
 type RunStep = <T>(step: StepName, fn: () => Promise<T>) => Promise<T>;

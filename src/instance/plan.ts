@@ -193,6 +193,7 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
     ...(spec.virtType !== undefined ? { virtType: spec.virtType } : {}),
     ...(spec.serialLog !== undefined ? { serialLog: spec.serialLog } : {}),
     graphics: spec.graphics,
+    cpuset: spec.cpuset,
   });
   const steps: StepName[] = ['validate', 'copy', 'preen', 'resize', 'render', 'check', 'rename'];
   if (spec.pool !== undefined) steps.push('upload');

@@ -31,12 +31,14 @@ export interface InstanceRequest {
   readonly kernelArgs?: string;
   readonly serialLog?: string;
   readonly graphics?: string;
+  /** `--cpuset`: `auto` (the article's; needs numad on the host), `none`, `N` or `N-M`. */
+  readonly cpuset?: string;
 }
 
 /** Keys a config file or a fleet's `defaults` may set (everything but the per-VM identity). */
 export const CONFIG_KEYS = [
   'domain', 'gateway', 'netmask', 'nameserver', 'disk', 'ram', 'cpus', 'bridge', 'network', 'imagesDir',
-  'template', 'kernel', 'initrd', 'connect', 'virtType', 'os', 'cpu', 'pool', 'kernelArgs', 'serialLog', 'graphics',
+  'template', 'kernel', 'initrd', 'connect', 'virtType', 'os', 'cpu', 'pool', 'kernelArgs', 'serialLog', 'graphics', 'cpuset',
 ] as const satisfies readonly (keyof InstanceRequest)[];
 
 /** Keys of one fleet entry: the config keys plus identity. */

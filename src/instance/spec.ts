@@ -1,7 +1,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseSize } from '../bytes/size.js';
 import { InvalidArgumentError } from '../errors.js';
-import { assertSafeBridge, assertSafeName, assertSafePath, assertSafeUri, parseKernelArgs, type NetworkSpec } from '../virt/index.js';
+import { assertCpuset, assertSafeBridge, assertSafeName, assertSafePath, assertSafeUri, parseKernelArgs, type NetworkSpec } from '../virt/index.js';
 import { formatIPv4, nonHostReason, parseIPv4, showValue, subnetOf, validateNetmask, type IPv4 } from './ipv4.js';
 import { validateMac } from './mac.js';
 import { fqdnOf, validateDomain, validateHostname } from './names.js';
@@ -42,6 +42,8 @@ export interface InstanceSpec {
   readonly extraKernelArgs: readonly string[];
   readonly serialLog?: string;
   readonly graphics: 'vnc' | 'none';
+  /** virt-install `--cpuset`: `auto` (article), `none` (flag omitted), `N` or `N-M`. */
+  readonly cpuset: string;
 }
 
 function positiveInteger(value: string | number, option: string, max: number): number {
@@ -159,6 +161,7 @@ export function validateInstanceRequest(request: InstanceRequest, options: { cwd
     extraKernelArgs: request.kernelArgs === undefined ? [] : parseKernelArgs(request.kernelArgs),
     ...(request.serialLog !== undefined ? { serialLog: absolutePath(request.serialLog, 'serial-log', cwd) } : {}),
     graphics,
+    cpuset: assertCpuset(request.cpuset ?? 'auto'),
   };
 }
 

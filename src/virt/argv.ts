@@ -32,6 +32,20 @@ export interface VirtInstallSpec {
   readonly serialLog?: string;
   /** `vnc` (the article's) or `none`. */
   readonly graphics?: 'vnc' | 'none';
+  /**
+   * `--cpuset`: `auto` (the article's; libvirt asks numad for a placement, so `virsh start` fails
+   * where numad is not installed), `none` (no pinning, flag omitted) or a host CPU range `N` / `N-M`.
+   */
+  readonly cpuset?: string;
+}
+
+/** Validates a `--cpuset` choice: `auto`, `none`, `N` or `N-M` (no commas: virt-install splits on them). */
+export function assertCpuset(value: string, option = 'cpuset'): string {
+  const range = /^([0-9]{1,4})(?:-([0-9]{1,4}))?$/.exec(value);
+  if (value === 'auto' || value === 'none' || (range !== null && (range[2] === undefined || Number(range[2]) >= Number(range[1])))) return value;
+  throw new InvalidArgumentError(`Expected \`${option}\` to be auto, none, N or N-M (host CPUs), got ${JSON.stringify(String(value))}`, {
+    hint: 'auto needs numad on the host; none leaves CPU placement to the kernel',
+  });
 }
 
 /** libvirt connection options common to virsh calls. */
@@ -83,6 +97,7 @@ export function buildVirtInstallArgs(spec: VirtInstallSpec): string[] {
       ? `path=${assertSafePath(spec.disk.path, 'disk')}`
       : `vol=${assertSafeName(spec.disk.pool, 'pool')}/${assertSafeName(spec.disk.volume, 'volume')}`;
   const kernelArgs = spec.kernelArgs.map((t) => assertSafeKernelArg(t));
+  const cpuset = assertCpuset(spec.cpuset ?? 'auto');
   const boot = [`kernel=${assertSafePath(spec.kernel, 'kernel')}`];
   if (spec.initrd !== undefined) boot.push(`initrd=${assertSafePath(spec.initrd, 'initrd')}`);
   boot.push(`kernel_args="${kernelArgs.join(' ')}"`);
@@ -91,13 +106,15 @@ export function buildVirtInstallArgs(spec: VirtInstallSpec): string[] {
     '--name', name,
     '--ram', positiveInt(spec.ramMiB, 'ram', 16 * 1024 * 1024),
     '--vcpus', positiveInt(spec.vcpus, 'cpus', 4096),
-    '--cpuset=auto',
+    ...(cpuset === 'none' ? [] : [`--cpuset=${cpuset}`]),
     '--cpu', assertSafeName(spec.cpu ?? 'host', 'cpu'),
     '--disk', `${disk},bus=virtio,cache=none`,
     '--network', networkArg(spec.network),
     '--mac', spec.mac,
     '--import',
     '--noreboot',
+    // diskwright runs virt-install without a terminal: never attach a console or a viewer.
+    '--noautoconsole',
     '--graphics', spec.graphics === 'none' ? 'none' : 'vnc',
     '--boot', boot.join(','),
     '--osinfo', spec.os === undefined ? 'detect=on,require=off' : assertSafeName(spec.os, 'os'),
@@ -140,6 +157,26 @@ export function buildVirshDomstateArgs(name: string, options: ConnectOptions = {
 /** `virsh list --all --name`. */
 export function buildVirshListArgs(options: ConnectOptions = {}): string[] {
   return [...connectArgs(options.connect), 'list', '--all', '--name'];
+}
+
+/** `virsh pool-list --all --name`. */
+export function buildVirshPoolListArgs(options: ConnectOptions = {}): string[] {
+  return [...connectArgs(options.connect), 'pool-list', '--all', '--name'];
+}
+
+/** `virsh pool-dumpxml NAME` (its target path tells which directory a pool covers). */
+export function buildVirshPoolDumpxmlArgs(pool: string, options: ConnectOptions = {}): string[] {
+  return [...connectArgs(options.connect), 'pool-dumpxml', assertSafeName(pool, 'pool')];
+}
+
+/** `virsh pool-destroy NAME` (stops a pool; its files stay). */
+export function buildVirshPoolDestroyArgs(pool: string, options: ConnectOptions = {}): string[] {
+  return [...connectArgs(options.connect), 'pool-destroy', assertSafeName(pool, 'pool')];
+}
+
+/** `virsh pool-undefine NAME` (forgets a pool's definition; its files stay). */
+export function buildVirshPoolUndefineArgs(pool: string, options: ConnectOptions = {}): string[] {
+  return [...connectArgs(options.connect), 'pool-undefine', assertSafeName(pool, 'pool')];
 }
 
 /** `virsh vol-create-as --pool P --name V --capacity BYTES --format raw`. */

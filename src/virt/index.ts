@@ -2,3 +2,4 @@ export * from './argv.js';
 export * from './safe.js';
 export * from './runner.js';
 export * from './domains.js';
+export * from './pools.js';

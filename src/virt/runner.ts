@@ -53,10 +53,19 @@ export function createExecaRunner(programs: RunnerPrograms = {}): VirtRunner {
 /** The runner for the real `virt-install` and `virsh` on PATH. */
 export const execaRunner: VirtRunner = createExecaRunner();
 
-/** The first meaningful line of a tool's error output. */
+/** Longest tool message kept in an error (libvirt can print whole XML documents). */
+const MAX_ERROR_TEXT = 600;
+
+/**
+ * A tool's error output on one line. virsh prints the reason on the line after the summary
+ * (`error: Failed to start domain 'x'` / `error: operation failed: …`), so every `error:` line is
+ * kept, joined with `:` after one `error:`; without one, the first non-empty line.
+ */
 export function firstErrorLine(result: VirtResult): string {
   const lines = `${result.stderr}\n${result.stdout}`.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
-  return lines.find((l) => /error/i.test(l)) ?? lines[0] ?? `exit code ${result.exitCode}`;
+  const errors = [...new Set(lines.filter((l) => /^error\b/i.test(l)).map((l) => l.replace(/^error:?\s*/i, '')).filter((l) => l.length > 0))];
+  const text = errors.length > 0 ? `error: ${errors.join(': ')}` : (lines.find((l) => /error/i.test(l)) ?? lines[0] ?? `exit code ${result.exitCode}`);
+  return text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}…` : text;
 }
 
 /** Runs a tool and throws `E_VIRT` (naming what failed and the tool's message) on a non-zero exit. */

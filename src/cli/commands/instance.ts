@@ -49,6 +49,7 @@ const REQUEST_FLAGS: readonly [flag: string, key: keyof InstanceRequest][] = [
   ['pool', 'pool'],
   ['serial-log', 'serialLog'],
   ['graphics', 'graphics'],
+  ['cpuset', 'cpuset'],
 ];
 
 /** The runner for real tools; `DISKWRIGHT_VIRSH` / `DISKWRIGHT_VIRT_INSTALL` may name other programs. */
@@ -191,6 +192,8 @@ Options:
       --mac MAC           use this MAC (default: random 52:54:00:xx:xx:xx not used by any domain)
       --serial-log PATH   log the guest serial console to PATH
       --graphics vnc|none default vnc
+      --cpuset auto|none|N-M  virt-install --cpuset (default auto, the article's: libvirt then asks
+                          numad for a placement and \`virsh start\` fails without numad; none omits it)
       --disk-only         build the disk, print the virt-install/virsh commands, run neither
       --dry-run           validate and print the plan; write nothing
       --from FLEET.json   create many instances (see docs/instance.md for the format)
@@ -227,6 +230,7 @@ Examples:
     mac: { type: 'string' },
     'serial-log': { type: 'string' },
     graphics: { type: 'string' },
+    cpuset: { type: 'string' },
     'disk-only': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     from: { type: 'string' },

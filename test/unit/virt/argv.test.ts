@@ -37,6 +37,7 @@ describe('buildVirtInstallArgs', () => {
       '--mac', '52:54:00:12:34:56',
       '--import',
       '--noreboot',
+      '--noautoconsole',
       '--graphics', 'vnc',
       '--boot',
       'kernel=/var/lib/libvirt/kernels/vmlinuz-2.6.32-5-amd64,initrd=/var/lib/libvirt/kernels/initrd.img-2.6.32-5-amd64,kernel_args="root=/dev/vda console=ttyS0 _device=eth0 _ip=192.168.1.197 _hostname=jgoulah.linux.bogus _gateway=192.168.1.1 _dns1=192.168.1.101 _netmask=255.255.255.0"',
