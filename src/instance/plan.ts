@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { DiskwrightError } from '../errors.js';
 import {
   buildVirshStartArgs,
@@ -138,6 +139,14 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
     if (initrd !== undefined) await fileSize(initrd, 'initrd', 'pass --initrd PATH or re-extract it with `diskwright kernel`');
   }
 
+  const imagesDir = dirname(spec.diskPath);
+  const dirIsDirectory = await stat(imagesDir).then((info) => info.isDirectory(), () => undefined);
+  if (dirIsDirectory !== true) {
+    throw new DiskwrightError(dirIsDirectory === undefined ? 'E_NOT_FOUND' : 'E_INVALID_ARGUMENT', `images directory ${imagesDir} ${dirIsDirectory === undefined ? 'does not exist' : 'is not a directory'}`, {
+      path: imagesDir,
+      hint: `create it (\`mkdir -p ${imagesDir}\`) or pass --images-dir DIR`,
+    });
+  }
   const targetExists = await stat(spec.diskPath).then(() => true, () => false);
   if (targetExists) {
     throw new DiskwrightError('E_EXISTS', `disk ${spec.diskPath} already exists`, {
