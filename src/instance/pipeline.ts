@@ -167,12 +167,16 @@ export async function createInstance(options: CreateInstanceOptions): Promise<In
       throw error;
     }
     const detail = error instanceof InstanceStepError && error.cause instanceof Error ? error.cause.message : String(error);
+    const retry = formatCommandLine('virsh', plan.virshStart);
     const numad = /numad/i.test(detail) && spec.cpuset === 'auto';
+    const noBridge = spec.network.kind === 'bridge' && /interface MTU|No such device/i.test(detail);
     throw new DiskwrightError('E_VIRT', `instance ${host}: domain defined and disk ready at ${diskLabel}, but step start failed: ${detail}`, {
       cause: error,
       hint: numad
-        ? `--cpuset=auto needs numad on the host: install numad and retry with \`${formatCommandLine('virsh', plan.virshStart)}\`, or \`diskwright instance destroy ${host}\` and create again with --cpuset none`
-        : `the domain and disk were kept; retry with: ${formatCommandLine('virsh', plan.virshStart)}`,
+        ? `--cpuset=auto needs numad on the host: install numad and retry with \`${retry}\`, or \`diskwright instance destroy ${host}\` and create again with --cpuset none`
+        : noBridge
+          ? `the host has no bridge ${spec.network.name}: create it and retry with \`${retry}\`, or \`diskwright instance destroy ${host}\` and create again with --network user or --bridge BR`
+          : `the domain and disk were kept; retry with: ${retry}`,
     });
   }
   return { host, plan, outcome: 'started', disk: diskLabel, steps: timings };

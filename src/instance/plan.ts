@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DiskwrightError } from '../errors.js';
 import {
+  buildVirshNetInfoArgs,
   buildVirshStartArgs,
   buildVirshVolCreateAsArgs,
   buildVirshVolUploadArgs,
@@ -175,6 +176,21 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
     throw new DiskwrightError('E_EXISTS', `a libvirt domain named ${spec.host} is already defined`, {
       hint: `pick another host name or remove it with \`diskwright instance destroy ${spec.host}\``,
     });
+  }
+  if (reachable && spec.network.kind === 'network') {
+    // virt-install --import does not check the network; without this, virsh start would fail after
+    // the disk was built and the domain defined.
+    const info = await runner('virsh', buildVirshNetInfoArgs(spec.network.name, connect), signal ? { signal } : {});
+    if (info.exitCode !== 0) {
+      throw new DiskwrightError('E_NOT_FOUND', `libvirt network ${spec.network.name} is not defined${spec.connect ? ` at ${spec.connect}` : ''}: ${firstErrorLine(info)}`, {
+        hint: 'list them with `virsh net-list --all`, or use --network user / --bridge BR',
+      });
+    }
+    if (/^Active:\s+no\b/m.test(info.stdout)) {
+      throw new DiskwrightError('E_VIRT', `libvirt network ${spec.network.name} is not active`, {
+        hint: `start it with \`virsh${spec.connect ? ` --connect ${spec.connect}` : ''} net-start ${spec.network.name}\``,
+      });
+    }
   }
   for (const mac of options.reservedMacs ?? []) taken.add(mac);
   if (spec.mac !== undefined && taken.has(spec.mac)) {

@@ -159,6 +159,11 @@ export function buildVirshListArgs(options: ConnectOptions = {}): string[] {
   return [...connectArgs(options.connect), 'list', '--all', '--name'];
 }
 
+/** `virsh net-info NAME` (is a libvirt network defined, and active?). */
+export function buildVirshNetInfoArgs(network: string, options: ConnectOptions = {}): string[] {
+  return [...connectArgs(options.connect), 'net-info', assertSafeName(network, 'network')];
+}
+
 /** `virsh pool-list --all --name`. */
 export function buildVirshPoolListArgs(options: ConnectOptions = {}): string[] {
   return [...connectArgs(options.connect), 'pool-list', '--all', '--name'];
