@@ -2,7 +2,7 @@ import { DiskwrightError, isDiskwrightError } from '../errors.js';
 import { checkFilesystem, growFilesystem, runE2fsTool } from '../e2fs/index.js';
 import { withFilesystem } from '../ext/index.js';
 import { readSuperblock } from '../extmeta/index.js';
-import { copyUsedBlocks } from './copy-used.js';
+import { copyUsedBlocks } from '../io/index.js';
 import { findPlaceholders, MANIFEST_SUFFIX, readTemplateManifest, renderPlaceholders } from '../template/index.js';
 import type { PipelineSteps, RenderedFile, TemplateFileEntry, TemplateManifestLike } from './steps.js';
 
@@ -59,7 +59,7 @@ export async function renderTemplateFiles(
 }
 
 /**
- * The pipeline's real operations: a used-blocks copy (grown in the same pass), C's WASM e2fsck and
+ * The pipeline's real operations: io's used-blocks copy (grown in the same pass), C's WASM e2fsck and
  * resize2fs (no host e2fsprogs), D's in-image editing, E's manifest reader, B's superblock parser.
  */
 export const defaultSteps: PipelineSteps = {

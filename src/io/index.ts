@@ -13,3 +13,4 @@ export {
 export { isAllZero, dataRuns, HOLE_BLOCK, type DataRun } from './zero.js';
 export { normalizeExtents, clipExtents, alignExtents, extentBytes, type Extent } from './extents.js';
 export { extractPartition, type ExtractOptions, type ExtractSummary } from './extract.js';
+export { copyUsedBlocks, type UsedCopyOptions, type UsedCopySummary } from './used-copy.js';

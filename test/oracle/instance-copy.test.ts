@@ -3,7 +3,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { copyUsedBlocks } from '../../src/instance/index.js';
+import { copyUsedBlocks } from '../../src/io/index.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
 import { debugfsCat, hostFsck, sha256, TOOL_ENV } from './instance-helpers.js';
