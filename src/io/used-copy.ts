@@ -22,11 +22,13 @@ export interface UsedCopySummary extends CopySummary {
 /**
  * Engine settings of this copy. Its source is a template read again for every instance, so reads
  * go through the page cache (a warm template is a memcpy; O_DIRECT re-reads the disk every time),
- * and two reads in flight are enough when they hit the cache. Measured on the seed template
- * (1.5 GiB allocated, 8 interleaved runs, copy alone): buffered ×2 0.42 s, buffered ×1 0.61 s,
- * buffered ×8 0.80 s, O_DIRECT ×8 2.71 s, the former synchronous loop 1.49 s (medians).
+ * one at a time in 8 MiB pieces: fewer hand-offs to libuv's pool, which are slow while e2fsck
+ * workers hold the cores. Measured on the seed template (1.5 GiB allocated), the copy step of
+ * `bench/instance.mjs`, 16 interleaved runs, medians: 8 MiB ×1 buffered 0.53 s, the former
+ * synchronous 1 MiB loop 0.75 s; in other interleaved sets 2 MiB ×2 buffered 1.5 s (copy alone
+ * 0.42 s), 2 MiB ×8 O_DIRECT 2.0 s, 2 MiB ×1 on the main thread (readSync) 1.2 s.
  */
-export const USED_COPY_DEFAULTS = { direct: false, concurrency: 2 } as const satisfies CopyOptions;
+export const USED_COPY_DEFAULTS = { direct: false, concurrency: 1, chunkSize: 8 << 20 } as const satisfies CopyOptions;
 
 /** The allocated blocks of the ext filesystem in `src` as whole 4 KiB extents, or undefined when unreadable. */
 async function usedExtentsOrNothing(src: string): Promise<Extent[] | undefined> {
