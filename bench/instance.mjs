@@ -179,6 +179,15 @@ function verify(image) {
 }
 
 const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+let dropWarned = false;
+function dropCaches() {
+  try {
+    writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+  } catch {
+    if (!dropWarned) console.log('note: cannot drop the page cache (not root): runs start with whatever is cached');
+    dropWarned = true;
+  }
+}
 const times = { diskwright: [], cli: [], host: [], article: [] };
 const stepTimes = [];
 for (run = 0; run < RUNS; run++) {
@@ -186,8 +195,11 @@ for (run = 0; run < RUNS; run++) {
   const order = [['diskwright', diskwright], ['cli', diskwrightCli], ['host', hostPipeline], ['article', articleSteps]];
   for (let i = 0; i < run % 4; i++) order.push(order.shift());
   for (const [name, fn] of order) {
-    // Start every variant from the same state: no dirty pages left by the previous one.
+    // Start every variant from the same state: no dirty pages left by the previous one and, when
+    // allowed (root), a cold page cache — this VM evicts the cache on its own, so "warm" depended
+    // on which variant happened to run first.
     sh('sync', []);
+    dropCaches();
     const r = await fn();
     times[name].push(r.seconds);
     if (r.steps) stepTimes.push(r.steps);
