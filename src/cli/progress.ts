@@ -18,12 +18,18 @@ const JSON_INTERVAL_MS = 1000;
  */
 export function createProgress(ctx: CommandContext, label: string): ProgressReporter {
   const started = performance.now();
-  let last = 0;
+  let last = Number.NEGATIVE_INFINITY;
   let finished = false;
   let drew = false;
+  /** The newest progress not yet shown (JSON consumers always get the final figures). */
+  let pending: Progress | undefined;
   const draw = (p: Progress, force: boolean): void => {
     const now = performance.now();
-    if (!force && now - last < (ctx.isTTY ? TTY_INTERVAL_MS : JSON_INTERVAL_MS)) return;
+    if (!force && now - last < (ctx.isTTY ? TTY_INTERVAL_MS : JSON_INTERVAL_MS)) {
+      pending = p;
+      return;
+    }
+    pending = undefined;
     last = now;
     const elapsed = (now - started) / 1000;
     const speed = p.speed ?? (elapsed > 0 ? p.bytes / elapsed : 0);
@@ -47,6 +53,7 @@ export function createProgress(ctx: CommandContext, label: string): ProgressRepo
     },
     done: () => {
       if (finished) return;
+      if (ctx.json && pending) draw(pending, true);
       finished = true;
       if (drew) ctx.stderr.write('\r\x1b[2K');
     },
