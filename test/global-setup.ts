@@ -1,13 +1,24 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 
 /**
- * Builds dist/ so CLI tests can run the real binary. `npm test` builds first (the strict gate) and
- * sets DISKWRIGHT_PREBUILT so the work is not done twice; a direct `npx vitest run …` builds here
- * (tsc emits even when another file has type errors, so one broken area does not block the rest).
+ * Runs once before the test workers start.
+ * - Points TMPDIR at a private directory (workers inherit it) and removes it at the end, so the
+ *   scratch images every test makes never outlive the run, even when a test forgets its cleanup
+ *   or a worker is killed.
+ * - Builds dist/ so CLI tests can run the real binary. `npm test` builds first (the strict gate)
+ *   and sets DISKWRIGHT_PREBUILT so the work is not done twice; a direct `npx vitest run …` builds
+ *   here (tsc emits even when another file has type errors).
  */
-export default async function setup(): Promise<void> {
-  if (process.env.DISKWRIGHT_PREBUILT === '1') return;
-  const tsc = await execa('npx', ['tsc', '-p', 'tsconfig.build.json'], { reject: false, all: true });
-  if (tsc.exitCode !== 0) process.stderr.write(`global-setup: tsc reported errors (dist built anyway):\n${tsc.all}\n`);
-  await execa('node', ['scripts/copy-assets.mjs'], { stdio: 'inherit' });
+export default async function setup(): Promise<() => void> {
+  const scratch = mkdtempSync(join(tmpdir(), 'diskwright-tests-'));
+  process.env.TMPDIR = scratch;
+  if (process.env.DISKWRIGHT_PREBUILT !== '1') {
+    const tsc = await execa('npx', ['tsc', '-p', 'tsconfig.build.json'], { reject: false, all: true });
+    if (tsc.exitCode !== 0) process.stderr.write(`global-setup: tsc reported errors (dist built anyway):\n${tsc.all}\n`);
+    await execa('node', ['scripts/copy-assets.mjs'], { stdio: 'inherit' });
+  }
+  return () => rmSync(scratch, { recursive: true, force: true });
 }
