@@ -12,4 +12,3 @@ export * from './pipeline.js';
 export * from './manage.js';
 export * from './fleet-run.js';
 export * from './default-steps.js';
-export * from './copy-used.js';
