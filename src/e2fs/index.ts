@@ -16,4 +16,5 @@ export { makeFilesystem, mke2fsArgs, type FilesystemType, type MakeFilesystemOpt
 export { tuneFilesystem, type TuneFilesystemOptions, type TuneResult } from './tune.js';
 export { dumpFilesystemHeader, parseDumpe2fsHeader, headerNeedsRecovery, type DumpHeaderOptions } from './dump.js';
 export { findFilesystem, parsePartitionNumber, type FilesystemPlace } from './locate.js';
+export { assertOpenableByE2fsprogs, startOpenCheck, openProblem, type PendingOpenCheck, type DumpOutput, type OpenCheckOptions } from './open-check.js';
 export { resizeImage, maxPartitionSectors, assertResizable, type ResizeImageOptions, type ResizeImageResult } from './resize-image.js';

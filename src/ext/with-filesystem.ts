@@ -1,6 +1,7 @@
 import { closeSync, fsyncSync, openSync, readSync, rmSync, writeSync, writevSync } from 'node:fs';
 import { chmod, chown, realpath, rename, rm, stat } from 'node:fs/promises';
 import * as e2fs from '../e2fs/index.js';
+import { startOpenCheck } from '../e2fs/open-check.js';
 import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import * as partition from '../partition/index.js';
 import type { PartitionTable, Partition } from '../partition/types.js';
@@ -408,9 +409,16 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
         hint: 'the image or partition is truncated; check --partition/--offset',
       });
     }
+    // The bundled libext2fs is 1.44: a write must first pass e2fsprogs 1.47's open checks (in a
+    // worker, overlapping the session; awaited before anything reaches the image).
+    const openCheck = write ? startOpenCheck(real, { offset: location.offset, ...(options.signal ? { signal: options.signal } : {}) }) : undefined;
     const open = new OpenFilesystem(real, location, geometry, options.signal, write && options.scratch === true);
     try {
-      const session = new Ext2fsSession(await open.mount(), write, options.signal);
+      const mounted = await open.mount().catch(async (error: unknown) => {
+        await openCheck?.done();
+        throw error;
+      });
+      const session = new Ext2fsSession(mounted, write, options.signal);
       // The working copy replaces the whole file: only when the filesystem is the whole file and
       // the file has no other hard links (a rename would split them).
       if (write && location.offset === 0 && bulkAvailable() && (await stat(real)).nlink === 1) {
@@ -427,6 +435,7 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
         await session.close();
         await open.unmount(session);
       }
+      await openCheck?.done();
       if (write) await open.commit(session).catch((error: unknown) => {
         throw hostIoError(error, 'committing the changes', real);
       });
