@@ -3,6 +3,7 @@ export * from './errors.js';
 export * from './bytes/index.js';
 export * from './partition/index.js';
 export * from './io/index.js';
+export * from './disk/index.js';
 export * from './ext/index.js';
 export * from './extmeta/index.js';
 export * from './e2fs/index.js';

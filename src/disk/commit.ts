@@ -1,0 +1,406 @@
+import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { crc32 } from '../bytes/index.js';
+import { DiskwrightError, throwIfAborted } from '../errors.js';
+import { tempPathBeside } from '../io/atomic.js';
+import { errnoOf, hostError } from './host-error.js';
+import { OVERLAY_BLOCK, type ChangeRun, type Overlay } from './overlay.js';
+import { RawFileDisk } from './raw.js';
+import type { Disk } from './types.js';
+
+/**
+ * The one commit mechanism for in-place changes (fs writes, template steps, resize, fsck --fix,
+ * tune): an {@link Overlay} holds the session's changed blocks; the commit
+ *  1. saves the image's current bytes of exactly those blocks in a record beside the image
+ *     (`IMAGE.diskwright-undo`; all-zero blocks are recorded as holes without data, blocks the
+ *     caller proves unused are skipped), fsyncs it and renames it into place (it exists only
+ *     complete);
+ *  2. grows the file if the overlay grew, writes the new blocks (zero runs are punched), fsyncs;
+ *  3. removes the record.
+ * Cost grows with the blocks changed, never with the space the image uses. A failure in step 2
+ * (ENOSPC, EIO) is rolled back in-process before the error is thrown; a crash leaves the record,
+ * which the next writer rolls back ({@link rollBackInterruptedCommit}) and every reader refuses.
+ * Rollback writes only where the bytes differ from the record (so it never needs more space than
+ * the commit did, and never touches a range the commit did not reach).
+ *
+ * Record format (little-endian; unchanged from the first undo log, so old records still roll back):
+ * header `DWUNDO01`, u64 original file size, u32 entry count, u32 CRC-32 of the first 20 bytes;
+ * then per entry u64 image offset, u32 length, u32 flags (1 = was zeros, no data), u32 CRC-32 of
+ * the data, u32 0, and `length` data bytes unless flag 1.
+ */
+
+export const RECORD_SUFFIX = '.diskwright-undo';
+const MAGIC = Buffer.from('DWUNDO01', 'latin1');
+const HEADER_SIZE = 24;
+const ENTRY_HEADER_SIZE = 24;
+const FLAG_ZERO = 1;
+/** Entries a valid record may hold (named limit on untrusted input). */
+const MAX_ENTRIES = 1 << 26;
+/** Longest entry a valid record may hold (the writer's runs are at most 4 MiB). */
+const MAX_ENTRY_BYTES = 64 * 1024 * 1024;
+const ZERO_BLOCK = Buffer.alloc(OVERLAY_BLOCK);
+
+/** Path of the commit record of `image` (its real path). */
+export function recordPath(image: string): string {
+  return `${image}${RECORD_SUFFIX}`;
+}
+
+/** True when an interrupted commit left its record beside `image`. */
+export function hasPendingRecord(image: string): boolean {
+  return existsSync(recordPath(image));
+}
+
+/** fsyncs the directory holding `path` (makes a rename or unlink durable). */
+export function fsyncDirOf(path: string): void {
+  try {
+    const fd = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still ordered after the data.
+  }
+}
+
+/** Where a commit is; tests throw from {@link CommitOptions.onStep} to simulate a failure there. */
+export type CommitStep =
+  | { readonly phase: 'record'; readonly position: number }
+  | { readonly phase: 'record-durable' }
+  | { readonly phase: 'grow'; readonly size: number }
+  | { readonly phase: 'write'; readonly position: number; readonly length: number }
+  | { readonly phase: 'written' };
+
+export interface CommitOptions {
+  readonly signal?: AbortSignal;
+  /**
+   * True for image ranges whose old bytes need no saving (ext blocks that were free before the
+   * session: rolling back the bitmaps frees them again). Called per 4 KiB block.
+   */
+  readonly needsNoSave?: (position: number, length: number) => boolean;
+  /** Test hook, called before each step. */
+  readonly onStep?: (step: CommitStep) => void;
+  /**
+   * False for private temp images nobody else can see (instance pipeline): no record, no fsync.
+   * Default true.
+   */
+  readonly durable?: boolean;
+}
+
+export interface CommitSummary {
+  /** Bytes of new data written (zero runs punched are not counted). */
+  readonly bytes: number;
+  /** Bytes of old data saved in the record (holes and skipped blocks store none). */
+  readonly undoBytes: number;
+  /** 4 KiB blocks changed. */
+  readonly blocks: number;
+  /** The file's size afterwards. */
+  readonly size: number;
+}
+
+/** Sequential buffered writer of the record file. */
+class RecordWriter {
+  private readonly buffer = Buffer.allocUnsafe(1 << 20);
+  private used = 0;
+  position = HEADER_SIZE;
+  constructor(
+    private readonly fd: number,
+    private readonly path: string,
+  ) {}
+  append(bytes: Uint8Array): void {
+    if (bytes.length > this.buffer.length - this.used) this.drain();
+    if (bytes.length > this.buffer.length) {
+      this.writeAt(bytes, this.position);
+      this.position += bytes.length;
+      return;
+    }
+    this.buffer.set(bytes, this.used);
+    this.used += bytes.length;
+  }
+  drain(): void {
+    if (this.used === 0) return;
+    this.writeAt(this.buffer.subarray(0, this.used), this.position);
+    this.position += this.used;
+    this.used = 0;
+  }
+  writeAt(bytes: Uint8Array, at: number): void {
+    try {
+      for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done, bytes.length - done, at + done);
+    } catch (error) {
+      throw hostError(error, this.path, 'write commit record', at);
+    }
+  }
+}
+
+function isZero(bytes: Uint8Array): boolean {
+  for (let at = 0; at < bytes.length; at += OVERLAY_BLOCK) {
+    const piece = bytes.subarray(at, Math.min(at + OVERLAY_BLOCK, bytes.length));
+    if (!Buffer.from(piece.buffer, piece.byteOffset, piece.length).equals(ZERO_BLOCK.subarray(0, piece.length))) return false;
+  }
+  return true;
+}
+
+/**
+ * Writes the record of the old contents of `runs` (clipped to `oldSize`) beside `image`:
+ * complete, fsynced and renamed into place. Returns the bytes of data saved.
+ */
+function writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldSize: number, options: CommitOptions): number {
+  const final = recordPath(image);
+  const temp = tempPathBeside(final);
+  let fd: number;
+  try {
+    fd = openSync(temp, 'wx', 0o600);
+  } catch (error) {
+    throw hostError(error, temp, 'create commit record');
+  }
+  let saved = 0;
+  try {
+    const writer = new RecordWriter(fd, temp);
+    const entry = Buffer.alloc(ENTRY_HEADER_SIZE);
+    let entries = 0;
+    const emit = (position: number, piece: Buffer, zero: boolean): void => {
+      entry.writeBigUInt64LE(BigInt(position), 0);
+      entry.writeUInt32LE(piece.length, 8);
+      entry.writeUInt32LE(zero ? FLAG_ZERO : 0, 12);
+      entry.writeUInt32LE(zero ? 0 : crc32(piece), 16);
+      entry.writeUInt32LE(0, 20);
+      writer.append(entry);
+      if (!zero) {
+        writer.append(piece);
+        saved += piece.length;
+      }
+      entries += 1;
+    };
+    for (const run of runs) {
+      throwIfAborted(options.signal);
+      const end = Math.min(run.position + run.length, oldSize);
+      if (run.position >= end) continue;
+      options.onStep?.({ phase: 'record', position: run.position });
+      const old = Buffer.allocUnsafe(end - run.position);
+      base.read(old, run.position);
+      // Pieces of whole blocks: skipped (provably unused), zero (a hole entry) or data.
+      const kindAt = (at: number): 'skip' | 'zero' | 'data' => {
+        const length = Math.min(OVERLAY_BLOCK, old.length - at);
+        if (options.needsNoSave?.(run.position + at, length)) return 'skip';
+        return isZero(old.subarray(at, at + length)) ? 'zero' : 'data';
+      };
+      let start = 0;
+      while (start < old.length) {
+        const kind = kindAt(start);
+        let stop = Math.min(start + OVERLAY_BLOCK, old.length);
+        while (stop < old.length && kindAt(stop) === kind) stop = Math.min(stop + OVERLAY_BLOCK, old.length);
+        if (kind !== 'skip') emit(run.position + start, old.subarray(start, stop), kind === 'zero');
+        start = stop;
+      }
+    }
+    writer.drain();
+    const header = Buffer.alloc(HEADER_SIZE);
+    MAGIC.copy(header, 0);
+    header.writeBigUInt64LE(BigInt(oldSize), 8);
+    header.writeUInt32LE(entries, 16);
+    header.writeUInt32LE(crc32(header.subarray(0, 20)), 20);
+    writer.writeAt(header, 0);
+    try {
+      fsyncSync(fd);
+    } catch (error) {
+      throw hostError(error, temp, 'fsync commit record');
+    }
+    closeSync(fd);
+    fd = -1;
+    renameSync(temp, final);
+  } catch (error) {
+    if (fd >= 0) closeSync(fd);
+    rmSync(temp, { force: true });
+    throw error;
+  }
+  fsyncDirOf(final);
+  return saved;
+}
+
+/**
+ * Makes `overlay`'s changes durable in its base (a writable Disk whose `path` is the image's real
+ * path), all or nothing: see the module comment. The overlay is cleared on success. On failure
+ * the base is rolled back before the error is thrown (when even that fails, the record stays and
+ * the error says so).
+ */
+export function commitOverlay(overlay: Overlay, options: CommitOptions = {}): CommitSummary {
+  const base = overlay.base;
+  const image = base.path;
+  const oldSize = base.size;
+  const newSize = overlay.size;
+  if (newSize < oldSize) throw new DiskwrightError('E_INVALID_ARGUMENT', `${image}: a commit cannot shrink the image`, { path: image });
+  const runs = [...overlay.changes()];
+  const blocks = overlay.changedBlocks;
+  if (runs.length === 0 && newSize === oldSize) return { bytes: 0, undoBytes: 0, blocks: 0, size: oldSize };
+  throwIfAborted(options.signal);
+  const durable = options.durable !== false;
+  const undoBytes = durable ? writeRecord(base, image, runs, oldSize, options) : 0;
+  if (durable) options.onStep?.({ phase: 'record-durable' });
+  // From here the record exists: a crash is rolled back by the next writer.
+  let reached = 0;
+  let bytes = 0;
+  try {
+    if (newSize > oldSize) {
+      options.onStep?.({ phase: 'grow', size: newSize });
+      base.resize!(newSize);
+    }
+    for (const run of runs) {
+      options.onStep?.({ phase: 'write', position: run.position, length: run.length });
+      reached = run.position + run.length;
+      if (run.zero) {
+        base.discard(run.position, run.length);
+        continue;
+      }
+      let at = run.position;
+      for (const chunk of run.chunks) {
+        base.write(chunk, at);
+        at += chunk.length;
+      }
+      bytes += run.length;
+    }
+    options.onStep?.({ phase: 'written' });
+    if (durable) base.flush();
+  } catch (error) {
+    if (!durable) throw error;
+    try {
+      applyRecord(base, image, reached);
+    } catch (rollbackError) {
+      throw new DiskwrightError('E_IO', `${image}: the commit failed (${oneLine(error)}) and rolling it back failed too (${oneLine(rollbackError)})`, {
+        path: image,
+        cause: error,
+        hint: `free some space, then run \`diskwright recover ${image}\` (the record ${recordPath(image)} is kept)`,
+      });
+    }
+    const errno = errnoOf(error);
+    throw new DiskwrightError(error instanceof DiskwrightError ? error.code : 'E_IO', `${image}: ${oneLine(error)}; nothing was changed (the commit was rolled back)`, {
+      path: image,
+      cause: error,
+      hint: errno === 'ENOSPC' ? 'free some space on the filesystem holding the image and run the command again' : undefined,
+    });
+  }
+  if (durable) {
+    rmSync(recordPath(image), { force: true });
+    fsyncDirOf(image);
+  }
+  overlay.clear();
+  return { bytes, undoBytes, blocks, size: newSize };
+}
+
+function oneLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+}
+
+function damaged(path: string, why: string): DiskwrightError {
+  return new DiskwrightError('E_IO', `commit record ${path} is damaged (${why}); the image may hold a half-applied commit`, {
+    path,
+    hint: 'check the image with `diskwright fsck IMAGE`; delete the .diskwright-undo file only if it is clean',
+  });
+}
+
+function readExactly(fd: number, buffer: Buffer, position: number): boolean {
+  let done = 0;
+  while (done < buffer.length) {
+    const n = readSync(fd, buffer, done, buffer.length - done, position + done);
+    if (n === 0) return false;
+    done += n;
+  }
+  return true;
+}
+
+interface RecordEntry {
+  readonly position: number;
+  readonly length: number;
+  /** Offset of the data in the record; undefined for a zero entry. */
+  readonly dataAt: number | undefined;
+}
+
+/** Validates the whole record (header and every checksum) before anything is written. */
+function readRecord(fd: number, path: string): { originalSize: number; entries: RecordEntry[] } {
+  const header = Buffer.alloc(HEADER_SIZE);
+  if (!readExactly(fd, header, 0) || !header.subarray(0, 8).equals(MAGIC)) throw damaged(path, 'bad header');
+  if (header.readUInt32LE(20) !== crc32(header.subarray(0, 20))) throw damaged(path, 'header checksum mismatch');
+  const originalSize = Number(header.readBigUInt64LE(8));
+  const count = header.readUInt32LE(16);
+  if (count > MAX_ENTRIES) throw damaged(path, `${count} entries exceed the limit of ${MAX_ENTRIES}`);
+  const entries: RecordEntry[] = [];
+  const entry = Buffer.alloc(ENTRY_HEADER_SIZE);
+  let at = HEADER_SIZE;
+  for (let i = 0; i < count; i += 1) {
+    if (!readExactly(fd, entry, at)) throw damaged(path, 'truncated entry');
+    const position = Number(entry.readBigUInt64LE(0));
+    const length = entry.readUInt32LE(8);
+    const flags = entry.readUInt32LE(12);
+    const crc = entry.readUInt32LE(16);
+    at += ENTRY_HEADER_SIZE;
+    if (length > MAX_ENTRY_BYTES || !Number.isSafeInteger(position + length)) throw damaged(path, `entry ${i} is out of bounds`);
+    if (flags & FLAG_ZERO) {
+      entries.push({ position, length, dataAt: undefined });
+      continue;
+    }
+    const data = Buffer.allocUnsafe(length);
+    if (!readExactly(fd, data, at)) throw damaged(path, 'truncated data');
+    if (crc32(data) !== crc) throw damaged(path, `data checksum mismatch at image offset ${position}`);
+    entries.push({ position, length, dataAt: at });
+    at += length;
+  }
+  return { originalSize, entries };
+}
+
+/**
+ * Restores `disk` from the record beside `image`, for entries starting before `limit`: writes only
+ * where the current bytes differ (a hole entry whose range still reads as zeros is skipped; one
+ * that does not is punched), truncates to the original size, fsyncs, removes the record.
+ */
+function applyRecord(disk: Disk, image: string, limit = Number.POSITIVE_INFINITY): void {
+  const path = recordPath(image);
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw hostError(error, path, 'open commit record');
+  }
+  try {
+    const { originalSize, entries } = readRecord(fd, path);
+    // Free space first (truncate the grown tail, punch what were holes), then restore data: the
+    // data blocks the commit punched are refilled from the space the commit had taken.
+    if (disk.size > originalSize) disk.resize!(originalSize);
+    const reached = entries.filter((e) => e.position < limit && e.position < disk.size);
+    for (const entry of reached) {
+      if (entry.dataAt !== undefined) continue;
+      const length = Math.min(entry.length, disk.size - entry.position);
+      const current = Buffer.allocUnsafe(length);
+      disk.read(current, entry.position);
+      if (!isZero(current)) disk.discard(entry.position, length);
+    }
+    for (const entry of reached) {
+      if (entry.dataAt === undefined) continue;
+      const length = Math.min(entry.length, disk.size - entry.position);
+      const current = Buffer.allocUnsafe(length);
+      disk.read(current, entry.position);
+      const saved = Buffer.allocUnsafe(entry.length);
+      readExactly(fd, saved, entry.dataAt);
+      if (!current.equals(saved.subarray(0, length))) disk.write(saved.subarray(0, length), entry.position);
+    }
+    disk.flush();
+  } finally {
+    closeSync(fd);
+  }
+  rmSync(path, { force: true });
+  fsyncDirOf(path);
+}
+
+/**
+ * Rolls back the commit that an interrupted run left on `image` (its real path; the caller holds
+ * the write lock). Returns false when there was none. Safe to call at any time.
+ */
+export function rollBackInterruptedCommit(image: string): boolean {
+  if (!hasPendingRecord(image)) return false;
+  const disk = RawFileDisk.open(image, { readOnly: false });
+  try {
+    applyRecord(disk, image);
+  } finally {
+    disk.close();
+  }
+  return true;
+}

@@ -1,0 +1,154 @@
+import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { DiskwrightError } from '../errors.js';
+import { checkRange } from './bounds.js';
+import { hostError } from './host-error.js';
+import type { AllocationExtent, Disk } from './types.js';
+
+/** Punch-hole support (fallocate PUNCH_HOLE on Linux) from fs-native-extensions; see lock.ts. */
+interface Trim {
+  trimSync(fd: number, offset: number, length: number): void;
+}
+const require = createRequire(import.meta.url);
+let trim: Trim | undefined | null;
+function nativeTrim(): Trim | undefined {
+  if (trim === undefined) {
+    try {
+      trim = require('fs-native-extensions') as Trim;
+    } catch {
+      trim = null;
+    }
+  }
+  return trim ?? undefined;
+}
+
+/** Bytes per zero-fill write when the host cannot punch holes. */
+const ZERO_SPAN = 1 << 20;
+const ZEROS = Buffer.alloc(ZERO_SPAN);
+
+/**
+ * A raw image file as a Disk: positional synchronous I/O on one descriptor. `discard` punches a
+ * hole where the host filesystem can (so a discarded range costs no space), else writes zeros.
+ */
+export class RawFileDisk implements Disk {
+  readonly format = 'raw' as const;
+  private currentSize: number;
+  private fdOrClosed: number | undefined;
+
+  private constructor(
+    readonly path: string,
+    fd: number,
+    readonly readOnly: boolean,
+  ) {
+    this.fdOrClosed = fd;
+    this.currentSize = fstatSync(fd).size;
+  }
+
+  /** Opens `path` (a regular file) read-only or read-write. */
+  static open(path: string, options: { readOnly: boolean }): RawFileDisk {
+    let fd: number;
+    try {
+      fd = openSync(path, options.readOnly ? 'r' : 'r+');
+    } catch (error) {
+      throw hostError(error, path, 'open');
+    }
+    if (!fstatSync(fd).isFile()) {
+      closeSync(fd);
+      throw new DiskwrightError('E_INVALID_ARGUMENT', `${path} is not a regular file`, { path, hint: 'give a disk image file' });
+    }
+    return new RawFileDisk(path, fd, options.readOnly);
+  }
+
+  /** The host descriptor (the copy engine reads raw files with several O_DIRECT reads in flight). */
+  get fd(): number {
+    if (this.fdOrClosed === undefined) throw new DiskwrightError('E_INVALID_ARGUMENT', `${this.path} is closed`, { path: this.path });
+    return this.fdOrClosed;
+  }
+
+  get size(): number {
+    return this.currentSize;
+  }
+
+  read(buffer: Uint8Array, position: number): void {
+    checkRange(this.path, this.currentSize, position, buffer.length);
+    const fd = this.fd;
+    let done = 0;
+    try {
+      while (done < buffer.length) {
+        const n = readSync(fd, buffer, done, buffer.length - done, position + done);
+        if (n === 0) break;
+        done += n;
+      }
+    } catch (error) {
+      throw hostError(error, this.path, 'read', position + done);
+    }
+    // Another process truncated the file under us: what is gone reads as a sparse tail.
+    if (done < buffer.length) buffer.fill(0, done);
+  }
+
+  write(buffer: Uint8Array, position: number): void {
+    this.requireWritable();
+    checkRange(this.path, this.currentSize, position, buffer.length);
+    const fd = this.fd;
+    let done = 0;
+    try {
+      while (done < buffer.length) done += writeSync(fd, buffer, done, buffer.length - done, position + done);
+    } catch (error) {
+      throw hostError(error, this.path, 'write', position + done);
+    }
+  }
+
+  flush(): void {
+    if (this.readOnly) return;
+    try {
+      fdatasyncSync(this.fd);
+    } catch (error) {
+      throw hostError(error, this.path, 'fdatasync');
+    }
+  }
+
+  discard(position: number, length: number): void {
+    this.requireWritable();
+    checkRange(this.path, this.currentSize, position, length);
+    if (length === 0) return;
+    const native = nativeTrim();
+    if (native) {
+      try {
+        // The kernel zeroes the partial blocks at either end and frees the whole ones.
+        native.trimSync(this.fd, position, length);
+        return;
+      } catch {
+        // EOPNOTSUPP and friends: zero-fill below.
+      }
+    }
+    for (let at = position; at < position + length; at += ZERO_SPAN) this.write(ZEROS.subarray(0, Math.min(ZERO_SPAN, position + length - at)), at);
+  }
+
+  /** Node exposes no SEEK_DATA/SEEK_HOLE, so a raw file reports everything as data. */
+  allocation(position: number, length: number): AllocationExtent[] {
+    checkRange(this.path, this.currentSize, position, length);
+    return length === 0 ? [] : [{ position, length, state: 'data' }];
+  }
+
+  resize(size: number): void {
+    this.requireWritable();
+    if (!Number.isSafeInteger(size) || size < 0) throw new DiskwrightError('E_INVALID_ARGUMENT', `Expected \`size\` to be a byte count, got \`${size}\``);
+    try {
+      ftruncateSync(this.fd, size);
+    } catch (error) {
+      throw hostError(error, this.path, 'resize');
+    }
+    this.currentSize = size;
+  }
+
+  close(): void {
+    if (this.fdOrClosed === undefined) return;
+    const fd = this.fdOrClosed;
+    this.fdOrClosed = undefined;
+    closeSync(fd);
+  }
+
+  private requireWritable(): void {
+    if (this.readOnly) throw new DiskwrightError('E_INVALID_ARGUMENT', `${this.path} was opened read-only`, { path: this.path });
+  }
+}

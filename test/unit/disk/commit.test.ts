@@ -1,0 +1,192 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { copyFileSync, ftruncateSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { commitOverlay, hasPendingRecord, Overlay, RawFileDisk, recordPath, rollBackInterruptedCommit, type CommitStep } from '../../../src/disk/index.js';
+import { commitRuns } from '../../../src/ext/commit.js';
+import { isDiskwrightError } from '../../../src/errors.js';
+import { FaultyDisk } from '../../helpers/faulty-disk.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+const SIZE = 256 * 1024;
+
+/** A sparse file: data in some 4 KiB blocks, holes elsewhere. */
+function makeSparse(file: string, seed: number): Buffer {
+  const model = Buffer.alloc(SIZE);
+  const fd = openSync(file, 'w');
+  for (let b = 0; b < SIZE / 4096; b += 1) {
+    if ((b * 7 + seed) % 3 === 0) continue;
+    const block = Buffer.alloc(4096, ((b + seed) % 250) + 1);
+    writeSync(fd, block, 0, 4096, b * 4096);
+    block.copy(model, b * 4096);
+  }
+  ftruncateSync(fd, SIZE);
+  closeSync(fd);
+  return model;
+}
+
+interface Change {
+  position: number;
+  length: number;
+  zero: boolean;
+  seed: number;
+}
+const change: fc.Arbitrary<Change> = fc.record({ position: fc.nat(SIZE - 1), length: fc.integer({ min: 1, max: 40000 }), zero: fc.boolean(), seed: fc.integer({ min: 1, max: 200 }) });
+
+/** Applies changes to the overlay and to a model; returns the model. */
+function stage(overlay: Overlay, before: Buffer, changes: readonly Change[], grow: number): Buffer {
+  let model = Buffer.from(before);
+  if (grow > 0) {
+    overlay.resize(before.length + grow);
+    model = Buffer.concat([model, Buffer.alloc(grow)]);
+  }
+  for (const c of changes) {
+    const length = Math.min(c.length, model.length - c.position);
+    if (c.zero) {
+      overlay.discard(c.position, length);
+      model.fill(0, c.position, c.position + length);
+    } else {
+      const data = Buffer.alloc(length, c.seed);
+      overlay.write(data, c.position);
+      data.copy(model, c.position);
+    }
+  }
+  return model;
+}
+
+describe('commitOverlay', () => {
+  it('writes exactly the changed blocks, grows the file and removes its record', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'a.img');
+    const before = makeSparse(file, 1);
+    const disk = RawFileDisk.open(file, { readOnly: false });
+    const overlay = new Overlay(disk);
+    const after = stage(overlay, before, [{ position: 5000, length: 10000, zero: false, seed: 9 }, { position: 65536, length: 8192, zero: true, seed: 1 }], 8192);
+    const steps: CommitStep['phase'][] = [];
+    const summary = commitOverlay(overlay, { onStep: (s) => steps.push(s.phase) });
+    disk.close();
+    expect(readFileSync(file).equals(after)).toBe(true);
+    expect(summary.blocks).toBe(3 + 2);
+    expect(summary.size).toBe(SIZE + 8192);
+    expect(steps).toEqual(['record', 'record', 'record-durable', 'grow', 'write', 'write', 'written']);
+    expect(hasPendingRecord(file)).toBe(false);
+    expect(readdirSync(dir)).toEqual(['a.img']);
+  });
+
+  it('stores all-zero old blocks as holes and skips blocks the caller proves unused', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'a.img');
+    makeSparse(file, 0);
+    const disk = RawFileDisk.open(file, { readOnly: false });
+    const overlay = new Overlay(disk);
+    // Blocks 0 (hole: seed 0 → 0 % 3 === 0) .. 3 (data) change; block 2 is declared free.
+    overlay.write(Buffer.alloc(4 * 4096, 5), 0);
+    const summary = commitOverlay(overlay, { needsNoSave: (position) => position === 2 * 4096 });
+    disk.close();
+    // Data blocks among 0..3 other than block 2 are saved; holes (b*7 % 3 === 0) are not.
+    const saved = [0, 1, 3].filter((b) => (b * 7) % 3 !== 0).length;
+    expect(summary.undoBytes).toBe(saved * 4096);
+  });
+
+  it('ENOSPC at any point: the image is the old one, rollback needs no extra space, and the next commit succeeds', async () => {
+    const dir = await tempDir();
+    await fc.assert(
+      fc.property(fc.array(change, { minLength: 1, maxLength: 8 }), fc.nat(40), fc.integer({ min: 0, max: 16384 }), fc.integer({ min: 0, max: 1 << 30 }), (changes, free, grow, id) => {
+        const file = join(dir, `f${id}.img`);
+        const before = makeSparse(file, id % 5);
+        const faulty = new FaultyDisk(RawFileDisk.open(file, { readOnly: false }), free);
+        const overlay = new Overlay(faulty);
+        const after = stage(overlay, before, changes, grow);
+        let failed: unknown;
+        try {
+          commitOverlay(overlay);
+        } catch (error) {
+          failed = error;
+        }
+        const now = readFileSync(file);
+        if (failed) {
+          expect(isDiskwrightError(failed, 'E_IO')).toBe(true);
+          expect(String((failed as Error).message)).toMatch(/ENOSPC.*rolled back/);
+          expect(now.equals(before)).toBe(true);
+          expect(existsSync(recordPath(file))).toBe(false);
+          // More space: the same change now commits.
+          faulty.freeBlocks = 1000;
+          const retry = new Overlay(faulty);
+          stage(retry, before, changes, grow);
+          commitOverlay(retry);
+          expect(readFileSync(file).equals(after)).toBe(true);
+        } else {
+          expect(now.equals(after)).toBe(true);
+        }
+        faulty.close();
+        expect(readdirSync(dir).filter((n) => n.startsWith('.') || n.includes('undo'))).toEqual([]);
+      }),
+      { numRuns: 120 },
+    );
+  });
+
+  it('a crash at any step leaves an image that rolls back to the old bytes', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'a.img');
+    const before = makeSparse(file, 2);
+    const changes: Change[] = [
+      { position: 0, length: 9000, zero: false, seed: 7 },
+      { position: 40000, length: 50000, zero: true, seed: 1 },
+      { position: 120000, length: 30000, zero: false, seed: 8 },
+    ];
+    // Snapshot image + record at every step: each snapshot is what a kill -9 there leaves.
+    const snapshots: string[] = [];
+    const disk = RawFileDisk.open(file, { readOnly: false });
+    const overlay = new Overlay(disk);
+    const after = stage(overlay, before, changes, 12288);
+    commitOverlay(overlay, {
+      onStep: () => {
+        const snap = join(dir, `snap${snapshots.length}`);
+        mkdirSync(snap);
+        copyFileSync(file, join(snap, 'a.img'));
+        if (existsSync(recordPath(file))) copyFileSync(recordPath(file), recordPath(join(snap, 'a.img')));
+        snapshots.push(join(snap, 'a.img'));
+      },
+    });
+    disk.close();
+    expect(readFileSync(file).equals(after)).toBe(true);
+    expect(snapshots.length).toBeGreaterThan(4);
+    for (const snap of snapshots) {
+      rollBackInterruptedCommit(snap);
+      expect(readFileSync(snap).equals(before)).toBe(true);
+      expect(hasPendingRecord(snap)).toBe(false);
+    }
+  });
+
+  it('rolls back an undo log written by the previous version (ext/commit.ts)', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'old.img');
+    const before = makeSparse(file, 3);
+    const crash = new Error('killed');
+    await expect(
+      commitRuns(file, () => [{ offset: 8192, length: 8192, chunks: [Buffer.alloc(4096, 0xee), Buffer.alloc(4096, 0xee)] }], {
+        onLogDurable: () => {
+          const fd = openSync(file, 'r+');
+          writeSync(fd, Buffer.alloc(4096, 0xee), 0, 4096, 8192);
+          closeSync(fd);
+          throw crash;
+        },
+      }),
+    ).rejects.toBe(crash);
+    expect(hasPendingRecord(file)).toBe(true);
+    expect(rollBackInterruptedCommit(file)).toBe(true);
+    expect(readFileSync(file).equals(before)).toBe(true);
+    expect(statSync(file).size).toBe(SIZE);
+  });
+
+  it('refuses a damaged record and leaves the image untouched', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'a.img');
+    const before = makeSparse(file, 4);
+    const fd = openSync(recordPath(file), 'w');
+    writeSync(fd, Buffer.from('DWUNDO01garbage-garbage-garbage'));
+    closeSync(fd);
+    expect(() => rollBackInterruptedCommit(file)).toThrow(/damaged/);
+    expect(readFileSync(file).equals(before)).toBe(true);
+  });
+});
