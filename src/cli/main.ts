@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runCli } from './run.js';
+import { EXIT, runCli } from './run.js';
 
 const controller = new AbortController();
 let interrupts = 0;
@@ -9,6 +9,14 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     // First signal: let the running operation clean up its temp files; second: leave now.
     if (interrupts > 1) process.exit(130);
     controller.abort(new Error(`interrupted by ${sig}`));
+  });
+}
+
+// The reader went away (`diskwright … | head -1`): stop quietly, as a native tool killed by SIGPIPE.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(EXIT.brokenPipe);
+    throw error;
   });
 }
 

@@ -23,6 +23,8 @@ export function createProgress(ctx: CommandContext, label: string): ProgressRepo
   let drew = false;
   /** The newest progress not yet shown (JSON consumers always get the final figures). */
   let pending: Progress | undefined;
+  let lastBytes = -1;
+  let lastTotal: number | null = null;
   const draw = (p: Progress, force: boolean): void => {
     const now = performance.now();
     if (!force && now - last < (ctx.isTTY ? TTY_INTERVAL_MS : JSON_INTERVAL_MS)) {
@@ -30,6 +32,10 @@ export function createProgress(ctx: CommandContext, label: string): ProgressRepo
       return;
     }
     pending = undefined;
+    // JSON consumers get each figure once (the final one is often reported by two layers).
+    if (ctx.json && p.bytes === lastBytes && (p.total ?? null) === lastTotal) return;
+    lastBytes = p.bytes;
+    lastTotal = p.total ?? null;
     last = now;
     const elapsed = (now - started) / 1000;
     const speed = p.speed ?? (elapsed > 0 ? p.bytes / elapsed : 0);

@@ -1,18 +1,12 @@
-import { parseArgs } from 'node:util';
 import { DiskwrightError } from '../errors.js';
-import type { Command, CommandContext } from './command.js';
-import { commands } from './commands/index.js';
-
-const GLOBAL_OPTIONS = {
-  help: { type: 'boolean', short: 'h' },
-  json: { type: 'boolean' },
-  debug: { type: 'boolean' },
-} as const;
+import { parseCommandLine } from './args.js';
+import type { CommandContext } from './command.js';
+import { listCommands, loadCommand, type CommandEntry } from './registry.js';
 
 /** Exit codes of every command but fsck (which mirrors e2fsck's). */
-export const EXIT = { ok: 0, failure: 1, usage: 2, aborted: 130 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, aborted: 130, brokenPipe: 141 } as const;
 
-function findCommand(argv: readonly string[]): { command: Command; rest: string[] } | undefined {
+function findCommand(commands: readonly CommandEntry[], argv: readonly string[]): { command: CommandEntry; rest: string[] } | undefined {
   const two = argv.slice(0, 2).join(' ');
   const byTwo = commands.find((c) => c.name === two);
   if (byTwo) return { command: byTwo, rest: argv.slice(2) };
@@ -20,7 +14,7 @@ function findCommand(argv: readonly string[]): { command: Command; rest: string[
   return byOne ? { command: byOne, rest: argv.slice(1) } : undefined;
 }
 
-function usage(): string {
+function usage(commands: readonly CommandEntry[]): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
   return [
@@ -36,7 +30,7 @@ function usage(): string {
   ].join('\n');
 }
 
-function groupUsage(word: string): string | undefined {
+function groupUsage(commands: readonly CommandEntry[], word: string): string | undefined {
   const group = commands.filter((c) => c.name.startsWith(`${word} `));
   if (group.length === 0) return undefined;
   return [`Usage: diskwright ${word} SUBCOMMAND ...`, '', ...group.map((c) => `  ${c.name}  ${c.summary}`), ''].join('\n');
@@ -61,21 +55,48 @@ export function formatError(error: unknown, debug: boolean): string {
   return `diskwright: internal error: ${message.split('\n')[0]} (run with --debug for details)\n`;
 }
 
+/** The reader closed our stdout (`diskwright … | head -1`): not an error, like a native tool. */
+export function isBrokenPipe(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'EPIPE';
+}
+
+/** `--json` errors: one JSON line on stderr, so scripts never parse prose. */
+export function formatJsonError(error: unknown): string {
+  const body =
+    error instanceof DiskwrightError
+      ? { code: error.code, message: error.message, hint: error.hint ?? null }
+      : { code: 'E_INTERNAL', message: `internal error: ${(error instanceof Error ? error.message : String(error)).split('\n')[0]}`, hint: 'run with --debug for details' };
+  return `${JSON.stringify({ error: body })}\n`;
+}
+
+/** Exit status for a failure. */
+export function exitCodeFor(error: unknown): number {
+  if (isBrokenPipe(error)) return EXIT.brokenPipe;
+  if (error instanceof DiskwrightError) {
+    if (error.code === 'E_ABORTED') return EXIT.aborted;
+    if (error.code === 'E_USAGE' || error.code === 'E_INVALID_ARGUMENT') return EXIT.usage;
+  }
+  return EXIT.failure;
+}
+
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function runCli(argv: readonly string[], ctx: CommandContext): Promise<number> {
-  const debug = argv.includes('--debug');
+  const options = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
+  const debug = options.includes('--debug');
+  const json = options.includes('--json');
   try {
+    const commands = await listCommands();
     if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-      ctx.stdout.write(usage());
+      ctx.stdout.write(usage(commands));
       return argv.length === 0 ? EXIT.usage : EXIT.ok;
     }
     if (argv[0] === '--version') {
       ctx.stdout.write('diskwright 0.1.0\n');
       return EXIT.ok;
     }
-    const found = findCommand(argv);
+    const found = findCommand(commands, argv);
     if (!found) {
-      const group = groupUsage(argv[0]!);
+      const group = groupUsage(commands, argv[0]!);
       if (group && (argv.length === 1 || argv[1] === '--help' || argv[1] === '-h')) {
         ctx.stdout.write(group);
         return argv.length === 1 ? EXIT.usage : EXIT.ok;
@@ -84,28 +105,18 @@ export async function runCli(argv: readonly string[], ctx: CommandContext): Prom
         hint: 'run `diskwright --help` for the list of commands',
       });
     }
-    const { command, rest } = found;
-    let parsed;
-    try {
-      parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...command.options }, allowPositionals: true, strict: true });
-    } catch (error) {
-      throw new DiskwrightError('E_USAGE', `${command.name}: ${(error as Error).message.split('\n')[0]}`, {
-        hint: `run \`diskwright ${command.name} --help\``,
-        cause: error,
-      });
-    }
-    if (parsed.values.help) {
-      ctx.stdout.write(`${command.help.trimEnd()}\n`);
+    const { command: entry, rest } = found;
+    const parsed = parseCommandLine(entry.name, rest, entry.options);
+    if (parsed.values.help === true) {
+      ctx.stdout.write(`${entry.help.trimEnd()}\n`);
       return EXIT.ok;
     }
+    const command = await loadCommand(entry);
     const commandCtx: CommandContext = { ...ctx, json: parsed.values.json === true, debug };
-    return await command.run({ positionals: parsed.positionals, values: parsed.values }, commandCtx);
+    return await command.run(parsed, commandCtx);
   } catch (error) {
-    ctx.stderr.write(formatError(error, debug));
-    if (error instanceof DiskwrightError) {
-      if (error.code === 'E_ABORTED') return EXIT.aborted;
-      if (error.code === 'E_USAGE' || error.code === 'E_INVALID_ARGUMENT') return EXIT.usage;
-    }
-    return EXIT.failure;
+    if (isBrokenPipe(error)) return EXIT.brokenPipe;
+    ctx.stderr.write(json && !debug ? formatJsonError(error) : formatError(error, debug));
+    return exitCodeFor(error);
   }
 }

@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { access, constants, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
@@ -15,7 +15,7 @@ function installExitHook(): void {
     // Last resort for a killed run: synchronous unlink of anything still pending.
     for (const path of pendingTemps) {
       try {
-        rmSync(path, { force: true });
+        rmSync(path, { force: true, recursive: true });
       } catch {
         /* best effort */
       }
@@ -50,13 +50,15 @@ export async function withAtomicOutput<T>(
   fn: (handle: FileHandle, tempPath: string) => Promise<T>,
   options: AtomicOutputOptions = {},
 ): Promise<T> {
-  if (!options.overwrite) await assertAbsent(target);
+  await assertOutputWritable(target, options);
   installExitHook();
   const temp = tempPathBeside(target);
   pendingTemps.add(temp);
   let handle: FileHandle | undefined;
   try {
-    handle = await open(temp, 'wx+', 0o644);
+    handle = await open(temp, 'wx+', 0o644).catch((error: unknown) => {
+      throw outputError(target, error);
+    });
     const result = await fn(handle, temp);
     if (options.fsync !== false) await handle.sync();
     await handle.close();
@@ -83,7 +85,7 @@ export async function withAtomicPath<T>(
   fn: (tempPath: string) => Promise<T>,
   options: AtomicOutputOptions = {},
 ): Promise<T> {
-  if (!options.overwrite) await assertAbsent(target);
+  await assertOutputWritable(target, options);
   installExitHook();
   const temp = tempPathBeside(target);
   pendingTemps.add(temp);
@@ -103,10 +105,45 @@ export async function withAtomicPath<T>(
     pendingTemps.delete(temp);
     return result;
   } catch (error) {
-    await rm(temp, { force: true });
+    // The temp may be a directory tree (fs get of a directory); it is ours, so remove it whole.
+    await rm(temp, { force: true, recursive: true });
     pendingTemps.delete(temp);
     throw error;
   }
+}
+
+/**
+ * Checks, before any long work, that `target` can be written as a file: its directory exists and
+ * is writable, and `target` is not a directory (nor an existing file without `overwrite`). The
+ * errors name the path the user gave, never the temp file.
+ */
+export async function assertOutputWritable(target: string, options: { readonly overwrite?: boolean } = {}): Promise<void> {
+  const existing = await stat(target).catch(() => undefined);
+  if (existing?.isDirectory()) {
+    throw new DiskwrightError('E_EXISTS', `${target} is a directory`, { path: target, hint: `name a file, e.g. ${join(target, 'out.img')}` });
+  }
+  if (existing && !options.overwrite) await assertAbsent(target);
+  const dir = dirname(target);
+  const dirInfo = await stat(dir).catch(() => undefined);
+  if (!dirInfo) throw new DiskwrightError('E_NOT_FOUND', `cannot write ${target}: directory ${dir} does not exist`, { path: target, hint: `create it first (mkdir -p ${dir})` });
+  if (!dirInfo.isDirectory()) throw new DiskwrightError('E_IO', `cannot write ${target}: ${dir} is not a directory`, { path: target, hint: 'choose an output path inside a directory' });
+  await access(dir, constants.W_OK | constants.X_OK).catch((error: unknown) => {
+    throw outputError(target, error);
+  });
+}
+
+/** A failure to create the output (or its temp file beside it), named by the user's path. */
+function outputError(target: string, error: unknown): DiskwrightError {
+  if (error instanceof DiskwrightError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  const dir = dirname(target);
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    const why = code === 'EROFS' ? 'is on a read-only filesystem' : 'is not writable by you';
+    return new DiskwrightError('E_IO', `cannot write ${target}: directory ${dir} ${why}`, { path: target, hint: 'choose an output path in a writable directory', cause: error });
+  }
+  if (code === 'ENOENT') return new DiskwrightError('E_NOT_FOUND', `cannot write ${target}: directory ${dir} does not exist`, { path: target, hint: `create it first (mkdir -p ${dir})`, cause: error });
+  if (code === 'ENOSPC') return new DiskwrightError('E_IO', `cannot write ${target}: no space left on the device`, { path: target, hint: 'free some space or choose another directory', cause: error });
+  return new DiskwrightError('E_IO', `cannot write ${target}: ${(error as Error).message}`, { path: target, cause: error });
 }
 
 async function assertAbsent(target: string): Promise<void> {

@@ -1,4 +1,4 @@
-export { withAtomicOutput, withAtomicPath, tempPathBeside, type AtomicOutputOptions } from './atomic.js';
+export { withAtomicOutput, withAtomicPath, assertOutputWritable, tempPathBeside, type AtomicOutputOptions } from './atomic.js';
 export type { Progress, ProgressCallback } from './progress.js';
 export { createImage, type CreateImageOptions } from './create.js';
 export {

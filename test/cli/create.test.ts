@@ -14,7 +14,7 @@ describe('diskwright create', () => {
     expect(info.size).toBe(8 * 2 ** 30);
     expect(info.blocks).toBeLessThanOrEqual(128);
     const sectors = await runInProcess(['create', join(dir, 's.img'), '--size', '2048s', '--json']);
-    expect(JSON.parse(sectors.stdout)).toEqual({ path: join(dir, 's.img'), size: 2048 * 512 });
+    expect(JSON.parse(sectors.stdout)).toEqual({ output: join(dir, 's.img'), size: 2048 * 512 });
   });
 
   it('refuses to overwrite without --force (exit 1, file intact) and overwrites with it', async () => {
@@ -37,7 +37,7 @@ describe('diskwright create', () => {
     expect(missing.stderr).toMatch(/--size is required/);
     const bad = await runInProcess(['create', join(dir, 'a.img'), '--size', '8X']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/`size`.*`8X`/);
+    expect(bad.stderr).toMatch(/`--size`.*`8X`/);
     expect(bad.stderr.split('\n').filter(Boolean).length).toBeLessThanOrEqual(2);
   });
 

@@ -20,7 +20,7 @@ describe('diskwright fs', () => {
   it('puts, lists, cats, stats, links, chmods, chowns, gets and removes, checked with host debugfs', async () => {
     const src = join(dir, 'motd');
     await writeFile(src, 'welcome\n');
-    expect(await runInProcess(['fs', 'mkdir', image, '/etc/ssh', '-p', '--mode', '0700'])).toMatchObject({ code: 0 });
+    expect(await runInProcess(['fs', 'mkdir', image, '/etc/ssh', '--parents', '--mode', '0700'])).toMatchObject({ code: 0 });
     expect(await runInProcess(['fs', 'put', image, src, '/etc/motd', '--mode', '0640', '--uid', '7', '--gid', '8'])).toMatchObject({ code: 0 });
     expect(await runInProcess(['fs', 'ln', image, 'motd', '/etc/motd.link', '-s'])).toMatchObject({ code: 0 });
     expect(await runInProcess(['fs', 'chmod', image, '0600', '/etc/motd'])).toMatchObject({ code: 0 });

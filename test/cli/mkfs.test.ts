@@ -26,7 +26,7 @@ describe('diskwright mkfs', () => {
     const image = join(dir, 'root.ext3');
     const result = await runInProcess(['mkfs', image, '--type', 'ext3', '--size', '64M', '--from', tree, '--label', 'root', '--json']);
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ path: image, type: 'ext3', size: 64 << 20, label: 'root' });
+    expect(JSON.parse(result.stdout)).toMatchObject({ output: image, type: 'ext3', size: 64 << 20, label: 'root' });
     expect((await host('e2fsck', ['-fn', image])).exitCode).toBe(0);
     expect((await host('dumpe2fs', ['-h', image])).stdout).toMatch(/Filesystem volume name:\s+root\n/);
     expect((await host('debugfs', ['-R', 'cat /dir1/file2.txt', image])).stdout).toBe(await readFile(join(tree, 'dir1', 'file2.txt'), 'utf8'));

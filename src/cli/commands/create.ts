@@ -1,5 +1,5 @@
-import { createImage, parseSize, formatBytes, DiskwrightError } from '../../index.js';
-import { flag, printJson, stringOption, type Command } from '../command.js';
+import { createImage, formatBytes, DiskwrightError } from '../../index.js';
+import { ALLOW_UNALIGNED_OPTION, diskSize, flag, printJson, stringOption, type Command } from '../command.js';
 
 const create: Command = {
   name: 'create',
@@ -12,7 +12,8 @@ Replaces \`dd if=/dev/zero of=IMAGE bs=1M count=8192\`.
 Options:
   -s, --size SIZE   size with a unit: K, M, G, T (binary) or s (512-byte sectors), e.g. 8G, 2048s
   -f, --force       replace IMAGE if it exists
-      --json        print {"path","size"} on stdout
+      --allow-unaligned  allow a size that is not a multiple of 512 bytes
+      --json        print {"output","size"} on stdout
 
 Example:
   diskwright create debbase.img --size 8G
@@ -20,6 +21,7 @@ Example:
   options: {
     size: { type: 'string', short: 's' },
     force: { type: 'boolean', short: 'f' },
+    ...ALLOW_UNALIGNED_OPTION,
   },
   async run(args, ctx) {
     const [image, ...extra] = args.positionals;
@@ -28,9 +30,9 @@ Example:
     }
     const sizeText = stringOption(args, 'size');
     if (sizeText === undefined) throw new DiskwrightError('E_USAGE', 'create: --size is required', { hint: 'e.g. --size 8G' });
-    const size = parseSize(sizeText, 'size');
+    const size = diskSize(args, sizeText, '--size');
     await createImage(image, size, { force: flag(args, 'force') });
-    if (ctx.json) printJson(ctx, { path: image, size });
+    if (ctx.json) printJson(ctx, { output: image, size });
     else ctx.stdout.write(`${image}: ${formatBytes(size)} (${size} bytes), sparse\n`);
     return 0;
   },

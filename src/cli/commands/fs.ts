@@ -1,5 +1,8 @@
 import { stat as hostStat } from 'node:fs/promises';
-import { DiskwrightError, InvalidArgumentError, parseSize, withFilesystem, type FileStat, type FilesystemSession, type OpenFilesystemOptions } from '../../index.js';
+// Direct area imports, not the library barrel: these commands must start fast (bench/cli-start.mjs).
+import { DiskwrightError, InvalidArgumentError } from '../../errors.js';
+import { parseSize } from '../../bytes/index.js';
+import { withFilesystem, type FileStat, type FilesystemSession, type OpenFilesystemOptions } from '../../ext/index.js';
 import { flag, printJson, stringOption, type Command, type CommandContext, type ParsedArgs } from '../command.js';
 import { createProgress } from '../progress.js';
 
@@ -10,9 +13,10 @@ const LOCATION_OPTIONS = {
 const WRITE_OPTIONS = { ...LOCATION_OPTIONS, 'replay-journal': { type: 'boolean' } } as const;
 const OWNER_OPTIONS = { uid: { type: 'string' }, gid: { type: 'string' } } as const;
 
-const LOCATION_HELP = `  --partition N     the filesystem is partition N of a disk image (MBR or GPT)
+const LOCATION_HELP = `  -p, --partition N the filesystem is partition N of a disk image (MBR or GPT)
   --offset BYTES    the filesystem starts at this byte offset (e.g. 1048576 or 2048s)`;
 const REPLAY_HELP = `  --replay-journal  replay a journal that needs recovery instead of refusing to write`;
+const JSON_HELP = `  --json            print what was done as one JSON object (docs/json.md)`;
 
 function usageError(command: string, message: string): DiskwrightError {
   return new DiskwrightError('E_USAGE', `fs ${command}: ${message}`, { hint: `run \`diskwright fs ${command} --help\`` });
@@ -125,6 +129,7 @@ const cat: Command = {
 
 Writes the bytes of PATH (symlinks followed inside the image) to stdout.
 ${LOCATION_HELP}
+  --json            print {image, path, size, encoding: "base64", content} instead
 
 Example:
   diskwright fs cat disk.img /etc/hostname --partition 1`,
@@ -132,6 +137,11 @@ Example:
   async run(args, ctx) {
     const [image, path] = positionals(args, 'cat', 2, 2, 'IMAGE PATH');
     // Streamed: a file of any size goes out in 1 MiB chunks, waiting for stdout to drain.
+    if (ctx.json) {
+      const bytes = await session(image!, args, ctx, false, (fs) => fs.readFile(path!));
+      printJson(ctx, { image, path, size: bytes.length, encoding: 'base64', content: Buffer.from(bytes).toString('base64') });
+      return 0;
+    }
     const out = (chunk: Uint8Array): Promise<void> => new Promise((resolve, reject) => ctx.stdout.write(chunk, (error) => (error ? reject(error) : resolve())));
     await session(image!, args, ctx, false, async (fs) => (fs.readFileChunks ? fs.readFileChunks(path!, out) : out(await fs.readFile(path!))));
     return 0;
@@ -141,7 +151,7 @@ Example:
 const put: Command = {
   name: 'fs put',
   summary: 'copy a host file or directory tree into an ext2/3/4 image',
-  help: `Usage: diskwright fs put IMAGE SOURCE DEST [--mode 0644] [--uid N] [--gid N] [-p] [--partition N]
+  help: `Usage: diskwright fs put IMAGE SOURCE DEST [--mode 0644] [--uid N] [--gid N] [--parents] [--partition N]
 
 Copies the host file SOURCE to DEST inside the image (created or replaced). When SOURCE is a
 directory its contents are copied into DEST (created like mkdir -p): files, directories and symlinks
@@ -149,7 +159,7 @@ with their permission bits; owners from --uid/--gid (default 0:0). Nothing is wr
 unless the whole copy succeeds.
   --mode OCTAL      permission bits for a single file (default: the host file's)
   --uid N, --gid N  numeric owner inside the image
-  -p, --parents     create DEST's parent directories as needed
+  --parents         create DEST's parent directories as needed (long only: -p is --partition)
 ${LOCATION_HELP}
 ${REPLAY_HELP}
   --json            print a summary object
@@ -157,7 +167,7 @@ ${REPLAY_HELP}
 Examples:
   diskwright fs put disk.img ./motd /etc/motd --partition 1 --mode 0644
   diskwright fs put root.img ./overlay/ /opt/app --uid 1000 --gid 1000`,
-  options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, mode: { type: 'string' }, parents: { type: 'boolean', short: 'p' } },
+  options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, mode: { type: 'string' }, parents: { type: 'boolean' } },
   async run(args, ctx) {
     const [image, source, dest] = positionals(args, 'put', 3, 3, 'IMAGE SOURCE DEST');
     const info = await hostStat(source!).catch((error: unknown) => {
@@ -171,7 +181,7 @@ Examples:
       await fs.putFile(source!, dest!, { ...own, ...(mode === undefined ? {} : { mode }), parents: flag(args, 'parents'), onProgress: (p) => progress.update(p) });
       return { files: 1, directories: 0, symlinks: 0, bytes: info.size, skipped: [] as string[] };
     }).finally(() => progress.done());
-    if (ctx.json) printJson(ctx, summary);
+    if (ctx.json) printJson(ctx, { image, dest, ...summary });
     else {
       ctx.stdout.write(`copied ${summary.files} file(s), ${summary.directories} director(ies), ${summary.symlinks} symlink(s), ${summary.bytes} bytes into ${dest}\n`);
       for (const skipped of summary.skipped) ctx.stderr.write(`diskwright: skipped ${skipped}\n`);
@@ -187,7 +197,7 @@ const get: Command = {
 
 Copies PATH (a file, symlink or directory tree) out of the image to HOSTDEST, atomically (a temp
 beside it, renamed when complete). Permission bits are kept; owners are not.
-  --force           replace an existing HOSTDEST file
+  -f, --force       replace an existing HOSTDEST file
 ${LOCATION_HELP}
   --json            print a summary object
 
@@ -197,7 +207,7 @@ Example:
   async run(args, ctx) {
     const [image, path, dest] = positionals(args, 'get', 3, 3, 'IMAGE PATH HOSTDEST');
     const summary = await session(image!, args, ctx, false, (fs) => fs.copyOut(path!, dest!, { overwrite: flag(args, 'force') }));
-    if (ctx.json) printJson(ctx, summary);
+    if (ctx.json) printJson(ctx, { image, path, output: dest, ...summary });
     else ctx.stdout.write(`copied ${summary.files} file(s), ${summary.directories} director(ies), ${summary.symlinks} symlink(s), ${summary.bytes} bytes to ${dest}\n`);
     return 0;
   },
@@ -212,6 +222,7 @@ const rm: Command = {
   -f, --force       ignore paths that do not exist
 ${LOCATION_HELP}
 ${REPLAY_HELP}
+${JSON_HELP}
 
 Example:
   diskwright fs rm disk.img /etc/ssh/ssh_host_rsa_key /etc/ssh/ssh_host_rsa_key.pub --partition 1`,
@@ -221,6 +232,7 @@ Example:
     await session(image!, args, ctx, true, async (fs) => {
       for (const path of paths) await fs.rm(path, { recursive: flag(args, 'recursive'), force: flag(args, 'force') });
     });
+    if (ctx.json) printJson(ctx, { image, removed: paths });
     return 0;
   },
 };
@@ -228,17 +240,19 @@ Example:
 const mkdir: Command = {
   name: 'fs mkdir',
   summary: 'create directories inside an ext2/3/4 image',
-  help: `Usage: diskwright fs mkdir IMAGE PATH... [-p] [--mode 0755] [--uid N] [--gid N] [--partition N]
+  help: `Usage: diskwright fs mkdir IMAGE PATH... [--parents] [--mode 0755] [--uid N] [--gid N] [--partition N]
 
-  -p, --parents     create parents as needed; no error if the directory exists
+  --parents         create parents as needed; no error if the directory exists
+                    (long only: -p is --partition, as in every diskwright command)
   --mode OCTAL      permission bits (default 0755)
   --uid N, --gid N  numeric owner of created directories
 ${LOCATION_HELP}
 ${REPLAY_HELP}
+${JSON_HELP}
 
 Example:
-  diskwright fs mkdir disk.img /etc/systemd/system/serial-getty@ttyS0.service.d -p --partition 1`,
-  options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, parents: { type: 'boolean', short: 'p' }, mode: { type: 'string' } },
+  diskwright fs mkdir disk.img /etc/systemd/system/serial-getty@ttyS0.service.d --parents --partition 1`,
+  options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, parents: { type: 'boolean' }, mode: { type: 'string' } },
   async run(args, ctx) {
     const [image, ...paths] = positionals(args, 'mkdir', 2, 10_000, 'IMAGE PATH...');
     const mode = parseMode(stringOption(args, 'mode'));
@@ -246,6 +260,7 @@ Example:
     await session(image!, args, ctx, true, async (fs) => {
       for (const path of paths) await fs.mkdir(path, { parents: flag(args, 'parents'), ...own, ...(mode === undefined ? {} : { mode }) });
     });
+    if (ctx.json) printJson(ctx, { image, created: paths });
     return 0;
   },
 };
@@ -259,6 +274,7 @@ Creates the symlink LINKPATH -> TARGET inside the image. TARGET is stored as giv
 inside the guest, not on the host). Only symbolic links are supported (-s is accepted and implied).
 ${LOCATION_HELP}
 ${REPLAY_HELP}
+${JSON_HELP}
 
 Example:
   diskwright fs ln disk.img /lib/systemd/system/serial-getty@.service /etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service -s --partition 1`,
@@ -266,6 +282,7 @@ Example:
   async run(args, ctx) {
     const [image, target, link] = positionals(args, 'ln', 3, 3, 'IMAGE TARGET LINKPATH');
     await session(image!, args, ctx, true, (fs) => fs.symlink(target!, link!, owners(args)));
+    if (ctx.json) printJson(ctx, { image, link, target });
     return 0;
   },
 };
@@ -278,6 +295,7 @@ const chmod: Command = {
 MODE is octal (e.g. 0644, 4755). Symlinks are followed inside the image.
 ${LOCATION_HELP}
 ${REPLAY_HELP}
+${JSON_HELP}
 
 Example:
   diskwright fs chmod disk.img 0600 /etc/ssh/sshd_config --partition 1`,
@@ -288,6 +306,7 @@ Example:
     await session(image!, args, ctx, true, async (fs) => {
       for (const path of paths) await fs.chmod(path, mode);
     });
+    if (ctx.json) printJson(ctx, { image, mode: `0${mode.toString(8).padStart(3, '0')}`, paths });
     return 0;
   },
 };
@@ -300,6 +319,7 @@ const chown: Command = {
 Owners are numeric (the image's /etc/passwd is not consulted). Without :GID the group is kept.
 ${LOCATION_HELP}
 ${REPLAY_HELP}
+${JSON_HELP}
 
 Example:
   diskwright fs chown disk.img 1000:1000 /home/user --partition 1`,
@@ -312,6 +332,7 @@ Example:
     await session(image!, args, ctx, true, async (fs) => {
       for (const path of paths) await fs.chown(path, uid, gid ?? (await fs.stat(path)).gid);
     });
+    if (ctx.json) printJson(ctx, { image, uid, gid: gid ?? null, paths });
     return 0;
   },
 };

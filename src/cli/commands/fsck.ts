@@ -20,7 +20,8 @@ uncorrected, 8 operational error, 16 usage error, 32 cancelled, 128 library erro
 Options:
   -p, --partition N  the partition to check (diskwright partitions IMAGE lists them)
       --fix          repair (e2fsck -fy)
-      --preen        repair safe problems only (e2fsck -p)
+      --preen        repair safe problems only (e2fsck -p; long only here: -p is
+                     --partition in every diskwright command)
       --json         print {"exitCode","status","output"}; status is clean/fixed/uncorrectable/error
 
 Examples:

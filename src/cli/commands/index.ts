@@ -1,29 +1,29 @@
 import type { Command } from '../command.js';
-import { commands as create } from './create.js';
-import { commands as partitions } from './partitions.js';
-import { commands as extract } from './extract.js';
-import { commands as fsck } from './fsck.js';
-import { commands as mkfs } from './mkfs.js';
-import { commands as resize } from './resize.js';
-import { commands as info } from './info.js';
-import { commands as fs } from './fs.js';
-import { commands as kernel } from './kernel.js';
-import { commands as template } from './template.js';
-import { commands as instance } from './instance.js';
-import { commands as demo } from './demo.js';
 
-/** Every CLI command, in the order `diskwright --help` lists them. Each area owns its file. */
-export const commands: readonly Command[] = [
-  ...demo,
-  ...create,
-  ...partitions,
-  ...extract,
-  ...fsck,
-  ...mkfs,
-  ...resize,
-  ...info,
-  ...fs,
-  ...kernel,
-  ...template,
-  ...instance,
+/** A file of commands, imported only when one of its commands runs (fast start). */
+export interface CommandModule {
+  /** File name beside this one, recorded in the build's manifest.json. */
+  readonly file: string;
+  load(): Promise<{ readonly commands: readonly Command[] }>;
+}
+
+/**
+ * Every CLI command file, in the order `diskwright --help` lists them. Each area owns its file.
+ * Add a file here as `{ file: 'x.js', load: () => import('./x.js') }` — never import it statically:
+ * `npm run build` records names, help and options in manifest.json so `--help` and option errors
+ * need no command module, and running a command loads only its own file.
+ */
+export const commandModules: readonly CommandModule[] = [
+  { file: 'demo.js', load: () => import('./demo.js') },
+  { file: 'create.js', load: () => import('./create.js') },
+  { file: 'partitions.js', load: () => import('./partitions.js') },
+  { file: 'extract.js', load: () => import('./extract.js') },
+  { file: 'fsck.js', load: () => import('./fsck.js') },
+  { file: 'mkfs.js', load: () => import('./mkfs.js') },
+  { file: 'resize.js', load: () => import('./resize.js') },
+  { file: 'info.js', load: () => import('./info.js') },
+  { file: 'fs.js', load: () => import('./fs.js') },
+  { file: 'kernel.js', load: () => import('./kernel.js') },
+  { file: 'template.js', load: () => import('./template.js') },
+  { file: 'instance.js', load: () => import('./instance.js') },
 ];

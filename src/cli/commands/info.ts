@@ -1,4 +1,6 @@
-import { DiskwrightError, dumpFilesystemHeader, headerNeedsRecovery, findFilesystem, parsePartitionNumber } from '../../index.js';
+// Direct area imports, not the library barrel: this command must start fast (bench/cli-start.mjs).
+import { DiskwrightError } from '../../errors.js';
+import { dumpFilesystemHeader, headerNeedsRecovery, findFilesystem, parsePartitionNumber } from '../../e2fs/index.js';
 import { printJson, stringOption, type Command } from '../command.js';
 
 const info: Command = {

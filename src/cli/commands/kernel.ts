@@ -14,9 +14,9 @@ running VM. IMAGE is a filesystem image (a template) or, with --partition, a dis
 separate /boot partition pass its number: the files are then at its root.
 
 Options:
-  --partition N     partition of a disk image holding /boot (omit for a filesystem image)
+  -p, --partition N partition of a disk image holding /boot (omit for a filesystem image)
   -o, --output DIR  directory for the files (created if missing)
-  --force           replace files of the same name in DIR
+  -f, --force       replace files of the same name in DIR
   --json            print {version, kernel, initrd} as JSON
   -h, --help        show this help
 

@@ -18,7 +18,7 @@ Options:
   -L, --label L   volume label (at most 16 bytes)
   -U, --uuid U    filesystem UUID (default: random)
   -f, --force     replace IMAGE if it exists
-      --json      print {"path","type","size"}
+      --json      print {"output","type","size","from","label"}
 
 Examples:
   diskwright mkfs root.ext3 --type ext3 --size 8G --from ./rootfs --label root
@@ -51,7 +51,7 @@ Examples:
       ...(label !== undefined ? { label } : {}),
       ...(uuid !== undefined ? { uuid } : {}),
     });
-    if (ctx.json) printJson(ctx, { path: image, type, size, from: from ?? null, label: label ?? null });
+    if (ctx.json) printJson(ctx, { output: image, type, size, from: from ?? null, label: label ?? null });
     else ctx.stdout.write(`${image}: ${type} filesystem of ${size} bytes${from !== undefined ? ` from ${from}` : ''}\n`);
     return 0;
   },

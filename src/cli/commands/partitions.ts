@@ -1,4 +1,6 @@
-import { DiskwrightError, formatSfdiskJson, formatSfdiskList, readPartitionTable } from '../../index.js';
+// Direct area imports, not the library barrel: this command must start fast (bench/cli-start.mjs).
+import { DiskwrightError } from '../../errors.js';
+import { formatSfdiskJson, formatSfdiskList, readPartitionTable } from '../../partition/index.js';
 import type { Command } from '../command.js';
 
 const partitions: Command = {

@@ -1,5 +1,5 @@
-import { DiskwrightError, formatBytes, parsePartitionNumber, parseSize, resizeImage } from '../../index.js';
-import { printJson, stringOption, type Command } from '../command.js';
+import { DiskwrightError, formatBytes, parsePartitionNumber, resizeImage } from '../../index.js';
+import { ALLOW_UNALIGNED_OPTION, diskSize, printJson, stringOption, type Command } from '../command.js';
 import { stat } from 'node:fs/promises';
 
 const resize: Command = {
@@ -18,6 +18,7 @@ allows (the filesystem first, then the file).
 
 Options:
   -p, --partition N  the partition to grow (diskwright partitions IMAGE lists them)
+      --allow-unaligned  allow a SIZE that is not a multiple of 512 bytes
       --json         print {"imageSize","blocksCount","blockSize",…}
 
 Examples:
@@ -26,6 +27,7 @@ Examples:
 `,
   options: {
     partition: { type: 'string', short: 'p' },
+    ...ALLOW_UNALIGNED_OPTION,
   },
   async run(args, ctx) {
     const [image, sizeText, ...extra] = args.positionals;
@@ -35,9 +37,9 @@ Examples:
       const current = await stat(image).catch(() => {
         throw new DiskwrightError('E_NOT_FOUND', `cannot open image ${image}`, { path: image, hint: 'check the image path' });
       });
-      size = current.size + parseSize(sizeText.slice(1), 'SIZE');
+      size = current.size + diskSize(args, sizeText.slice(1), 'SIZE');
     } else {
-      size = parseSize(sizeText, 'SIZE');
+      size = diskSize(args, sizeText, 'SIZE');
     }
     const partitionText = stringOption(args, 'partition');
     const result = await resizeImage(image, {

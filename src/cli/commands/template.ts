@@ -78,7 +78,7 @@ console. Writes TEMPLATE.diskwright.json beside it: which files carry which plac
 each operation did. All outputs appear only when every step succeeded; the source disk is only read.
 
 Options:
-  --partition N     partition holding the root filesystem (see \`diskwright partitions DISK\`)
+  -p, --partition N partition holding the root filesystem (see \`diskwright partitions DISK\`)
   -o, --output PATH template file to write
   --ops a,b         run only these operations
   --skip c,d        do not run these operations
@@ -86,7 +86,7 @@ Options:
                     manifest; \`instance create\` uses them by default)
   --replay-journal  replay the journal of a filesystem that was not cleanly unmounted (in the
                     template copy only; without it such a filesystem is refused)
-  --force           replace an existing template, manifest and kernel files
+  -f, --force       replace an existing template, manifest and kernel files
   --json            print the manifest as JSON
   -h, --help        show this help
 
