@@ -27,7 +27,8 @@ export type ErrorCode =
   | 'E_BOOT'
   | 'E_INVALID_ARGUMENT'
   | 'E_USAGE'
-  | 'E_ABORTED';
+  | 'E_ABORTED'
+  | 'E_UNTRUSTED_BACKING';
 
 export interface ErrorDetails {
   /** Byte offset in the image (or table) where the problem was found. */

@@ -1,0 +1,58 @@
+import { constants, deflateRaw, inflateRawSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { Decompress } from 'fzstd';
+import { DiskwrightError } from '../../errors.js';
+import type { CompressionType } from './header.js';
+
+const deflateRawAsync = promisify(deflateRaw);
+
+function damaged(offset: number, cause: unknown): DiskwrightError {
+  return new DiskwrightError('E_OUT_OF_RANGE', `qcow2: the compressed cluster at ${offset} does not decompress`, { offset, cause, hint: 'the image is damaged; `qemu-img check` may tell more' });
+}
+
+/**
+ * Decompresses one compressed cluster into `out` (exactly one cluster). The input may carry
+ * trailing bytes of the next compressed cluster (qcow2.txt: decompression stops when a cluster of
+ * data has been produced); output is capped at the cluster size, so a bomb costs one cluster.
+ */
+export function decompressCluster(type: CompressionType, input: Uint8Array, out: Uint8Array, offset: number): void {
+  if (type === 'zlib') {
+    let data: Buffer;
+    try {
+      data = inflateRawSync(input, { maxOutputLength: out.length, finishFlush: constants.Z_SYNC_FLUSH });
+    } catch (error) {
+      // A stream that fills the cluster exactly and then has more output is still a damaged one.
+      throw damaged(offset, error);
+    }
+    if (data.length !== out.length) throw damaged(offset, new Error(`inflated to ${data.length} bytes, not ${out.length}`));
+    out.set(data);
+    return;
+  }
+  // zstd: QEMU writes one frame; stream it and stop at a cluster's worth (trailing bytes ignored).
+  let filled = 0;
+  const stream = new Decompress((chunk) => {
+    const take = Math.min(chunk.length, out.length - filled);
+    out.set(chunk.subarray(0, take), filled);
+    filled += take;
+  });
+  try {
+    const step = 4096;
+    for (let at = 0; at < input.length && filled < out.length; at += step) {
+      stream.push(input.subarray(at, Math.min(input.length, at + step)));
+    }
+  } catch (error) {
+    if (filled < out.length) throw damaged(offset, error);
+  }
+  // More output than a cluster is the next packed cluster's frame, which is not ours to check.
+  if (filled !== out.length) throw damaged(offset, new Error(`zstd produced ${filled} bytes, not ${out.length}`));
+}
+
+/**
+ * Compresses one cluster the way QEMU does (raw deflate, window bits 12), on the libuv thread
+ * pool so several clusters compress in parallel. Returns undefined when compression does not
+ * save space (the cluster is then stored uncompressed, as qemu-img does).
+ */
+export async function compressCluster(data: Uint8Array): Promise<Uint8Array | undefined> {
+  const out = await deflateRawAsync(data, { windowBits: 12, memLevel: 9 });
+  return out.length < data.length ? out : undefined;
+}

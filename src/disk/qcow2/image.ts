@@ -1,0 +1,845 @@
+import { closeSync, fstatSync } from 'node:fs';
+import { DiskwrightError, LimitError } from '../../errors.js';
+import type { AllocationExtent, AllocationState, Disk } from '../types.js';
+import { decompressCluster } from './compress.js';
+import {
+  COMPAT_LAZY_REFCOUNTS, encodeQcow2Header, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, INCOMPAT_EXTL2, parseQcow2Header, type Qcow2Header,
+} from './header.js';
+import { L2_CACHE_BYTES, MAX_HOST_OFFSET, MAX_L1_BYTES, MAX_REFTABLE_BYTES, REFBLOCK_CACHE_BYTES } from './limits.js';
+import { openHost, readFully, syncHost, writeFully } from './raw-file.js';
+
+/** What the driver asks for when an image names a backing file. */
+export interface BackingRequest {
+  /** The name exactly as the header stores it. */
+  readonly name: string;
+  /** The name resolved against the image's directory (QEMU's rule for relative names). */
+  readonly path: string;
+  /** The backing format header extension, if any. */
+  readonly format: string | undefined;
+  /** Path of the image that names it. */
+  readonly from: string;
+}
+
+export interface Qcow2OpenOptions {
+  readonly readOnly?: boolean;
+  /**
+   * Opens the backing file an image names. Without it, an image that has a backing file is
+   * refused (E_UNTRUSTED_BACKING): diskwright never follows a backing file nobody allowed.
+   */
+  readonly openBacking?: (request: BackingRequest) => Disk;
+}
+
+/** Facts about an open qcow2 image, as `qemu-img info` reports them. */
+export interface Qcow2Facts {
+  readonly version: 2 | 3;
+  readonly compat: '0.10' | '1.1';
+  readonly clusterSize: number;
+  readonly refcountBits: number;
+  readonly lazyRefcounts: boolean;
+  readonly dirty: boolean;
+  readonly corrupt: boolean;
+  readonly extendedL2: boolean;
+  readonly compressionType: 'zlib' | 'zstd';
+  readonly backingFile: string | undefined;
+  readonly backingFormat: string | undefined;
+  readonly snapshots: number;
+}
+
+type Kind = 'unallocated' | 'zero' | 'data' | 'compressed';
+
+/** One guest cluster's L2 entry, decoded. */
+interface Entry {
+  readonly kind: Kind;
+  /** Host offset of a standard cluster (0 when none), or of compressed data. */
+  readonly host: number;
+  readonly copied: boolean;
+  /** Compressed: bytes from `host` to read. */
+  readonly csize: number;
+  /** Compressed: the refcounted span `[cstart, cstart + cspan)`. */
+  readonly cstart: number;
+  readonly cspan: number;
+  /** Extended L2: allocation and zero bitmaps. */
+  readonly alloc: number;
+  readonly zeros: number;
+}
+
+/** A contiguous piece of a guest range, as the read and allocation paths see it. */
+interface Segment {
+  guest: number;
+  length: number;
+  state: 'data' | 'zero' | 'backing' | 'compressed';
+  host: number;
+  entry?: Entry;
+}
+
+interface Cached {
+  readonly bytes: Uint8Array;
+  dirty: boolean;
+}
+
+const TWO32 = 2 ** 32;
+const FLAG_COPIED_HI = 0x80000000;
+const FLAG_COMPRESSED_HI = 0x40000000;
+
+function corrupt(message: string, offset: number, code: 'E_OUT_OF_RANGE' | 'E_OVERLAP' = 'E_OUT_OF_RANGE'): DiskwrightError {
+  return new DiskwrightError(code, `qcow2: ${message}`, { offset, hint: 'the image is damaged; `qemu-img check` may tell more' });
+}
+
+/** Standard host offset from the two big-endian words of an L1/L2 entry (bits 9–55). */
+function hostOffset(hi: number, lo: number): number {
+  return (hi & 0x00ffffff) * TWO32 + (lo >>> 9) * 512;
+}
+
+/**
+ * A qcow2 image as a {@link Disk} (QEMU docs/interop/qcow2.txt). Synchronous, like every Disk.
+ *
+ * Reads: versions 2 and 3, 512 B–2 MiB clusters, zero clusters, deflate and zstd compressed
+ * clusters, extended L2 entries (subclusters), backing files through `openBacking`.
+ * Writes: cluster allocation with eager refcounts (lazy-refcount images are kept consistent too),
+ * copy-on-write of partial clusters from the backing file, discard as zero clusters (v3), L1 growth.
+ * Metadata is written back on `flush()` in the order that keeps the file consistent at every
+ * step: refcount blocks and table, then L2 tables, then the L1 table and header, then frees.
+ * Writes are refused on images with snapshots, extended L2 entries, or the dirty or corrupt bit.
+ */
+export class Qcow2Disk implements Disk {
+  readonly format = 'qcow2' as const;
+  readonly readOnly: boolean;
+  readonly backing: Disk | undefined;
+  private header: Qcow2Header;
+  private virtualSize: number;
+  private fd: number | undefined;
+  private fileSize: number;
+  private readonly cs: number;
+  private readonly cb: number;
+  private readonly extL2: boolean;
+  private readonly entryBytes: number;
+  private readonly l2Entries: number;
+  private readonly subclusterSize: number;
+  private l1: Uint8Array;
+  private l1Size: number;
+  private l1Offset: number;
+  private l1Dirty = false;
+  private readonly l2Cache = new Map<number, Cached>();
+  /** Every L2 table offset the active L1 names: data clusters must not overlap them. */
+  private readonly l2Offsets = new Set<number>();
+  private refTable: Uint8Array | undefined;
+  private refTableOffset: number;
+  private refTableClusters: number;
+  private refTableDirty = false;
+  private readonly refCache = new Map<number, Cached>();
+  private readonly refBits: number;
+  private readonly refPerBlock: number;
+  private headerDirty = false;
+  private touched = false;
+  /** First cluster index past everything allocated: new clusters go here. */
+  private end: number;
+  /** Host byte where the next compressed cluster may start (0: start a new cluster). */
+  private compressedCursor = 0;
+  /** Refcount decrements to apply once the metadata no longer referencing them is durable. */
+  private pendingFree: { start: number; length: number }[] = [];
+  private lastInflated: { host: number; bytes: Uint8Array } | undefined;
+
+  private constructor(readonly path: string, fd: number, header: Qcow2Header, fileSize: number, readOnly: boolean, backing: Disk | undefined) {
+    this.fd = fd;
+    this.header = header;
+    this.readOnly = readOnly;
+    this.backing = backing;
+    this.fileSize = fileSize;
+    this.virtualSize = header.size;
+    this.cs = header.clusterSize;
+    this.cb = header.clusterBits;
+    this.extL2 = (header.incompatibleFeatures & INCOMPAT_EXTL2) !== 0n;
+    this.entryBytes = this.extL2 ? 16 : 8;
+    this.l2Entries = this.cs / this.entryBytes;
+    this.subclusterSize = this.extL2 ? this.cs / 32 : this.cs;
+    this.l1Size = header.l1Size;
+    this.l1Offset = header.l1TableOffset;
+    this.l1 = new Uint8Array(0);
+    this.refTableOffset = header.refcountTableOffset;
+    this.refTableClusters = header.refcountTableClusters;
+    this.refBits = 2 ** header.refcountOrder;
+    this.refPerBlock = (this.cs * 8) / this.refBits;
+    this.end = Math.ceil(fileSize / this.cs);
+  }
+
+  /** Opens `path` as qcow2. Its backing file is opened only through `options.openBacking`. */
+  static open(path: string, options: Qcow2OpenOptions = {}): Qcow2Disk {
+    const readOnly = options.readOnly ?? true;
+    const fd = openHost(path, readOnly ? 'r' : 'r+');
+    let backing: Disk | undefined;
+    try {
+      const fileSize = fstatSync(fd).size;
+      const first = new Uint8Array(Math.min(fileSize, 2 ** 21));
+      readFully(fd, first, 0, path);
+      const probe = parseQcow2Header(first, fileSize);
+      const header = parseQcow2Header(first.subarray(0, Math.min(first.length, probe.clusterSize)), fileSize);
+      if (!readOnly) assertWritable(header, path);
+      if (header.backingFile !== undefined) {
+        if (!options.openBacking) {
+          throw new DiskwrightError('E_UNTRUSTED_BACKING', `${path} names a backing file (${header.backingFile}) that diskwright was not allowed to follow`, {
+            path,
+            hint: 'pass --format qcow2 to trust this image and its backing chain, or convert it to a standalone image first',
+          });
+        }
+        backing = options.openBacking({ name: header.backingFile, path: resolveBacking(path, header.backingFile), format: header.backingFormat, from: path });
+      }
+      const disk = new Qcow2Disk(path, fd, header, fileSize, readOnly, backing);
+      disk.loadTables();
+      return disk;
+    } catch (error) {
+      backing?.close();
+      closeSync(fd);
+      throw error;
+    }
+  }
+
+  get size(): number {
+    return this.virtualSize;
+  }
+
+  /** The header facts `info` reports. */
+  facts(): Qcow2Facts {
+    const h = this.header;
+    return {
+      version: h.version,
+      compat: h.version === 2 ? '0.10' : '1.1',
+      clusterSize: this.cs,
+      refcountBits: this.refBits,
+      lazyRefcounts: (h.compatibleFeatures & COMPAT_LAZY_REFCOUNTS) !== 0n,
+      dirty: (h.incompatibleFeatures & INCOMPAT_DIRTY) !== 0n,
+      corrupt: (h.incompatibleFeatures & INCOMPAT_CORRUPT) !== 0n,
+      extendedL2: this.extL2,
+      compressionType: h.compressionType,
+      backingFile: h.backingFile,
+      backingFormat: h.backingFormat,
+      snapshots: h.nbSnapshots,
+    };
+  }
+
+  /** Host file bytes the image occupies (qemu-img's actual-size is the allocated blocks instead). */
+  get fileLength(): number {
+    return this.fileSize;
+  }
+
+  private loadTables(): void {
+    const needed = Math.ceil(this.virtualSize / (this.cs * this.l2Entries));
+    if (this.l1Size < needed) throw corrupt(`the L1 table (${this.l1Size} entries) is too small for the virtual size ${this.virtualSize} (needs ${needed})`, 36);
+    if (this.l1Size * 8 > MAX_L1_BYTES) throw new LimitError(`qcow2: the L1 table of ${this.l1Size} entries exceeds ${MAX_L1_BYTES} bytes`, { offset: 36, actual: this.l1Size });
+    if (this.refTableClusters * this.cs > MAX_REFTABLE_BYTES) {
+      throw new LimitError(`qcow2: the refcount table of ${this.refTableClusters} clusters exceeds ${MAX_REFTABLE_BYTES} bytes`, { offset: 56, actual: this.refTableClusters });
+    }
+    this.l1 = new Uint8Array(this.l1Size * 8);
+    this.hostRead(this.l1, this.l1Offset);
+    const dv = new DataView(this.l1.buffer);
+    for (let i = 0; i < this.l1Size; i++) {
+      const off = hostOffset(dv.getUint32(i * 8), dv.getUint32(i * 8 + 4));
+      if (off === 0) continue;
+      this.checkMetadataCluster(off, `L2 table of L1 entry ${i}`);
+      this.l2Offsets.add(off);
+    }
+  }
+
+  /** A cluster-sized metadata structure must be aligned, inside the file and clear of the fixed tables. */
+  private checkMetadataCluster(off: number, what: string): void {
+    if (off % this.cs !== 0) throw corrupt(`${what} at ${off} is not cluster-aligned`, off);
+    if (off + this.cs > this.hostEnd() || off >= MAX_HOST_OFFSET) throw corrupt(`${what} at ${off} is past the end of the file (${this.fileSize})`, off);
+    this.checkClearOfFixed(off, this.cs, what);
+  }
+
+  private checkClearOfFixed(off: number, length: number, what: string): void {
+    const overlaps = (start: number, len: number): boolean => off < start + len && start < off + length;
+    if (overlaps(0, this.cs)) throw corrupt(`${what} at ${off} overlaps the header`, off, 'E_OVERLAP');
+    if (this.l1Size > 0 && overlaps(this.l1Offset, this.l1Size * 8)) throw corrupt(`${what} at ${off} overlaps the L1 table`, off, 'E_OVERLAP');
+    if (overlaps(this.refTableOffset, this.refTableClusters * this.cs)) throw corrupt(`${what} at ${off} overlaps the refcount table`, off, 'E_OVERLAP');
+  }
+
+  /** End of what the file holds or this session has allocated (fresh metadata may be unwritten). */
+  private hostEnd(): number {
+    return Math.max(this.fileSize, this.end * this.cs);
+  }
+
+  // ---- host I/O -------------------------------------------------------------------------------
+
+  private descriptor(): number {
+    if (this.fd === undefined) throw new DiskwrightError('E_IO', `${this.path}: used after close`, { path: this.path });
+    return this.fd;
+  }
+
+  private hostRead(buffer: Uint8Array, position: number): void {
+    readFully(this.descriptor(), buffer, position, this.path);
+  }
+
+  private hostWrite(buffer: Uint8Array, position: number): void {
+    writeFully(this.descriptor(), buffer, position, this.path);
+    if (position + buffer.length > this.fileSize) this.fileSize = position + buffer.length;
+  }
+
+  // ---- L1 / L2 --------------------------------------------------------------------------------
+
+  private l1Entry(index: number): { off: number; copied: boolean } {
+    const dv = new DataView(this.l1.buffer, this.l1.byteOffset + index * 8, 8);
+    const hi = dv.getUint32(0);
+    return { off: hostOffset(hi, dv.getUint32(4)), copied: (hi & FLAG_COPIED_HI) !== 0 };
+  }
+
+  private loadL2(off: number): Cached {
+    let table = this.l2Cache.get(off);
+    if (table) return table;
+    if (this.l2Cache.size * this.cs >= L2_CACHE_BYTES) this.evict(this.l2Cache);
+    const bytes = new Uint8Array(this.cs);
+    this.hostRead(bytes, off);
+    table = { bytes, dirty: false };
+    this.l2Cache.set(off, table);
+    return table;
+  }
+
+  /** Drops clean cached tables; dirty ones are written back (in order) first. */
+  private evict(cache: Map<number, Cached>): void {
+    if ([...cache.values()].some((t) => t.dirty)) this.flush();
+    cache.clear();
+  }
+
+  private entry(cluster: number): Entry {
+    const l1i = Math.floor(cluster / this.l2Entries);
+    const none: Entry = { kind: 'unallocated', host: 0, copied: false, csize: 0, cstart: 0, cspan: 0, alloc: 0, zeros: 0 };
+    if (l1i >= this.l1Size) return none;
+    const { off } = this.l1Entry(l1i);
+    if (off === 0) return none;
+    const table = this.loadL2(off);
+    const dv = new DataView(table.bytes.buffer, (cluster % this.l2Entries) * this.entryBytes, this.entryBytes);
+    const hi = dv.getUint32(0);
+    const lo = dv.getUint32(4);
+    const alloc = this.extL2 ? dv.getUint32(12) : 0;
+    const zeros = this.extL2 ? dv.getUint32(8) : 0;
+    if (hi & FLAG_COMPRESSED_HI) return this.compressedEntry(hi, lo, cluster);
+    const host = hostOffset(hi, lo);
+    const copied = (hi & FLAG_COPIED_HI) !== 0;
+    if (host !== 0) {
+      if (host % this.cs !== 0) throw corrupt(`data cluster of guest cluster ${cluster} at ${host} is not cluster-aligned`, host);
+      if (host >= this.hostEnd()) throw corrupt(`data cluster of guest cluster ${cluster} at ${host} is past the end of the file (${this.fileSize})`, host);
+      this.checkClearOfFixed(host, this.cs, `data cluster of guest cluster ${cluster}`);
+      if (this.l2Offsets.has(host)) throw corrupt(`data cluster of guest cluster ${cluster} at ${host} overlaps an L2 table`, host, 'E_OVERLAP');
+    }
+    if (this.extL2) return { kind: host !== 0 ? 'data' : 'unallocated', host, copied, csize: 0, cstart: 0, cspan: 0, alloc, zeros };
+    // Bit 0: reads as zeros (QEMU reads a v2 image's stray zero flag the same way).
+    if (lo & 1) return { kind: 'zero', host, copied, csize: 0, cstart: 0, cspan: 0, alloc, zeros };
+    return { kind: host !== 0 ? 'data' : 'unallocated', host, copied, csize: 0, cstart: 0, cspan: 0, alloc, zeros };
+  }
+
+  private compressedEntry(hi: number, lo: number, cluster: number): Entry {
+    // qcow2.txt: x = 62 - (cluster_bits - 8); bits 0..x-1 offset, bits x..61 additional sectors.
+    const value = (BigInt(hi & 0x3fffffff) << 32n) | BigInt(lo);
+    const shift = BigInt(62 - (this.cb - 8));
+    const host = Number(value & ((1n << shift) - 1n));
+    const sectors = Number((value >> shift) & ((1n << BigInt(this.cb - 8)) - 1n)) + 1;
+    const cstart = host - (host % 512);
+    const cspan = sectors * 512;
+    if (host >= this.fileSize) throw corrupt(`compressed data of guest cluster ${cluster} at ${host} is past the end of the file (${this.fileSize})`, host);
+    this.checkClearOfFixed(cstart, cspan, `compressed data of guest cluster ${cluster}`);
+    return { kind: 'compressed', host, copied: false, csize: cstart + cspan - host, cstart, cspan, alloc: 0, zeros: 0 };
+  }
+
+  /** Splits `[position, position + length)` into merged segments of one state each. */
+  private segments(position: number, length: number): Segment[] {
+    const out: Segment[] = [];
+    const push = (seg: Segment): void => {
+      const last = out[out.length - 1];
+      if (last && last.state === seg.state && seg.state !== 'compressed' && last.guest + last.length === seg.guest && (seg.state !== 'data' || last.host + last.length === seg.host)) {
+        last.length += seg.length;
+      } else out.push(seg);
+    };
+    const unallocated = this.backing ? 'backing' : 'zero';
+    let pos = position;
+    const endPos = position + length;
+    while (pos < endPos) {
+      const cluster = Math.floor(pos / this.cs);
+      const inCluster = pos - cluster * this.cs;
+      const n = Math.min(this.cs - inCluster, endPos - pos);
+      const e = this.entry(cluster);
+      if (e.kind === 'compressed') push({ guest: pos, length: n, state: 'compressed', host: e.host, entry: e });
+      else if (this.extL2) {
+        let at = inCluster;
+        while (at < inCluster + n) {
+          const sc = Math.floor(at / this.subclusterSize);
+          const take = Math.min((sc + 1) * this.subclusterSize, inCluster + n) - at;
+          const bit = 2 ** sc;
+          const allocated = Math.floor(e.alloc / bit) % 2 === 1;
+          const zero = Math.floor(e.zeros / bit) % 2 === 1;
+          if (allocated) {
+            if (e.host === 0) throw corrupt(`guest cluster ${cluster} has allocated subclusters but no host cluster`, pos);
+            push({ guest: cluster * this.cs + at, length: take, state: 'data', host: e.host + at });
+          } else push({ guest: cluster * this.cs + at, length: take, state: zero ? 'zero' : unallocated, host: 0 });
+          at += take;
+        }
+      } else if (e.kind === 'data') push({ guest: pos, length: n, state: 'data', host: e.host + inCluster });
+      else push({ guest: pos, length: n, state: e.kind === 'zero' ? 'zero' : unallocated, host: 0 });
+      pos += n;
+    }
+    return out;
+  }
+
+  // ---- Disk: read -----------------------------------------------------------------------------
+
+  private checkRange(position: number, length: number, what: string): void {
+    if (!Number.isSafeInteger(position) || position < 0 || position + length > this.virtualSize) {
+      throw new DiskwrightError('E_OUT_OF_RANGE', `${this.path}: ${what} of ${length} bytes at ${position} is outside the ${this.virtualSize}-byte disk`, { path: this.path, offset: position });
+    }
+  }
+
+  read(buffer: Uint8Array, position: number): void {
+    this.checkRange(position, buffer.length, 'read');
+    for (const seg of this.segments(position, buffer.length)) {
+      const part = buffer.subarray(seg.guest - position, seg.guest - position + seg.length);
+      if (seg.state === 'data') this.hostRead(part, seg.host);
+      else if (seg.state === 'zero') part.fill(0);
+      else if (seg.state === 'backing') this.readBacking(part, seg.guest);
+      else {
+        const inflated = this.inflate(seg.entry!);
+        const from = seg.guest % this.cs;
+        part.set(inflated.subarray(from, from + seg.length));
+      }
+    }
+  }
+
+  private readBacking(part: Uint8Array, guest: number): void {
+    const backing = this.backing!;
+    const have = Math.max(0, Math.min(part.length, backing.size - guest));
+    if (have > 0) backing.read(part.subarray(0, have), guest);
+    part.fill(0, have);
+  }
+
+  private inflate(e: Entry): Uint8Array {
+    if (this.lastInflated?.host === e.host) return this.lastInflated.bytes;
+    const input = new Uint8Array(Math.min(e.csize, this.fileSize - e.host));
+    this.hostRead(input, e.host);
+    const bytes = new Uint8Array(this.cs);
+    decompressCluster(this.header.compressionType, input, bytes, e.host);
+    this.lastInflated = { host: e.host, bytes };
+    return bytes;
+  }
+
+  allocation(position: number, length: number): AllocationExtent[] {
+    this.checkRange(position, length, 'allocation query');
+    const out: { position: number; length: number; state: AllocationState }[] = [];
+    for (const seg of this.segments(position, length)) {
+      const state: AllocationState = seg.state === 'compressed' ? 'data' : seg.state;
+      const last = out[out.length - 1];
+      if (last && last.state === state) last.length += seg.length;
+      else out.push({ position: seg.guest, length: seg.length, state });
+    }
+    return out;
+  }
+
+  // ---- refcounts ------------------------------------------------------------------------------
+
+  private loadRefTable(): Uint8Array {
+    if (!this.refTable) {
+      this.refTable = new Uint8Array(this.refTableClusters * this.cs);
+      this.hostRead(this.refTable, this.refTableOffset);
+    }
+    return this.refTable;
+  }
+
+  private refBlockOffset(blockIndex: number): number {
+    const table = this.loadRefTable();
+    if (blockIndex * 8 >= table.length) return 0;
+    const dv = new DataView(table.buffer, blockIndex * 8, 8);
+    const off = hostOffset(dv.getUint32(0), dv.getUint32(4));
+    if (off !== 0) this.checkMetadataCluster(off, `refcount block ${blockIndex}`);
+    return off;
+  }
+
+  private loadRefBlock(off: number): Cached {
+    let block = this.refCache.get(off);
+    if (block) return block;
+    if (this.refCache.size * this.cs >= REFBLOCK_CACHE_BYTES) this.evict(this.refCache);
+    const bytes = new Uint8Array(this.cs);
+    this.hostRead(bytes, off);
+    block = { bytes, dirty: false };
+    this.refCache.set(off, block);
+    return block;
+  }
+
+  private getRef(cluster: number): number {
+    const off = this.refBlockOffset(Math.floor(cluster / this.refPerBlock));
+    if (off === 0) return 0;
+    return readRefEntry(this.loadRefBlock(off).bytes, cluster % this.refPerBlock, this.refBits);
+  }
+
+  private setRef(cluster: number, value: number): void {
+    const blockIndex = Math.floor(cluster / this.refPerBlock);
+    if (blockIndex * 8 >= this.loadRefTable().length) this.growRefTable(blockIndex);
+    let off = this.refBlockOffset(blockIndex);
+    if (off === 0) {
+      // A new refcount block at the end; it may well describe itself.
+      const at = this.end++;
+      off = at * this.cs;
+      this.refCache.set(off, { bytes: new Uint8Array(this.cs), dirty: true });
+      const dv = new DataView(this.refTable!.buffer, blockIndex * 8, 8);
+      dv.setUint32(0, Math.floor(off / TWO32));
+      dv.setUint32(4, off % TWO32);
+      this.refTableDirty = true;
+      this.setRef(at, 1);
+    }
+    const block = this.loadRefBlock(off);
+    if (value >= 2 ** Math.min(this.refBits, 53)) throw new LimitError(`qcow2: refcount of cluster ${cluster} would overflow ${this.refBits} bits`, { offset: cluster * this.cs });
+    writeRefEntry(block.bytes, cluster % this.refPerBlock, this.refBits, value);
+    block.dirty = true;
+  }
+
+  private growRefTable(blockIndex: number): void {
+    const oldTable = this.loadRefTable();
+    const entries = Math.max(blockIndex + 2, Math.ceil((oldTable.length / 8) * 1.5));
+    const clusters = Math.ceil((entries * 8) / this.cs);
+    if (clusters * this.cs > MAX_REFTABLE_BYTES) throw new LimitError(`qcow2: the refcount table would exceed ${MAX_REFTABLE_BYTES} bytes`, { path: this.path });
+    const table = new Uint8Array(clusters * this.cs);
+    table.set(oldTable);
+    const at = this.end;
+    this.end += clusters;
+    this.pendingFree.push({ start: this.refTableOffset, length: this.refTableClusters * this.cs });
+    this.refTable = table;
+    this.refTableOffset = at * this.cs;
+    this.refTableClusters = clusters;
+    this.refTableDirty = true;
+    this.headerDirty = true;
+    for (let c = at; c < at + clusters; c++) this.setRef(c, 1);
+  }
+
+  /** `count` contiguous new clusters at the end of the file, refcount 1. */
+  private allocate(count: number): number {
+    const at = this.end;
+    this.end += count;
+    for (let c = at; c < at + count; c++) this.setRef(c, 1);
+    if (this.end * this.cs > MAX_HOST_OFFSET) throw new LimitError('qcow2: the image file would exceed 64 PiB', { path: this.path });
+    return at * this.cs;
+  }
+
+  // ---- Disk: write ----------------------------------------------------------------------------
+
+  private assertOpenForWrite(): void {
+    if (this.readOnly) throw new DiskwrightError('E_IO', `${this.path} is open read-only`, { path: this.path });
+    if (!this.touched) {
+      this.touched = true;
+      // We do not maintain bitmaps: qcow2.txt requires clearing auto-clear bits before writing.
+      if (this.header.autoclearFeatures !== 0n) {
+        this.header = { ...this.header, autoclearFeatures: 0n };
+        this.headerDirty = true;
+      }
+    }
+  }
+
+  private l2ForWrite(cluster: number): { table: Cached; index: number } {
+    const l1i = Math.floor(cluster / this.l2Entries);
+    const { off, copied } = this.l1Entry(l1i);
+    if (off !== 0 && !copied && this.getRef(off / this.cs) !== 1) {
+      throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `${this.path}: L2 table at ${off} is shared (snapshots); diskwright does not write such images`, { path: this.path });
+    }
+    if (off !== 0) return { table: this.loadL2(off), index: cluster % this.l2Entries };
+    const at = this.allocate(1);
+    const table: Cached = { bytes: new Uint8Array(this.cs), dirty: true };
+    if (this.l2Cache.size * this.cs >= L2_CACHE_BYTES) this.evict(this.l2Cache);
+    this.l2Cache.set(at, table);
+    this.l2Offsets.add(at);
+    const dv = new DataView(this.l1.buffer, l1i * 8, 8);
+    dv.setUint32(0, (Math.floor(at / TWO32) | FLAG_COPIED_HI) >>> 0);
+    dv.setUint32(4, at % TWO32);
+    this.l1Dirty = true;
+    return { table, index: cluster % this.l2Entries };
+  }
+
+  /** Points guest `cluster` at `host` (0 with `zero`: a plain zero cluster; 0 alone: unallocated). */
+  private setEntry(cluster: number, host: number, zero = false): void {
+    const { table, index } = this.l2ForWrite(cluster);
+    const dv = new DataView(table.bytes.buffer, index * this.entryBytes, 8);
+    const hi = host === 0 ? 0 : (Math.floor(host / TWO32) | FLAG_COPIED_HI) >>> 0;
+    dv.setUint32(0, hi);
+    dv.setUint32(4, (host % TWO32) + (zero ? 1 : 0));
+    table.dirty = true;
+  }
+
+  /** Schedules the old storage of an entry for release once nothing durable references it. */
+  private release(e: Entry): void {
+    if (e.kind === 'compressed') this.pendingFree.push({ start: e.cstart, length: e.cspan });
+    else if (e.host !== 0) this.pendingFree.push({ start: e.host, length: this.cs });
+    if (e.kind === 'compressed' && this.lastInflated?.host === e.host) this.lastInflated = undefined;
+  }
+
+  write(buffer: Uint8Array, position: number): void {
+    this.checkRange(position, buffer.length, 'write');
+    this.assertOpenForWrite();
+    let pos = position;
+    const endPos = position + buffer.length;
+    while (pos < endPos) {
+      const cluster = Math.floor(pos / this.cs);
+      const inCluster = pos - cluster * this.cs;
+      const n = Math.min(this.cs - inCluster, endPos - pos);
+      const e = this.entry(cluster);
+      const src = buffer.subarray(pos - position, pos - position + n);
+      if (e.kind === 'data' && e.copied) {
+        // In place; extend over following clusters that are in place and contiguous too.
+        let run = n;
+        for (let next = cluster + 1; pos + run < endPos; next++) {
+          const ne = this.entry(next);
+          if (!(ne.kind === 'data' && ne.copied && ne.host === e.host + (next - cluster) * this.cs)) break;
+          run += Math.min(this.cs, endPos - pos - run);
+        }
+        this.hostWrite(buffer.subarray(pos - position, pos - position + run), e.host + inCluster);
+        pos += run;
+        continue;
+      }
+      if (inCluster === 0 && n === this.cs) {
+        // Whole new clusters: allocate a contiguous run and write it in one go.
+        let count = 1;
+        while (pos + (count + 1) * this.cs <= endPos) {
+          const ne = this.entry(cluster + count);
+          if (ne.kind === 'data' && ne.copied) break;
+          count++;
+        }
+        const host = this.allocate(count);
+        this.hostWrite(buffer.subarray(pos - position, pos - position + count * this.cs), host);
+        for (let i = 0; i < count; i++) {
+          const old = i === 0 ? e : this.entry(cluster + i);
+          this.setEntry(cluster + i, host + i * this.cs);
+          this.release(old);
+        }
+        pos += count * this.cs;
+        continue;
+      }
+      // Copy-on-write of a partly written cluster: what the guest sees now, then the new bytes.
+      const full = new Uint8Array(this.cs);
+      const visible = Math.min(this.cs, this.virtualSize - cluster * this.cs);
+      this.read(full.subarray(0, visible), cluster * this.cs);
+      full.set(src, inCluster);
+      const host = this.allocate(1);
+      this.hostWrite(full, host);
+      this.setEntry(cluster, host);
+      this.release(e);
+      pos += n;
+    }
+  }
+
+  /**
+   * Stores guest cluster `cluster` as compressed bytes (from {@link compressCluster}), packed
+   * byte-wise after the previous compressed cluster as QEMU does. For fresh images (convert -c).
+   */
+  writeCompressed(cluster: number, compressed: Uint8Array): void {
+    this.checkRange(cluster * this.cs, 1, 'compressed write');
+    this.assertOpenForWrite();
+    if (compressed.length > this.cs) throw new DiskwrightError('E_INVALID_ARGUMENT', 'compressed cluster larger than a cluster', { path: this.path });
+    const old = this.entry(cluster);
+    let start = this.compressedCursor;
+    // Continue in the current cluster only if the data may spill into the very next one, which
+    // must then be fresh at the end of the file.
+    const startCluster = Math.floor(start / this.cs);
+    if (start === 0 || startCluster !== this.end - 1 || start % this.cs === 0) start = this.allocate(1);
+    else this.setRef(startCluster, this.getRef(startCluster) + 1);
+    const last = start + compressed.length - 1;
+    for (let c = Math.floor(start / this.cs) + 1; c <= Math.floor(last / this.cs); c++) {
+      if (c !== this.end) throw new DiskwrightError('E_IO', 'qcow2: compressed allocation lost contiguity', { path: this.path });
+      this.allocate(1);
+    }
+    this.hostWrite(compressed, start);
+    this.compressedCursor = last + 1;
+    const sectors = Math.floor(last / 512) - Math.floor(start / 512);
+    const value = (1n << 62n) | (BigInt(sectors) << BigInt(62 - (this.cb - 8))) | BigInt(start);
+    const { table, index } = this.l2ForWrite(cluster);
+    const dv = new DataView(table.bytes.buffer, index * this.entryBytes, 8);
+    dv.setBigUint64(0, value);
+    table.dirty = true;
+    this.release(old);
+  }
+
+  discard(position: number, length: number): void {
+    this.checkRange(position, length, 'discard');
+    this.assertOpenForWrite();
+    let pos = position;
+    const endPos = position + length;
+    while (pos < endPos) {
+      const cluster = Math.floor(pos / this.cs);
+      const inCluster = pos - cluster * this.cs;
+      const clusterEnd = Math.min((cluster + 1) * this.cs, this.virtualSize);
+      const n = Math.min(clusterEnd - pos, endPos - pos);
+      const e = this.entry(cluster);
+      const readsZero = e.kind === 'zero' || (e.kind === 'unallocated' && !this.backing);
+      if (!readsZero) {
+        if (inCluster === 0 && pos + n === clusterEnd) {
+          if (this.header.version === 3) this.setEntry(cluster, 0, true);
+          else if (!this.backing) this.setEntry(cluster, 0);
+          else {
+            // v2 has no zero clusters: over a backing file, zeros must be stored.
+            this.write(new Uint8Array(n), pos);
+            pos += n;
+            continue;
+          }
+          this.release(e);
+        } else this.write(new Uint8Array(n), pos);
+      }
+      pos += n;
+    }
+  }
+
+  resize(size: number): void {
+    if (!Number.isSafeInteger(size) || size < 0) throw new DiskwrightError('E_INVALID_ARGUMENT', `invalid size ${size}`);
+    if (size < this.virtualSize) {
+      throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `${this.path}: shrinking a qcow2 image is not supported`, { path: this.path, hint: 'convert to raw, shrink, convert back' });
+    }
+    this.assertOpenForWrite();
+    const oldSize = this.virtualSize;
+    const needed = Math.ceil(size / (this.cs * this.l2Entries));
+    if (needed * 8 > MAX_L1_BYTES) throw new LimitError(`qcow2: ${size} bytes need an L1 table larger than ${MAX_L1_BYTES} bytes`, { hint: 'use a larger --cluster-size' });
+    if (needed > this.l1Size) {
+      const capacity = this.l1Size === 0 ? 0 : Math.ceil((this.l1Size * 8) / this.cs) * this.cs;
+      const l1 = new Uint8Array(Math.ceil((needed * 8) / this.cs) * this.cs);
+      l1.set(this.l1);
+      if (needed * 8 > capacity) {
+        const clusters = l1.length / this.cs;
+        const at = this.allocate(clusters);
+        if (this.l1Size > 0) this.pendingFree.push({ start: this.l1Offset, length: capacity });
+        this.l1Offset = at;
+      }
+      this.l1 = l1.subarray(0, needed * 8);
+      this.l1Size = needed;
+      this.l1Dirty = true;
+    }
+    this.virtualSize = size;
+    this.headerDirty = true;
+    // A longer backing file must not show through the new tail.
+    if (this.backing && this.backing.size > oldSize) this.discard(oldSize, Math.min(this.backing.size, size) - oldSize);
+    this.flush();
+  }
+
+  // ---- flush ----------------------------------------------------------------------------------
+
+  flush(): void {
+    if (this.readOnly || this.fd === undefined) return;
+    const wroteRefs = this.writeRefs();
+    if (wroteRefs) syncHost(this.descriptor(), this.path);
+    let wroteL2 = false;
+    for (const [off, table] of this.l2Cache) {
+      if (!table.dirty) continue;
+      this.hostWrite(table.bytes, off);
+      table.dirty = false;
+      wroteL2 = true;
+    }
+    if (wroteL2) syncHost(this.descriptor(), this.path);
+    if (this.l1Dirty || this.headerDirty) {
+      if (this.l1Dirty) {
+        const padded = new Uint8Array(Math.ceil(this.l1.length / this.cs) * this.cs);
+        padded.set(this.l1);
+        this.hostWrite(padded, this.l1Offset);
+        if (this.headerDirty) syncHost(this.descriptor(), this.path);
+      }
+      if (this.headerDirty) this.writeHeader();
+      this.l1Dirty = false;
+      this.headerDirty = false;
+      syncHost(this.descriptor(), this.path);
+    }
+    if (this.pendingFree.length > 0) {
+      const frees = this.pendingFree;
+      this.pendingFree = [];
+      for (const { start, length } of frees) {
+        for (let c = Math.floor(start / this.cs); c <= Math.floor((start + length - 1) / this.cs); c++) {
+          const ref = this.getRef(c);
+          if (ref === 0) throw corrupt(`cluster ${c} is freed twice`, c * this.cs);
+          this.setRef(c, ref - 1);
+        }
+      }
+      if (this.writeRefs()) syncHost(this.descriptor(), this.path);
+    }
+  }
+
+  private writeRefs(): boolean {
+    let wrote = false;
+    for (const [off, block] of this.refCache) {
+      if (!block.dirty) continue;
+      this.hostWrite(block.bytes, off);
+      block.dirty = false;
+      wrote = true;
+    }
+    if (this.refTableDirty && this.refTable) {
+      this.hostWrite(this.refTable, this.refTableOffset);
+      this.refTableDirty = false;
+      wrote = true;
+    }
+    return wrote;
+  }
+
+  private writeHeader(): void {
+    const h = this.header;
+    const bytes = encodeQcow2Header({
+      version: h.version,
+      clusterBits: this.cb,
+      size: this.virtualSize,
+      l1Size: this.l1Size,
+      l1TableOffset: this.l1Offset,
+      refcountTableOffset: this.refTableOffset,
+      refcountTableClusters: this.refTableClusters,
+      incompatibleFeatures: h.incompatibleFeatures,
+      compatibleFeatures: h.compatibleFeatures,
+      autoclearFeatures: h.autoclearFeatures,
+      compressionType: h.compressionType,
+      backingFile: h.backingFile,
+      backingFormat: h.backingFormat,
+      otherExtensions: h.otherExtensions,
+    });
+    if (h.refcountOrder !== 4 && h.version === 3) new DataView(bytes.buffer).setUint32(96, h.refcountOrder);
+    this.hostWrite(bytes, 0);
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    try {
+      this.flush();
+    } finally {
+      closeSync(this.fd);
+      this.fd = undefined;
+      this.backing?.close();
+    }
+  }
+}
+
+function assertWritable(h: Qcow2Header, path: string): void {
+  const refuse = (what: string, hint: string): never => {
+    throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `${path}: ${what}; diskwright opens it read-only only`, { path, hint });
+  };
+  if (h.incompatibleFeatures & INCOMPAT_CORRUPT) refuse('the image is marked corrupt', 'repair it with `qemu-img check -r all`');
+  if (h.incompatibleFeatures & INCOMPAT_DIRTY) refuse('the image is dirty (lazy refcounts were not written back)', 'repair it with `qemu-img check -r all`');
+  if (h.incompatibleFeatures & INCOMPAT_EXTL2) refuse('the image uses extended L2 entries (subclusters)', 'qemu-img convert -O qcow2 IMG plain.qcow2');
+  if (h.nbSnapshots > 0) refuse(`the image has ${h.nbSnapshots} internal snapshots`, 'qemu-img convert -O qcow2 IMG flat.qcow2');
+}
+
+/** QEMU's rule: a relative backing name is relative to the directory of the image naming it. */
+export function resolveBacking(imagePath: string, name: string): string {
+  if (name.startsWith('/')) return name;
+  const slash = imagePath.lastIndexOf('/');
+  return slash < 0 ? name : `${imagePath.slice(0, slash + 1)}${name}`;
+}
+
+function readRefEntry(block: Uint8Array, index: number, bits: number): number {
+  if (bits >= 8) {
+    const bytes = bits / 8;
+    let value = 0;
+    for (let i = 0; i < bytes; i++) value = value * 256 + block[index * bytes + i]!;
+    return value;
+  }
+  const perByte = 8 / bits;
+  const byte = block[Math.floor(index / perByte)]!;
+  return (byte >> ((index % perByte) * bits)) & ((1 << bits) - 1);
+}
+
+function writeRefEntry(block: Uint8Array, index: number, bits: number, value: number): void {
+  if (bits >= 8) {
+    const bytes = bits / 8;
+    let v = value;
+    for (let i = bytes - 1; i >= 0; i--) {
+      block[index * bytes + i] = v % 256;
+      v = Math.floor(v / 256);
+    }
+    return;
+  }
+  const perByte = 8 / bits;
+  const at = Math.floor(index / perByte);
+  const shift = (index % perByte) * bits;
+  const mask = ((1 << bits) - 1) << shift;
+  block[at] = (block[at]! & ~mask) | ((value << shift) & mask);
+}
