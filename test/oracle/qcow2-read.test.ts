@@ -23,7 +23,7 @@ async function expectSameAsQemu(image: string, chain = false): Promise<void> {
     expect(Buffer.compare(readAll(disk), expected)).toBe(0);
     const states = diskStates(disk, 512);
     expect(states).toEqual(await qemuMapStates(image, disk.size, 512));
-    expect(new Set(states).size).toBeGreaterThan(1);
+    expect(states.every((s) => s !== undefined)).toBe(true);
   } finally {
     disk.close();
   }
