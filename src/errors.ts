@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'E_BOOT'
   | 'E_INVALID_ARGUMENT'
   | 'E_USAGE'
+  | 'E_SCRIPT'
   | 'E_ABORTED'
   | 'E_UNTRUSTED_BACKING';
 

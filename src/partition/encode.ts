@@ -5,7 +5,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_GPT_ENTRIES, backupHeaderFor, encodeGptEntries, encodeGptHeader, entryArraySectors, GPT_ENTRY_MIN_SIZE, GPT_HEADER_MIN_SIZE, GPT_REVISION_1_0, type GptEntry, type GptHeader } from './gpt.js';
 import { crc32 } from '../bytes/index.js';
-import { EMPTY_ENTRY, encodeMbrSector, GPT_PROTECTIVE_TYPE, isExtendedType, lbaToChs, makeEntry, MBR_MAX_LBA, MBR_SECTOR_SIZE, type MbrEntry } from './mbr.js';
+import { EMPTY_ENTRY, encodeMbrSector, GPT_PROTECTIVE_TYPE, isExtendedType, makeEntry, MBR_MAX_LBA, MBR_SECTOR_SIZE, type MbrEntry } from './mbr.js';
 
 /** Bytes to write at a byte offset of the image. */
 export interface SectorWrite {
@@ -74,13 +74,18 @@ export interface GptLayout {
   readonly entryCount?: number;
   readonly entrySize?: number;
   readonly firstUsableLba?: bigint;
+  /** Default: just before the backup entry array (sfdisk's `last-lba` header can lower it). */
+  readonly lastUsableLba?: bigint;
   readonly partitions: readonly GptEntry[];
 }
 
-/** The protective MBR of a GPT disk: one 0xEE entry from LBA 1 over the disk (capped at 32 bits). */
+/**
+ * The protective MBR of a GPT disk: one 0xEE entry from LBA 1 over the disk (capped at 32 bits),
+ * CHS end 0xFFFFFF as libfdisk's gpt_mknew_pmbr() writes it (UEFI 2.10 Table 5-4 allows both).
+ */
 export function encodeProtectiveMbr(diskSectors: bigint, base?: Uint8Array): Uint8Array {
   const size = diskSectors - 1n > MBR_MAX_LBA ? MBR_MAX_LBA : diskSectors - 1n;
-  const entry: MbrEntry = { bootIndicator: 0, type: GPT_PROTECTIVE_TYPE, startLba: 1, sectors: Number(size), chsStart: [0x00, 0x02, 0x00], chsEnd: lbaToChs(size) };
+  const entry: MbrEntry = { bootIndicator: 0, type: GPT_PROTECTIVE_TYPE, startLba: 1, sectors: Number(size), chsStart: [0x00, 0x02, 0x00], chsEnd: [0xff, 0xff, 0xff] };
   return encodeMbrSector({ diskId: 0, entries: [entry, EMPTY_ENTRY, EMPTY_ENTRY, EMPTY_ENTRY] }, base);
 }
 
@@ -92,7 +97,7 @@ export function encodeGpt(layout: GptLayout): SectorWrite[] {
   const arraySectors = entryArraySectors({ entryCount, entrySize }, ss);
   const lastLba = layout.diskSectors - 1n;
   const firstUsableLba = layout.firstUsableLba ?? 2n + arraySectors;
-  const lastUsableLba = lastLba - arraySectors - 1n;
+  const lastUsableLba = layout.lastUsableLba ?? lastLba - arraySectors - 1n;
   if (lastUsableLba < firstUsableLba) throw new InvalidArgumentError(`Expected a disk of more than ${2n * arraySectors + 3n} sectors for a GPT, got \`${layout.diskSectors}\``);
   const array = encodeGptEntries(layout.partitions, { entryCount, entrySize });
   const primary: GptHeader = {

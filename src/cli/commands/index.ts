@@ -17,6 +17,7 @@ export const commandModules: readonly CommandModule[] = [
   { file: 'demo.js', load: () => import('./demo.js') },
   { file: 'create.js', load: () => import('./create.js') },
   { file: 'partitions.js', load: () => import('./partitions.js') },
+  { file: 'partition.js', load: () => import('./partition.js') },
   { file: 'extract.js', load: () => import('./extract.js') },
   { file: 'fsck.js', load: () => import('./fsck.js') },
   { file: 'mkfs.js', load: () => import('./mkfs.js') },
