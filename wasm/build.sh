@@ -65,9 +65,9 @@ patch_source() {
 configure() {
   cd "$build/e2fsprogs"
   emconfigure ./configure --host=wasm32-unknown-emscripten BUILD_CC=gcc CFLAGS="-O2" \
-    ac_cv_func_dlopen=no ac_cv_lib_dl_dlopen=no ac_cv_func_fallocate=yes \
+    ac_cv_func_dlopen=no ac_cv_lib_dl_dlopen=no ac_cv_func_fallocate=yes ac_cv_func_llistxattr=yes \
     --disable-nls --disable-fuse2fs --disable-uuidd --disable-tdb --disable-backtrace \
-    --disable-imager --disable-defrag --disable-mmp --without-pthread \
+    --disable-imager --disable-defrag --without-pthread \
     --enable-libuuid --enable-libblkid >"$build/configure.log" 2>&1 \
     || { tail -40 "$build/configure.log"; exit 1; }
 }

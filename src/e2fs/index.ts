@@ -9,7 +9,8 @@ export {
   type E2fsToolResult,
   type RunE2fsToolOptions,
 } from './run.js';
-export { E2fsWorkerPool } from './pool.js';
+export { E2fsWorkerPool, type HookFactory, type WorkerJob, type WorkerResult } from './pool.js';
+export { DT, type Tree, type TreeStat, type TreeEntry, type TreeMap, type HookContext } from './tree.js';
 export { checkFilesystem, fsckExitStatus, fsckArgs, FSCK_EXIT, type CheckMode, type CheckStatus, type CheckResult, type CheckFilesystemOptions } from './check.js';
 export { growFilesystem, type GrowFilesystemOptions, type GrowResult } from './grow.js';
 export { makeFilesystem, mke2fsArgs, type FilesystemType, type MakeFilesystemOptions, type MakeFilesystemResult } from './mkfs.js';

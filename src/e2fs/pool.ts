@@ -17,12 +17,34 @@ export interface WorkerJob {
   readonly sparse?: boolean;
   /** Directory relative paths are resolved against (default: the process's cwd at dispatch). */
   readonly cwd?: string;
+  /** The program name the tool sees as argv[0] (and prints in messages); default: the tool's name. */
+  readonly argv0?: string;
+  /** Builds `{absolute path → Disk}` inside the worker (see {@link HookFactory}). */
+  readonly diskFactory?: HookFactory;
+  /** Builds `{absolute virtual root → Tree}` inside the worker (see {@link HookFactory}). */
+  readonly treeFactory?: HookFactory;
+}
+
+/**
+ * An ES module the worker imports (once per worker) to build a run's hooks: it exports
+ * `createDisks(args, context)` → `{path: Disk}` and/or `createTrees(args, context)` → `{root: Tree}`,
+ * and optionally `afterRun(disks, {exitCode, failure})` → structured-clonable data returned as
+ * `diskResult`. `context.trackFd(nfd)` / `untrackFd(nfd)` let the pool close the factory's host
+ * fds if the run is killed. Objects cannot cross to a worker thread, hence a module, not a value.
+ */
+export interface HookFactory {
+  /** Absolute path or file: URL of the module. */
+  readonly module: string;
+  /** Passed to the factory function; must be structured-clonable. */
+  readonly args?: unknown;
 }
 
 export interface WorkerResult {
   readonly exitCode: number;
   readonly stdout: Buffer;
   readonly stderr: Buffer;
+  /** What the disk factory's `afterRun` returned. */
+  readonly diskResult?: unknown;
 }
 
 interface Pending {
@@ -44,6 +66,8 @@ interface DoneMessage {
   id: number;
   exitCode?: number;
   failure?: string;
+  hookError?: string;
+  diskResult?: unknown;
   stdout: Uint8Array;
   stderr: Uint8Array;
 }
@@ -128,6 +152,9 @@ export class E2fsWorkerPool {
       stdin: pending.job.stdin,
       sparse: pending.job.sparse !== false,
       cwd: pending.job.cwd ?? process.cwd(),
+      argv0: pending.job.argv0,
+      diskFactory: pending.job.diskFactory,
+      treeFactory: pending.job.treeFactory,
       stream: pending.onOutput !== undefined,
       fdSlots: slot.fdSlots,
     });
@@ -143,7 +170,15 @@ export class E2fsWorkerPool {
     slot.current = undefined;
     slot.worker.unref();
     current.cleanup();
-    if (message.failure !== undefined || message.exitCode === undefined) {
+    if (message.hookError !== undefined) {
+      // A Disk or Tree method threw: the tool only saw EIO, so its output cannot be trusted.
+      current.reject(
+        new DiskwrightError('E_IO', `${current.job.tool}: a disk or tree hook failed: ${firstLine(message.hookError)}`, {
+          hint: 'the tool saw an I/O error; run with --debug for the hook’s stack',
+          cause: new Error(`${message.hookError}\n${Buffer.from(message.stderr).toString('utf8')}`),
+        }),
+      );
+    } else if (message.failure !== undefined || message.exitCode === undefined) {
       current.reject(
         new DiskwrightError('E_WASM', `${current.job.tool} (WebAssembly) failed: ${firstLine(message.failure ?? 'no exit code')}`, {
           hint: 'run with --debug for details; this is a diskwright bug, please report it with the image if possible',
@@ -151,7 +186,12 @@ export class E2fsWorkerPool {
         }),
       );
     } else {
-      current.resolve({ exitCode: message.exitCode, stdout: Buffer.from(message.stdout), stderr: Buffer.from(message.stderr) });
+      current.resolve({
+        exitCode: message.exitCode,
+        stdout: Buffer.from(message.stdout),
+        stderr: Buffer.from(message.stderr),
+        ...(message.diskResult !== undefined ? { diskResult: message.diskResult } : {}),
+      });
     }
     this.dispatch();
   }

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { DiskwrightError, InvalidArgumentError } from '../errors.js';
-import { E2fsWorkerPool } from './pool.js';
+import { E2fsWorkerPool, type HookFactory } from './pool.js';
 
 /** The e2fsprogs tools diskwright ships as WebAssembly (wasm/dist/). */
 export const E2FS_TOOLS = ['e2fsck', 'resize2fs', 'mke2fs', 'tune2fs', 'dumpe2fs', 'debugfs', 'e2undo'] as const;
@@ -21,12 +21,23 @@ export interface RunE2fsToolOptions {
   readonly sparse?: boolean;
   /** Receives output chunks while the tool runs (progress parsing). */
   readonly onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
+  /** argv[0] as the tool sees and prints it (default: the bare tool name, e.g. `e2fsck`). */
+  readonly argv0?: string;
+  /**
+   * Paths served by Disk objects instead of host files: an ES module exporting
+   * `createDisks(args)` → `{absolute path → Disk}`, run inside the worker (docs/e2fs.md, "Hooks").
+   */
+  readonly diskFactory?: HookFactory;
+  /** Virtual directory trees for `mke2fs -d`: an ES module exporting `createTrees(args)` → `{absolute root → Tree}`. */
+  readonly treeFactory?: HookFactory;
 }
 
 export interface E2fsToolResult {
   readonly exitCode: number;
   readonly stdout: string;
   readonly stderr: string;
+  /** What the disk factory's `afterRun(disks, result)` returned, if it exports one. */
+  readonly diskResult?: unknown;
 }
 
 /** Environment variables of e2fsprogs that callers' process.env may set for the tools too. */
@@ -91,17 +102,47 @@ export async function runE2fsTool(tool: E2fsTool, argv: readonly string[], optio
       hint: 'reinstall diskwright, or rebuild the tools with `npm run build:wasm`',
     });
   }
+  if (options.argv0 !== undefined && (typeof options.argv0 !== 'string' || options.argv0 === '' || options.argv0.includes('\0'))) {
+    throw new InvalidArgumentError(`Expected \`argv0\` to be a non-empty string without NUL bytes, got \`${String(options.argv0)}\``);
+  }
+  for (const [name, factory] of [['diskFactory', options.diskFactory], ['treeFactory', options.treeFactory]] as const) {
+    if (factory !== undefined) checkHookFactory(name, factory);
+  }
   const stdin = typeof options.stdin === 'string' ? new TextEncoder().encode(options.stdin) : options.stdin;
   const onOutput = options.onOutput;
   const decoder = { 1: new TextDecoder(), 2: new TextDecoder() };
   const result = await e2fsPool().run(
-    { wasmDir, tool, argv, env: { ...defaultE2fsEnv(), ...options.env }, sparse: options.sparse !== false, cwd: process.cwd(), ...(stdin ? { stdin } : {}) },
+    {
+      wasmDir,
+      tool,
+      argv,
+      env: { ...defaultE2fsEnv(), ...options.env },
+      sparse: options.sparse !== false,
+      cwd: process.cwd(),
+      ...(stdin ? { stdin } : {}),
+      ...(options.argv0 !== undefined ? { argv0: options.argv0 } : {}),
+      ...(options.diskFactory ? { diskFactory: options.diskFactory } : {}),
+      ...(options.treeFactory ? { treeFactory: options.treeFactory } : {}),
+    },
     {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(onOutput ? { onOutput: (fd: 1 | 2, bytes: Uint8Array) => onOutput(fd === 1 ? 'stdout' : 'stderr', decoder[fd].decode(bytes, { stream: true })) } : {}),
     },
   );
-  return { exitCode: result.exitCode, stdout: result.stdout.toString('utf8'), stderr: result.stderr.toString('utf8') };
+  return {
+    exitCode: result.exitCode,
+    stdout: result.stdout.toString('utf8'),
+    stderr: result.stderr.toString('utf8'),
+    ...(result.diskResult !== undefined ? { diskResult: result.diskResult } : {}),
+  };
+}
+
+/** A hook factory's module must be an absolute path or a file: URL (the worker imports it). */
+function checkHookFactory(name: string, factory: HookFactory): void {
+  const module = factory?.module;
+  if (typeof module !== 'string' || !(module.startsWith('file:') || isAbsolute(module))) {
+    throw new InvalidArgumentError(`Expected \`${name}.module\` to be an absolute path or a file: URL, got \`${String(module)}\``);
+  }
 }
 
 /**

@@ -3,8 +3,10 @@
 // every run gets a fresh instance, so no C global state leaks between runs.
 import { parentPort } from 'node:worker_threads';
 import { createRequire } from 'node:module';
-import { readFileSync, closeSync } from 'node:fs';
+import { readFileSync, closeSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { constants as osConstants } from 'node:os';
 
 const require = createRequire(import.meta.url);
 /** Initial heap of every run (bytes; virtual until touched). */
@@ -22,6 +24,53 @@ function load(wasmDir, tool) {
     cache.set(key, entry);
   }
   return entry;
+}
+
+/** Imported hook factory modules (diskFactory / treeFactory), by URL, for the worker's life. */
+const factories = new Map();
+
+async function importFactory(spec) {
+  const url = spec.module.startsWith('file:') ? spec.module : pathToFileURL(spec.module).href;
+  let loaded = factories.get(url);
+  if (!loaded) {
+    loaded = import(url);
+    factories.set(url, loaded);
+  }
+  return loaded;
+}
+
+/** Linux errno numbers → names, to turn the xattr addon's "(os error N)" into emscripten errnos. */
+const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, number]) => [number, name]));
+
+let xattrAddon;
+/**
+ * Host extended attributes for mke2fs -d: Node has no xattr API, so the @napi-rs/xattr addon
+ * (prebuilt N-API binaries; its calls are the no-follow l*xattr ones) does it. Missing addon →
+ * undefined, and the runtime answers ENOSYS (loud) instead of silently dropping attributes.
+ */
+function hostXattr() {
+  if (xattrAddon === undefined) {
+    try {
+      xattrAddon = require('@napi-rs/xattr');
+    } catch {
+      xattrAddon = null;
+    }
+  }
+  if (!xattrAddon) return undefined;
+  const call = (fn) => {
+    try {
+      return fn();
+    } catch (error) {
+      const match = /\(os error (\d+)\)/.exec(String(error && error.message));
+      const code = match ? ERRNO_NAMES.get(Number(match[1])) : undefined;
+      throw Object.assign(new Error(String(error && error.message)), { code: code ?? 'EIO' });
+    }
+  };
+  const target = (path, follow) => (follow ? call(() => realpathSync(path)) : path);
+  return {
+    list: (path, follow) => call(() => xattrAddon.listAttributesSync(target(path, follow))),
+    get: (path, name, follow) => call(() => xattrAddon.getAttributeSync(target(path, follow), name)),
+  };
 }
 
 /** Mirrors the host fds a run holds into shared memory so the pool can close them after terminate(). */
@@ -46,13 +95,73 @@ function fdTracker(shared) {
   };
 }
 
-function run(job) {
+/**
+ * Builds the Disk and Tree maps a job asks for (`diskFactory` / `treeFactory`: an ESM module and
+ * structured-clonable args). The factory gets the fd tracker so a terminated run's fds close too.
+ */
+async function createHooks(job, fds) {
+  const context = { trackFd: (nfd) => fds.open(nfd), untrackFd: (nfd) => fds.close(nfd) };
+  const hooks = { disks: undefined, trees: undefined, diskModule: undefined };
+  if (job.diskFactory) {
+    const mod = await importFactory(job.diskFactory);
+    if (typeof mod.createDisks !== 'function') throw new Error(`diskFactory ${job.diskFactory.module} exports no createDisks()`);
+    hooks.diskModule = mod;
+    hooks.disks = await mod.createDisks(job.diskFactory.args, context);
+  }
+  if (job.treeFactory) {
+    const mod = await importFactory(job.treeFactory);
+    if (typeof mod.createTrees !== 'function') throw new Error(`treeFactory ${job.treeFactory.module} exports no createTrees()`);
+    hooks.trees = await mod.createTrees(job.treeFactory.args, context);
+  }
+  return hooks;
+}
+
+/** Runs the factory's afterRun hook (its result goes back as `diskResult`), then closes every Disk. */
+async function finishHooks(hooks, result) {
+  try {
+    if (hooks.disks && typeof hooks.diskModule?.afterRun === 'function') {
+      const diskResult = await hooks.diskModule.afterRun(hooks.disks, { exitCode: result.exitCode, failure: result.failure });
+      if (diskResult !== undefined) result.diskResult = diskResult;
+    }
+  } finally {
+    for (const disk of Object.values(hooks.disks ?? {})) {
+      try { disk.close(); } catch (error) { result.failure ??= `closing a Disk failed: ${error && error.stack ? error.stack : error}`; }
+    }
+    for (const tree of Object.values(hooks.trees ?? {})) {
+      try { tree.close?.(); } catch { /* trees hold no writes */ }
+    }
+  }
+}
+
+async function runJob(job) {
+  const fds = fdTracker(job.fdSlots);
+  let hooks = { disks: undefined, trees: undefined, diskModule: undefined };
+  let result;
+  try {
+    hooks = await createHooks(job, fds);
+    result = run(job, fds, hooks);
+  } catch (error) {
+    result = failed(job, error);
+  }
+  try {
+    await finishHooks(hooks, result);
+  } catch (error) {
+    result = { ...result, failure: result.failure ?? `afterRun failed: ${error && error.stack ? error.stack : error}` };
+  }
+  return result;
+}
+
+function failed(job, error) {
+  return { type: 'done', id: job.id, failure: String(error && error.stack ? error.stack : error), stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+}
+
+function run(job, fds, hooks) {
   const { factory, module } = load(job.wasmDir, job.tool);
   const stdout = [];
   const stderr = [];
-  const fds = fdTracker(job.fdSlots);
   let exitCode;
   let failure;
+  let hookError;
   const emit = (fd, bytes) => {
     (fd === 1 ? stdout : stderr).push(bytes);
     if (job.stream) parentPort.postMessage({ type: 'output', id: job.id, fd, bytes });
@@ -63,7 +172,8 @@ function run(job) {
     // start large instead — untouched pages cost nothing.
     INITIAL_MEMORY: INITIAL_MEMORY,
     arguments: job.argv,
-    thisProgram: job.tool,
+    // argv[0] as the caller gave it (the e2fsprogs suite expects `../e2fsck/e2fsck: …`).
+    thisProgram: job.argv0 ?? job.tool,
     print: text(1),
     printErr: text(2),
     instantiateWasm(imports, receiveInstance) {
@@ -85,6 +195,10 @@ function run(job) {
       onOutput: emit,
       onOpen: (nfd) => fds.open(nfd),
       onClose: (nfd) => fds.close(nfd),
+      disks: hooks.disks,
+      trees: hooks.trees,
+      hostXattr: hostXattr(),
+      onHookError: (error) => { hookError ??= error; },
     },
   };
   try {
@@ -102,17 +216,28 @@ function run(job) {
     id: job.id,
     exitCode: failure ? undefined : exitCode ?? 0,
     failure: message,
+    // A Disk/Tree method threw: the tool saw EIO; the first error says why.
+    hookError: hookError ? String(hookError && hookError.stack ? hookError.stack : hookError) : undefined,
     stdout: Buffer.concat(stdout),
     stderr: Buffer.concat(stderr),
   };
 }
 
+// Jobs run one at a time (the pool sends the next only after `done`), so a promise chain suffices.
+let queue = Promise.resolve();
 parentPort.on('message', (job) => {
-  let result;
-  try {
-    result = run(job);
-  } catch (error) {
-    result = { type: 'done', id: job.id, failure: String(error && error.stack ? error.stack : error), stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
-  }
-  parentPort.postMessage(result);
+  queue = queue.then(async () => {
+    let result;
+    try {
+      result = await runJob(job);
+    } catch (error) {
+      result = failed(job, error);
+    }
+    try {
+      parentPort.postMessage(result);
+    } catch (error) {
+      // A diskResult that is not structured-clonable.
+      parentPort.postMessage({ ...failed(job, error), stdout: result.stdout, stderr: result.stderr });
+    }
+  });
 });
