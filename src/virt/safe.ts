@@ -71,6 +71,41 @@ export function assertSafeUri(value: string, option = 'connect'): string {
 }
 
 /**
+ * libvirt remote-URI query parameters that only tune a connection; every other one (`command`,
+ * `socket`, `netcat`, `proxy`, `keyfile`, `pkipath`, `known_hosts`, `name`, …) either makes
+ * libvirt run a program of the URI's choosing, locally or over ssh, or reads files it names —
+ * https://libvirt.org/uri.html#remote-uris. The `ext` transport runs `command` itself.
+ */
+const HARMLESS_URI_PARAMS = new Set(['no_verify', 'no_tty', 'sshauth', 'mode', 'known_hosts_verify', 'tls_priority']);
+
+/**
+ * Refuses a `--connect` URI (from a flag, a config or a fleet file) whose transport parameters make
+ * libvirt run a program or use files it names, unless `allowParams` (`--allow-uri-params`).
+ */
+export function assertUriParamsAllowed(uri: string, option = '--connect', allowParams = false): string {
+  if (allowParams) return uri;
+  const scheme = /^([a-z][a-z0-9+.-]*):/.exec(uri)?.[1] ?? '';
+  const hint = 'pass --allow-uri-params if you really mean libvirt to run or read what this URI names';
+  if (scheme.split('+').slice(1).includes('ext')) {
+    throw new InvalidArgumentError(`${option} ${show(uri)} uses the ext transport, which makes libvirt run a program`, { hint });
+  }
+  const query = uri.includes('?') ? uri.slice(uri.indexOf('?') + 1).split('#')[0]! : '';
+  for (const pair of query.split('&')) {
+    if (pair === '') continue;
+    let name = pair.split('=')[0]!;
+    try {
+      name = decodeURIComponent(name);
+    } catch {
+      /* an undecodable name is refused below as it is */
+    }
+    if (!HARMLESS_URI_PARAMS.has(name.toLowerCase())) {
+      throw new InvalidArgumentError(`${option} ${show(uri)} has the transport parameter \`${name}=\`, which can make libvirt run a program or read files it names`, { hint });
+    }
+  }
+  return uri;
+}
+
+/**
  * One guest kernel argument (`root=/dev/vda`, `panic=-1`, `_ip=192.168.1.197`): a key of
  * letters, digits and `_.-`, optionally `=` and a value without spaces, quotes or commas.
  */

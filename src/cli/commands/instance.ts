@@ -1,4 +1,5 @@
 import {
+  assertUriParamsAllowed,
   buildNsupdateScript,
   createExecaRunner,
   createFleet,
@@ -144,6 +145,14 @@ async function writeNsupdate(path: string, records: readonly DnsRecord[], server
   });
 }
 
+/** Every `--connect` URI a run will use (flag, config file, fleet file) must pass the URI policy. */
+function checkConnect(args: ParsedArgs, uris: readonly [where: string, uri: string | undefined][]): void {
+  for (const [where, uri] of uris) if (uri !== undefined) assertUriParamsAllowed(String(uri), where, flag(args, 'allow-uri-params'));
+}
+
+const URI_PARAMS_HELP = `      --allow-uri-params  accept libvirt URI transport parameters that run programs or name
+                          files (command=, socket=, netcat=, proxy=, keyfile=, the ext transport)`;
+
 function parseJobs(text: string | undefined): number {
   if (text === undefined) return DEFAULT_FLEET_CONCURRENCY;
   if (!/^[0-9]{1,3}$/.test(text) || Number(text) < 1 || Number(text) > MAX_FLEET_CONCURRENCY) {
@@ -185,6 +194,7 @@ Options:
       --initrd PATH       guest initrd (with --kernel)
       --kernel-args ARGS  extra guest kernel arguments, e.g. "panic=-1 net.ifnames=0"
       --connect URI       libvirt URI for virt-install and virsh (e.g. qemu+ssh://host/system)
+${URI_PARAMS_HELP}
       --pool NAME         upload the finished disk into this libvirt storage pool
       --virt-type TYPE    virt-install --virt-type (e.g. qemu for TCG)
       --os NAME           osinfo name (default: --osinfo detect=on,require=off)
@@ -237,6 +247,7 @@ Examples:
     jobs: { type: 'string' },
     nsupdate: { type: 'string' },
     'nsupdate-server': { type: 'string' },
+    'allow-uri-params': { type: 'boolean' },
   },
   async run(args, ctx) {
     const cwd = process.cwd();
@@ -255,6 +266,10 @@ Examples:
     }
     const config = await loadConfig(ctx.env, cwd);
     const flags = requestFromFlags(args);
+    checkConnect(args, [
+      ['--connect', flags.connect],
+      [`connect in ${config.sources.join(', ') || 'the config file'}`, config.values.connect],
+    ]);
     const runner = runnerFor(ctx);
     const onStep = ctx.json
       ? (event: { host: string; step: string; phase: string; seconds?: number }) => ctx.stderr.write(`${JSON.stringify({ event: 'step', ...event })}\n`)
@@ -263,6 +278,7 @@ Examples:
     if (fleetPath !== undefined) {
       const jobs = parseJobs(stringOption(args, 'jobs'));
       const fleet = await readFleet(fleetPath);
+      checkConnect(args, [fleet.defaults, ...fleet.instances].map((r) => [`connect in ${fleetPath}`, r.connect] as [string, string | undefined]));
       const progress = createProgress(ctx, `instances (${fleet.instances.length})`);
       let results;
       try {
@@ -328,15 +344,17 @@ Lists the domains on the libvirt connection (virsh list --all, domstate, domifli
 
 Options:
       --connect URI   libvirt URI (default: virsh's default)
+${URI_PARAMS_HELP}
       --json          [{name, state, macs, disks: [{type, device, target, source}]}]
 
 Example:
   diskwright instance list --connect qemu:///system
 `,
-  options: { connect: { type: 'string' } },
+  options: { connect: { type: 'string' }, 'allow-uri-params': { type: 'boolean' } },
   async run(args, ctx) {
     if (args.positionals.length > 0) throw new DiskwrightError('E_USAGE', 'instance list: takes no arguments', { hint: 'diskwright instance list [--connect URI]' });
     const connect = stringOption(args, 'connect');
+    checkConnect(args, [['--connect', connect]]);
     const domains = await listInstances({ runner: runnerFor(ctx), signal: ctx.signal, ...(connect !== undefined ? { connect } : {}) });
     if (ctx.json) {
       printJson(ctx, domains);
@@ -368,15 +386,17 @@ domain (other names, CD-ROMs) are never removed.
 Options:
       --keep-disk     keep the disk
       --connect URI   libvirt URI
+${URI_PARAMS_HELP}
       --json          {host, stopped, removedDisks, keptDisks}
 
 Example:
   diskwright instance destroy jgoulah
 `,
-  options: { 'keep-disk': { type: 'boolean' }, connect: { type: 'string' } },
+  options: { 'keep-disk': { type: 'boolean' }, connect: { type: 'string' }, 'allow-uri-params': { type: 'boolean' } },
   async run(args, ctx) {
     if (args.positionals.length !== 1) throw new DiskwrightError('E_USAGE', 'instance destroy: expected exactly one HOST', { hint: 'diskwright instance destroy jgoulah' });
     const connect = stringOption(args, 'connect');
+    checkConnect(args, [['--connect', connect]]);
     const result = await destroyInstance(args.positionals[0]!, {
       runner: runnerFor(ctx),
       signal: ctx.signal,

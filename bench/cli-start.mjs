@@ -1,0 +1,80 @@
+// Benchmark: CLI start-up. Runs `diskwright --help`, `partitions`, `info`, `fs ls`, `fs cat` and
+// `fs stat` on a small disk image (MBR, one 32 MiB ext4 partition) as whole processes, interleaved
+// with the anchor `node -e 0` (the floor any Node CLI pays), and prints medians and the ratio to
+// the anchor from the same run. Target: every row ≤ 2.5×. Needs `npm run build`.
+// Usage: node bench/cli-start.mjs [--runs N]
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+const runsIndex = process.argv.indexOf('--runs');
+const RUNS = runsIndex === -1 ? Number(process.env.BENCH_RUNS ?? 15) : Number(process.argv[runsIndex + 1]);
+const TARGET = 2.5;
+const cli = new URL('../dist/cli/main.js', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'diskwright-bench-cli-start-'));
+
+function run(args, input) {
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', input });
+  if (r.status !== 0) throw new Error(`node ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return r;
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+try {
+  const disk = join(dir, 'disk.img');
+  const part = join(dir, 'p1.ext4');
+  const motd = join(dir, 'motd');
+  writeFileSync(motd, 'hello from the bench\n');
+  run([cli, 'mkfs', part, '--type', 'ext4', '--size', '32M']);
+  run([cli, 'fs', 'mkdir', part, '/etc']);
+  run([cli, 'fs', 'put', part, motd, '/etc/motd']);
+  // A disk image: MBR with partition 1 at sector 2048 holding the filesystem.
+  run([cli, 'create', disk, '--size', '40M']);
+  const mbr = Buffer.alloc(512);
+  mbr.writeUInt8(0x83, 446 + 4);
+  mbr.writeUInt32LE(2048, 446 + 8);
+  mbr.writeUInt32LE((32 << 20) / 512, 446 + 12);
+  mbr.writeUInt16LE(0xaa55, 510);
+  run(['-e', `const fs=require('fs');const d=fs.openSync(${JSON.stringify(disk)},'r+');fs.writeSync(d,Buffer.from('${mbr.toString('base64')}','base64'),0,512,0);const s=fs.readFileSync(${JSON.stringify(part)});fs.writeSync(d,s,0,s.length,2048*512);fs.closeSync(d);`]);
+
+  const rows = [
+    ['--help', [cli, '--help']],
+    ['partitions', [cli, 'partitions', disk]],
+    ['info -p 1', [cli, 'info', disk, '-p', '1']],
+    ['fs ls -p 1', [cli, 'fs', 'ls', disk, '/etc', '-p', '1']],
+    ['fs cat -p 1', [cli, 'fs', 'cat', disk, '/etc/motd', '-p', '1']],
+    ['fs stat -p 1', [cli, 'fs', 'stat', disk, '/etc/motd', '-p', '1']],
+  ];
+  const anchor = [];
+  const ours = rows.map(() => []);
+  for (let i = 0; i < RUNS; i++) {
+    // Interleaved: each round times the anchor and every row, so load changes hit all alike.
+    for (let r = 0; r < rows.length; r++) {
+      let t0 = performance.now();
+      run(['-e', '0']);
+      anchor.push(performance.now() - t0);
+      t0 = performance.now();
+      run(rows[r][1]);
+      ours[r].push(performance.now() - t0);
+    }
+  }
+  const base = median(anchor);
+  console.log(`cli start-up, ${RUNS} runs each, medians; anchor \`node -e 0\` ${base.toFixed(0)} ms (target ≤ ${TARGET}×)`);
+  console.log(`${'command'.padEnd(14)} ${'ours ms'.padStart(8)} ${'node -e 0'.padStart(10)} ${'ratio'.padStart(6)}`);
+  let over = 0;
+  for (let r = 0; r < rows.length; r++) {
+    const ms = median(ours[r]);
+    const ratio = ms / base;
+    if (ratio > TARGET) over++;
+    console.log(`${rows[r][0].padEnd(14)} ${ms.toFixed(0).padStart(8)} ${base.toFixed(0).padStart(10)} ${ratio.toFixed(2).padStart(5)}×${ratio > TARGET ? '  over target' : ''}`);
+  }
+  if (over) console.log(`${over} row(s) above ${TARGET}×`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
