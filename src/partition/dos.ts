@@ -5,7 +5,7 @@
  * the data entry's start is relative to its own EBR, the link entry's start is relative to the
  * start of the primary extended partition; logical partitions are numbered 5, 6, … in chain order.
  */
-import { DiskwrightError, LimitError } from '../errors.js';
+import { DiskwrightError } from '../errors.js';
 import {
   decodeMbrSector,
   isClearedEntry,
@@ -19,8 +19,13 @@ import {
 import type { TableReader } from './source.js';
 import type { Partition, PartitionTable } from './types.js';
 
-/** Most EBRs followed in one chain (Linux allows 256 partitions per disk; libfdisk stops at 60). */
-export const MAX_LOGICAL_PARTITIONS = 256;
+/**
+ * Most EBRs followed in one chain: libfdisk (sfdisk, fdisk) keeps 60 table slots — 4 primary and
+ * 56 EBRs — and omits the rest with a warning; we list exactly what sfdisk lists.
+ */
+export const MAX_LOGICAL_PARTITIONS = 56;
+/** The last partition number sfdisk lists on a dos label. */
+export const SFDISK_MAX_PARTITIONS = 4 + MAX_LOGICAL_PARTITIONS;
 
 const SECTOR = BigInt(MBR_SECTOR_SIZE);
 
@@ -66,10 +71,8 @@ function* readLogicals(ext: { start: bigint; size: bigint; number: number }, dis
     }
     visited.add(ebr);
     if (visited.size > MAX_LOGICAL_PARTITIONS) {
-      throw new LimitError(`the EBR chain of extended partition ${ext.number} has more than ${MAX_LOGICAL_PARTITIONS} entries`, {
-        offset: ebr * SECTOR,
-        expected: MAX_LOGICAL_PARTITIONS,
-      });
+      warnings.push(`omitting partitions after #${SFDISK_MAX_PARTITIONS}, as sfdisk does (the EBR chain of extended partition ${ext.number} goes on at sector ${ebr})`);
+      break;
     }
     const bytes = yield { offset: ebr * SECTOR, length: MBR_SECTOR_SIZE };
     if (bytes.length < MBR_SECTOR_SIZE) {

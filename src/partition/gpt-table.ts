@@ -22,11 +22,29 @@ export interface GptSide {
   readonly entries: readonly GptEntry[];
 }
 
+/** Neither GPT header (nor its entries) is usable: listing falls back to the protective MBR. */
+export class GptUnreadableError extends DiskwrightError {
+  override readonly name = 'GptUnreadableError';
+}
+
 export type GptSideResult = { readonly ok: true; readonly side: GptSide } | { readonly ok: false; readonly error: DiskwrightError };
 
 function asDiskwrightError(error: unknown): DiskwrightError {
   if (isDiskwrightError(error)) return error;
   throw error;
+}
+
+/**
+ * libfdisk's gpt_check_lba_sanity: the usable range must be ordered, lie on the disk, and not
+ * contain the primary header (LBA 1). A header failing it is unusable, like a bad CRC.
+ */
+function usableRangeProblem(header: GptHeader, lastLba: bigint): string | undefined {
+  const fu = header.firstUsableLba;
+  const lu = header.lastUsableLba;
+  if (lu < fu) return `last usable LBA ${lu} is before first usable LBA ${fu}`;
+  if (fu > lastLba || lu > lastLba) return `usable LBAs ${fu}–${lu} go past the last LBA of the disk (${lastLba})`;
+  if (fu < 1n && 1n < lu) return `usable LBAs ${fu}–${lu} contain the primary header at LBA 1`;
+  return undefined;
 }
 
 /** Reads and verifies one header + its entry array. Never throws for bad bytes: returns the error. */
@@ -38,6 +56,8 @@ export function* readGptSide(lba: bigint, sectorSize: number, diskSize: bigint):
     }
     const sector = yield { offset: lba * ss, length: sectorSize };
     const header = parseGptHeader(sector, { sectorSize, expectedLba: lba });
+    const sanity = usableRangeProblem(header, diskSize / ss - 1n);
+    if (sanity) return { ok: false, error: new DiskwrightError('E_OUT_OF_RANGE', `GPT header at LBA ${lba}: ${sanity}`) };
     const length = entryArrayBytes(header);
     if (header.entriesLba * ss + BigInt(length) > diskSize) {
       return { ok: false, error: new DiskwrightError('E_TRUNCATED', `GPT entry array at LBA ${header.entriesLba} (${length} bytes) lies beyond the end of the image (${diskSize} bytes)`) };
@@ -102,7 +122,7 @@ export function* readGptState(diskSize: bigint): TableReader<GptState> {
     used = backup.side;
     warnings.push(`the primary GPT is damaged (${primary.error.message}); the backup at LBA ${backupLba} is used`);
   } else {
-    throw new DiskwrightError(primary.error.code, `both GPT copies are unusable: primary: ${primary.error.message}; backup: ${backup.error.message}`, {
+    throw new GptUnreadableError(primary.error.code, `both GPT copies are unusable: primary: ${primary.error.message}; backup: ${backup.error.message}`, {
       cause: primary.error,
       hint: 'the disk has a protective MBR but no readable GPT; `sgdisk -v IMAGE` may say more',
     });

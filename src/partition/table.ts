@@ -2,7 +2,7 @@
 import { open } from 'node:fs/promises';
 import { DiskwrightError, TruncatedError } from '../errors.js';
 import { readDosTable } from './dos.js';
-import { readGptTable } from './gpt-table.js';
+import { GptUnreadableError, readGptTable } from './gpt-table.js';
 import { GPT_PROTECTIVE_TYPE, MBR_SECTOR_SIZE, parseMbr } from './mbr.js';
 import { runOnBytes, runOnFile, type TableReader } from './source.js';
 import type { Partition, PartitionTable } from './types.js';
@@ -17,9 +17,42 @@ export function* readTable(diskSize: bigint): TableReader<PartitionTable> {
       hint: 'the image looks truncated; check the download or copy that produced it',
     });
   }
+  if (!hasBootSignature(sector)) {
+    const label = yield* otherLabel(sector);
+    if (label !== undefined) {
+      throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `unsupported label type ${label}: diskwright reads dos (MBR) and gpt partition tables`, {
+        hint: `\`sfdisk -l IMAGE\` lists ${label} labels`,
+      });
+    }
+  }
   const mbr = parseMbr(sector);
-  if (mbr.entries.some((e) => e.type === GPT_PROTECTIVE_TYPE)) return yield* readGptTable(diskSize);
+  if (mbr.entries.some((e) => e.type === GPT_PROTECTIVE_TYPE)) {
+    try {
+      return yield* readGptTable(diskSize);
+    } catch (error) {
+      // sfdisk then lists the protective MBR as a dos label (one 0xEE partition); so do we.
+      if (!(error instanceof GptUnreadableError)) throw error;
+      const dos = yield* readDosTable(mbr, diskSize);
+      return { ...dos, warnings: [`${error.message}; the protective MBR is listed as a dos label, as sfdisk does`, ...dos.warnings] };
+    }
+  }
   return yield* readDosTable(mbr, diskSize);
+}
+
+function hasBootSignature(sector: Uint8Array): boolean {
+  return sector[510] === 0x55 && sector[511] === 0xaa;
+}
+
+/** Sun (0xDABE at byte 508), SGI (0x0BE5A941 at byte 0) and BSD (0x82564557 in sector 1) labels: libfdisk's magics. */
+function* otherLabel(sector: Uint8Array): TableReader<string | undefined> {
+  const view = new DataView(sector.buffer, sector.byteOffset, sector.byteLength);
+  if (view.getUint16(508, false) === 0xdabe) return 'sun';
+  if (view.getUint32(0, false) === 0x0be5a941) return 'sgi';
+  const BSD_MAGIC = 0x82564557;
+  if (view.getUint32(64, true) === BSD_MAGIC) return 'bsd';
+  const next = yield { offset: BigInt(MBR_SECTOR_SIZE), length: MBR_SECTOR_SIZE };
+  if (next.length >= 4 && new DataView(next.buffer, next.byteOffset, next.byteLength).getUint32(0, true) === BSD_MAGIC) return 'bsd';
+  return undefined;
 }
 
 /** Parses the partition table of an image held in memory (pure). */

@@ -96,41 +96,44 @@ describe('GPT partition tables', () => {
     expect(table.warnings.join('\n')).toMatch(/backup GPT is damaged .*no "EFI PART" signature.*primary is used/);
   });
 
-  it('throws when both copies are damaged', () => {
+  it('lists the protective MBR as dos, as sfdisk does, when both copies are damaged', () => {
     const image = sample();
     flip(image, 512 + 60, 0xff);
     flip(image, 4095 * 512 + 60, 0xff);
-    const error = catchError(() => parsePartitionTable(image));
-    expect(error.code).toBe('E_BAD_CHECKSUM');
-    expect(error.message).toMatch(/both GPT copies are unusable/);
+    const table = parsePartitionTable(image);
+    expect(table.label).toBe('dos');
+    expect(table.partitions.map((p) => p.type)).toEqual(['ee']);
+    expect(table.warnings[0]).toMatch(/^both GPT copies are unusable: .*; the protective MBR is listed as a dos label, as sfdisk does$/);
   });
 
-  it('rejects an absurd entry count with E_LIMIT before reading the array', () => {
+  it('refuses an absurd entry count before reading the array, falling back to the protective MBR like sfdisk', () => {
     const image = sample();
     for (const at of [512, 4095 * 512]) {
       u32(image, at + 80, MAX_GPT_ENTRIES + 1);
       fixHeaderCrc(image, at);
     }
-    const error = catchError(() => parsePartitionTable(image));
-    expect(error.code).toBe('E_LIMIT');
-    expect(error.message).toMatch(/partition entries exceed the limit/);
+    const table = parsePartitionTable(image);
+    expect(table.label).toBe('dos');
+    expect(table.warnings[0]).toMatch(/partition entries exceed the limit/);
   });
 
-  it('rejects an entry size that is not a multiple of 8 or too large', () => {
+  it('refuses an entry size that is not a multiple of 8 or too large (dos fallback, as sfdisk)', () => {
     for (const size of [100, 130, 1 << 20]) {
       const image = sample();
       for (const at of [512, 4095 * 512]) {
         u32(image, at + 84, size);
         fixHeaderCrc(image, at);
       }
-      expect(catchError(() => parsePartitionTable(image)).code).toBe('E_LIMIT');
+      const table = parsePartitionTable(image);
+      expect([table.label, table.warnings[0]]).toEqual(['dos', expect.stringMatching(/entry size \d+ is not a multiple of 8/)]);
     }
   });
 
-  it('fails with E_TRUNCATED-coded error when the image is cut after the primary array is lost', () => {
+  it('reports a truncated GPT (array and backup cut off) and lists the protective MBR like sfdisk', () => {
     const image = sample().slice(0, 1536); // header survives, array and backup gone
-    const error = catchError(() => parsePartitionTable(image));
-    expect(error.code).toBe('E_TRUNCATED');
+    const table = parsePartitionTable(image);
+    expect(table.label).toBe('dos');
+    expect(table.warnings[0]).toMatch(/primary: GPT header at LBA 1: usable LBAs 40–4062 go past the last LBA of the disk \(2\)/);
   });
 
   it('formats attributes like sfdisk', () => {
