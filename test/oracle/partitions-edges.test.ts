@@ -44,7 +44,7 @@ const cases: [name: string, mutate: (image: Uint8Array) => void][] = [
   ['primary first usable LBA after the last one', (i) => setHeaderField(i, 1, FIRST, 19000n)],
   ['both usable ranges containing LBA 1', (i) => [1, SECTORS - 1].forEach((l) => setHeaderField(i, l, FIRST, 0n))],
   ['backup first usable LBA past the disk', (i) => setHeaderField(i, SECTORS - 1, FIRST, BigInt(SECTORS + 5))],
-  ['both headers with a bad CRC', (i) => [1, SECTORS - 1].forEach((l) => (i[l * 512 + 60] ^= 0xff))],
+  ['both headers with a bad CRC', (i) => [1, SECTORS - 1].forEach((l) => (i[l * 512 + 60]! ^= 0xff))],
 ];
 
 describe('GPT usable ranges that do not fit the disk, against sfdisk --json', () => {
