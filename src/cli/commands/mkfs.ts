@@ -1,19 +1,27 @@
-import { DiskwrightError, makeFilesystem, parseSize, type FilesystemType } from '../../index.js';
+import { DiskwrightError, makeFilesystem, makeFilesystemInPartition, parseSize, type FilesystemType, type PartitionFsType } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
 
 const mkfs: Command = {
   name: 'mkfs',
-  summary: 'make an ext2/3/4 filesystem image, optionally from a host directory, without root',
+  summary: 'make an ext2/3/4 filesystem (or swap) image or partition, optionally from a host directory, without root',
   help: `Usage: diskwright mkfs IMAGE --type ext2|ext3|ext4 --size SIZE [--from DIR] [--label L] [--uuid U] [--force]
+       diskwright mkfs IMAGE --partition N --type ext2|ext3|ext4|swap [--from DIR] [--label L] [--uuid U] [--force]
 
 Creates IMAGE holding a new filesystem made by mke2fs 1.47.0 (WebAssembly; no root, no loop
 device, no host e2fsprogs). With --from, the filesystem is filled with DIR's tree (mke2fs -d):
 a rootless template build. The image is written beside IMAGE and renamed when complete, and stays
 sparse (an 8G image uses a few MB until filled).
 
+With --partition N, the filesystem is made inside partition N of the partitioned image IMAGE and
+fills it (no --size). --type swap writes the swap signature \`mkswap -U UUID -L LABEL\` writes.
+The change is all-or-nothing: the filesystem is built beside the image and committed through
+diskwright's undo record, so a kill leaves the partition as it was. A partition that already
+holds a filesystem or swap area needs --force.
+
 Options:
-  -t, --type T    ext2, ext3 or ext4 (default ext4)
+  -t, --type T    ext2, ext3, ext4 (default) or, with --partition, swap
   -s, --size SIZE size with a unit: 512M, 8G, … (a multiple of 1K)
+  -p, --partition N  make it inside partition N of IMAGE (sized to the partition)
       --from DIR  copy DIR's files, owners, modes and times into the filesystem
   -L, --label L   volume label (at most 16 bytes)
   -U, --uuid U    filesystem UUID (default: random)
@@ -23,10 +31,13 @@ Options:
 Examples:
   diskwright mkfs root.ext3 --type ext3 --size 8G --from ./rootfs --label root
   diskwright mkfs scratch.img --size 512M
+  diskwright mkfs disk.img --partition 1 --type ext3 --from ./rootfs
+  diskwright mkfs disk.img -p 5 --type swap --uuid 1b4e28ba-2fa1-11d2-883f-b9a761bde3fb
 `,
   options: {
     type: { type: 'string', short: 't' },
     size: { type: 'string', short: 's' },
+    partition: { type: 'string', short: 'p' },
     from: { type: 'string' },
     label: { type: 'string', short: 'L' },
     uuid: { type: 'string', short: 'U' },
@@ -36,12 +47,31 @@ Examples:
     const [image, ...extra] = args.positionals;
     if (!image || extra.length > 0) throw new DiskwrightError('E_USAGE', 'mkfs: expected exactly one IMAGE argument', { hint: 'diskwright mkfs IMAGE --type ext3 --size 8G' });
     const sizeText = stringOption(args, 'size');
-    if (sizeText === undefined) throw new DiskwrightError('E_USAGE', 'mkfs: --size is required', { hint: 'e.g. --size 8G' });
-    const size = parseSize(sizeText, 'size');
-    const type = (stringOption(args, 'type') ?? 'ext4') as FilesystemType;
+    const partitionText = stringOption(args, 'partition');
     const from = stringOption(args, 'from');
     const label = stringOption(args, 'label');
     const uuid = stringOption(args, 'uuid');
+    if (partitionText !== undefined) {
+      if (!/^[1-9][0-9]{0,2}$/.test(partitionText)) throw new DiskwrightError('E_USAGE', `mkfs: --partition expects a partition number like 1 or 5, got \`${partitionText}\``, { hint: '`diskwright partitions IMAGE` lists them' });
+      if (sizeText !== undefined) throw new DiskwrightError('E_USAGE', 'mkfs: --size cannot be combined with --partition (the filesystem fills the partition)', { hint: 'drop --size' });
+      const partType = (stringOption(args, 'type') ?? 'ext4') as PartitionFsType;
+      if (!['ext2', 'ext3', 'ext4', 'swap'].includes(partType)) throw new DiskwrightError('E_USAGE', `mkfs: --type must be ext2, ext3, ext4 or swap, got \`${partType}\``, { hint: 'e.g. --type ext3' });
+      const result = await makeFilesystemInPartition(image, Number(partitionText), {
+        type: partType,
+        force: flag(args, 'force'),
+        signal: ctx.signal,
+        ...(from !== undefined ? { fromDirectory: from } : {}),
+        ...(label !== undefined ? { label } : {}),
+        ...(uuid !== undefined ? { uuid } : {}),
+      });
+      if (ctx.json) printJson(ctx, { output: image, partition: result.partition, offset: result.offset, type: result.type, size: result.size, from: from ?? null, label: label ?? null });
+      else ctx.stdout.write(`${image} partition ${result.partition}: ${result.type === 'swap' ? 'swap area' : `${result.type} filesystem`} of ${result.size} bytes at offset ${result.offset}${from !== undefined ? ` from ${from}` : ''}\n`);
+      return 0;
+    }
+    if (sizeText === undefined) throw new DiskwrightError('E_USAGE', 'mkfs: --size is required', { hint: 'e.g. --size 8G, or --partition N inside a partitioned image' });
+    const size = parseSize(sizeText, 'size');
+    const type = (stringOption(args, 'type') ?? 'ext4') as FilesystemType;
+    if (type === ('swap' as FilesystemType)) throw new DiskwrightError('E_USAGE', 'mkfs: --type swap needs --partition N', { hint: 'partition the image first (diskwright partition), then mkfs IMAGE -p N --type swap' });
     await makeFilesystem(image, {
       type,
       size,

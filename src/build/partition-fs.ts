@@ -1,0 +1,163 @@
+/**
+ * `mkfs IMAGE --partition N`: a filesystem (ext2/3/4) or a swap signature inside partition N of a
+ * partitioned image, sized to the partition. In an existing image the change is all-or-nothing:
+ * the filesystem is made in a sparse temp file beside the image and lands through the disk
+ * layer's commit (the old bytes are recorded first; a kill leaves the old partition). A private
+ * image being built (disk build) is written directly.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import { DiskwrightError, throwIfAborted } from '../errors.js';
+import { tempPathBeside } from '../io/atomic.js';
+import { dataRuns } from '../io/zero.js';
+import type { ProgressCallback } from '../io/progress.js';
+import { getPartition, partitionByteRange, readPartitionTable } from '../partition/table.js';
+import { commitOverlay } from '../disk/commit.js';
+import { Overlay } from '../disk/overlay.js';
+import { RawFileDisk } from '../disk/raw.js';
+import { makeFilesystem, type FilesystemType, type MakeFilesystemOptions } from '../e2fs/mkfs.js';
+import { dumpFilesystemHeader } from '../e2fs/dump.js';
+import { encodeSwapSignature, hasSwapSignature, SWAP_PAGE_SIZE } from './swap.js';
+
+export type PartitionFsType = FilesystemType | 'swap';
+
+export interface PartitionFsOptions {
+  readonly type: PartitionFsType;
+  readonly label?: string;
+  readonly uuid?: string;
+  /** ext only: fill from this host directory (mke2fs -d). */
+  readonly fromDirectory?: string;
+  readonly hashSeed?: string;
+  readonly fakeTime?: number;
+  readonly extendedOptions?: readonly string[];
+  /** Replace a filesystem or swap area already in the partition. */
+  readonly force?: boolean;
+  /**
+   * Write straight into the image (no temp file, no commit record): only for a private image
+   * nobody else sees yet, such as the temp output of `disk build`.
+   */
+  readonly direct?: boolean;
+  /** Extra mke2fs options (the tar tree hook, progress parsing). */
+  readonly mkfs?: Partial<MakeFilesystemOptions>;
+  readonly onProgress?: ProgressCallback;
+  readonly signal?: AbortSignal;
+}
+
+export interface PartitionFsResult {
+  readonly partition: number;
+  readonly offset: number;
+  /** Bytes of the filesystem or swap area. */
+  readonly size: number;
+  readonly type: PartitionFsType;
+}
+
+const COPY_CHUNK = 4 * 1024 * 1024;
+
+/** What already lives at `offset`: an ext filesystem, a swap area, or nothing known. */
+async function existingContent(image: string, offset: number): Promise<'ext' | 'swap' | undefined> {
+  const handle = await open(image, 'r');
+  try {
+    const page = new Uint8Array(SWAP_PAGE_SIZE);
+    await handle.read(page, 0, SWAP_PAGE_SIZE, offset);
+    if (hasSwapSignature(page)) return 'swap';
+    // ext magic 0xEF53 at 1024 + 56.
+    if (page[1080] === 0x53 && page[1081] === 0xef) return (await dumpFilesystemHeader(image, { offset }).then(() => true, () => false)) ? 'ext' : undefined;
+    return undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Lands a whole new partition content (the temp file) through one commit: old or new after a crash. */
+function commitPartition(image: string, offset: number, length: number, content: string | Uint8Array, signal?: AbortSignal): void {
+  const disk = RawFileDisk.open(image, { readOnly: false });
+  try {
+    const overlay = new Overlay(disk);
+    try {
+      if (typeof content === 'string') {
+        overlay.discard(offset, length);
+        const fd = openSync(content, 'r');
+        try {
+          const buffer = Buffer.alloc(COPY_CHUNK);
+          for (let at = 0; at < length; at += COPY_CHUNK) {
+            throwIfAborted(signal);
+            const n = readSync(fd, buffer, 0, Math.min(COPY_CHUNK, length - at), at);
+            if (n === 0) break;
+            for (const run of dataRuns(buffer, n)) overlay.write(buffer.subarray(run.start, run.start + run.length), offset + at + run.start);
+          }
+        } finally {
+          closeSync(fd);
+        }
+      } else overlay.write(content, offset);
+      commitOverlay(overlay, signal ? { signal } : {});
+    } finally {
+      overlay.close();
+    }
+  } finally {
+    disk.close();
+  }
+}
+
+/**
+ * Makes a filesystem or swap area filling partition `number` of `image`. Throws E_EXISTS when the
+ * partition already holds one (unless `force`), E_NO_PARTITION for a missing number.
+ */
+export async function makeFilesystemInPartition(image: string, number: number, options: PartitionFsOptions): Promise<PartitionFsResult> {
+  const table = await readPartitionTable(image);
+  const partition = getPartition(table, number);
+  if (partition.kind === 'extended') {
+    throw new DiskwrightError('E_INVALID_ARGUMENT', `partition ${number} of ${image} is the extended partition: it holds logical partitions, not a filesystem`, {
+      path: image,
+      hint: 'pick a primary or logical partition (`diskwright partitions IMAGE` lists them)',
+    });
+  }
+  const range = partitionByteRange(table, partition);
+  const offset = Number(range.offset);
+  const length = Number(range.length);
+  if (!options.force && !options.direct) {
+    const existing = await existingContent(image, offset);
+    if (existing) {
+      throw new DiskwrightError('E_EXISTS', `partition ${number} of ${image} already holds ${existing === 'ext' ? 'an ext filesystem' : 'a swap area'}`, { path: image, hint: 'pass --force to replace it' });
+    }
+  }
+  if (options.type === 'swap') {
+    if (options.fromDirectory !== undefined) throw new DiskwrightError('E_USAGE', 'a swap area cannot be filled from a directory', { hint: 'drop --from for --type swap' });
+    const page = encodeSwapSignature(length, { ...(options.uuid !== undefined ? { uuid: options.uuid } : {}), ...(options.label !== undefined ? { label: options.label } : {}) });
+    if (options.direct) {
+      const handle = await open(image, 'r+');
+      try {
+        await handle.write(page, 0, page.length, offset);
+      } finally {
+        await handle.close();
+      }
+    } else commitPartition(image, offset, length, page, options.signal);
+    return { partition: number, offset, size: Math.floor(length / SWAP_PAGE_SIZE) * SWAP_PAGE_SIZE, type: 'swap' };
+  }
+  // mke2fs takes the size in KiB.
+  const size = Math.floor(length / 1024) * 1024;
+  const mkfsOptions: MakeFilesystemOptions = {
+    ...options.mkfs,
+    type: options.type,
+    size,
+    force: true,
+    ...(options.label !== undefined ? { label: options.label } : {}),
+    ...(options.uuid !== undefined ? { uuid: options.uuid } : {}),
+    ...(options.fromDirectory !== undefined ? { fromDirectory: options.fromDirectory } : {}),
+    ...(options.hashSeed !== undefined ? { hashSeed: options.hashSeed } : {}),
+    ...(options.fakeTime !== undefined ? { fakeTime: options.fakeTime } : {}),
+    ...(options.extendedOptions ? { extendedOptions: options.extendedOptions } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  if (options.direct) {
+    await makeFilesystem(image, { ...mkfsOptions, offset });
+  } else {
+    const temp = tempPathBeside(image);
+    try {
+      await makeFilesystem(temp, mkfsOptions);
+      commitPartition(image, offset, size, temp, options.signal);
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+  return { partition: number, offset, size, type: options.type };
+}
