@@ -1,12 +1,45 @@
+import { closeSync, openSync } from 'node:fs';
 import { DiskwrightError } from '../errors.js';
+import { headBytes, recordedFormatOf } from './format-record.js';
+import { hostError } from './host-error.js';
+import { hasQcow2Magic, openQcow2Chain, Qcow2Disk } from './qcow2/index.js';
 import { RawFileDisk } from './raw.js';
 import type { Disk, DiskFormat } from './types.js';
 
 /** Options of {@link openImage}. */
 export interface OpenImageOptions {
-  /** Forces the format (`--format`); default: raw (the qcow2 work adds detection here). */
+  /**
+   * Forces the format (`--format`). `qcow2` also trusts the image's backing chain: the user (or
+   * diskwright's own record) said what the file is, so the backing files its headers name are opened.
+   */
   readonly format?: DiskFormat;
   readonly readOnly: boolean;
+}
+
+/** How {@link openImage} decided the format (for `info` and messages). */
+export type FormatSource = 'forced' | 'recorded' | 'probed';
+
+/**
+ * The probing rule (docs/qcow2.md): a forced format wins; then the format diskwright recorded on
+ * the file when it made it (the `user.diskwright.format` xattr); then the qcow2 magic. A probed
+ * qcow2 is read, but its backing file is never followed (E_UNTRUSTED_BACKING) — a raw disk whose
+ * guest wrote a qcow2 header naming a host file must not make diskwright read that file.
+ */
+export function resolveFormat(path: string, forced: DiskFormat | undefined): { format: DiskFormat; source: FormatSource } {
+  if (forced) return { format: forced, source: 'forced' };
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw hostError(error, path, 'open');
+  }
+  try {
+    const recorded = recordedFormatOf(fd);
+    if (recorded) return { format: recorded, source: 'recorded' };
+    return { format: hasQcow2Magic(headBytes(fd, 4)) ? 'qcow2' : 'raw', source: 'probed' };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -14,9 +47,11 @@ export interface OpenImageOptions {
  * plugs in at one place. The caller closes the Disk.
  */
 export function openImage(path: string, options: OpenImageOptions): Disk {
-  const format = options.format ?? 'raw';
-  if (format !== 'raw') {
-    throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `${path}: the ${format} format is not supported in this build`, { path, hint: 'convert it to raw with `qemu-img convert -O raw`' });
+  const { format, source } = resolveFormat(path, options.format);
+  if (format === 'raw') return RawFileDisk.open(path, { readOnly: options.readOnly });
+  if (format !== 'qcow2') {
+    throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `${path}: the ${String(format)} format is not supported`, { path, hint: 'use --format raw or --format qcow2' });
   }
-  return RawFileDisk.open(path, { readOnly: options.readOnly });
+  if (source === 'probed') return Qcow2Disk.open(path, { readOnly: options.readOnly });
+  return openQcow2Chain(path, { readOnly: options.readOnly, openRaw: (p) => RawFileDisk.open(p, { readOnly: true }) });
 }

@@ -19,6 +19,7 @@ export const commandModules: readonly CommandModule[] = [
   { file: 'partitions.js', load: () => import('./partitions.js') },
   { file: 'partition.js', load: () => import('./partition.js') },
   { file: 'extract.js', load: () => import('./extract.js') },
+  { file: 'convert.js', load: () => import('./convert.js') },
   { file: 'fsck.js', load: () => import('./fsck.js') },
   { file: 'mkfs.js', load: () => import('./mkfs.js') },
   { file: 'resize.js', load: () => import('./resize.js') },

@@ -193,27 +193,31 @@ export class Qcow2Disk implements Disk {
     }
   }
 
+  /**
+   * The header facts of `path` without opening its tables or backing file (for `info` on an image
+   * whose backing chain is not trusted).
+   */
+  static inspect(path: string): { readonly size: number; readonly facts: Qcow2Facts } {
+    const fd = openHost(path, 'r');
+    try {
+      const fileSize = fstatSync(fd).size;
+      const first = new Uint8Array(Math.min(fileSize, 2 ** 21));
+      readFully(fd, first, 0, path);
+      const probe = parseQcow2Header(first, fileSize);
+      const header = parseQcow2Header(first.subarray(0, Math.min(first.length, probe.clusterSize)), fileSize);
+      return { size: header.size, facts: factsOf(header) };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   get size(): number {
     return this.virtualSize;
   }
 
   /** The header facts `info` reports. */
   facts(): Qcow2Facts {
-    const h = this.header;
-    return {
-      version: h.version,
-      compat: h.version === 2 ? '0.10' : '1.1',
-      clusterSize: this.cs,
-      refcountBits: this.refBits,
-      lazyRefcounts: (h.compatibleFeatures & COMPAT_LAZY_REFCOUNTS) !== 0n,
-      dirty: (h.incompatibleFeatures & INCOMPAT_DIRTY) !== 0n,
-      corrupt: (h.incompatibleFeatures & INCOMPAT_CORRUPT) !== 0n,
-      extendedL2: this.extL2,
-      compressionType: h.compressionType,
-      backingFile: h.backingFile,
-      backingFormat: h.backingFormat,
-      snapshots: h.nbSnapshots,
-    };
+    return factsOf(this.header);
   }
 
   /** Host file bytes the image occupies (qemu-img's actual-size is the allocated blocks instead). */
@@ -796,6 +800,23 @@ export class Qcow2Disk implements Disk {
       this.backing?.close();
     }
   }
+}
+
+function factsOf(h: Qcow2Header): Qcow2Facts {
+  return {
+    version: h.version,
+    compat: h.version === 2 ? '0.10' : '1.1',
+    clusterSize: h.clusterSize,
+    refcountBits: 2 ** h.refcountOrder,
+    lazyRefcounts: (h.compatibleFeatures & COMPAT_LAZY_REFCOUNTS) !== 0n,
+    dirty: (h.incompatibleFeatures & INCOMPAT_DIRTY) !== 0n,
+    corrupt: (h.incompatibleFeatures & INCOMPAT_CORRUPT) !== 0n,
+    extendedL2: (h.incompatibleFeatures & INCOMPAT_EXTL2) !== 0n,
+    compressionType: h.compressionType,
+    backingFile: h.backingFile,
+    backingFormat: h.backingFormat,
+    snapshots: h.nbSnapshots,
+  };
 }
 
 function assertWritable(h: Qcow2Header, path: string): void {
