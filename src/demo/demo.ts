@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
@@ -11,7 +11,10 @@ import { makeTemplate, type TemplateManifest } from '../template/index.js';
 import { createInstance, defaultSteps } from '../instance/index.js';
 import { withFilesystem } from '../ext/index.js';
 import { formatCommandLine } from '../virt/index.js';
-import { ensureBootKit, type BootKit } from './bootkit.js';
+import { busyboxPath, ensureBootKit, readStaticBusybox, type BootKit } from './bootkit.js';
+
+/** What to install for the demo's boot (Debian's plain `busybox` is dynamically linked). */
+export const BUSYBOX_HINT = 'install busybox-static for the boot (sudo apt-get install busybox-static), or set DISKWRIGHT_BUSYBOX to a static busybox';
 import { buildDemoRoot } from './root-tree.js';
 import { seedLayout, writeSeedTables } from './seed.js';
 import { BOOT_EXTRA_KERNEL_ARGS, bootDisk, qemuAvailable } from './qemu.js';
@@ -98,9 +101,30 @@ function indent(text: string): string[] {
  * under QEMU when it can.
  */
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
-  const { reporter, signal } = options;
   const env = options.env ?? process.env;
   const dir = await prepareDir(options.dir);
+  try {
+    return await demoSteps(options, env, dir);
+  } catch (error) {
+    // A failed run leaves nothing behind in a directory it made itself.
+    if (options.dir === undefined) await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Why the host's busybox cannot go into the demo root (missing or not static), or undefined. */
+async function busyboxProblem(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  try {
+    await readStaticBusybox(busyboxPath({ env }));
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof DiskwrightError)) throw error;
+    return error.message;
+  }
+}
+
+async function demoSteps(options: DemoOptions, env: NodeJS.ProcessEnv, dir: string): Promise<DemoResult> {
+  const { reporter, signal } = options;
   const signalOpt = signal ? { signal } : {};
   reporter.detail(`working directory: ${dir}`);
 
@@ -108,20 +132,29 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   reporter.step('Fetch a Debian kernel and build a small initramfs', 'apt-get download + dpkg-deb -x (no install), depmod, a busybox initramfs that mounts root=/dev/vda');
   let kit: BootKit | undefined;
   let kitError: string | undefined;
-  try {
-    kit = await ensureBootKit({ env, ...signalOpt, onStep: (m) => reporter.detail(m) });
-    reporter.detail([`kernel ${kit.version}${kit.cached ? ' (cached)' : ''}`, `vmlinuz: ${kit.kernel}`, `initrd:  ${kit.initrd}`]);
-  } catch (error) {
-    if (error instanceof DiskwrightError && error.code === 'E_ABORTED') throw error;
-    kitError = error instanceof Error ? error.message : String(error);
-    reporter.note(`no kernel: ${kitError} — continuing without /boot, the boot step will be skipped`);
+  // Checked first: without a static busybox nothing can boot, so the kernel is not downloaded.
+  const noBusybox = await busyboxProblem(env);
+  if (noBusybox !== undefined) {
+    kitError = `${noBusybox}; ${BUSYBOX_HINT}`;
+    reporter.note(`${kitError} — continuing without a kernel or a userland, the boot step will be skipped`);
+  } else {
+    try {
+      kit = await ensureBootKit({ env, ...signalOpt, onStep: (m) => reporter.detail(m) });
+      reporter.detail([`kernel ${kit.version}${kit.cached ? ' (cached)' : ''}`, `vmlinuz: ${kit.kernel}`, `initrd:  ${kit.initrd}`]);
+    } catch (error) {
+      if (error instanceof DiskwrightError && error.code === 'E_ABORTED') throw error;
+      kitError = error instanceof Error ? error.message : String(error);
+      reporter.note(`no kernel: ${kitError} — continuing without /boot, the boot step will be skipped`);
+    }
   }
 
   // 2. root tree
   reporter.step('Build the demo root tree', 'busybox-static, an /sbin/init that reports its identity, Debian-like /etc files, /boot with the kernel');
   const root = join(dir, 'root');
-  const tree = await buildDemoRoot(root, { env, ...(kit ? { boot: kit } : {}) });
-  reporter.detail(`${root}: /bin/busybox with ${tree.applets} applet links, /sbin/init, /etc${tree.boot ? ', /boot' : ' (no /boot: no kernel)'}`);
+  const tree = await buildDemoRoot(root, { env, ...(kit ? { boot: kit } : {}), ...(noBusybox !== undefined ? { withoutBusybox: true } : {}) });
+  reporter.detail(
+    `${root}: ${noBusybox !== undefined ? 'no busybox (none static on this host)' : `/bin/busybox with ${tree.applets} applet links`}, /sbin/init, /etc${tree.boot ? ', /boot' : ' (no /boot: no kernel)'}`,
+  );
 
   // 3. seed disk
   reporter.step('Make a seed-like disk', 'sparse image, MBR with p1 ext3 at sector 2048 (bootable) and a logical swap, filesystem built from the tree (mkfs --from)');
@@ -243,7 +276,7 @@ async function bootStep(input: {
     return { status: 'skipped', reason };
   };
   if (options.boot === false) return skip('--no-boot');
-  if (!kit) return skip(`the kernel could not be fetched (${kitError ?? 'unknown reason'})`);
+  if (!kit) return skip(kitError?.includes(BUSYBOX_HINT) ? kitError : `the kernel could not be fetched (${kitError ?? 'unknown reason'})`);
   if (!(await qemuAvailable(env))) return skip('qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)');
   const consoleLog = join(dir, 'console.log');
   reporter.detail(`kernel args: ${instance.kernelArgs.join(' ')}`);

@@ -19,6 +19,8 @@ export interface DemoRootOptions {
   /** Kernel and initrd to place in /boot as vmlinuz-VERSION / initrd.img-VERSION (what `template make --kernel-dir` finds). */
   readonly boot?: { readonly version: string; readonly kernel: string; readonly initrd: string };
   readonly busybox?: string;
+  /** Leave busybox out (the host has no static one): the tree still carries /etc, not a userland. */
+  readonly withoutBusybox?: boolean;
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -48,11 +50,12 @@ export async function buildDemoRoot(outDir: string, options: DemoRootOptions = {
   await chmod(join(outDir, 'tmp'), 0o1777);
   await symlink('../run', join(outDir, 'var', 'run'));
 
+  let applets = 0;
+  if (options.withoutBusybox) return { applets, boot: false };
   const busybox = busyboxPath({ busybox: options.busybox, env: options.env });
   const bytes = await readStaticBusybox(busybox);
   await mkdir(join(outDir, 'bin'), { recursive: true });
   await writeFile(join(outDir, 'bin', 'busybox'), bytes, { mode: 0o755 });
-  let applets = 0;
   for (const applet of await listApplets(busybox)) {
     const target = join(outDir, applet);
     if (applet === 'bin/busybox' || applet === 'sbin/init') continue;

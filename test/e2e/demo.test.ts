@@ -57,6 +57,19 @@ describe('diskwright demo', () => {
     expect(result.stdout).toMatch(/Done: boot skipped/);
   }, 130_000);
 
+  it('without a static busybox does every disk step, downloads no kernel, exits 0 and says what to install', async () => {
+    const dir = join(await tempDir('diskwright-demo-test-'), 'demo');
+    // A dynamically linked program stands in for Debian's plain `busybox` package.
+    const env = { ...process.env, DISKWRIGHT_BUSYBOX: process.execPath, DISKWRIGHT_KERNEL_DEB: join(dir, '..', 'never-read.deb') };
+    const result = await runBin(['demo', '--dir', dir], { env, timeout: 120_000 });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/note: .* is not a static 64-bit busybox; install busybox-static for the boot \(sudo apt-get install busybox-static\)/);
+    expect(result.stdout).not.toMatch(/never-read\.deb/);
+    expect(result.stdout).toMatch(/\/etc\/hostname:\n\s+web01\.linux\.bogus/);
+    expect(result.stdout).toMatch(/note: boot skipped: .*install busybox-static/);
+    expect(result.stdout).toMatch(/Done: boot skipped/);
+  }, 130_000);
+
   it('refuses a --dir that is not empty with a one-line error', async () => {
     const dir = await tempDir('diskwright-demo-test-');
     await mkdir(join(dir, 'used'));

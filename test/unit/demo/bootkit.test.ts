@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
-import { defaultBootCacheDir, initramfsEntries, parseKernelPackage, parseShowDepends } from '../../../src/demo/bootkit.js';
+import { busyboxPath, defaultBootCacheDir, initramfsEntries, parseKernelPackage, parseShowDepends, readStaticBusybox } from '../../../src/demo/bootkit.js';
 import { isStaticElf64 } from '../../../src/demo/elf.js';
 
 describe('parseKernelPackage', () => {
@@ -46,10 +46,32 @@ describe('initramfsEntries', () => {
   });
 });
 
+/** A minimal ELF64 header with one PT_LOAD program header and no PT_INTERP. */
+function staticElf64(): Uint8Array {
+  const bytes = new Uint8Array(0x40 + 0x38);
+  bytes.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
+  const view = new DataView(bytes.buffer);
+  view.setUint16(0x10, 2, true); // ET_EXEC
+  view.setUint16(0x12, 0x3e, true); // x86-64
+  view.setBigUint64(0x20, 0x40n, true); // e_phoff
+  view.setUint16(0x36, 0x38, true); // e_phentsize
+  view.setUint16(0x38, 1, true); // e_phnum
+  view.setUint32(0x40, 1, true); // PT_LOAD
+  return bytes;
+}
+
 describe('isStaticElf64', () => {
-  it('tells the static busybox from a dynamically linked program', async () => {
-    expect(isStaticElf64(await readFile('/bin/busybox'))).toBe(true);
+  it('tells a static ELF64 executable from a dynamically linked program', async () => {
+    expect(isStaticElf64(staticElf64())).toBe(true);
     expect(isStaticElf64(await readFile(process.execPath))).toBe(false);
+  });
+
+  it('accepts the host busybox when it is static (busybox-static or DISKWRIGHT_BUSYBOX), refuses it otherwise', async () => {
+    // Either Debian package may be installed: busybox-static passes, plain busybox is dynamic.
+    const bytes = await readFile(busyboxPath()).catch(() => undefined);
+    if (bytes === undefined) return expect(readStaticBusybox(busyboxPath())).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    if (isStaticElf64(bytes)) return expect(readStaticBusybox(busyboxPath())).resolves.toHaveLength(bytes.length);
+    return expect(readStaticBusybox(busyboxPath())).rejects.toMatchObject({ code: 'E_BOOT' });
   });
 
   test.prop([fc.uint8Array({ maxLength: 512 })])('never throws on arbitrary bytes', (bytes) => {
