@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'E_USAGE'
   | 'E_SCRIPT'
   | 'E_ABORTED'
-  | 'E_UNTRUSTED_BACKING';
+  | 'E_UNTRUSTED_BACKING'
+  | 'E_LOCKED';
 
 export interface ErrorDetails {
   /** Byte offset in the image (or table) where the problem was found. */

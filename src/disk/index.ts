@@ -16,3 +16,6 @@ export { openImage, type OpenImageOptions } from './open.js';
 export { resolveFormat, type FormatSource } from './open.js';
 export { recordFormat, FORMAT_XATTR } from './format-record.js';
 export { Qcow2Disk, openQcow2Chain, createQcow2, hasQcow2Magic, type Qcow2Facts } from './qcow2/index.js';
+export { lockImage, withImageLock, realImagePath, type ImageAccess, type ImageLock, type LockOptions } from './lock.js';
+export { withImage, pendingCommitError, type WithImageOptions, type ImageContext } from './with-image.js';
+export { findHolders, type FileHolder } from './holders.js';

@@ -1,0 +1,57 @@
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+
+/** Processes (other than this one) holding `path` open, with the lock they hold on it, if any. */
+export interface FileHolder {
+  readonly pid: number;
+  /** 'WRITE' / 'READ' from the kernel's lock line in fdinfo; undefined: open, not locked. */
+  readonly lock: 'WRITE' | 'READ' | undefined;
+}
+
+/**
+ * Who has `path` open, from /proc (Linux): each process's fd links and the `lock:` line of its
+ * fdinfo (OFD locks show pid -1 in /proc/locks, so the holder is found by its descriptor).
+ * Processes we may not inspect are skipped; elsewhere than Linux the list is empty.
+ */
+export function findHolders(path: string): FileHolder[] {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid);
+  } catch {
+    return [];
+  }
+  const holders: FileHolder[] = [];
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    let found: FileHolder | undefined;
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (target !== path) continue;
+      let lock: FileHolder['lock'];
+      try {
+        const match = /^lock:\s+\d+:\s+\S+\s+\S+\s+(WRITE|READ)\b/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+        lock = match ? (match[1] as 'WRITE' | 'READ') : undefined;
+      } catch {
+        lock = undefined;
+      }
+      if (!found || (lock && !found.lock)) found = { pid: Number(pid), lock };
+      if (lock === 'WRITE') break;
+    }
+    if (found) holders.push(found);
+  }
+  return holders;
+}
+
+/** True when some other process has `path` open. */
+export function isOpenElsewhere(path: string): boolean {
+  return findHolders(path).length > 0;
+}

@@ -1,0 +1,151 @@
+import { closeSync, fstatSync, openSync, realpathSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DiskwrightError, throwIfAborted } from '../errors.js';
+import { findHolders } from './holders.js';
+import { hostError } from './host-error.js';
+
+/**
+ * Inter-process exclusion on images: writers exclusive, readers shared, as kernel open-file-
+ * description locks (fcntl F_OFD_SETLK through fs-native-extensions 1.5.1, a maintained N-API
+ * addon with prebuilds for Node 20). The kernel drops the lock when its process dies, so a lock
+ * is never stale. Locks are per real path and re-entrant inside one process.
+ */
+
+interface NativeLocks {
+  tryLock(fd: number, offset?: number, length?: number, options?: { shared?: boolean }): boolean;
+  unlock(fd: number, offset?: number, length?: number): void;
+}
+const require = createRequire(import.meta.url);
+let native: NativeLocks | undefined;
+function locks(): NativeLocks {
+  native ??= require('fs-native-extensions') as NativeLocks;
+  return native;
+}
+
+/** What a command does with an image. */
+export type ImageAccess = 'read' | 'write';
+
+/** Options of {@link lockImage}. */
+export interface LockOptions {
+  readonly access: ImageAccess;
+  /** Wait for the other process instead of failing at once (`--wait`). */
+  readonly wait?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** A held lock; `release` is idempotent. */
+export interface ImageLock {
+  /** The image's real path (symlinks resolved). */
+  readonly path: string;
+  readonly access: ImageAccess;
+  /** True for the outermost acquisition in this process (nested ones share its lock). */
+  readonly outermost: boolean;
+  release(): void;
+}
+
+interface Held {
+  fd: number;
+  access: ImageAccess;
+  count: number;
+}
+const held = new Map<string, Held>();
+
+/** Polling interval while waiting (`--wait`): the wait stays abortable by Ctrl-C. */
+const WAIT_POLL_MS = 50;
+
+/** The image's real path; a missing image is E_NOT_FOUND. */
+export function realImagePath(path: string): string {
+  try {
+    const real = realpathSync(path);
+    if (!statSync(real).isFile()) throw new DiskwrightError('E_INVALID_ARGUMENT', `${path} is not a regular file`, { path, hint: 'give a disk image file' });
+    return real;
+  } catch (error) {
+    throw hostError(error, path, 'open');
+  }
+}
+
+/** Takes the lock on `path` (see the module comment); the caller releases it. */
+export async function lockImage(path: string, options: LockOptions): Promise<ImageLock> {
+  const real = realImagePath(path);
+  const mine = held.get(real);
+  if (mine) {
+    if (options.access === 'write' && mine.access === 'read') {
+      throw new DiskwrightError('E_INVALID_ARGUMENT', `${path} is open for reading in this process and cannot be written at the same time`, { path });
+    }
+    mine.count += 1;
+    return handle(real, options.access, mine, false);
+  }
+  for (;;) {
+    throwIfAborted(options.signal);
+    let fd: number;
+    try {
+      // A write lock needs a descriptor open for writing (POSIX).
+      fd = openSync(real, options.access === 'write' ? 'r+' : 'r');
+    } catch (error) {
+      throw hostError(error, path, options.access === 'write' ? 'open for writing' : 'open');
+    }
+    let locked: boolean;
+    try {
+      locked = locks().tryLock(fd, 0, 0, { shared: options.access === 'read' });
+    } catch (error) {
+      closeSync(fd);
+      throw hostError(error, path, 'lock');
+    }
+    if (locked) {
+      // The path may have been replaced (renamed over) while we waited: lock the file it names now.
+      const now = statSync(real, { throwIfNoEntry: false });
+      const ours = fstatSync(fd);
+      if (now && now.ino === ours.ino && now.dev === ours.dev) {
+        const entry: Held = { fd, access: options.access, count: 1 };
+        held.set(real, entry);
+        return handle(real, options.access, entry, true);
+      }
+      closeSync(fd);
+      continue;
+    }
+    closeSync(fd);
+    if (!options.wait) throw busy(path, real, options.access);
+    await sleep(WAIT_POLL_MS, undefined, options.signal ? { signal: options.signal } : {}).catch(() => undefined);
+  }
+}
+
+function handle(real: string, access: ImageAccess, entry: Held, outermost: boolean): ImageLock {
+  let released = false;
+  return {
+    path: real,
+    access,
+    outermost,
+    release() {
+      if (released) return;
+      released = true;
+      entry.count -= 1;
+      if (entry.count > 0) return;
+      held.delete(real);
+      try {
+        locks().unlock(entry.fd);
+      } finally {
+        closeSync(entry.fd);
+      }
+    },
+  };
+}
+
+function busy(path: string, real: string, access: ImageAccess): DiskwrightError {
+  const holders = findHolders(real).filter((h) => h.lock !== undefined);
+  const writer = holders.find((h) => h.lock === 'WRITE');
+  const pids = (writer ? [writer] : holders).map((h) => h.pid);
+  const who = pids.length > 0 ? ` (pid ${pids.join(', ')})` : '';
+  const message = writer || access === 'read' ? `${path} is being changed by another diskwright process${who}` : `${path} is being read by another diskwright process${who}`;
+  return new DiskwrightError('E_LOCKED', message, { path, hint: 'wait for it to finish, or pass --wait to queue behind it' });
+}
+
+/** Runs `fn` holding the lock; always releases it. */
+export async function withImageLock<T>(path: string, options: LockOptions, fn: (lock: ImageLock) => Promise<T>): Promise<T> {
+  const lock = await lockImage(path, options);
+  try {
+    return await fn(lock);
+  } finally {
+    lock.release();
+  }
+}

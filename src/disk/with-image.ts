@@ -1,0 +1,81 @@
+import { readdirSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { DiskwrightError } from '../errors.js';
+import { hasPendingRecord, recordPath, rollBackInterruptedCommit } from './commit.js';
+import { isOpenElsewhere } from './holders.js';
+import { hostError } from './host-error.js';
+import { lockImage, type ImageAccess, type ImageLock } from './lock.js';
+
+/** Options of {@link withImage}. */
+export interface WithImageOptions {
+  readonly access: ImageAccess;
+  /** Queue behind another diskwright process instead of failing (`--wait`). */
+  readonly wait?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link withImage} hands to its callback. */
+export interface ImageContext {
+  /** The image's real path: open this one (a lock is on it). */
+  readonly path: string;
+  readonly access: ImageAccess;
+  /** True when this call rolled back an interrupted commit before running. */
+  readonly rolledBack: boolean;
+}
+
+/** The one line every reader prints when an interrupted commit is pending. */
+export function pendingCommitError(image: string): DiskwrightError {
+  return new DiskwrightError('E_NEEDS_RECOVERY', `${image}: an interrupted diskwright write left ${recordPath(image)}; the image may be half-written`, {
+    path: image,
+    hint: `run \`diskwright recover ${image}\` to roll the interrupted write back, then run this command again`,
+  });
+}
+
+/** Leftover temp files of a killed run beside `image` (`.NAME.diskwright-*.tmp`) nobody has open. */
+function removeLeftovers(image: string): string[] {
+  const dir = dirname(image);
+  const prefix = `.${basename(image)}.diskwright-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    const path = join(dir, name);
+    // Atomic outputs are made without this lock (a new file over an existing one): spare any
+    // temp file a live process still has open.
+    if (isOpenElsewhere(path)) continue;
+    rmSync(path, { force: true });
+    removed.push(path);
+  }
+  return removed;
+}
+
+/**
+ * How every command opens an image: takes the lock (writers exclusive, readers shared; a second
+ * writer fails at once with E_LOCKED unless `wait`), then checks for an interrupted commit —
+ * writers roll it back, readers refuse with E_NEEDS_RECOVERY naming `diskwright recover` — and,
+ * for writers, removes leftover temp files of killed runs. Then runs `fn` and always releases.
+ * Nested calls in one process share the outer lock.
+ */
+export async function withImage<T>(image: string, options: WithImageOptions, fn: (context: ImageContext) => Promise<T>): Promise<T> {
+  const lock: ImageLock = await lockImage(image, options);
+  try {
+    let rolledBack = false;
+    if (hasPendingRecord(lock.path)) {
+      if (options.access === 'read') throw pendingCommitError(image);
+      try {
+        rolledBack = rollBackInterruptedCommit(lock.path);
+      } catch (error) {
+        throw hostError(error, image, 'rolling back an interrupted commit of');
+      }
+    }
+    if (options.access === 'write' && lock.outermost) removeLeftovers(lock.path);
+    return await fn({ path: lock.path, access: options.access, rolledBack });
+  } finally {
+    lock.release();
+  }
+}
