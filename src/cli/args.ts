@@ -18,6 +18,8 @@ export const GLOBAL_OPTIONS: OptionSpecs = {
   help: { type: 'boolean', short: 'h' },
   json: { type: 'boolean' },
   debug: { type: 'boolean' },
+  /** Queue behind another diskwright process holding the image instead of failing (src/cli/image.ts). */
+  wait: { type: 'boolean' },
 };
 
 /** The command's options plus the global ones, with the reserved short flags filled in. */

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32 } from '../bytes/index.js';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
@@ -20,8 +20,9 @@ import type { Disk } from './types.js';
  * Cost grows with the blocks changed, never with the space the image uses. A failure in step 2
  * (ENOSPC, EIO) is rolled back in-process before the error is thrown; a crash leaves the record,
  * which the next writer rolls back ({@link rollBackInterruptedCommit}) and every reader refuses.
- * Rollback writes only where the bytes differ from the record (so it never needs more space than
- * the commit did, and never touches a range the commit did not reach).
+ * Rollback first frees (truncates the grown tail, punches what were holes), then writes saved data
+ * only where the bytes differ from the record: it never needs more space than the commit took,
+ * and never writes into a range the commit did not reach.
  *
  * Record format (little-endian; unchanged from the first undo log, so old records still roll back):
  * header `DWUNDO01`, u64 original file size, u32 entry count, u32 CRC-32 of the first 20 bytes;
@@ -224,7 +225,8 @@ function writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldS
  * the base is rolled back before the error is thrown (when even that fails, the record stays and
  * the error says so).
  */
-export function commitOverlay(overlay: Overlay, options: CommitOptions = {}): CommitSummary {
+export function commitOverlay(overlay: Overlay, commitOptions: CommitOptions = {}): CommitSummary {
+  const options = withTestFault(commitOptions);
   const base = overlay.base;
   const image = base.path;
   const oldSize = base.size;
@@ -254,10 +256,14 @@ export function commitOverlay(overlay: Overlay, options: CommitOptions = {}): Co
       }
       let at = run.position;
       for (const chunk of run.chunks) {
-        base.write(chunk, at);
+        // An all-zero block becomes a hole: it costs no space (and rolls back for free).
+        if (isZero(chunk)) base.discard(at, chunk.length);
+        else {
+          base.write(chunk, at);
+          bytes += chunk.length;
+        }
         at += chunk.length;
       }
-      bytes += run.length;
     }
     options.onStep?.({ phase: 'written' });
     if (durable) base.flush();
@@ -285,6 +291,36 @@ export function commitOverlay(overlay: Overlay, options: CommitOptions = {}): Co
   }
   overlay.clear();
   return { bytes, undoBytes, blocks, size: newSize };
+}
+
+/** Commit steps seen by this process (for DISKWRIGHT_TEST_FAULT). */
+let stepsSeen = 0;
+
+/**
+ * Crash and disk-full tests of whole commands (test/helpers/crash.ts): `DISKWRIGHT_TEST_FAULT=N:kill`
+ * SIGKILLs the process at the N-th commit step it reaches, `N:enospc` fails that step with ENOSPC;
+ * `DISKWRIGHT_TEST_FAULT_LOG=FILE` appends `N PHASE` per step. Steps are counted across every
+ * commit of the process. Unset in normal use.
+ */
+function withTestFault(options: CommitOptions): CommitOptions {
+  const spec = process.env.DISKWRIGHT_TEST_FAULT;
+  const log = process.env.DISKWRIGHT_TEST_FAULT_LOG;
+  const match = spec ? /^(\d+):(kill|enospc)$/.exec(spec) : null;
+  if (!match && !log) return options;
+  const at = match ? Number(match[1]) : 0;
+  return {
+    ...options,
+    onStep: (step) => {
+      options.onStep?.(step);
+      stepsSeen += 1;
+      if (log) appendFileSync(log, `${stepsSeen} ${step.phase}\n`);
+      if (!match || stepsSeen !== at) return;
+      if (match[2] === 'kill') process.kill(process.pid, 'SIGKILL');
+      const error = new Error(`ENOSPC: no space left on device (injected at commit step ${at})`) as NodeJS.ErrnoException;
+      error.code = 'ENOSPC';
+      throw error;
+    },
+  };
 }
 
 function oneLine(error: unknown): string {
@@ -367,11 +403,8 @@ function applyRecord(disk: Disk, image: string, limit = Number.POSITIVE_INFINITY
     if (disk.size > originalSize) disk.resize!(originalSize);
     const reached = entries.filter((e) => e.position < limit && e.position < disk.size);
     for (const entry of reached) {
-      if (entry.dataAt !== undefined) continue;
-      const length = Math.min(entry.length, disk.size - entry.position);
-      const current = Buffer.allocUnsafe(length);
-      disk.read(current, entry.position);
-      if (!isZero(current)) disk.discard(entry.position, length);
+      // Punched even when it reads as zeros: the commit may have written zeros into the hole.
+      if (entry.dataAt === undefined) disk.discard(entry.position, Math.min(entry.length, disk.size - entry.position));
     }
     for (const entry of reached) {
       if (entry.dataAt === undefined) continue;

@@ -4,6 +4,7 @@ export { PartitionWindow } from './window.js';
 export { Overlay, OVERLAY_BLOCK, DEFAULT_MEMORY_LIMIT, type ChangeRun, type OverlayOptions } from './overlay.js';
 export {
   commitOverlay,
+  fsyncDirOf,
   rollBackInterruptedCommit,
   hasPendingRecord,
   recordPath,
@@ -17,5 +18,5 @@ export { resolveFormat, type FormatSource } from './open.js';
 export { recordFormat, FORMAT_XATTR } from './format-record.js';
 export { Qcow2Disk, openQcow2Chain, createQcow2, hasQcow2Magic, type Qcow2Facts } from './qcow2/index.js';
 export { lockImage, withImageLock, realImagePath, type ImageAccess, type ImageLock, type LockOptions } from './lock.js';
-export { withImage, pendingCommitError, type WithImageOptions, type ImageContext } from './with-image.js';
+export { withImage, recoverImage, pendingCommitError, type WithImageOptions, type ImageContext } from './with-image.js';
 export { findHolders, type FileHolder } from './holders.js';

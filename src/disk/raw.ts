@@ -121,7 +121,14 @@ export class RawFileDisk implements Disk {
         // EOPNOTSUPP and friends: zero-fill below.
       }
     }
-    for (let at = position; at < position + length; at += ZERO_SPAN) this.write(ZEROS.subarray(0, Math.min(ZERO_SPAN, position + length - at)), at);
+    // No punch-hole here: write zeros, but only over what does not read as zeros already (a hole
+    // stays a hole, and nothing needs space that was not taken before).
+    const current = Buffer.allocUnsafe(Math.min(ZERO_SPAN, length));
+    for (let at = position; at < position + length; at += ZERO_SPAN) {
+      const piece = current.subarray(0, Math.min(ZERO_SPAN, position + length - at));
+      this.read(piece, at);
+      if (!piece.equals(ZEROS.subarray(0, piece.length))) this.write(ZEROS.subarray(0, piece.length), at);
+    }
   }
 
   /** Node exposes no SEEK_DATA/SEEK_HOLE, so a raw file reports everything as data. */

@@ -1,4 +1,4 @@
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DiskwrightError } from '../errors.js';
 import { hasPendingRecord, recordPath, rollBackInterruptedCommit } from './commit.js';
@@ -59,9 +59,12 @@ function removeLeftovers(image: string): string[] {
  * writer fails at once with E_LOCKED unless `wait`), then checks for an interrupted commit —
  * writers roll it back, readers refuse with E_NEEDS_RECOVERY naming `diskwright recover` — and,
  * for writers, removes leftover temp files of killed runs. Then runs `fn` and always releases.
- * Nested calls in one process share the outer lock.
+ * Nested calls in one process share the outer lock. A path that is not a regular file (missing,
+ * a directory) runs `fn` unlocked, so the caller's own validation reports it.
  */
 export async function withImage<T>(image: string, options: WithImageOptions, fn: (context: ImageContext) => Promise<T>): Promise<T> {
+  // Nothing to lock or recover: the caller reports a missing image or a directory its own way.
+  if (!statSync(image, { throwIfNoEntry: false })?.isFile()) return fn({ path: image, access: options.access, rolledBack: false });
   const lock: ImageLock = await lockImage(image, options);
   try {
     let rolledBack = false;
@@ -78,4 +81,12 @@ export async function withImage<T>(image: string, options: WithImageOptions, fn:
   } finally {
     lock.release();
   }
+}
+
+/**
+ * Rolls back an interrupted commit on `image` (under the write lock) and removes leftover temp
+ * files of killed runs: `diskwright recover`. Returns true when there was a commit to roll back.
+ */
+export async function recoverImage(image: string, options: { wait?: boolean; signal?: AbortSignal } = {}): Promise<boolean> {
+  return withImage(image, { access: 'write', ...options }, async ({ rolledBack }) => rolledBack);
 }

@@ -1,5 +1,5 @@
-import { closeSync, fsyncSync, openSync, readSync, rmSync, writeSync, writevSync } from 'node:fs';
-import { chmod, chown, realpath, rename, rm, stat } from 'node:fs/promises';
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { chmod, chown, rename, rm, stat } from 'node:fs/promises';
 import * as e2fs from '../e2fs/index.js';
 import { startOpenCheck } from '../e2fs/open-check.js';
 import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
@@ -7,12 +7,12 @@ import * as partition from '../partition/index.js';
 import type { PartitionTable, Partition } from '../partition/types.js';
 import { tempPathBeside, type ProgressCallback } from '../io/index.js';
 import { bulkAvailable, createWorkingCopy, debugfsQuote, lastAllocatedInode, ownershipCommands, runDebugfsBatch, type BulkPutPlan } from './bulk.js';
-import { commitRuns, fsyncDir, recoverInterruptedCommit, undoLogPath, type CommitSummary } from './commit.js';
+import { commitOverlay, fsyncDirOf, Overlay, PartitionWindow, RawFileDisk, withImage } from '../disk/index.js';
+import { Ext2fsDiskAdapter } from './disk-adapter.js';
 import { mapExtError } from './errors-map.js';
 import { freeBlockTest } from './free-blocks.js';
 import { initializeExtents, setInodeTimes, type ByteAccess, type FileExtent } from './inode-times.js';
 import { exclusive, ext2fsModule, isWasmAbort, resetExt2fsModule, type Ext2fsMounted, type Ext2fsPromises } from './module.js';
-import { OverlayDisk, type OverlayRun } from './overlay.js';
 import { Ext2fsSession } from './session.js';
 import { INCOMPAT } from '../extmeta/index.js';
 import { assertExtSupported, readExtGeometry, type ExtGeometry } from './superblock.js';
@@ -84,7 +84,7 @@ async function replayJournal(image: string, offset: number, signal?: AbortSignal
 }
 
 /** How the last write session of this process committed (benches and reports read it). */
-export let lastCommit: (CommitSummary & { readonly path: 'overlay' | 'working-copy'; readonly directPuts: number }) | undefined;
+export let lastCommit: { readonly bytes: number; readonly undoBytes: number; readonly path: 'overlay' | 'working-copy'; readonly directPuts: number } | undefined;
 
 /** Working copies still on disk, removed on exit if the process dies mid-session. */
 const liveWorkingCopies = new Set<string>();
@@ -97,22 +97,6 @@ function trackWorkingCopy(path: string): void {
     });
   }
   liveWorkingCopies.add(path);
-}
-
-function writeRuns(fd: number, runs: Iterable<OverlayRun>): number {
-  let bytes = 0;
-  for (const run of runs) {
-    const pending = [...run.chunks];
-    let at = run.offset;
-    while (pending.length > 0) {
-      let n = writevSync(fd, pending, at);
-      at += n;
-      while (pending.length > 0 && n >= pending[0]!.length) n -= pending.shift()!.length;
-      if (n > 0 && pending.length > 0) pending[0] = pending[0]!.subarray(n);
-    }
-    bytes += run.length;
-  }
-  return bytes;
 }
 
 /** Copies `size` bytes of `source` into the file's blocks; the rest of the last block is zeroed. */
@@ -174,8 +158,12 @@ function hostIoError(error: unknown, what: string, image: string): DiskwrightErr
 
 /** The mutable state of one open filesystem: which file it reads, its overlay and its mount. */
 class OpenFilesystem {
-  private fd: number;
-  disk: OverlayDisk;
+  /** The file the session reads: the image, or after a bulk step the working copy. */
+  private raw: RawFileDisk;
+  /** Every write of the session lands here; the commit moves it to `raw`. */
+  private overlay: Overlay;
+  /** The filesystem's bytes as libext2fs sees them (a window of the overlay). */
+  disk: Ext2fsDiskAdapter;
   private mounted: Ext2fsMounted | undefined;
   private working: string | undefined;
   /** Files written by fallocate + direct block writes in this session. */
@@ -186,10 +174,12 @@ class OpenFilesystem {
     private readonly location: FilesystemLocation,
     private readonly geometry: ExtGeometry,
     private readonly signal: AbortSignal | undefined,
+    write: boolean,
     private readonly scratch = false,
   ) {
-    this.fd = openSync(image, 'r');
-    this.disk = new OverlayDisk(this.fd, location.offset, location.length);
+    this.raw = RawFileDisk.open(image, { readOnly: !write });
+    this.overlay = new Overlay(this.raw);
+    this.disk = new Ext2fsDiskAdapter(new PartitionWindow(this.overlay, location.offset, location.length));
   }
 
   async mount(): Promise<Ext2fsPromises> {
@@ -221,6 +211,31 @@ class OpenFilesystem {
     session.pendingTimes.clear();
   }
 
+  /** Writes the overlay's changes straight into `target` (a private working copy: no record). */
+  private applyOverlay(target: RawFileDisk): number {
+    let bytes = 0;
+    for (const run of this.overlay.changes()) {
+      if (run.zero) {
+        target.discard(run.position, run.length);
+        continue;
+      }
+      let at = run.position;
+      for (const chunk of run.chunks) {
+        target.write(chunk, at);
+        at += chunk.length;
+      }
+      bytes += run.length;
+    }
+    return bytes;
+  }
+
+  /** A fresh overlay over `raw` (after its changes went into the working copy). */
+  private restage(): void {
+    this.overlay.close();
+    this.overlay = new Overlay(this.raw);
+    this.disk = new Ext2fsDiskAdapter(new PartitionWindow(this.overlay, 0, this.location.length));
+  }
+
   /**
    * One bulk step: flush libext2fs, bring the working copy up to date, run debugfs, let `after`
    * work on the working copy (false: it declined and changed nothing), remount.
@@ -235,14 +250,16 @@ class OpenFilesystem {
         trackWorkingCopy(working);
         this.working = working;
         await createWorkingCopy(this.image, working, Number(this.geometry.blocksCount) * this.geometry.blockSize, this.signal);
-        closeSync(this.fd);
-        this.fd = openSync(working, 'r+');
+        const copy = RawFileDisk.open(working, { readOnly: false });
+        this.applyOverlay(copy);
+        this.raw.close();
+        this.raw = copy;
+      } else {
+        this.applyOverlay(this.raw);
       }
-      writeRuns(this.fd, this.disk.runs());
-      this.disk.clear();
+      this.restage();
       const stderr = await runDebugfsBatch(this.working, commands, this.signal, onWrite);
       if (after) accepted = after(stderr);
-      this.disk = new OverlayDisk(this.fd, 0, this.location.length);
       session.rebind(await this.mount());
       return accepted;
     } catch (error) {
@@ -254,24 +271,7 @@ class OpenFilesystem {
 
   /** Direct access to the working copy's bytes (the filesystem starts at 0 there). */
   private workingAccess(): ByteAccess {
-    const fd = this.fd;
-    return {
-      readInto: (buffer, offset, length, position) => {
-        let done = 0;
-        while (done < length) {
-          const n = readSync(fd, buffer, offset + done, length - done, position + done);
-          if (n === 0) {
-            buffer.fill(0, offset + done, offset + length);
-            break;
-          }
-          done += n;
-        }
-      },
-      writeFrom: (buffer, offset, length, position) => {
-        let done = 0;
-        while (done < length) done += writeSync(fd, buffer, offset + done, length - done, position + done);
-      },
-    };
+    return new Ext2fsDiskAdapter(this.raw);
   }
 
   /**
@@ -310,7 +310,7 @@ class OpenFilesystem {
         next += e.length;
       }
       if (next !== blocks) throw new DiskwrightError('E_EXTFS', `fallocate gave ${plan.dest} ${next} blocks, expected ${blocks}`, { path: plan.dest });
-      copyIntoExtents(plan.source, this.fd, sorted, bs, plan.size, this.signal, plan.onProgress);
+      copyIntoExtents(plan.source, this.raw.fd, sorted, bs, plan.size, this.signal, plan.onProgress);
       this.directPuts += 1;
       return true;
     });
@@ -324,39 +324,38 @@ class OpenFilesystem {
     this.flushTimes(session);
     throwIfAborted(this.signal);
     if (this.working) {
-      const bytes = writeRuns(this.fd, this.disk.runs());
-      fsyncSync(this.fd);
+      const bytes = this.applyOverlay(this.raw);
+      this.raw.flush();
       // The working copy takes the image's place: keep its permissions (and owner, when allowed).
       const info = await stat(this.image);
       await chmod(this.working, info.mode & 0o7777);
       await chown(this.working, info.uid, info.gid).catch(() => undefined);
       throwIfAborted(this.signal);
       await rename(this.working, this.image);
-      fsyncDir(this.image);
+      fsyncDirOf(this.image);
       liveWorkingCopies.delete(this.working);
       this.working = undefined;
       lastCommit = { bytes, undoBytes: 0, path: 'working-copy', directPuts: this.directPuts };
       return;
     }
-    if (this.disk.size === 0) return;
+    if (this.overlay.clean) return;
     if (this.scratch) {
-      const fd = openSync(this.image, 'r+');
-      try {
-        const bytes = writeRuns(fd, this.disk.runs());
-        lastCommit = { bytes, undoBytes: 0, path: 'overlay', directPuts: 0 };
-      } finally {
-        closeSync(fd);
-      }
+      const summary = commitOverlay(this.overlay, { durable: false });
+      lastCommit = { bytes: summary.bytes, undoBytes: 0, path: 'overlay', directPuts: 0 };
       return;
     }
-    const wasFree = freeBlockTest(this.fd, this.location.offset, this.geometry);
-    const summary = await commitRuns(this.image, () => this.disk.runs(), { ...(this.signal ? { signal: this.signal } : {}), base: this.location.offset, wasFree });
-    lastCommit = { ...summary, path: 'overlay', directPuts: 0 };
+    const { offset, length } = this.location;
+    const wasFree = freeBlockTest(this.raw.fd, offset, this.geometry);
+    const summary = commitOverlay(this.overlay, {
+      ...(this.signal ? { signal: this.signal } : {}),
+      needsNoSave: (position, bytes) => position >= offset && position + bytes <= offset + length && wasFree(position - offset, bytes),
+    });
+    lastCommit = { bytes: summary.bytes, undoBytes: summary.undoBytes, path: 'overlay', directPuts: 0 };
   }
 
   async dispose(): Promise<void> {
-    this.disk.clear();
-    closeSync(this.fd);
+    this.overlay.close();
+    this.raw.close();
     if (this.working) {
       await rm(this.working, { force: true });
       liveWorkingCopies.delete(this.working);
@@ -370,8 +369,8 @@ class OpenFilesystem {
  * `options.offset`), runs `fn` with a {@link FilesystemSession} and always closes it.
  *
  * With `write: true` nothing reaches the image before `fn` resolves; when `fn` throws or the signal
- * fires, the image is left byte-identical. Small changes are staged in memory and committed through
- * an undo log (commit.ts); large files and big trees go through the WASM debugfs into a private
+ * fires, the image is left byte-identical. Changes are staged in an {@link Overlay} and committed
+ * through the block layer's one commit mechanism (src/disk/commit.ts); large files and big trees go through the WASM debugfs into a private
  * working copy that is fsynced and renamed over the image (bulk.ts). Refuses `E_NEEDS_RECOVERY`
  * (journal needs replay; pass `replayJournal`) and `E_UNSUPPORTED_FEATURE`. One session per image
  * at a time in a process; a nested or concurrent second session on the same image fails with
@@ -379,22 +378,11 @@ class OpenFilesystem {
  */
 export async function withFilesystem<T>(image: string, options: OpenFilesystemOptions, fn: (fs: FilesystemSession) => Promise<T>): Promise<T> {
   const write = options.write === true;
-  const location = await locateFilesystem(image, options);
-  // The real path: a working copy is renamed over it, which must not replace a symlink.
-  const real = await realpath(image);
-  return exclusive(real, async () => {
+  // The image lock and the interrupted-commit check (readers refuse, writers roll back) come
+  // first; a working copy is renamed over the real path, which must not replace a symlink.
+  return withImage(image, { access: write ? 'write' : 'read', ...(options.signal ? { signal: options.signal } : {}) }, ({ path: real }) => exclusive(real, async () => {
     throwIfAborted(options.signal);
-    // A read-only open never writes (a template must stay untouched): an interrupted commit is
-    // rolled back only by a writing session.
-    if (!write && (await pathExists(undoLogPath(real)))) {
-      throw new DiskwrightError('E_NEEDS_RECOVERY', `${image}: an interrupted diskwright write left ${undoLogPath(real)}; it must be rolled back before the image is read`, {
-        path: image,
-        hint: `open it for writing once to roll it back, e.g. \`diskwright fs mkdir ${image} /\``,
-      });
-    }
-    await recoverInterruptedCommit(real).catch((error: unknown) => {
-      throw hostIoError(error, 'rolling back an interrupted commit', image);
-    });
+    const location = await locateFilesystem(image, options);
     let geometry = await readExtGeometry(image, location.offset);
     assertExtSupported(geometry, image, { write, replayJournal: options.replayJournal === true });
     if (write && geometry.needsRecovery) {
@@ -412,7 +400,7 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
     // The bundled libext2fs is 1.44: a write must first pass e2fsprogs 1.47's open checks (in a
     // worker, overlapping the session; awaited before anything reaches the image).
     const openCheck = write ? startOpenCheck(real, { offset: location.offset, ...(options.signal ? { signal: options.signal } : {}) }) : undefined;
-    const open = new OpenFilesystem(real, location, geometry, options.signal, write && options.scratch === true);
+    const open = new OpenFilesystem(real, location, geometry, options.signal, write, write && options.scratch === true);
     try {
       const mounted = await open.mount().catch(async (error: unknown) => {
         await openCheck?.done();
@@ -443,12 +431,6 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
     } finally {
       await open.dispose();
     }
-  });
+  }));
 }
 
-async function pathExists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}

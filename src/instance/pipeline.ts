@@ -1,4 +1,6 @@
 import { open, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { withImage } from '../disk/with-image.js';
 import { dirname } from 'node:path';
 import { withAtomicPath } from '../io/atomic.js';
 import type { ProgressCallback } from '../io/progress.js';
@@ -109,20 +111,29 @@ export async function createInstance(options: CreateInstanceOptions): Promise<In
     }
   };
 
-  const plan = await run('validate', () =>
-    planInstance(spec, {
-      runner,
-      steps,
-      requireLibvirt: !options.dryRun && !options.diskOnly,
-      ...(options.reservedMacs ? { reservedMacs: options.reservedMacs } : {}),
-      ...(signal ? { signal } : {}),
-    }),
-  );
+  // The template is read under a shared image lock (a writer to it waits or fails; a template
+  // with an interrupted commit is refused). A missing template is planInstance's error to give.
+  const readingTemplate = <T>(fn: () => Promise<T>): Promise<T> =>
+    existsSync(spec.template) ? withImage(spec.template, { access: 'read', ...(signal ? { signal } : {}) }, fn) : fn();
+  const built = await readingTemplate(async () => {
+    const plan = await run('validate', () =>
+      planInstance(spec, {
+        runner,
+        steps,
+        requireLibvirt: !options.dryRun && !options.diskOnly,
+        ...(options.reservedMacs ? { reservedMacs: options.reservedMacs } : {}),
+        ...(signal ? { signal } : {}),
+      }),
+    );
+    if (options.dryRun) return { plan, planned: true };
+    await buildDisk(spec, plan, run, timings, steps, signal, options.onProgress);
+    return { plan, planned: false };
+  });
+  const { plan } = built;
   const diskLabel = 'path' in plan.disk ? plan.disk.path : `${plan.disk.pool}/${plan.disk.volume}`;
-  if (options.dryRun) return { host, plan, outcome: 'planned', disk: diskLabel, steps: timings };
+  if (built.planned) return { host, plan, outcome: 'planned', disk: diskLabel, steps: timings };
 
   const connect = spec.connect === undefined ? {} : { connect: spec.connect };
-  await buildDisk(spec, plan, run, timings, steps, signal, options.onProgress);
   if (options.diskOnly) return { host, plan, outcome: 'disk', disk: spec.diskPath, steps: timings };
 
   // From here the disk exists under its final name: remove it (and anything defined) on failure.

@@ -1,5 +1,6 @@
 import { extractPartition, formatBytes, DiskwrightError, InvalidArgumentError } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
+import { useImage } from '../image.js';
 import { createProgress } from '../progress.js';
 
 const extract: Command = {
@@ -46,12 +47,14 @@ Example:
     const progress = createProgress(ctx, `extract p${partitionText}`);
     let summary;
     try {
-      summary = await extractPartition(image, Number(partitionText), output, {
-        overwrite: flag(args, 'force'),
-        onlyUsed: flag(args, 'only-used'),
-        signal: ctx.signal,
-        onProgress: (p) => progress.update(p),
-      });
+      summary = await useImage(args, ctx, image, 'read', () =>
+        extractPartition(image, Number(partitionText), output, {
+          overwrite: flag(args, 'force'),
+          onlyUsed: flag(args, 'only-used'),
+          signal: ctx.signal,
+          onProgress: (p) => progress.update(p),
+        }),
+      );
     } finally {
       progress.done();
     }

@@ -4,6 +4,7 @@ import { DiskwrightError, InvalidArgumentError } from '../../errors.js';
 import { parseSize } from '../../bytes/index.js';
 import { withFilesystem, type FileStat, type FilesystemSession, type OpenFilesystemOptions } from '../../ext/index.js';
 import { flag, printJson, stringOption, type Command, type CommandContext, type ParsedArgs } from '../command.js';
+import { useImage } from '../image.js';
 import { createProgress } from '../progress.js';
 
 const LOCATION_OPTIONS = {
@@ -93,7 +94,7 @@ function longLine(entry: FileStat): string {
 }
 
 async function session<T>(image: string, args: ParsedArgs, ctx: CommandContext, write: boolean, fn: (fs: FilesystemSession) => Promise<T>): Promise<T> {
-  return withFilesystem(image, openOptions(args, ctx, write), fn);
+  return useImage(args, ctx, image, write ? 'write' : 'read', () => withFilesystem(image, openOptions(args, ctx, write), fn));
 }
 
 const ls: Command = {

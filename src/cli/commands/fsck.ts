@@ -1,5 +1,6 @@
 import { checkFilesystem, DiskwrightError, findFilesystem, parsePartitionNumber, type CheckMode } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
+import { useImage } from '../image.js';
 
 const fsck: Command = {
   name: 'fsck',
@@ -39,12 +40,15 @@ Examples:
     if (flag(args, 'fix') && flag(args, 'preen')) throw new DiskwrightError('E_USAGE', 'fsck: --fix and --preen exclude each other', { hint: 'pick one' });
     const mode: CheckMode = flag(args, 'fix') ? 'fix' : flag(args, 'preen') ? 'preen' : 'check';
     const partitionText = stringOption(args, 'partition');
-    const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText));
-    const result = await checkFilesystem(image, {
-      mode,
-      offset: where.offset,
-      signal: ctx.signal,
-      ...(ctx.json ? {} : { onOutput: (stream: 'stdout' | 'stderr', text: string) => (stream === 'stdout' ? ctx.stdout : ctx.stderr).write(text) }),
+    const { where, result } = await useImage(args, ctx, image, mode === 'check' ? 'read' : 'write', async () => {
+      const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText));
+      const result = await checkFilesystem(image, {
+        mode,
+        offset: where.offset,
+        signal: ctx.signal,
+        ...(ctx.json ? {} : { onOutput: (stream: 'stdout' | 'stderr', text: string) => (stream === 'stdout' ? ctx.stdout : ctx.stderr).write(text) }),
+      });
+      return { where, result };
     });
     if (ctx.json) printJson(ctx, { image, partition: where.partition ?? null, mode, exitCode: result.exitCode, status: result.status, output: result.output });
     return result.exitCode;

@@ -28,4 +28,5 @@ export const commandModules: readonly CommandModule[] = [
   { file: 'kernel.js', load: () => import('./kernel.js') },
   { file: 'template.js', load: () => import('./template.js') },
   { file: 'instance.js', load: () => import('./instance.js') },
+  { file: 'recover.js', load: () => import('./recover.js') },
 ];

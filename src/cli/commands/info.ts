@@ -22,6 +22,7 @@ function imageLines(info: ImageInfo): string[] {
   if (info['dirty-flag']) lines.push('dirty flag: true');
   return info['backing-image'] ? [...lines, '', ...imageLines(info['backing-image'])] : lines;
 }
+import { useImage } from '../image.js';
 
 const info: Command = {
   name: 'info',
@@ -54,16 +55,21 @@ Examples:
     const [image, ...extra] = args.positionals;
     if (!image || extra.length > 0) throw new DiskwrightError('E_USAGE', 'info: expected exactly one IMAGE argument', { hint: 'diskwright info IMAGE [--partition N]' });
     const partitionText = stringOption(args, 'partition');
-    const image_ = imageInfo(image, formatOption(args, 'format'));
-    if (image_.format === 'qcow2') {
+    const opened = await useImage(args, ctx, image, 'read', async () => {
+      const layer = imageInfo(image, formatOption(args, 'format'));
+      if (layer.format === 'qcow2') return { layer };
+      const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText));
+      return { layer, where, fields: await dumpFilesystemHeader(image, { offset: where.offset, signal: ctx.signal }) };
+    });
+    const image_ = opened.layer;
+    if (!opened.where) {
       // The filesystem tools read raw files until they read through the Disk layer (issue 9).
       if (ctx.json) printJson(ctx, { image: image_ });
       else ctx.stdout.write(`${imageLines(image_).join('\n')}\n`);
       if (partitionText !== undefined) ctx.stderr.write(`diskwright: note: the filesystem inside a qcow2 image is not shown yet; \`diskwright convert ${image} IMAGE.raw\` and run info on that\n`);
       return 0;
     }
-    const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText));
-    const fields = await dumpFilesystemHeader(image, { offset: where.offset, signal: ctx.signal });
+    const { where, fields } = opened;
     const needsRecovery = headerNeedsRecovery(fields);
     const features = (fields['Filesystem features'] ?? '').split(/\s+/).filter((f) => f !== '');
     const kind = features.includes('extent') || features.includes('64bit') || features.includes('flex_bg') ? 'ext4' : features.includes('has_journal') ? 'ext3' : 'ext2';

@@ -1,5 +1,6 @@
 import { DiskwrightError, extractKernel } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
+import { useImage } from '../image.js';
 import { parsePartitionOption } from './template.js';
 
 const kernel: Command = {
@@ -35,12 +36,14 @@ Examples:
     }
     const outDir = stringOption(args, 'output');
     if (outDir === undefined) throw new DiskwrightError('E_USAGE', 'kernel: -o DIR is required', { hint: 'run `diskwright kernel --help`' });
-    const files = await extractKernel(args.positionals[0]!, {
-      partition: parsePartitionOption(stringOption(args, 'partition'), false),
-      outDir,
-      overwrite: flag(args, 'force'),
-      signal: ctx.signal,
-    });
+    const files = await useImage(args, ctx, args.positionals[0]!, 'read', () =>
+      extractKernel(args.positionals[0]!, {
+        partition: parsePartitionOption(stringOption(args, 'partition'), false),
+        outDir,
+        overwrite: flag(args, 'force'),
+        signal: ctx.signal,
+      }),
+    );
     if (ctx.json) printJson(ctx, files);
     else ctx.stdout.write(`kernel  ${files.kernel}\n${files.initrd ? `initrd  ${files.initrd}\n` : 'initrd  (none found for this version)\n'}`);
     return 0;

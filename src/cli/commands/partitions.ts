@@ -2,6 +2,7 @@
 import { DiskwrightError } from '../../errors.js';
 import { formatSfdiskJson, formatSfdiskList, readPartitionTable } from '../../partition/index.js';
 import type { Command } from '../command.js';
+import { useImage } from '../image.js';
 
 const partitions: Command = {
   name: 'partitions',
@@ -41,7 +42,7 @@ Examples:
       });
     }
     const image = args.positionals[0]!;
-    const table = await readPartitionTable(image);
+    const table = await useImage(args, ctx, image, 'read', () => readPartitionTable(image));
     for (const warning of table.warnings) ctx.stderr.write(`diskwright: warning: ${warning}\n`);
     ctx.stdout.write(ctx.json ? formatSfdiskJson(table, image) : formatSfdiskList(table, image));
     return 0;

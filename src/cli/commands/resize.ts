@@ -1,5 +1,6 @@
 import { DiskwrightError, formatBytes, parsePartitionNumber, resizeImage } from '../../index.js';
 import { ALLOW_UNALIGNED_OPTION, diskSize, printJson, stringOption, type Command } from '../command.js';
+import { useImage } from '../image.js';
 import { stat } from 'node:fs/promises';
 
 const resize: Command = {
@@ -42,11 +43,13 @@ Examples:
       size = diskSize(args, sizeText, 'SIZE');
     }
     const partitionText = stringOption(args, 'partition');
-    const result = await resizeImage(image, {
-      size,
-      signal: ctx.signal,
-      ...(partitionText !== undefined ? { partition: parsePartitionNumber(partitionText) } : {}),
-    });
+    const result = await useImage(args, ctx, image, 'write', () =>
+      resizeImage(image, {
+        size,
+        signal: ctx.signal,
+        ...(partitionText !== undefined ? { partition: parsePartitionNumber(partitionText) } : {}),
+      }),
+    );
     if (ctx.json) {
       printJson(ctx, {
         image,

@@ -7,6 +7,7 @@ import {
   type TemplateManifest,
 } from '../../index.js';
 import { flag, printJson, stringOption, type Command, type CommandContext, type ParsedArgs } from '../command.js';
+import { useImage } from '../image.js';
 import { createProgress } from '../progress.js';
 
 /** `--ops a,b` → ['a','b']; empty items are a usage error. */
@@ -111,17 +112,19 @@ Examples:
     const progress = createProgress(ctx, 'extract');
     let manifest: TemplateManifest;
     try {
-      manifest = await makeTemplate(disk, {
-        partition,
-        output,
-        ops: parseOperationList(stringOption(args, 'ops'), '--ops'),
-        skip: parseOperationList(stringOption(args, 'skip'), '--skip'),
-        kernelDir: stringOption(args, 'kernel-dir'),
-        overwrite: flag(args, 'force'),
-        replayJournal: flag(args, 'replay-journal'),
-        signal: ctx.signal,
-        onProgress: (p) => progress.update(p),
-      });
+      manifest = await useImage(args, ctx, disk, 'read', () =>
+        makeTemplate(disk, {
+          partition,
+          output,
+          ops: parseOperationList(stringOption(args, 'ops'), '--ops'),
+          skip: parseOperationList(stringOption(args, 'skip'), '--skip'),
+          kernelDir: stringOption(args, 'kernel-dir'),
+          overwrite: flag(args, 'force'),
+          replayJournal: flag(args, 'replay-journal'),
+          signal: ctx.signal,
+          onProgress: (p) => progress.update(p),
+        }),
+      );
     } finally {
       progress.done();
     }

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { copyFileSync, ftruncateSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { commitOverlay, hasPendingRecord, Overlay, RawFileDisk, recordPath, rollBackInterruptedCommit, type CommitStep } from '../../../src/disk/index.js';
-import { commitRuns } from '../../../src/ext/commit.js';
+import { crc32 } from '../../../src/bytes/index.js';
 import { isDiskwrightError } from '../../../src/errors.js';
 import { FaultyDisk } from '../../helpers/faulty-disk.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -158,25 +158,48 @@ describe('commitOverlay', () => {
     }
   });
 
-  it('rolls back an undo log written by the previous version (ext/commit.ts)', async () => {
+  it('rolls back an undo log in the format the previous version wrote', async () => {
     const dir = await tempDir();
     const file = join(dir, 'old.img');
     const before = makeSparse(file, 3);
-    const crash = new Error('killed');
-    await expect(
-      commitRuns(file, () => [{ offset: 8192, length: 8192, chunks: [Buffer.alloc(4096, 0xee), Buffer.alloc(4096, 0xee)] }], {
-        onLogDurable: () => {
-          const fd = openSync(file, 'r+');
-          writeSync(fd, Buffer.alloc(4096, 0xee), 0, 4096, 8192);
-          closeSync(fd);
-          throw crash;
-        },
-      }),
-    ).rejects.toBe(crash);
+    // Built from the documented DWUNDO01 layout, independently of the writer under test: one data
+    // entry for 8192+8192 and one zero entry for a block that was a hole; the image got 0xee there
+    // and grew by 4096 before the "kill".
+    const holeBlock = [...Array(SIZE / 4096).keys()].find((b) => (b * 7 + 3) % 3 === 0)!;
+    const data = before.subarray(8192, 16384);
+    const entries = [
+      { offset: 8192, data },
+      { offset: holeBlock * 4096, length: 4096 },
+    ];
+    const parts: Buffer[] = [];
+    const header = Buffer.alloc(24);
+    header.write('DWUNDO01', 0, 'latin1');
+    header.writeBigUInt64LE(BigInt(SIZE), 8);
+    header.writeUInt32LE(entries.length, 16);
+    header.writeUInt32LE(crc32(header.subarray(0, 20)), 20);
+    parts.push(header);
+    for (const e of entries) {
+      const h = Buffer.alloc(24);
+      h.writeBigUInt64LE(BigInt(e.offset), 0);
+      h.writeUInt32LE(e.data ? e.data.length : e.length!, 8);
+      h.writeUInt32LE(e.data ? 0 : 1, 12);
+      h.writeUInt32LE(e.data ? crc32(e.data) : 0, 16);
+      parts.push(h);
+      if (e.data) parts.push(Buffer.from(e.data));
+    }
+    const log = openSync(recordPath(file), 'w');
+    writeSync(log, Buffer.concat(parts));
+    closeSync(log);
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.alloc(8192, 0xee), 0, 8192, 8192);
+    writeSync(fd, Buffer.alloc(4096, 0xee), 0, 4096, holeBlock * 4096);
+    ftruncateSync(fd, SIZE + 4096);
+    closeSync(fd);
     expect(hasPendingRecord(file)).toBe(true);
     expect(rollBackInterruptedCommit(file)).toBe(true);
     expect(readFileSync(file).equals(before)).toBe(true);
     expect(statSync(file).size).toBe(SIZE);
+    expect(hasPendingRecord(file)).toBe(false);
   });
 
   it('refuses a damaged record and leaves the image untouched', async () => {

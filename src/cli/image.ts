@@ -1,0 +1,11 @@
+import { withImage, type ImageAccess } from '../disk/index.js';
+import { flag, type CommandContext, type ParsedArgs } from './command.js';
+
+/**
+ * How a command opens the image it works on: the image lock (`--wait` queues behind another
+ * diskwright process instead of failing) and the interrupted-commit check (writers roll back,
+ * readers refuse). Every command taking an IMAGE runs its work inside this.
+ */
+export function useImage<T>(args: ParsedArgs, ctx: CommandContext, image: string, access: ImageAccess, fn: () => Promise<T>): Promise<T> {
+  return withImage(image, { access, wait: flag(args, 'wait'), signal: ctx.signal }, () => fn());
+}
