@@ -11,5 +11,4 @@ export * from './template/index.js';
 export * from './instance/index.js';
 export * from './virt/index.js';
 export * from './demo/index.js';
-export { makeFilesystemInPartition, type PartitionFsOptions, type PartitionFsResult, type PartitionFsType } from './build/partition-fs.js';
-export { encodeSwapSignature, hasSwapSignature, SWAP_PAGE_SIZE, type SwapOptions } from './build/swap.js';
+export * from './build/index.js';

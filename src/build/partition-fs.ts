@@ -17,6 +17,7 @@ import { Overlay } from '../disk/overlay.js';
 import { RawFileDisk } from '../disk/raw.js';
 import { makeFilesystem, type FilesystemType, type MakeFilesystemOptions } from '../e2fs/mkfs.js';
 import { dumpFilesystemHeader } from '../e2fs/dump.js';
+import { prepareFill, type FillProgress, type OwnerOption } from './fill.js';
 import { encodeSwapSignature, hasSwapSignature, SWAP_PAGE_SIZE } from './swap.js';
 
 export type PartitionFsType = FilesystemType | 'swap';
@@ -25,8 +26,14 @@ export interface PartitionFsOptions {
   readonly type: PartitionFsType;
   readonly label?: string;
   readonly uuid?: string;
-  /** ext only: fill from this host directory (mke2fs -d). */
+  /** ext only: fill from this host directory (mke2fs -d, host owners kept). */
   readonly fromDirectory?: string;
+  /** ext only: fill from a directory or a tar archive (plain, .gz, .xz, .zst) through the tree hook. */
+  readonly from?: string;
+  /** Owners for every file copied by `from` (`--owner root`). */
+  readonly owner?: OwnerOption;
+  /** Files and bytes copied so far by `from`. */
+  readonly onFillProgress?: (progress: FillProgress) => void;
   readonly hashSeed?: string;
   readonly fakeTime?: number;
   readonly extendedOptions?: readonly string[];
@@ -98,6 +105,33 @@ function commitPartition(image: string, offset: number, length: number, content:
   }
 }
 
+/** How often fill progress is polled from the worker's shared counters. */
+const PROGRESS_MS = 200;
+
+/**
+ * Runs `fn` with mke2fs options that read `options.from` (a directory or tar archive) through the
+ * tree hook, reporting files and bytes while it runs; without `from`, `fn` gets `base` unchanged.
+ */
+export async function withFill<T>(near: string, options: { readonly from?: string; readonly owner?: OwnerOption; readonly onFillProgress?: (p: FillProgress) => void; readonly signal?: AbortSignal }, base: MakeFilesystemOptions, fn: (mkfs: MakeFilesystemOptions) => Promise<T>): Promise<T> {
+  if (options.from === undefined) {
+    if (options.owner !== undefined && base.fromDirectory !== undefined) {
+      return withFill(near, { ...options, from: base.fromDirectory }, { ...base, fromDirectory: undefined } as MakeFilesystemOptions, fn);
+    }
+    return fn(base);
+  }
+  const fill = await prepareFill(options.from, { near, ...(options.owner ? { owner: options.owner } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+  const report = options.onFillProgress;
+  const timer = report ? setInterval(() => report(fill.progress()), PROGRESS_MS) : undefined;
+  try {
+    const result = await fn({ ...base, fromDirectory: fill.root, treeFactory: fill.treeFactory });
+    report?.(fill.progress());
+    return result;
+  } finally {
+    if (timer) clearInterval(timer);
+    await fill.cleanup();
+  }
+}
+
 /**
  * Makes a filesystem or swap area filling partition `number` of `image`. Throws E_EXISTS when the
  * partition already holds one (unless `force`), E_NO_PARTITION for a missing number.
@@ -121,7 +155,7 @@ export async function makeFilesystemInPartition(image: string, number: number, o
     }
   }
   if (options.type === 'swap') {
-    if (options.fromDirectory !== undefined) throw new DiskwrightError('E_USAGE', 'a swap area cannot be filled from a directory', { hint: 'drop --from for --type swap' });
+    if (options.fromDirectory !== undefined || options.from !== undefined) throw new DiskwrightError('E_USAGE', 'a swap area cannot be filled from a directory', { hint: 'drop --from for --type swap' });
     const page = encodeSwapSignature(length, { ...(options.uuid !== undefined ? { uuid: options.uuid } : {}), ...(options.label !== undefined ? { label: options.label } : {}) });
     if (options.direct) {
       const handle = await open(image, 'r+');
@@ -148,16 +182,18 @@ export async function makeFilesystemInPartition(image: string, number: number, o
     ...(options.extendedOptions ? { extendedOptions: options.extendedOptions } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   };
-  if (options.direct) {
-    await makeFilesystem(image, { ...mkfsOptions, offset });
-  } else {
-    const temp = tempPathBeside(image);
-    try {
-      await makeFilesystem(temp, mkfsOptions);
-      commitPartition(image, offset, size, temp, options.signal);
-    } finally {
-      await rm(temp, { force: true });
+  await withFill(image, options, mkfsOptions, async (withSource) => {
+    if (options.direct) {
+      await makeFilesystem(image, { ...withSource, offset });
+    } else {
+      const temp = tempPathBeside(image);
+      try {
+        await makeFilesystem(temp, withSource);
+        commitPartition(image, offset, size, temp, options.signal);
+      } finally {
+        await rm(temp, { force: true });
+      }
     }
-  }
+  });
   return { partition: number, offset, size, type: options.type };
 }

@@ -2,6 +2,7 @@ import { open, stat } from 'node:fs/promises';
 import { DiskwrightError, InvalidArgumentError } from '../errors.js';
 import { withAtomicPath } from '../io/atomic.js';
 import { runE2fsTool } from './run.js';
+import type { HookFactory } from './pool.js';
 import { dumpFilesystemHeader } from './dump.js';
 import { lastMessage } from './tune.js';
 
@@ -34,6 +35,11 @@ export interface MakeFilesystemOptions {
   /** Extra mke2fs -E options, e.g. ['lazy_itable_init=0']. */
   readonly extendedOptions?: readonly string[];
   readonly signal?: AbortSignal;
+  /**
+   * Serve `fromDirectory` (then a virtual root) from a Tree (src/e2fs/tree.ts) built by this
+   * factory inside the worker: a tar archive or a directory with owners mapped.
+   */
+  readonly treeFactory?: HookFactory;
 }
 
 export interface MakeFilesystemResult {
@@ -85,7 +91,7 @@ export function mke2fsArgs(options: MakeFilesystemOptions): string[] {
  */
 export async function makeFilesystem(image: string, options: MakeFilesystemOptions): Promise<MakeFilesystemResult> {
   const argv = mke2fsArgs(options);
-  if (options.fromDirectory !== undefined) {
+  if (options.fromDirectory !== undefined && options.treeFactory === undefined) {
     const info = await stat(options.fromDirectory).catch(() => undefined);
     if (!info?.isDirectory()) {
       throw new DiskwrightError('E_NOT_FOUND', `source directory ${options.fromDirectory} does not exist or is not a directory`, {
@@ -99,6 +105,7 @@ export async function makeFilesystem(image: string, options: MakeFilesystemOptio
     const result = await runE2fsTool('mke2fs', [...argv, device, sizeArg], {
       ...(options.fakeTime !== undefined ? { env: { E2FSPROGS_FAKE_TIME: String(options.fakeTime) } } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.treeFactory ? { treeFactory: options.treeFactory } : {}),
     });
     const output = result.stdout + result.stderr;
     if (result.exitCode !== 0) {

@@ -18,6 +18,7 @@ export const commandModules: readonly CommandModule[] = [
   { file: 'create.js', load: () => import('./create.js') },
   { file: 'partitions.js', load: () => import('./partitions.js') },
   { file: 'partition.js', load: () => import('./partition.js') },
+  { file: 'disk.js', load: () => import('./disk.js') },
   { file: 'extract.js', load: () => import('./extract.js') },
   { file: 'convert.js', load: () => import('./convert.js') },
   { file: 'fsck.js', load: () => import('./fsck.js') },

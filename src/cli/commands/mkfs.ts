@@ -1,5 +1,7 @@
 import { DiskwrightError, makeFilesystem, makeFilesystemInPartition, parseSize, type FilesystemType, type PartitionFsType } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
+import { fillReporter } from '../fill-progress.js';
+import { parseOwner, withFill } from '../../build/index.js';
 
 const mkfs: Command = {
   name: 'mkfs',
@@ -22,7 +24,11 @@ Options:
   -t, --type T    ext2, ext3, ext4 (default) or, with --partition, swap
   -s, --size SIZE size with a unit: 512M, 8G, … (a multiple of 1K)
   -p, --partition N  make it inside partition N of IMAGE (sized to the partition)
-      --from DIR  copy DIR's files, owners, modes and times into the filesystem
+      --from SRC  copy a directory's or a tar archive's files into the filesystem: owners, modes,
+                  times, xattrs (capabilities, ACLs, SELinux labels), hard links, symlinks,
+                  device nodes and fifos — no root needed. Archives: tar, .gz, .xz, .zst
+                  (GNU tar --xattrs --acls, mmdebstrap, container layers)
+      --owner O   give every copied file owner O: root (0:0, like genext2fs -U) or UID:GID
   -L, --label L   volume label (at most 16 bytes)
   -U, --uuid U    filesystem UUID (default: random)
   -f, --force     replace IMAGE if it exists
@@ -39,6 +45,7 @@ Examples:
     size: { type: 'string', short: 's' },
     partition: { type: 'string', short: 'p' },
     from: { type: 'string' },
+    owner: { type: 'string' },
     label: { type: 'string', short: 'L' },
     uuid: { type: 'string', short: 'U' },
     force: { type: 'boolean', short: 'f' },
@@ -51,6 +58,9 @@ Examples:
     const from = stringOption(args, 'from');
     const label = stringOption(args, 'label');
     const uuid = stringOption(args, 'uuid');
+    const ownerText = stringOption(args, 'owner');
+    const owner = ownerText === undefined ? undefined : parseOwner(ownerText);
+    const progress = fillReporter(ctx);
     if (partitionText !== undefined) {
       if (!/^[1-9][0-9]{0,2}$/.test(partitionText)) throw new DiskwrightError('E_USAGE', `mkfs: --partition expects a partition number like 1 or 5, got \`${partitionText}\``, { hint: '`diskwright partitions IMAGE` lists them' });
       if (sizeText !== undefined) throw new DiskwrightError('E_USAGE', 'mkfs: --size cannot be combined with --partition (the filesystem fills the partition)', { hint: 'drop --size' });
@@ -60,10 +70,12 @@ Examples:
         type: partType,
         force: flag(args, 'force'),
         signal: ctx.signal,
-        ...(from !== undefined ? { fromDirectory: from } : {}),
+        ...(from !== undefined ? { from } : {}),
+        ...(owner !== undefined ? { owner } : {}),
         ...(label !== undefined ? { label } : {}),
         ...(uuid !== undefined ? { uuid } : {}),
-      });
+        onFillProgress: progress.update,
+      }).finally(() => progress.done());
       if (ctx.json) printJson(ctx, { output: image, partition: result.partition, offset: result.offset, type: result.type, size: result.size, from: from ?? null, label: label ?? null });
       else ctx.stdout.write(`${image} partition ${result.partition}: ${result.type === 'swap' ? 'swap area' : `${result.type} filesystem`} of ${result.size} bytes at offset ${result.offset}${from !== undefined ? ` from ${from}` : ''}\n`);
       return 0;
@@ -72,15 +84,15 @@ Examples:
     const size = parseSize(sizeText, 'size');
     const type = (stringOption(args, 'type') ?? 'ext4') as FilesystemType;
     if (type === ('swap' as FilesystemType)) throw new DiskwrightError('E_USAGE', 'mkfs: --type swap needs --partition N', { hint: 'partition the image first (diskwright partition), then mkfs IMAGE -p N --type swap' });
-    await makeFilesystem(image, {
+    const base = {
       type,
       size,
       force: flag(args, 'force'),
       signal: ctx.signal,
-      ...(from !== undefined ? { fromDirectory: from } : {}),
       ...(label !== undefined ? { label } : {}),
       ...(uuid !== undefined ? { uuid } : {}),
-    });
+    };
+    await withFill(image, { ...(from !== undefined ? { from } : {}), ...(owner !== undefined ? { owner } : {}), onFillProgress: progress.update, signal: ctx.signal }, base, (options) => makeFilesystem(image, options)).finally(() => progress.done());
     if (ctx.json) printJson(ctx, { output: image, type, size, from: from ?? null, label: label ?? null });
     else ctx.stdout.write(`${image}: ${type} filesystem of ${size} bytes${from !== undefined ? ` from ${from}` : ''}\n`);
     return 0;
