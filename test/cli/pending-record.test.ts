@@ -57,7 +57,7 @@ describe('every command handles an interrupted commit (host e2fsck as oracle)', 
     ['fs get', (i) => ['fs', 'get', i, '/x', join(dir, 'got.txt'), '-p', '1']],
     ['fs stat', (i) => ['fs', 'stat', i, '/x', '-p', '1']],
     ['template make', (i) => ['template', 'make', i, '-p', '1', '-o', join(dir, 'tmpl')]],
-    ['instance create (its template)', (i) => ['instance', 'create', '10.0.0.5', 'web1', '--template', i, '--disk-only', '--images-dir', images]],
+    ['instance create (its template)', (i) => ['instance', 'create', '192.168.1.50', 'web1', '--template', i, '--disk-only', '--images-dir', images]],
   ];
   const writers: [string, (image: string) => string[]][] = [
     ['fs put', (i) => ['fs', 'put', i, host, '/y', '-p', '1']],
