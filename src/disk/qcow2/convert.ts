@@ -9,6 +9,59 @@ import { compressCluster } from './compress.js';
 import { createQcow2, DEFAULT_CLUSTER_SIZE } from './create.js';
 import { Qcow2Disk } from './image.js';
 import { writeFully } from './raw-file.js';
+import { SourceReader, type ReadLane } from '../../io/source.js';
+
+/** Reads of the chunks of a conversion, in order, one ahead of the caller. */
+interface ChunkReader {
+  next(): Promise<Uint8Array | undefined>;
+  close(): void;
+}
+
+/**
+ * A raw source is read with O_DIRECT (holes come back without filling the page cache) and one
+ * read in flight while the previous chunk is written; other formats read through the Disk.
+ */
+function chunkReader(source: Disk, chunks: readonly { at: number; length: number }[]): ChunkReader {
+  let index = 0;
+  if (source.format === 'raw' && !source.backing) {
+    const reader = SourceReader.open(source.path, CHUNK);
+    // Several reads in flight: O_DIRECT has no kernel read-ahead to hide the device's latency.
+    const lanes: ReadLane[] = Array.from({ length: READS_IN_FLIGHT + 1 }, () => reader.createLane());
+    const start = (i: number): Promise<Buffer> | undefined => (i < chunks.length ? reader.read(lanes[i % lanes.length]!, chunks[i]!.at, chunks[i]!.length) : undefined);
+    const pending: (Promise<Buffer> | undefined)[] = [];
+    for (let i = 0; i < READS_IN_FLIGHT; i++) pending.push(start(i));
+    for (const p of pending) void p?.catch(() => undefined);
+    return {
+      async next() {
+        const current = pending.shift();
+        if (!current) return undefined;
+        const data = await current;
+        const next = start(index + READS_IN_FLIGHT);
+        void next?.catch(() => undefined);
+        pending.push(next);
+        index++;
+        if (data.length !== chunks[index - 1]!.length) throw new DiskwrightError('E_IO', `${source.path} changed size during the conversion`, { path: source.path });
+        return data;
+      },
+      close: () => {
+        // Reads still in flight finish into their lanes; the descriptors close after them.
+        const inFlight = pending.splice(0).filter((p) => p !== undefined);
+        void Promise.allSettled(inFlight).then(() => reader.close());
+      },
+    };
+  }
+  const buffer = new Uint8Array(CHUNK);
+  return {
+    async next() {
+      const chunk = chunks[index++];
+      if (!chunk) return undefined;
+      const view = buffer.subarray(0, chunk.length);
+      source.read(view, chunk.at);
+      return view;
+    },
+    close: () => undefined,
+  };
+}
 
 /** Options of {@link convertImage} (qemu-img convert's, by their long names). */
 export interface ConvertOptions {
@@ -37,6 +90,8 @@ const CHUNK = 4 * 1024 * 1024;
 /** Zero detection granularity for raw output (qemu-img's default -S 4k). */
 const RAW_BLOCK = 4096;
 const ZEROS = new Uint8Array(CHUNK);
+/** Raw sources: reads kept in flight ahead of the writer. */
+const READS_IN_FLIGHT = 4;
 
 /** The ranges of `disk` that may hold non-zero bytes, looking through backing layers. */
 export function dataRanges(disk: Disk, position: number, length: number): { start: number; length: number }[] {
@@ -91,25 +146,26 @@ export async function convertImage(input: string, output: string, options: Conve
           sink = { write: (bytes, at) => writeFully(fd, bytes, at, temp), close: () => closeSync(fd) };
         }
         try {
-          const buffer = new Uint8Array(CHUNK);
-          const ranges = dataRanges(source, 0, size).map((r) => {
-            // Whole blocks: qcow2 clusters are then written without a copy-on-write read.
-            const start = Math.floor(r.start / block) * block;
-            return { start, end: Math.min(size, Math.ceil((r.start + r.length) / block) * block) };
-          });
+          const chunks: { at: number; length: number }[] = [];
           let previousEnd = 0;
-          for (const range of ranges) {
-            const from = Math.max(range.start, previousEnd);
-            for (let at = from; at < range.end; at += CHUNK) {
+          for (const r of dataRanges(source, 0, size)) {
+            // Whole blocks: qcow2 clusters are then written without a copy-on-write read.
+            const start = Math.max(previousEnd, Math.floor(r.start / block) * block);
+            const end = Math.min(size, Math.ceil((r.start + r.length) / block) * block);
+            for (let at = start; at < end; at += CHUNK) chunks.push({ at, length: Math.min(CHUNK, end - at) });
+            previousEnd = Math.max(previousEnd, end);
+          }
+          const reader = chunkReader(source, chunks);
+          try {
+            for (const { at, length } of chunks) {
               throwIfAborted(options.signal);
-              const length = Math.min(CHUNK, range.end - at);
-              const chunk = buffer.subarray(0, length);
-              source.read(chunk, at);
+              const chunk = (await reader.next())!;
               if (options.compress && qcow) dataBytes += await writeCompressedChunk(qcow, chunk, at, block);
               else dataBytes += writeNonZero(sink, chunk, at, block);
               options.onProgress?.({ bytes: Math.min(size, at + length), total: size });
             }
-            previousEnd = Math.max(previousEnd, range.end);
+          } finally {
+            reader.close();
           }
           options.onProgress?.({ bytes: size, total: size });
         } finally {
