@@ -60,6 +60,19 @@ patch_source() {
   # included). With io options (a filesystem inside a bigger file) treat it like a device.
   sed -i 's/if (!S_ISREG(st_buf.st_mode )) {/if (!S_ISREG(st_buf.st_mode ) || io_options) {/' "$tree/resize/main.c"
   grep -q 'S_ISREG(st_buf.st_mode ) || io_options' "$tree/resize/main.c"
+  # MMP sleeps up to 2*interval+1 s; emscripten's sleep() busy-waits (a core for 11 s per
+  # e2fsck on an MMP filesystem), and its gethostname() says "emscripten", which MMP records as
+  # the node holding the filesystem. Both come from wasm/lib/diskwright-library.js instead.
+  if ! grep -q dw_sleep "$tree/lib/ext2fs/mmp.c"; then
+    sed -i '/^#include <fcntl.h>/a\
+#ifdef __EMSCRIPTEN__\
+extern unsigned int dw_sleep(unsigned int seconds);\
+extern int dw_gethostname(char *name, size_t len);\
+#define sleep dw_sleep\
+#define gethostname dw_gethostname\
+#endif' "$tree/lib/ext2fs/mmp.c"
+  fi
+  grep -q '#define sleep dw_sleep' "$tree/lib/ext2fs/mmp.c"
 }
 
 configure() {

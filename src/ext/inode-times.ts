@@ -12,11 +12,13 @@ import type { ExtGeometry } from './superblock.js';
 const BG_INODE_TABLE_LO = 0x08;
 const BG_INODE_TABLE_HI = 0x28;
 const I_ATIME = 0x08;
+const I_CTIME = 0x0c;
 const I_MTIME = 0x10;
 const I_GENERATION = 0x64;
 const I_CHECKSUM_LO = 0x7c;
 const I_EXTRA_ISIZE = 0x80;
 const I_CHECKSUM_HI = 0x82;
+const I_CTIME_EXTRA = 0x84;
 const I_MTIME_EXTRA = 0x88;
 const I_ATIME_EXTRA = 0x8c;
 const GOOD_OLD_INODE_SIZE = 128;
@@ -96,12 +98,53 @@ export function inodePosition(geometry: ExtGeometry, access: ByteAccess, ino: nu
   return table * geometry.blockSize + index * geometry.inodeSize;
 }
 
-function encodeTime(ms: number): { seconds: number; extra: number } {
-  const seconds = Math.floor(ms / 1000);
-  const nanoseconds = Math.round((ms - seconds * 1000) * 1e6);
+/** Seconds a large inode's `_extra` field can reach: signed 32-bit plus 2 epoch bits (1901–2446). */
+const EXTRA_MIN_SECONDS = -(2 ** 31);
+const EXTRA_MAX_SECONDS = 2 ** 31 - 1 + 3 * 2 ** 32;
+
+/**
+ * ext4's time encoding (kernel ext4_encode_extra_time): the low 32 bits of the seconds, signed,
+ * in i_Xtime; (seconds - low) / 2^32 in the 2 epoch bits of i_Xtime_extra, nanoseconds above them.
+ * Without an extra field only the signed 32-bit range exists and times are clamped to it, as the
+ * kernel does, instead of wrapping (2100 would read back as 1964).
+ */
+export function encodeTime(ms: number, hasExtra = true): { seconds: number; extra: number } {
+  let seconds = Math.floor(ms / 1000);
+  let nanoseconds = Math.round((ms - seconds * 1000) * 1e6);
+  const min = hasExtra ? EXTRA_MIN_SECONDS : -(2 ** 31);
+  const max = hasExtra ? EXTRA_MAX_SECONDS : 2 ** 31 - 1;
+  if (seconds < min || seconds > max) {
+    seconds = Math.min(max, Math.max(min, seconds));
+    nanoseconds = 0;
+  }
   const low = seconds | 0; // signed 32-bit
   const epoch = Math.round((seconds - low) / 2 ** 32) & 3;
   return { seconds: low >>> 0, extra: ((nanoseconds << 2) | epoch) >>> 0 };
+}
+
+/** Seconds since 1970 from i_Xtime and, for large inodes, i_Xtime_extra (kernel ext4_decode_extra_time). */
+export function decodeTime(low: number, extra: number | undefined): number {
+  return (low | 0) + (extra === undefined ? 0 : (extra & 3) * 2 ** 32);
+}
+
+/** The three timestamps of an inode as stored: low words and, where the inode has them, extra words. */
+export interface StoredInodeTimes {
+  readonly atime: { readonly low: number; readonly extra?: number };
+  readonly mtime: { readonly low: number; readonly extra?: number };
+  readonly ctime: { readonly low: number; readonly extra?: number };
+}
+
+/** Reads inode `ino`'s stored timestamps (for the epoch bits the `ext2fs` package ignores). */
+export function readInodeTimes(geometry: ExtGeometry, access: ByteAccess, ino: number): StoredInodeTimes {
+  const position = inodePosition(geometry, access, ino);
+  const inode = Buffer.alloc(geometry.inodeSize);
+  access.readInto(inode, 0, geometry.inodeSize, position);
+  const extraSize = geometry.inodeSize > GOOD_OLD_INODE_SIZE ? inode.readUInt16LE(I_EXTRA_ISIZE) : 0;
+  const field = (lowAt: number, extraAt: number) => ({
+    low: inode.readUInt32LE(lowAt),
+    ...(extraSize >= extraAt + 4 - GOOD_OLD_INODE_SIZE ? { extra: inode.readUInt32LE(extraAt) } : {}),
+  });
+  return { atime: field(I_ATIME, I_ATIME_EXTRA), mtime: field(I_MTIME, I_MTIME_EXTRA), ctime: field(I_CTIME, I_CTIME_EXTRA) };
 }
 
 /**
@@ -131,13 +174,15 @@ export function patchInode(geometry: ExtGeometry, access: ByteAccess, ino: numbe
 /** Writes atime and mtime of inode `ino` and fixes its checksum. */
 export function setInodeTimes(geometry: ExtGeometry, access: ByteAccess, ino: number, atime: Date, mtime: Date): void {
   patchInode(geometry, access, ino, (inode) => {
-    const a = encodeTime(atime.getTime());
-    const m = encodeTime(mtime.getTime());
+    const extraSize = geometry.inodeSize > GOOD_OLD_INODE_SIZE ? inode.readUInt16LE(I_EXTRA_ISIZE) : 0;
+    const mExtra = extraSize >= I_MTIME_EXTRA + 4 - GOOD_OLD_INODE_SIZE;
+    const aExtra = extraSize >= I_ATIME_EXTRA + 4 - GOOD_OLD_INODE_SIZE;
+    const a = encodeTime(atime.getTime(), aExtra);
+    const m = encodeTime(mtime.getTime(), mExtra);
     inode.writeUInt32LE(a.seconds, I_ATIME);
     inode.writeUInt32LE(m.seconds, I_MTIME);
-    const extraSize = geometry.inodeSize > GOOD_OLD_INODE_SIZE ? inode.readUInt16LE(I_EXTRA_ISIZE) : 0;
-    if (extraSize >= I_MTIME_EXTRA + 4 - GOOD_OLD_INODE_SIZE) inode.writeUInt32LE(m.extra, I_MTIME_EXTRA);
-    if (extraSize >= I_ATIME_EXTRA + 4 - GOOD_OLD_INODE_SIZE) inode.writeUInt32LE(a.extra, I_ATIME_EXTRA);
+    if (mExtra) inode.writeUInt32LE(m.extra, I_MTIME_EXTRA);
+    if (aExtra) inode.writeUInt32LE(a.extra, I_ATIME_EXTRA);
   });
 }
 

@@ -59,6 +59,7 @@ export function ext2fsModule(): Ext2fsModule {
       unhandledRejection: new Set(process.listeners('unhandledRejection')),
     };
     loaded = require('ext2fs') as Ext2fsModule;
+    acceptNegativeTimes();
     for (const listener of process.listeners('uncaughtException')) {
       if (!before.uncaughtException.has(listener)) process.removeListener('uncaughtException', listener);
     }
@@ -67,6 +68,26 @@ export function ext2fsModule(): Ext2fsModule {
     }
   }
   return loaded;
+}
+
+/**
+ * The package returns i_atime/i_mtime/i_ctime as a C int and treats every negative return as an
+ * errno, so stat() of any file dated before 1970 or after 2038-01-19 (bit 31 set) failed. Such a
+ * "failure" of the three time getters is the time itself (signed, as the kernel reads it); the
+ * session adds the epoch bits of large inodes (readInodeTimes).
+ */
+function acceptNegativeTimes(): void {
+  const binding = require('ext2fs/lib/binding.js') as Record<string, (fd: number) => Promise<number>>;
+  for (const name of ['stat_i_atime', 'stat_i_mtime', 'stat_i_ctime']) {
+    const original = binding[name];
+    if (typeof original !== 'function') continue;
+    binding[name] = (fd: number) =>
+      original(fd).catch((error: unknown) => {
+        const e = error as { name?: string; syscall?: string; errno?: unknown };
+        if (e?.name === 'ErrnoException' && e.syscall === `node_ext2fs_${name}` && typeof e.errno === 'number') return -e.errno;
+        throw error;
+      });
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import { DiskwrightError, InvalidArgumentError, LimitError, throwIfAborted } fro
 import { withAtomicOutput, withAtomicPath } from '../io/index.js';
 import { BULK_FILE_BYTES, BULK_TREE_ENTRIES, debugfsQuote, type BulkPutPlan } from './bulk.js';
 import { mapExtError } from './errors-map.js';
+import { decodeTime, type StoredInodeTimes } from './inode-times.js';
 import type { Ext2fsPromises, Ext2fsStats } from './module.js';
 import { baseName, childPath, isWithin, normalizeImagePath, parentPath } from './path.js';
 import type { ProgressCallback } from '../io/progress.js';
@@ -88,6 +89,11 @@ export class Ext2fsSession implements FilesystemSession {
   bulkFixSizes = false;
   /** putFile of a large file on the bulk path (set together with `bulk`). */
   bulkPut: ((plan: BulkPutPlan) => Promise<void>) | undefined;
+  /**
+   * The inode's stored times (set by withFilesystem): the package reads only the low 32 bits, so
+   * the epoch bits of large inodes (dates after 2038) come from here.
+   */
+  storedTimes: ((ino: number) => StoredInodeTimes) | undefined;
 
   constructor(
     private fs: Ext2fsPromises,
@@ -151,8 +157,30 @@ export class Ext2fsSession implements FilesystemSession {
     }
   }
 
+  /**
+   * Adds the stored epoch to a time the package read as signed 32-bit seconds — only when the
+   * stored low word is the one the package saw (an inode libext2fs has not written back yet
+   * keeps the package's value).
+   */
+  private epochTimes(s: Ext2fsStats): { atime: Date; mtime: Date; ctime: Date } {
+    let stored: StoredInodeTimes | undefined;
+    try {
+      stored = this.storedTimes?.(s.ino);
+    } catch {
+      stored = undefined;
+    }
+    const fix = (date: Date, field: StoredInodeTimes['atime'] | undefined): Date => {
+      if (!field || field.extra === undefined) return date;
+      const seconds = Math.floor(date.getTime() / 1000);
+      if ((field.low | 0) !== seconds) return date;
+      return new Date(date.getTime() + (decodeTime(field.low, field.extra) - seconds) * 1000);
+    };
+    return { atime: fix(s.atime, stored?.atime), mtime: fix(s.mtime, stored?.mtime), ctime: fix(s.ctime, stored?.ctime) };
+  }
+
   private toStat(p: string, s: Ext2fsStats, linkTarget?: string): FileStat {
     const times = this.pendingTimes.get(s.ino);
+    const stored = this.epochTimes(s);
     return {
       path: p,
       name: p === '/' ? '/' : baseName(p),
@@ -163,9 +191,9 @@ export class Ext2fsSession implements FilesystemSession {
       size: s.size,
       nlink: s.nlink,
       ino: s.ino,
-      atime: times?.atime ?? s.atime,
-      mtime: times?.mtime ?? s.mtime,
-      ctime: s.ctime,
+      atime: times?.atime ?? stored.atime,
+      mtime: times?.mtime ?? stored.mtime,
+      ctime: stored.ctime,
       ...(linkTarget === undefined ? {} : { linkTarget }),
     };
   }

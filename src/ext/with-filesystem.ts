@@ -11,7 +11,7 @@ import { commitOverlay, fsyncDirOf, Overlay, PartitionWindow, RawFileDisk, withI
 import { Ext2fsDiskAdapter } from './disk-adapter.js';
 import { mapExtError } from './errors-map.js';
 import { freeBlockTest } from './free-blocks.js';
-import { initializeExtents, setInodeTimes, type ByteAccess, type FileExtent } from './inode-times.js';
+import { initializeExtents, readInodeTimes, setInodeTimes, type ByteAccess, type FileExtent, type StoredInodeTimes } from './inode-times.js';
 import { exclusive, ext2fsModule, isWasmAbort, resetExt2fsModule, type Ext2fsMounted, type Ext2fsPromises } from './module.js';
 import { Ext2fsSession } from './session.js';
 import { INCOMPAT } from '../extmeta/index.js';
@@ -204,6 +204,11 @@ class OpenFilesystem {
       if (!session.failure) throw mapExtError(error, 'close filesystem in', this.image);
     }
     if (session.failure) resetExt2fsModule();
+  }
+
+  /** An inode's times as stored in the overlay (epoch bits included). */
+  storedTimes(ino: number): StoredInodeTimes {
+    return readInodeTimes(this.geometry, this.disk, ino);
   }
 
   private flushTimes(session: Ext2fsSession): void {
@@ -407,6 +412,7 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
         throw error;
       });
       const session = new Ext2fsSession(mounted, write, options.signal);
+      session.storedTimes = (ino) => open.storedTimes(ino);
       // The working copy replaces the whole file: only when the filesystem is the whole file and
       // the file has no other hard links (a rename would split them).
       if (write && location.offset === 0 && bulkAvailable() && (await stat(real)).nlink === 1) {

@@ -148,6 +148,17 @@ mergeInto(LibraryManager.library, {
     }
   },
 
+  // MMP (lib/ext2fs/mmp.c, patched by build.sh): a real sleep that yields the core, and the
+  // host's name as the MMP node name (emscripten's libc busy-waits and answers "emscripten").
+  dw_sleep: function(seconds) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, seconds * 1000);
+    return 0;
+  },
+  dw_gethostname: function(name, len) {
+    stringToUTF8(require('os').hostname(), name, len);
+    return 0;
+  },
+
   // Trap 5: e2fsck's logfile code links daemon(); there is no process model to detach from.
   daemon: function(nochdir, noclose) {
     return -1;

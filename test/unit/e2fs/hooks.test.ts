@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { closeE2fsPool, runE2fsTool } from '../../../src/e2fs/index.js';
 import { tempDir } from '../../helpers/tmp.js';
-import { FAKE_TIME, FIXED_SEED, FIXED_UUID, host, sparseFile } from './host.js';
+import { FAKE_TIME, FIXED_SEED, FIXED_UUID, host, setXattrs, sparseFile } from './host.js';
 
 afterAll(async () => {
   await closeE2fsPool();
@@ -54,6 +54,22 @@ describe('argv[0]', () => {
 
   it('rejects an empty argv0', async () => {
     await expect(runE2fsTool('e2fsck', ['-V'], { argv0: '' })).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+  });
+});
+
+describe('direct I/O', () => {
+  it('accepts O_DIRECT opens (mke2fs -D) and writes what host mke2fs -D writes', async () => {
+    const dir = await tempDir();
+    const ours = join(dir, 'ours.img');
+    const theirs = join(dir, 'theirs.img');
+    await sparseFile(ours, 8 * MiB);
+    await copyFile(ours, theirs);
+    const args = ['-F', '-q', '-D', '-t', 'ext4', '-U', FIXED_UUID, '-E', `hash_seed=${FIXED_SEED}`];
+    const result = await runE2fsTool('mke2fs', [...args, ours], { env });
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    expect((await host('mke2fs', [...args, theirs])).exitCode).toBe(0);
+    expect(Buffer.compare(await readFile(ours), await readFile(theirs))).toBe(0);
   });
 });
 
@@ -153,47 +169,6 @@ describe('the disk hook', () => {
 
   it('rejects a factory module given as a relative path', async () => {
     await expect(runE2fsTool('e2fsck', ['-V'], { diskFactory: { module: './x.mjs' } })).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
-  });
-});
-
-/** A file capability, a POSIX ACL and a user attribute (needs root for security.*, as CI is). */
-async function setXattrs(path: string): Promise<void> {
-  const { setAttributeSync } = await import('@napi-rs/xattr');
-  setAttributeSync(path, 'user.comment', 'kept by mke2fs -d');
-  // VFS_CAP_REVISION_2, cap_net_bind_service permitted+effective.
-  setAttributeSync(path, 'security.capability', Buffer.from('01000002000400000000000000000000000000000', 'hex').subarray(0, 20));
-  // POSIX ACL (xattr encoding v2): user::rwx user:1000:r-x group::r-x mask::r-x other::r--.
-  const acl = Buffer.alloc(4 + 5 * 8);
-  acl.writeUInt32LE(2, 0);
-  [[0x01, 7, 0xffffffff], [0x02, 5, 1000], [0x04, 5, 0xffffffff], [0x10, 5, 0xffffffff], [0x20, 4, 0xffffffff]].forEach(([tag, perm, id], i) => {
-    acl.writeUInt16LE(tag!, 4 + i * 8);
-    acl.writeUInt16LE(perm!, 6 + i * 8);
-    acl.writeUInt32LE(id!, 8 + i * 8);
-  });
-  setAttributeSync(path, 'system.posix_acl_access', acl);
-}
-
-describe('extended attributes in mke2fs -d', () => {
-  it('copies a host tree’s xattrs (capability, ACL, user) byte-identically to host mke2fs -d', async () => {
-    const dir = await tempDir();
-    const { makeTree } = await import('./host.js');
-    const src = join(dir, 'src');
-    await makeTree(src, 2, 3);
-    await setXattrs(join(src, 'dir1', 'file2.txt'));
-    await setXattrs(src);
-    const ours = join(dir, 'ours.img');
-    const theirs = join(dir, 'theirs.img');
-    await sparseFile(ours, 32 * MiB);
-    await copyFile(ours, theirs);
-    const args = ['-F', '-q', '-t', 'ext4', '-U', FIXED_UUID, '-E', `hash_seed=${FIXED_SEED},nodiscard`, '-d', src];
-    const result = await runE2fsTool('mke2fs', [...args, ours], { env });
-    expect(result.stderr).toBe('');
-    expect((await host('mke2fs', [...args, theirs])).exitCode).toBe(0);
-    expect(Buffer.compare(await readFile(ours), await readFile(theirs))).toBe(0);
-    const list = await host('debugfs', ['-R', 'ea_list /dir1/file2.txt', ours]);
-    expect(list.stdout).toContain('security.capability');
-    expect(list.stdout).toContain('user.comment (17) = "kept by mke2fs -d"');
-    expect(list.stdout).toContain('system.posix_acl_access');
   });
 });
 

@@ -105,3 +105,24 @@ export async function makeTree(root: string, dirs = 8, filesPerDir = 12): Promis
   await lutimes(join(root, 'link'), atime, mtime);
   for (const path of paths.reverse()) await utimes(path, atime, mtime);
 }
+
+/** A file capability, a POSIX ACL, an SELinux label and a user attribute (security.* needs root, as CI has). */
+export async function setXattrs(path: string): Promise<void> {
+  const { setAttributeSync } = await import('@napi-rs/xattr');
+  setAttributeSync(path, 'user.comment', 'kept by mke2fs -d');
+  // struct vfs_cap_data: VFS_CAP_REVISION_2 | effective, cap_net_bind_service (bit 10) permitted.
+  const cap = Buffer.alloc(20);
+  cap.writeUInt32LE(0x02000001, 0);
+  cap.writeUInt32LE(1 << 10, 4);
+  setAttributeSync(path, 'security.capability', cap);
+  // POSIX ACL (xattr encoding v2): user::rwx user:1000:r-x group::r-x mask::r-x other::r--.
+  const acl = Buffer.alloc(4 + 5 * 8);
+  acl.writeUInt32LE(2, 0);
+  [[0x01, 7, 0xffffffff], [0x02, 5, 1000], [0x04, 5, 0xffffffff], [0x10, 5, 0xffffffff], [0x20, 4, 0xffffffff]].forEach(([tag, perm, id], i) => {
+    acl.writeUInt16LE(tag!, 4 + i * 8);
+    acl.writeUInt16LE(perm!, 6 + i * 8);
+    acl.writeUInt32LE(id!, 8 + i * 8);
+  });
+  setAttributeSync(path, 'system.posix_acl_access', acl);
+  setAttributeSync(path, 'security.selinux', 'system_u:object_r:bin_t:s0\0');
+}
