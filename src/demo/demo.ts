@@ -4,9 +4,8 @@ import { join, resolve } from 'node:path';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
 import { formatBytes } from '../bytes/index.js';
 import type { ProgressCallback } from '../io/progress.js';
-import { createImage } from '../io/index.js';
 import { readPartitionTable, formatSfdiskList, toSfdiskJson } from '../partition/index.js';
-import { makeFilesystem } from '../e2fs/index.js';
+import { buildDisk } from '../build/index.js';
 import { makeTemplate, type TemplateManifest } from '../template/index.js';
 import { createInstance, defaultSteps } from '../instance/index.js';
 import { withFilesystem } from '../ext/index.js';
@@ -16,7 +15,7 @@ import { busyboxPath, ensureBootKit, readStaticBusybox, type BootKit } from './b
 /** What to install for the demo's boot (Debian's plain `busybox` is dynamically linked). */
 export const BUSYBOX_HINT = 'install busybox-static for the boot (sudo apt-get install busybox-static), or set DISKWRIGHT_BUSYBOX to a static busybox';
 import { buildDemoRoot } from './root-tree.js';
-import { seedLayout, writeSeedTables } from './seed.js';
+import { seedLayout } from './seed.js';
 import { BOOT_EXTRA_KERNEL_ARGS, bootDisk, qemuAvailable } from './qemu.js';
 import { parseGuestConsole, verifyGuestIdentity } from './console.js';
 
@@ -157,12 +156,18 @@ async function demoSteps(options: DemoOptions, env: NodeJS.ProcessEnv, dir: stri
   );
 
   // 3. seed disk
-  reporter.step('Make a seed-like disk', 'sparse image, MBR with p1 ext3 at sector 2048 (bootable) and a logical swap, filesystem built from the tree (mkfs --from)');
+  reporter.step('Make a seed-like disk', '`diskwright disk build`: sparse image, MBR with p1 ext3 at sector 2048 (bootable) and a logical swap, filesystem filled from the tree');
   const seed = seedLayout(DEMO_ROOT_BYTES);
   const seedDisk = join(dir, 'seed.img');
-  await createImage(seedDisk, seed.diskBytes);
-  await writeSeedTables(seedDisk, seed);
-  await makeFilesystem(seedDisk, { type: 'ext3', size: seed.rootBytes, offset: seed.rootOffset, fromDirectory: root, label: 'demo-root', ...signalOpt });
+  await buildDisk(seedDisk, {
+    size: seed.diskBytes,
+    layout: seed.script,
+    filesystems: [
+      { partition: 1, type: 'ext3', from: root, label: 'demo-root' },
+      { partition: 5, type: 'swap' },
+    ],
+    ...signalOpt,
+  });
   throwIfAborted(signal);
   const allocated = (await stat(seedDisk)).blocks * 512;
   reporter.detail(`${seedDisk}: ${formatBytes(seed.diskBytes)} (sparse: ${formatBytes(allocated)} allocated)`);

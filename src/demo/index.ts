@@ -10,5 +10,5 @@ export {
   QEMU_BINARY, BOOT_EXTRA_KERNEL_ARGS, DEFAULT_BOOT_TIMEOUT_MS, buildQemuArgs, qemuOptionValue, qemuAvailable, bootDisk,
   type QemuBootOptions, type BootResult,
 } from './qemu.js';
-export { seedLayout, encodeSwapHeader, writeSeedTables, SEED_DISK_ID, type SeedLayout } from './seed.js';
+export { seedLayout, SEED_DISK_ID, type SeedLayout } from './seed.js';
 export { runDemo, DEMO_INSTANCE, DEMO_ROOT_BYTES, DEMO_SHOWN_FILES, type DemoOptions, type DemoReporter, type DemoResult, type DemoBootOutcome } from './demo.js';

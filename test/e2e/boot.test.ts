@@ -2,11 +2,11 @@
  * Proof by boot: a disk built from the demo root tree becomes a template and an instance, and the
  * instance boots under QEMU (TCG, no root) showing the identity diskwright rendered into it.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_EXTRA_KERNEL_ARGS, bootDisk, buildDemoRoot, ensureBootKit, parseGuestConsole, verifyGuestIdentity, type BootKit } from '../../src/demo/index.js';
-import { placeImage, seedLayout, writeSeedTables } from '../../src/demo/seed.js';
+import { seedLayout } from '../../src/demo/seed.js';
 import { runBin } from '../helpers/cli.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -37,20 +37,15 @@ describe('an instance built by diskwright boots under QEMU', () => {
     const root = join(dir, 'root');
     await buildDemoRoot(root, { boot: kit });
 
-    // 2. the root filesystem: diskwright mkfs --from (WASM mke2fs -d, no root)
-    const rootFs = join(dir, 'root.ext3');
-    const mkfs = await runBin(['mkfs', rootFs, '--type', 'ext3', '--size', `${ROOT_BYTES / 1024 / 1024}M`, '--from', root, '--label', 'demo-root']);
-    expect(mkfs.code, mkfs.stderr).toBe(0);
-
-    // 3. a seed-like disk like the article's: diskwright create, then diskwright's MBR encoder
-    //    (p1 type 83 bootable at sector 2048, an extended partition with a logical swap), and the
-    //    filesystem placed into p1
+    // 2. a seed-like disk like the article's, in one command: diskwright disk build writes the
+    //    sfdisk layout (p1 type 83 bootable at sector 2048, an extended partition with a logical
+    //    swap), an ext3 filesystem filled from the tree into p1 and the swap signature into p5
     const seed = seedLayout(ROOT_BYTES);
     const disk = join(dir, 'seed.img');
-    const create = await runBin(['create', disk, '--size', `${seed.diskBytes / 512}s`]);
-    expect(create.code, create.stderr).toBe(0);
-    await writeSeedTables(disk, seed);
-    await placeImage(rootFs, disk, seed.rootOffset, { maxBytes: seed.rootBytes });
+    const layout = join(dir, 'seed.sfdisk');
+    await writeFile(layout, seed.script);
+    const built = await runBin(['disk', 'build', disk, '--size', `${seed.diskBytes / 512}s`, '--layout', layout, '--fs', `1=ext3,label=demo-root:${root}`, '--fs', '5=swap']);
+    expect(built.code, built.stderr).toBe(0);
     const listed = await runBin(['partitions', disk, '--json']);
     expect(listed.code, listed.stderr).toBe(0);
     expect((JSON.parse(listed.stdout) as { partitiontable: { partitions: { type: string }[] } }).partitiontable.partitions.map((p) => p.type)).toEqual(['83', '5', '82']);
