@@ -1,5 +1,5 @@
 export type * from './types.js';
-export { readPartitionTable, parsePartitionTable, getPartition, partitionByteRange } from './table.js';
+export { readPartitionTable, readDiskPartitionTable, parsePartitionTable, getPartition, partitionByteRange } from './table.js';
 export { resizePartition, maxPartitionSize } from './resize.js';
 export { encodeDosTable, encodeGpt, encodeProtectiveMbr, applySectorWrites } from './encode.js';
 export type { SectorWrite, DosLayout, DosPrimarySpec, DosLogicalSpec, GptLayout } from './encode.js';

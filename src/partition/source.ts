@@ -4,6 +4,7 @@
  * (positional reads of only the sectors needed).
  */
 import type { FileHandle } from 'node:fs/promises';
+import type { Disk } from '../disk/types.js';
 import { DiskwrightError, LimitError } from '../errors.js';
 
 export interface ReadRequest {
@@ -54,6 +55,20 @@ export async function runOnFile<T>(reader: TableReader<T>, handle: FileHandle, p
       throw new DiskwrightError('E_IO', `cannot read ${path}: ${(error as Error).message}`, { path, cause: error });
     }
     step = reader.next(buffer.subarray(0, filled));
+  }
+  return step.value;
+}
+
+/** Runs a reader over a Disk (any format: raw, a partition window, qcow2's virtual disk). */
+export function runOnDisk<T>(reader: TableReader<T>, disk: Disk): T {
+  let step = reader.next();
+  while (!step.done) {
+    checkRequest(step.value);
+    // Reads past the end come back short, as from a file.
+    const start = Math.min(Number(step.value.offset), disk.size);
+    const buffer = new Uint8Array(Math.max(0, Math.min(step.value.length, disk.size - start)));
+    disk.read(buffer, start);
+    step = reader.next(buffer);
   }
   return step.value;
 }

@@ -1,10 +1,12 @@
 /** Label detection and the public read API. */
-import { open } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { openImage } from '../disk/open.js';
+import type { Disk, DiskFormat } from '../disk/types.js';
 import { DiskwrightError, TruncatedError } from '../errors.js';
 import { readDosTable } from './dos.js';
 import { GptUnreadableError, readGptTable } from './gpt-table.js';
 import { GPT_PROTECTIVE_TYPE, MBR_SECTOR_SIZE, parseMbr } from './mbr.js';
-import { runOnBytes, runOnFile, type TableReader } from './source.js';
+import { runOnBytes, runOnDisk, type TableReader } from './source.js';
 import type { Partition, PartitionTable } from './types.js';
 
 /** Reads whichever label the image carries: GPT when the MBR has a protective 0xEE entry, else dos. */
@@ -60,26 +62,35 @@ export function parsePartitionTable(image: Uint8Array): PartitionTable {
   return runOnBytes(readTable(BigInt(image.length)), image);
 }
 
-/** Reads the partition table of a raw image file, reading only the sectors it needs. */
-export async function readPartitionTable(imagePath: string): Promise<PartitionTable> {
-  let handle;
+/** Reads the partition table of a Disk (raw, qcow2's virtual disk …), reading only the sectors it needs. */
+export function readDiskPartitionTable(disk: Disk): PartitionTable {
+  return runOnDisk(readTable(BigInt(disk.size)), disk);
+}
+
+/**
+ * Reads the partition table of an image file through the block layer (`openImage`: raw, or qcow2
+ * by diskwright's record, the magic or `format`), reading only the sectors it needs.
+ */
+export async function readPartitionTable(imagePath: string, options: { readonly format?: DiskFormat } = {}): Promise<PartitionTable> {
+  let info;
   try {
-    handle = await open(imagePath, 'r');
+    info = await stat(imagePath);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new DiskwrightError('E_NOT_FOUND', `${imagePath}: no such file`, { path: imagePath, cause: error });
     throw new DiskwrightError('E_IO', `cannot open ${imagePath}: ${(error as Error).message}`, { path: imagePath, cause: error });
   }
+  if (!info.isFile()) {
+    // Block devices report size 0 through stat; Node has no BLKGETSIZE64, so only image files are read.
+    throw new DiskwrightError('E_INVALID_ARGUMENT', `${imagePath} is not a regular file (diskwright reads raw disk image files)`, {
+      path: imagePath,
+      hint: 'pass the path of a raw image file; for a block device, copy it to an image first',
+    });
+  }
+  let disk: Disk | undefined;
   try {
-    const stat = await handle.stat({ bigint: true });
-    if (!stat.isFile()) {
-      // Block devices report size 0 through stat; Node has no BLKGETSIZE64, so only image files are read.
-      throw new DiskwrightError('E_INVALID_ARGUMENT', `${imagePath} is not a regular file (diskwright reads raw disk image files)`, {
-        path: imagePath,
-        hint: 'pass the path of a raw image file; for a block device, copy it to an image first',
-      });
-    }
-    return await runOnFile(readTable(stat.size), handle, imagePath);
+    disk = openImage(imagePath, { readOnly: true, ...(options.format ? { format: options.format } : {}) });
+    return readDiskPartitionTable(disk);
   } catch (error) {
     if (error instanceof DiskwrightError && error.path === undefined) {
       throw new DiskwrightError(error.code, `${imagePath}: ${error.message}`, {
@@ -93,7 +104,7 @@ export async function readPartitionTable(imagePath: string): Promise<PartitionTa
     }
     throw error;
   } finally {
-    await handle.close();
+    disk?.close();
   }
 }
 
