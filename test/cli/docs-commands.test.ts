@@ -174,3 +174,80 @@ describe('the command lines of README.md and docs/*.md', () => {
     expect(ran).toBeGreaterThan(40);
   }, 170_000);
 });
+
+/**
+ * `--json` of every registered command, run on the same fixture: stdout is one JSON document, and
+ * the same things have the same keys — `image` for the image a command reads or edits, `output`
+ * for the file or directory it writes (docs/json.md). A new command without a case here fails.
+ */
+const JSON_CASES: Record<string, { argv: string[]; image?: string; output?: string; env?: 'fake-virsh' } | { skip: string }> = {
+  demo: { skip: 'test/e2e/demo.test.ts parses `demo --json`' },
+  create: { argv: ['create', 'new.img', '--size', '1M'], output: 'new.img' },
+  partitions: { argv: ['partitions', 'debbase.img'] },
+  partition: { argv: ['partition', 'blank.img', 'table.sfdisk'] },
+  extract: { argv: ['extract', 'debbase.img', '-p', '1', '-o', 'p1.img'], output: 'p1.img' },
+  convert: { argv: ['convert', 'rootfs.ext4', 'rootfs.qcow2', '-O', 'qcow2'], output: 'rootfs.qcow2' },
+  fsck: { argv: ['fsck', 'rootfs.ext4'], image: 'rootfs.ext4' },
+  mkfs: { argv: ['mkfs', 'new.ext4', '--size', '8M'], output: 'new.ext4' },
+  resize: { argv: ['resize', 'rootfs.ext4', '+8M'], image: 'rootfs.ext4' },
+  info: { argv: ['info', 'disk.img', '-p', '1'], image: 'disk.img' },
+  'fs ls': { argv: ['fs', 'ls', 'root.img', '/etc'] },
+  'fs cat': { argv: ['fs', 'cat', 'root.img', '/etc/hostname'], image: 'root.img' },
+  'fs put': { argv: ['fs', 'put', 'root.img', 'motd', '/etc/motd'], image: 'root.img' },
+  'fs get': { argv: ['fs', 'get', 'root.img', '/etc', 'etc-copy'], image: 'root.img', output: 'etc-copy' },
+  'fs rm': { argv: ['fs', 'rm', 'root.img', '/etc/inittab'], image: 'root.img' },
+  'fs mkdir': { argv: ['fs', 'mkdir', 'root.img', '/srv/a', '--parents'], image: 'root.img' },
+  'fs ln': { argv: ['fs', 'ln', 'root.img', '/etc/hostname', '/hn'], image: 'root.img' },
+  'fs chmod': { argv: ['fs', 'chmod', 'root.img', '0600', '/etc/hostname'], image: 'root.img' },
+  'fs chown': { argv: ['fs', 'chown', 'root.img', '1000:1000', '/home/user'], image: 'root.img' },
+  'fs stat': { argv: ['fs', 'stat', 'root.img', '/etc/hostname'] },
+  kernel: { argv: ['kernel', 'debbase.img', '-p', '1', '-o', 'k'], image: 'debbase.img', output: 'k' },
+  'template make': { argv: ['template', 'make', 'debbase.img', '-p', '1', '-o', 't2'], output: 't2' },
+  'template ops': { argv: ['template', 'ops'] },
+  'template show': { argv: ['template', 'show', 'debian-tmpl'] },
+  'instance create': { argv: ['instance', 'create', '10.0.0.5', 'web1', '--template', './debian-tmpl', '--images-dir', './images', '--gateway', '10.0.0.1', '--nameserver', '10.0.0.2', '--dry-run'] },
+  'instance list': { argv: ['instance', 'list'], env: 'fake-virsh' },
+  'instance destroy': { argv: ['instance', 'destroy', 'web1', '--keep-disk'], env: 'fake-virsh' },
+};
+
+describe('--json of every command', () => {
+  it('prints one JSON document with the shared key names', async () => {
+    const commands = await listCommands();
+    expect(commands.map((c) => c.name).filter((name) => !(name in JSON_CASES))).toEqual([]);
+    const dir = join(scratch, 'json');
+    await mkdir(dir);
+    await execa('cp', ['-a', '--sparse=always', ...(await readdir(base)).filter((n) => n !== '.tree').map((n) => join(base, n)), `${dir}/`]);
+    await execa('truncate', ['-s', '16M', join(dir, 'blank.img')]);
+    await writeFile(join(dir, 'table.sfdisk'), 'label: dos\nstart=2048, type=83\n');
+    // A virsh that knows one stopped domain with no disks: enough for list and destroy.
+    const virsh = join(dir, 'virsh');
+    await writeFile(
+      virsh,
+      `#!${process.execPath}\nconst a = process.argv.slice(2).filter((x) => !x.startsWith('--connect') && !x.includes('://'));\nconst out = { list: 'web1\\n', domstate: 'shut off\\n', domiflist: ' Interface Type Source Model MAC\\n---\\n', domblklist: ' Type Device Target Source\\n---\\n' }[a[0]];\nprocess.stdout.write(out ?? '');\n`,
+      { mode: 0o755 },
+    );
+    const problems: string[] = [];
+    const home = process.cwd();
+    for (const [name, spec] of Object.entries(JSON_CASES)) {
+      if ('skip' in spec) continue;
+      const env = spec.env === 'fake-virsh' ? { ...process.env, DISKWRIGHT_VIRSH: virsh } : process.env;
+      process.chdir(dir);
+      const result = await runInProcess([...spec.argv, '--json'], { env }).finally(() => process.chdir(home));
+      if (result.code !== 0) {
+        problems.push(`${name}: exit ${result.code}: ${result.stderr.split('\n')[0]}`);
+        continue;
+      }
+      let value: Record<string, unknown>;
+      try {
+        value = JSON.parse(result.stdout) as Record<string, unknown>;
+      } catch {
+        problems.push(`${name}: stdout is not one JSON document: ${result.stdout.slice(0, 80)}`);
+        continue;
+      }
+      if (spec.image !== undefined && value.image !== spec.image) problems.push(`${name}: "image" is ${JSON.stringify(value.image)}, expected ${spec.image}`);
+      if (spec.output !== undefined && value.output !== spec.output) problems.push(`${name}: "output" is ${JSON.stringify(value.output)}, expected ${spec.output}`);
+      if (spec.output !== undefined && value.path === spec.output) problems.push(`${name}: uses "path" for its output file`);
+    }
+    expect(problems).toEqual([]);
+  }, 120_000);
+});

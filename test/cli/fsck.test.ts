@@ -47,7 +47,7 @@ describe('diskwright fsck', () => {
     expect(fixed.code).toBe(1);
     const json = JSON.parse(fixed.stdout);
     expect(json).toMatchObject({ mode: 'fix', exitCode: 1, status: 'fixed' });
-    expect(json.output).toContain('FILE SYSTEM WAS MODIFIED');
+    expect(json.log).toContain('FILE SYSTEM WAS MODIFIED');
     expect((await runInProcess(['fsck', image])).code).toBe(0);
     expect((await host('e2fsck', ['-fn', image])).exitCode).toBe(0);
   });

@@ -98,7 +98,7 @@ describe.each(['ext2', 'ext3', 'ext4'] as const)('template make on a Debian-like
     });
     expect(manifest.operations.every((op) => op.status === 'applied')).toBe(true);
     const shown = await runInProcess(['template', 'show', template, '--json']);
-    expect(JSON.parse(shown.stdout)).toEqual(manifest);
+    expect({ ...JSON.parse(shown.stdout), output: template }).toEqual(manifest); // make adds `output`
     const text = await runInProcess(['template', 'show', template]);
     expect(text.stdout).toMatch(/\/etc\/hostname\s+HOSTNAME-TMPL/);
   });

@@ -23,7 +23,7 @@ Options:
       --fix          repair (e2fsck -fy)
       --preen        repair safe problems only (e2fsck -p; long only here: -p is
                      --partition in every diskwright command)
-      --json         print {"exitCode","status","output"}; status is clean/fixed/uncorrectable/error
+      --json         print {"image","partition","mode","exitCode","status","log"}; status is clean/fixed/uncorrectable/error
 
 Examples:
   diskwright fsck debbase.img --partition 1
@@ -50,7 +50,7 @@ Examples:
       });
       return { where, result };
     });
-    if (ctx.json) printJson(ctx, { image, partition: where.partition ?? null, mode, exitCode: result.exitCode, status: result.status, output: result.output });
+    if (ctx.json) printJson(ctx, { image, partition: where.partition ?? null, mode, exitCode: result.exitCode, status: result.status, log: result.output });
     return result.exitCode;
   },
 };

@@ -135,7 +135,7 @@ function printResultText(ctx: CommandContext, result: InstanceResult): void {
 }
 
 function resultJson(result: InstanceResult): Record<string, unknown> {
-  return { outcome: result.outcome, ...planJson(result.plan), disk: result.disk, timings: result.steps };
+  return { outcome: result.outcome, ...planJson(result.plan), disk: result.disk, output: result.outcome === 'planned' ? null : result.disk, timings: result.steps };
 }
 
 async function writeNsupdate(path: string, records: readonly DnsRecord[], server: string | undefined): Promise<void> {

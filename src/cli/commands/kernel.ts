@@ -18,7 +18,7 @@ Options:
   -p, --partition N partition of a disk image holding /boot (omit for a filesystem image)
   -o, --output DIR  directory for the files (created if missing)
   -f, --force       replace files of the same name in DIR
-  --json            print {version, kernel, initrd} as JSON
+  --json            print {image, output, version, kernel, initrd} as JSON
   -h, --help        show this help
 
 Examples:
@@ -44,7 +44,7 @@ Examples:
         signal: ctx.signal,
       }),
     );
-    if (ctx.json) printJson(ctx, files);
+    if (ctx.json) printJson(ctx, { image: args.positionals[0], output: outDir, ...files });
     else ctx.stdout.write(`kernel  ${files.kernel}\n${files.initrd ? `initrd  ${files.initrd}\n` : 'initrd  (none found for this version)\n'}`);
     return 0;
   },

@@ -88,7 +88,7 @@ Options:
   --replay-journal  replay the journal of a filesystem that was not cleanly unmounted (in the
                     template copy only; without it such a filesystem is refused)
   -f, --force       replace an existing template, manifest and kernel files
-  --json            print the manifest as JSON
+  --json            print {output, ...the manifest} as JSON (docs/json.md)
   -h, --help        show this help
 
 Examples:
@@ -128,7 +128,7 @@ Examples:
     } finally {
       progress.done();
     }
-    if (ctx.json) printJson(ctx, manifest);
+    if (ctx.json) printJson(ctx, { output, ...manifest });
     else printManifest(ctx, output, manifest);
     return 0;
   },
