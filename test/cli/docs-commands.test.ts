@@ -185,6 +185,8 @@ const JSON_CASES: Record<string, { argv: string[]; image?: string; output?: stri
   create: { argv: ['create', 'new.img', '--size', '1M'], output: 'new.img' },
   partitions: { argv: ['partitions', 'debbase.img'] },
   partition: { argv: ['partition', 'blank.img', 'table.sfdisk'] },
+  'disk build': { argv: ['disk', 'build', 'built.img', '--size', '16M', '--layout', 'table.sfdisk', '--fs', '1=ext4:overlay'], output: 'built.img' },
+  recover: { argv: ['recover', 'root.img'], image: 'root.img' },
   extract: { argv: ['extract', 'debbase.img', '-p', '1', '-o', 'p1.img'], output: 'p1.img' },
   convert: { argv: ['convert', 'rootfs.ext4', 'rootfs.qcow2', '-O', 'qcow2'], output: 'rootfs.qcow2' },
   fsck: { argv: ['fsck', 'rootfs.ext4'], image: 'rootfs.ext4' },
