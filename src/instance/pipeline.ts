@@ -262,6 +262,7 @@ async function buildDisk(
         const rendered = await steps.render(temp, plan.files, plan.values, signal);
         assertAllRendered(plan, rendered);
       });
+      await run('customize', () => steps.customize(temp, plan.customization, { ...(plan.newFsUuid ? { fsUuid: plan.newFsUuid } : {}), ...stepSignal }));
       await run('check', async () => {
         const outcome = await steps.check(temp, { mode: 'check', force: true, ...stepSignal });
         if (outcome.status !== 'clean' || outcome.exitCode !== 0) {

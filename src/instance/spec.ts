@@ -5,6 +5,7 @@ import { assertCpuset, assertSafeBridge, assertSafeName, assertSafePath, assertS
 import { formatIPv4, nonHostReason, parseIPv4, showValue, subnetOf, validateNetmask, type IPv4 } from './ipv4.js';
 import { validateMac } from './mac.js';
 import { fqdnOf, validateDomain, validateHostname } from './names.js';
+import { TIMEZONE, USER_NAME, type CustomizationRequest } from './customize.js';
 import { ARTICLE_DEFAULTS, DEFAULT_TEMPLATE_NAME, type InstanceRequest } from './request.js';
 
 /** Upper bounds that keep a typo from asking libvirt for absurd machines. */
@@ -44,6 +45,10 @@ export interface InstanceSpec {
   readonly graphics: 'vnc' | 'none';
   /** virt-install `--cpuset`: `auto` (article), `none` (flag omitted), `N` or `N-M`. */
   readonly cpuset: string;
+  /** Host files and names of the per-instance customization (contents checked while planning). */
+  readonly customize: CustomizationRequest;
+  /** A fresh filesystem UUID for this instance (fstab's FSUUID-TMPL follows). */
+  readonly newFsUuid: boolean;
 }
 
 function positiveInteger(value: string | number, option: string, max: number): number {
@@ -131,6 +136,22 @@ export function validateInstanceRequest(request: InstanceRequest, options: { cwd
   if (request.initrd !== undefined && request.kernel === undefined) {
     throw new InvalidArgumentError('--initrd needs --kernel (otherwise the template\'s recorded kernel and initrd are used together)');
   }
+  if (request.sshUser !== undefined && request.sshKey === undefined) throw new InvalidArgumentError('--ssh-user needs --ssh-key (the key to install for that user)');
+  if (request.sshUser !== undefined && !USER_NAME.test(request.sshUser)) {
+    throw new InvalidArgumentError(`Expected \`ssh-user\` to be a user name (lower-case letters, digits, _ and -), got ${showValue(request.sshUser)}`);
+  }
+  if (request.timezone !== undefined && (!TIMEZONE.test(request.timezone) || request.timezone.split('/').some((part) => part === '..' || part === '.'))) {
+    throw new InvalidArgumentError(`Expected \`timezone\` to be a tz database name such as Europe/Berlin, got ${showValue(request.timezone)}`);
+  }
+  const fsUuid = request.fsUuid ?? 'keep';
+  if (fsUuid !== 'keep' && fsUuid !== 'new') throw new InvalidArgumentError(`Expected \`fs-uuid\` to be keep or new, got ${showValue(fsUuid)}`);
+  const customize: CustomizationRequest = {
+    ...(request.sshKey !== undefined ? { sshKeyFile: absolutePath(request.sshKey, 'ssh-key', cwd) } : {}),
+    ...(request.sshUser !== undefined ? { sshUser: request.sshUser } : {}),
+    ...(request.rootPasswordFile !== undefined ? { rootPasswordFile: absolutePath(request.rootPasswordFile, 'root-password-file', cwd) } : {}),
+    ...(request.timezone !== undefined ? { timezone: request.timezone } : {}),
+    ...(request.firstboot !== undefined ? { firstbootFile: absolutePath(request.firstboot, 'firstboot', cwd) } : {}),
+  };
   const graphics = request.graphics ?? 'vnc';
   if (graphics !== 'vnc' && graphics !== 'none') throw new InvalidArgumentError(`Expected \`graphics\` to be vnc or none, got ${showValue(graphics)}`);
 
@@ -162,6 +183,8 @@ export function validateInstanceRequest(request: InstanceRequest, options: { cwd
     ...(request.serialLog !== undefined ? { serialLog: absolutePath(request.serialLog, 'serial-log', cwd) } : {}),
     graphics,
     cpuset: assertCpuset(request.cpuset ?? 'auto'),
+    customize,
+    newFsUuid: fsUuid === 'new',
   };
 }
 
@@ -183,9 +206,10 @@ export function buildKernelArgs(spec: Pick<InstanceSpec, 'ip' | 'fqdn' | 'gatewa
   ];
 }
 
-/** The values that replace the template placeholders. */
-export function placeholderValues(spec: Pick<InstanceSpec, 'ip' | 'netmask' | 'gateway' | 'fqdn' | 'nameserver'>): Record<string, string> {
+/** The values that replace the template placeholders (FSUUID-TMPL comes from the plan). */
+export function placeholderValues(spec: Pick<InstanceSpec, 'ip' | 'netmask' | 'gateway' | 'fqdn' | 'nameserver' | 'host'>): Record<string, string> {
   return {
+    'SHORTNAME-TMPL': spec.host,
     'ADDRESS-TMPL': spec.ip,
     'NETMASK-TMPL': spec.netmask,
     'GATEWAY-TMPL': spec.gateway,

@@ -37,7 +37,7 @@ describe('diskwright instance create', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('instance jgoulah.linux.bogus (dry run: nothing written)');
-    expect(r.stdout).toContain('steps       validate → copy → preen → resize → render → check → rename → define → start');
+    expect(r.stdout).toContain('steps       validate → copy → preen → resize → render → customize → check → rename → define → start');
     expect(r.stdout).toMatch(/virt-install --name jgoulah --ram 512 --vcpus 1 --cpuset=auto --cpu host --disk path=.*jgoulah-disk0,bus=virtio,cache=none --network bridge=br0 --mac 52:54:00:/);
     expect(r.stdout).toContain(`'kernel=${join(root, 'tmpl', 'vmlinuz-6.1.0-test')},initrd=`);
     expect(r.stdout).toContain('    virsh start jgoulah');

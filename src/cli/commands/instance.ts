@@ -51,6 +51,12 @@ const REQUEST_FLAGS: readonly [flag: string, key: keyof InstanceRequest][] = [
   ['serial-log', 'serialLog'],
   ['graphics', 'graphics'],
   ['cpuset', 'cpuset'],
+  ['ssh-key', 'sshKey'],
+  ['ssh-user', 'sshUser'],
+  ['root-password-file', 'rootPasswordFile'],
+  ['timezone', 'timezone'],
+  ['firstboot', 'firstboot'],
+  ['fs-uuid', 'fsUuid'],
 ];
 
 /** The runner for real tools; `DISKWRIGHT_VIRSH` / `DISKWRIGHT_VIRT_INSTALL` may name other programs. */
@@ -204,6 +210,13 @@ ${URI_PARAMS_HELP}
       --graphics vnc|none default vnc
       --cpuset auto|none|N-M  virt-install --cpuset (default auto, the article's: libvirt then asks
                           numad for a placement and \`virsh start\` fails without numad; none omits it)
+      --ssh-key FILE      add these public keys to root's (or --ssh-user's) ~/.ssh/authorized_keys
+      --ssh-user NAME     the image's user that gets --ssh-key (default root)
+      --root-password-file FILE  root password from the file's first line, stored as a SHA-512
+                          crypt hash (the clear text never appears on argv or in any manifest)
+      --timezone ZONE     /etc/localtime and /etc/timezone, e.g. Europe/Berlin
+      --firstboot FILE    script run once at the first boot (systemd oneshot unit or sysvinit script)
+      --fs-uuid keep|new  new: a fresh filesystem UUID for this instance (fstab follows); default keep
       --disk-only         build the disk, print the virt-install/virsh commands, run neither
       --dry-run           validate and print the plan; write nothing
       --from FLEET.json   create many instances (see docs/instance.md for the format)
@@ -241,6 +254,12 @@ Examples:
     'serial-log': { type: 'string' },
     graphics: { type: 'string' },
     cpuset: { type: 'string' },
+    'ssh-key': { type: 'string' },
+    'ssh-user': { type: 'string' },
+    'root-password-file': { type: 'string' },
+    timezone: { type: 'string' },
+    firstboot: { type: 'string' },
+    'fs-uuid': { type: 'string' },
     'disk-only': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     from: { type: 'string' },
