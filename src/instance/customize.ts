@@ -282,6 +282,7 @@ export async function applyCustomization(fs: FilesystemSession, customization: C
     await mkdirOwned(fs, posix.dirname(FIRSTBOOT_SCRIPT), 0o755, 0, 0);
     await fs.writeFile(FIRSTBOOT_SCRIPT, firstboot.script, { mode: 0o700, uid: 0, gid: 0 });
     if (firstboot.init === 'systemd') {
+      await mkdirOwned(fs, posix.dirname(FIRSTBOOT_UNIT), 0o755, 0, 0);
       await fs.writeFile(FIRSTBOOT_UNIT, FIRSTBOOT_UNIT_TEXT, { mode: 0o644, uid: 0, gid: 0 });
       await mkdirOwned(fs, posix.dirname(FIRSTBOOT_WANTS), 0o755, 0, 0);
       if (!(await lstatIfExists(fs, FIRSTBOOT_WANTS))) await fs.symlink(FIRSTBOOT_UNIT, FIRSTBOOT_WANTS, { uid: 0, gid: 0 });
@@ -298,8 +299,4 @@ export async function applyCustomization(fs: FilesystemSession, customization: C
   return report;
 }
 
-/** True for a customization with nothing but the random seed (the step still runs for that). */
-export function isEmptyCustomization(customization: Customization): boolean {
-  return Object.keys(customization).length === 0;
-}
 

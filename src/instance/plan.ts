@@ -13,6 +13,9 @@ import {
   assertSafePath,
   firstErrorLine,
   parseKernelArgs,
+  destroyCommand,
+  kvmProblem,
+  runsOnThisHost,
   type VirtRunner,
 } from '../virt/index.js';
 import { randomUUID } from 'node:crypto';
@@ -159,7 +162,7 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
   if (targetExists) {
     throw new DiskwrightError('E_EXISTS', `disk ${spec.diskPath} already exists`, {
       path: spec.diskPath,
-      hint: `pick another host name or remove it (\`diskwright instance destroy ${spec.host}\`)`,
+      hint: `pick another host name or remove it (\`${destroyCommand(spec.host, spec.connect === undefined ? {} : { connect: spec.connect })}\`)`,
     });
   }
 
@@ -178,10 +181,19 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
       });
     }
   }
+  if (options.requireLibvirt && (spec.virtType === undefined || spec.virtType === 'kvm')) {
+    // Found before anything is defined: otherwise virt-install defines the domain and virsh start fails.
+    const problem = await kvmProblem(runner, { ...connect, local: isLocalConnection(spec.connect) && runsOnThisHost(runner), ...(signal ? { signal } : {}) });
+    if (problem !== undefined) {
+      throw new DiskwrightError('E_VIRT', `this host has no usable KVM: ${problem}`, {
+        hint: `use QEMU's emulation instead: add \`--virt-type qemu --cpu max\`${spec.connect ? ` (with --connect ${spec.connect})` : ''}; guests run several times slower`,
+      });
+    }
+  }
   const taken = reachable ? await usedMacs(runner, connect, signal) : new Set<string>();
   if (reachable && (await domainExists(runner, spec.host, connect, signal))) {
     throw new DiskwrightError('E_EXISTS', `a libvirt domain named ${spec.host} is already defined`, {
-      hint: `pick another host name or remove it with \`diskwright instance destroy ${spec.host}\``,
+      hint: `pick another host name or remove it with \`${destroyCommand(spec.host, connect)}\``,
     });
   }
   if (reachable && spec.network.kind === 'network') {

@@ -27,7 +27,7 @@ export function networkdConfig(name = 'eth0'): string {
 }
 
 /** Name globs of virtual links a `.network` file may match that are not the machine's NIC. */
-const VIRTUAL_NAME = /^(lo|br|bond|veth|vnet|virbr|docker|tun|tap|wg|wl|ww|vlan|dummy|team)/;
+const VIRTUAL_NAME = /^(lo|br|bond|veth|vnet|virbr|docker|tun|tap|wg|wl|ww|vlan|dummy|team|host0|vt-|ve-|vb-|vz-)/;
 
 /**
  * True when a `.network` file configures an Ethernet NIC: its [Match] names a MAC address,
@@ -38,6 +38,7 @@ const VIRTUAL_NAME = /^(lo|br|bond|veth|vnet|virbr|docker|tun|tap|wg|wl|ww|vlan|
 export function matchesEthernet(text: string): boolean {
   let section = '';
   let matched = false;
+  let virtualized = false;
   for (const raw of splitLines(text)) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
@@ -51,11 +52,13 @@ export function matchesEthernet(text: string): boolean {
     if (eq < 0) continue;
     const key = line.slice(0, eq).trim();
     const values = line.slice(eq + 1).trim().split(/\s+/).filter(Boolean);
+    if (key === 'Virtualization') virtualized = true;
     if (key === 'MACAddress' || key === 'PermanentMACAddress') matched = true;
     if (key === 'Type' && values.includes('ether')) matched = true;
     if (key === 'Name' && values.some((v) => !v.startsWith('!') && !VIRTUAL_NAME.test(v))) matched = true;
   }
-  return matched;
+  // systemd's own container/VM-host files match only inside containers or on virtual links.
+  return matched && !virtualized;
 }
 
 export const networkdOperation: TemplateOperation = {
