@@ -78,6 +78,11 @@ export function rewriteInterfaces(text: string, options: RewriteInterfacesOption
     const keyword = words[0] ?? '';
     const comment = trimmed === '' || trimmed.startsWith('#');
     if (!comment && isStanzaStart(keyword)) {
+      if ((keyword === 'auto' || keyword.startsWith('allow-')) && words.slice(1).every((iface) => replaced.has(iface))) {
+        // A dropped `auto` line does not end the stanza before it: stray option lines after it go
+        // with that stanza (otherwise they would attach to the static stanza on the next run).
+        continue;
+      }
       inReplaced = false;
       if (keyword === 'iface' && replaced.has(words[1]!) && words[2] === 'inet') {
         inReplaced = true;
