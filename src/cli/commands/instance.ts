@@ -1,5 +1,7 @@
 import {
+  assertOutputWritable,
   assertUriParamsAllowed,
+  InvalidArgumentError,
   buildNsupdateScript,
   createExecaRunner,
   createFleet,
@@ -19,6 +21,7 @@ import {
   MAX_FLEET_CONCURRENCY,
   type DnsRecord,
   type InstancePlan,
+  type InstanceSpec,
   type InstanceRequest,
   type InstanceResult,
   type VirtRunner,
@@ -159,6 +162,26 @@ function checkConnect(args: ParsedArgs, uris: readonly [where: string, uri: stri
 const URI_PARAMS_HELP = `      --allow-uri-params  accept libvirt URI transport parameters that run programs or name
                           files (command=, socket=, netcat=, proxy=, keyfile=, the ext transport)`;
 
+/** The nsupdate file must be writable and the server an IPv4 address — checked before any work. */
+async function nsupdateProblems(path: string | undefined, server: string | undefined, dryRun: boolean): Promise<DiskwrightError[]> {
+  const problems: DiskwrightError[] = [];
+  if (server !== undefined) {
+    try {
+      buildNsupdateScript([], { server });
+    } catch (error) {
+      if (!(error instanceof DiskwrightError)) throw error;
+      problems.push(error);
+    }
+  }
+  if (path !== undefined && !dryRun) {
+    await assertOutputWritable(path).catch((error: unknown) => {
+      if (!(error instanceof DiskwrightError)) throw error;
+      problems.push(new InvalidArgumentError(`--nsupdate: ${error.message}`, { ...(error.hint ? { hint: error.hint } : {}) }));
+    });
+  }
+  return problems;
+}
+
 function parseJobs(text: string | undefined): number {
   if (text === undefined) return DEFAULT_FLEET_CONCURRENCY;
   if (!/^[0-9]{1,3}$/.test(text) || Number(text) < 1 || Number(text) > MAX_FLEET_CONCURRENCY) {
@@ -296,6 +319,8 @@ Examples:
 
     if (fleetPath !== undefined) {
       const jobs = parseJobs(stringOption(args, 'jobs'));
+      const nsProblems = await nsupdateProblems(nsupdate, nsupdateServer, dryRun);
+      if (nsProblems.length > 0) throw nsProblems[0]!;
       const fleet = await readFleet(fleetPath);
       checkConnect(args, [fleet.defaults, ...fleet.instances].map((r) => [`connect in ${fleetPath}`, r.connect] as [string, string | undefined]));
       const progress = createProgress(ctx, `instances (${fleet.instances.length})`);
@@ -338,8 +363,23 @@ Examples:
     }
 
     const [ip, host] = args.positionals as [string, string];
-    // Validate everything before any work; a bad value exits 2 with one line.
-    const spec = validateInstanceRequest(mergeRequests(config.values, flags, { ip, host }), { cwd });
+    // Validate everything before any work — the request and the nsupdate file and server — and
+    // report every problem at once (exit 2).
+    const problems: DiskwrightError[] = [];
+    let spec: InstanceSpec | undefined;
+    try {
+      spec = validateInstanceRequest(mergeRequests(config.values, flags, { ip, host }), { cwd });
+    } catch (error) {
+      if (!(error instanceof DiskwrightError)) throw error;
+      problems.push(error);
+    }
+    problems.push(...(await nsupdateProblems(nsupdate, nsupdateServer, dryRun)));
+    if (problems.length === 1) throw problems[0]!;
+    if (problems.length > 1) {
+      const lines = problems.flatMap((p) => p.message.split('\n  - ').filter((l) => !/^\d+ problems with instance/.test(l)));
+      throw new InvalidArgumentError(`${lines.length} problems with instance ${host}:\n  - ${lines.join('\n  - ')}`, { hint: 'fix them all and run again; nothing was written' });
+    }
+    if (!spec) throw new Error('unreachable: no spec and no problem');
     const progress = createProgress(ctx, `copy ${spec.host}`);
     let result: InstanceResult;
     try {
