@@ -1,4 +1,5 @@
 import { DiskwrightError } from '../errors.js';
+import { changeInPlace, runToolOnOverlay } from './in-place.js';
 import { imageSpec, runE2fsTool } from './run.js';
 
 /** `check` = e2fsck -n (read-only), `preen` = -p (safe automatic fixes), `fix` = -y (answer yes). */
@@ -15,6 +16,8 @@ export interface CheckFilesystemOptions {
   readonly signal?: AbortSignal;
   /** Output chunks as e2fsck prints them. */
   readonly onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
+  /** preen/fix of a private temp image: commit without record or fsync (InPlaceOptions.durable). */
+  readonly durable?: boolean;
 }
 
 export type CheckStatus = 'clean' | 'fixed' | 'uncorrectable' | 'error';
@@ -58,9 +61,15 @@ export function fsckArgs(mode: CheckMode, force: boolean | undefined): string[] 
   return [...((force ?? mode !== 'preen') ? ['-f'] : []), flag];
 }
 
+/** Exit bits after which e2fsck's writes are not committed (operational error, usage, cancel, library). */
+const NOT_COMMITTED = FSCK_EXIT.ERROR | FSCK_EXIT.USAGE | FSCK_EXIT.CANCELED | FSCK_EXIT.LIBRARY;
+
 /**
  * Checks (and with preen/fix, repairs) an ext2/3/4 filesystem with the WebAssembly e2fsck.
  * Resolves with e2fsck's exact exit code whatever it is; only a crash or abort rejects.
+ * Repairs run on a copy-on-write overlay and are committed crash-safely when e2fsck finished
+ * (exit code without the 8/16/32/128 bits): after a kill -9 the image is the old one or the
+ * repaired one, never half-repaired.
  */
 export async function checkFilesystem(image: string, options: CheckFilesystemOptions): Promise<CheckResult> {
   const argv = [...fsckArgs(options.mode, options.force), imageSpec(image, options.offset)];
@@ -69,10 +78,18 @@ export async function checkFilesystem(image: string, options: CheckFilesystemOpt
     env.E2FSCK_TIME = String(options.fakeTime);
     env.E2FSPROGS_FAKE_TIME = String(options.fakeTime);
   }
-  const result = await runE2fsTool('e2fsck', argv, {
+  const run = {
     env,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+  };
+  if (options.mode === 'check') {
+    const result = await runE2fsTool('e2fsck', argv, run);
+    return { exitCode: result.exitCode, status: fsckExitStatus(result.exitCode), output: result.stdout + result.stderr };
+  }
+  const { value } = await changeInPlace(image, { ...(options.signal ? { signal: options.signal } : {}), ...(options.durable === false ? { durable: false } : {}) }, async (overlay) => {
+    const result = await runToolOnOverlay('e2fsck', argv, overlay, { ...run, servedPath: image });
+    return { value: result, commit: (result.exitCode & NOT_COMMITTED) === 0 };
   });
-  return { exitCode: result.exitCode, status: fsckExitStatus(result.exitCode), output: result.stdout + result.stderr };
+  return { exitCode: value.exitCode, status: fsckExitStatus(value.exitCode), output: value.stdout + value.stderr };
 }

@@ -1,6 +1,7 @@
-import { stat } from 'node:fs/promises';
+import type { Overlay } from '../disk/index.js';
 import { DiskwrightError, InvalidArgumentError } from '../errors.js';
-import { imageSpec, runE2fsTool } from './run.js';
+import { changeInPlace, runToolOnOverlay } from './in-place.js';
+import { imageSpec } from './run.js';
 import { dumpFilesystemHeader } from './dump.js';
 import { lastMessage } from './tune.js';
 
@@ -18,6 +19,8 @@ export interface GrowFilesystemOptions {
   readonly force?: boolean;
   readonly fakeTime?: number;
   readonly signal?: AbortSignal;
+  /** False for a private temp image (see InPlaceOptions.durable); default true. */
+  readonly durable?: boolean;
 }
 
 export interface GrowResult {
@@ -29,16 +32,31 @@ export interface GrowResult {
 
 /**
  * Grows (or with allowShrink, shrinks) an ext2/3/4 filesystem with the WebAssembly resize2fs.
- * The container (image file or partition) must already be large enough.
+ * The container (image file or partition) must already be large enough. resize2fs runs on a
+ * copy-on-write overlay and the result is committed crash-safely: after a kill the filesystem is
+ * the old one or the new one, never half-resized.
  */
 export async function growFilesystem(image: string, options: GrowFilesystemOptions = {}): Promise<GrowResult> {
+  const { value } = await changeInPlace(image, { ...(options.signal ? { signal: options.signal } : {}), ...(options.durable === false ? { durable: false } : {}) }, async (overlay) => ({
+    value: await growOnOverlay(overlay, image, options),
+    commit: true,
+  }));
+  return value;
+}
+
+/**
+ * resize2fs on `overlay` (the image at `image` as the tool names it, possibly grown already by
+ * the caller); its changes stay in the overlay for the caller to commit. Rejects when resize2fs
+ * fails (the overlay then holds only what the caller staged).
+ */
+export async function growOnOverlay(overlay: Overlay, image: string, options: GrowFilesystemOptions = {}): Promise<GrowResult> {
   const before = await dumpFilesystemHeader(image, { ...(options.offset !== undefined ? { offset: options.offset } : {}), ...(options.signal ? { signal: options.signal } : {}) });
   const blockSize = Number(before['Block size']);
   const oldBlocksCount = BigInt(before['Block count'] ?? '0');
   let size = options.size;
   if (size === undefined && options.offset !== undefined && BigInt(options.offset) !== 0n) {
     // resize2fs sizes the whole file, not the part after ?offset=; say the size explicitly.
-    size = (await stat(image)).size - Number(options.offset);
+    size = overlay.size - Number(options.offset);
   }
   let sizeArg: string[] = [];
   if (size !== undefined) {
@@ -57,7 +75,8 @@ export async function growFilesystem(image: string, options: GrowFilesystemOptio
     sizeArg = [`${Math.floor(size / 512)}s`];
   }
   const argv = [...(options.force ? ['-f'] : []), imageSpec(image, options.offset), ...sizeArg];
-  const result = await runE2fsTool('resize2fs', argv, {
+  const result = await runToolOnOverlay('resize2fs', argv, overlay, {
+    servedPath: image,
     ...(options.fakeTime !== undefined ? { env: { E2FSPROGS_FAKE_TIME: String(options.fakeTime) } } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });

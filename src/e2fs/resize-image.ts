@@ -1,8 +1,10 @@
 import { open, stat } from 'node:fs/promises';
+import type { Disk } from '../disk/index.js';
 import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
-import { getPartition, readPartitionTable, resizePartition } from '../partition/index.js';
+import { getPartition, planPartitionResize, readDiskPartitionTable, readPartitionTable, type PlanReader } from '../partition/index.js';
 import type { PartitionTable } from '../partition/index.js';
-import { growFilesystem, type GrowResult } from './grow.js';
+import { growOnOverlay, type GrowResult } from './grow.js';
+import { changeInPlace } from './in-place.js';
 import { dumpFilesystemHeader, headerNeedsRecovery } from './dump.js';
 
 /** GPT entry size assumed when the table does not say (UEFI 2.x: 128 bytes). */
@@ -71,11 +73,23 @@ async function setFileSize(image: string, size: number): Promise<void> {
   }
 }
 
+/** A Disk as the FileHandle-shaped reader the partition code reads tables with. */
+function diskReader(disk: Disk): PlanReader {
+  const read = async (buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number; buffer: Uint8Array }> => {
+    const n = Math.max(0, Math.min(length, disk.size - position));
+    if (n > 0) disk.read(buffer.subarray(offset, offset + n), position);
+    return { bytesRead: n, buffer };
+  };
+  return { read } as unknown as PlanReader;
+}
+
 /**
  * Resizes a whole image: the file, then (with `partition`) the partition entry — and for a logical
- * partition its EBR and the extended container — then the filesystem. Shrinking is done only for
- * a whole-image filesystem and only as far as resize2fs allows; a partition is never shrunk.
- * If nothing was resized, the file gets its old size back.
+ * partition its EBR and the extended container — then the filesystem. All three are staged in one
+ * copy-on-write overlay and committed together (src/disk/commit.ts): after a kill -9 or a failure
+ * the image is the old one or the new one. Shrinking is done only for a whole-image filesystem and
+ * only as far as resize2fs allows (the filesystem is committed first, then the file truncated); a
+ * partition is never shrunk.
  */
 export async function resizeImage(image: string, options: ResizeImageOptions): Promise<ResizeImageResult> {
   const { size } = options;
@@ -84,24 +98,21 @@ export async function resizeImage(image: string, options: ResizeImageOptions): P
   }
   const oldImageSize = (await stat(image)).size;
   const common = { ...(options.fakeTime !== undefined ? { fakeTime: options.fakeTime } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+  const inPlace = options.signal ? { signal: options.signal } : {};
   throwIfAborted(options.signal);
 
   if (options.partition === undefined) {
+    assertResizable(image, await dumpFilesystemHeader(image, common)); // refuse before anything is staged
     if (size < oldImageSize) {
-      assertResizable(image, await dumpFilesystemHeader(image, common));
-      const grown = await growFilesystem(image, { ...common, size, allowShrink: true });
+      const { value: grown } = await changeInPlace(image, inPlace, async (overlay) => ({ value: await growOnOverlay(overlay, image, { ...common, size, allowShrink: true }), commit: true }));
       await setFileSize(image, size);
       return { ...grown, imageSize: size, oldImageSize, offset: 0n };
     }
-    assertResizable(image, await dumpFilesystemHeader(image, common)); // refuse before touching the file
-    await setFileSize(image, size);
-    try {
-      const grown = await growFilesystem(image, common);
-      return { ...grown, imageSize: size, oldImageSize, offset: 0n };
-    } catch (error) {
-      await restoreIfUnchanged(image, oldImageSize, 0n, error);
-      throw error;
-    }
+    const { value: grown } = await changeInPlace(image, inPlace, async (overlay) => {
+      overlay.resize(size);
+      return { value: await growOnOverlay(overlay, image, common), commit: true };
+    });
+    return { ...grown, imageSize: size, oldImageSize, offset: 0n };
   }
 
   const number = options.partition;
@@ -126,25 +137,13 @@ export async function resizeImage(image: string, options: ResizeImageOptions): P
   }
   const offset = part.start * ss;
   assertResizable(image, await dumpFilesystemHeader(image, { ...common, offset }));
-  await setFileSize(image, size);
-  try {
-    await resizePartition(image, number, newSectors);
-  } catch (error) {
-    await setFileSize(image, oldImageSize).catch(() => undefined);
-    throw error;
-  }
-  const grown = await growFilesystem(image, { ...common, offset, size: Number(newSectors * ss) });
+  const { value: grown } = await changeInPlace(image, inPlace, async (overlay) => {
+    overlay.resize(size);
+    // The table as it reads on the grown disk, and its new sectors, staged in the same overlay.
+    const reader = diskReader(overlay);
+    const grownTable = readDiskPartitionTable(overlay);
+    for (const write of await planPartitionResize(reader, grownTable, number, newSectors, image)) overlay.write(write.bytes, Number(write.offset));
+    return { value: await growOnOverlay(overlay, image, { ...common, offset, size: Number(newSectors * ss) }), commit: true };
+  });
   return { ...grown, imageSize: size, oldImageSize, offset, partition: number, partitionSectors: newSectors };
-}
-
-/** After a failed grow: give the file its old size back if the filesystem did not change. */
-async function restoreIfUnchanged(image: string, oldSize: number, offset: bigint, error: unknown): Promise<void> {
-  if (!(error instanceof DiskwrightError)) return;
-  try {
-    const fields = await dumpFilesystemHeader(image, { offset });
-    const bytes = BigInt(fields['Block count'] ?? '0') * BigInt(fields['Block size'] ?? '0');
-    if (bytes <= BigInt(oldSize) - offset) await setFileSize(image, oldSize);
-  } catch {
-    /* leave the file as it is */
-  }
 }

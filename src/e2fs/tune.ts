@@ -1,5 +1,6 @@
 import { DiskwrightError, InvalidArgumentError } from '../errors.js';
-import { imageSpec, runE2fsTool } from './run.js';
+import { changeInPlace, runToolOnOverlay } from './in-place.js';
+import { imageSpec } from './run.js';
 import { dumpFilesystemHeader, headerNeedsRecovery } from './dump.js';
 
 export interface TuneFilesystemOptions {
@@ -17,7 +18,7 @@ export interface TuneResult {
   readonly output: string;
 }
 
-/** Changes filesystem parameters with the WebAssembly tune2fs; a non-zero exit is E_EXTFS. */
+/** Changes filesystem parameters with the WebAssembly tune2fs; a non-zero exit is E_EXTFS (nothing is written then). */
 export async function tuneFilesystem(image: string, options: TuneFilesystemOptions): Promise<TuneResult> {
   if (!Array.isArray(options.args) || options.args.length === 0) {
     throw new InvalidArgumentError('Expected `args` to list at least one tune2fs option, got none');
@@ -31,9 +32,14 @@ export async function tuneFilesystem(image: string, options: TuneFilesystemOptio
       });
     }
   }
-  const result = await runE2fsTool('tune2fs', [...options.args, imageSpec(image, options.offset)], {
-    ...(options.fakeTime !== undefined ? { env: { E2FSPROGS_FAKE_TIME: String(options.fakeTime) } } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
+  // tune2fs runs on a copy-on-write overlay; its changes are committed only when it succeeded.
+  const { value: result } = await changeInPlace(image, options.signal ? { signal: options.signal } : {}, async (overlay) => {
+    const run = await runToolOnOverlay('tune2fs', [...options.args, imageSpec(image, options.offset)], overlay, {
+      servedPath: image,
+      ...(options.fakeTime !== undefined ? { env: { E2FSPROGS_FAKE_TIME: String(options.fakeTime) } } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return { value: run, commit: run.exitCode === 0 };
   });
   const output = result.stdout + result.stderr;
   if (result.exitCode !== 0) {

@@ -1,16 +1,17 @@
-import { closeSync, fstatSync, openSync, readSync, writeSync, ftruncateSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as e2fs from '../e2fs/index.js';
-import * as extmeta from '../extmeta/index.js';
-import { DiskwrightError, throwIfAborted } from '../errors.js';
+import type { Overlay } from '../disk/index.js';
+import { runToolOnOverlay } from '../e2fs/in-place.js';
+import { imageSpec } from '../e2fs/run.js';
+import { AbortedError, DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import type { ProgressCallback } from '../io/progress.js';
 
 /**
  * The bulk path: large files and big trees are written by the project's own WASM debugfs
  * (e2fsprogs 1.47, wasm/dist) — several times faster than per-block calls through the `ext2fs`
- * package — into a private working copy of the image that replaces the image by rename at commit.
+ * package — into the session's copy-on-write overlay of the image (served to debugfs in its
+ * worker), so the commit writes only the blocks that changed: cost O(written), not O(used).
  */
 
 /** Files at least this big go through debugfs `write`. */
@@ -20,21 +21,9 @@ export const BULK_TREE_ENTRIES = 256;
 /** Commands per debugfs run (keeps each command file and run bounded). */
 const MAX_COMMANDS_PER_RUN = 200_000;
 
-type RunTool = (
-  tool: 'debugfs',
-  argv: string[],
-  options: { signal?: AbortSignal; onOutput?: (stream: 'stdout' | 'stderr', text: string) => void },
-) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
-type ReadUsed = (image: string, location: { offset?: number }) => Promise<{ start: bigint; length: bigint }[]>;
-
-function runner(): RunTool | undefined {
-  const run = (e2fs as unknown as { runE2fsTool?: RunTool }).runE2fsTool;
-  return typeof run === 'function' ? run : undefined;
-}
-
-/** True when this build carries the WASM debugfs runner (src/e2fs). */
+/** True unless the bulk path is switched off (DISKWRIGHT_NO_BULK=1: per-call path only). */
 export function bulkAvailable(): boolean {
-  return runner() !== undefined && process.env.DISKWRIGHT_NO_BULK !== '1';
+  return process.env.DISKWRIGHT_NO_BULK !== '1';
 }
 
 /**
@@ -52,12 +41,24 @@ function isBenign(line: string): boolean {
   return line === '' || /^debugfs \d/.test(line) || /^Allocated inode: \d+$/.test(line);
 }
 
-/** Runs debugfs commands against `image` (read-write); any error line fails the batch. Returns stdout + stderr. */
-export async function runDebugfsBatch(image: string, commands: readonly string[], signal?: AbortSignal, onWrite?: () => void): Promise<string> {
-  const run = runner();
-  if (!run) throw new DiskwrightError('E_WASM', 'the WASM debugfs runner is not available in this build');
+/** Where a bulk step writes: a copy-on-write overlay of the whole image, the filesystem at `offset`. */
+export interface BulkTarget {
+  readonly overlay: Overlay;
+  /** Byte offset of the filesystem in the image. */
+  readonly offset: number;
+  /** What the step does, for messages ("writing /opt/big.bin"). */
+  readonly step: string;
+}
+
+/**
+ * Runs debugfs commands (read-write) on `target.overlay` — the WASM debugfs in a worker sees the
+ * image with the overlay's changes, and its own changes land in the overlay: nothing reaches
+ * `image` (its real path) here; the session commits the overlay. Any error line fails the batch
+ * (the overlay then keeps only what was staged before). Returns stdout + stderr.
+ */
+export async function runDebugfsBatch(image: string, commands: readonly string[], target: BulkTarget, signal?: AbortSignal, onWrite?: () => void): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'diskwright-debugfs-'));
-  let stderr = '';
+  let output = '';
   try {
     for (let start = 0; start < commands.length; start += MAX_COMMANDS_PER_RUN) {
       throwIfAborted(signal);
@@ -73,18 +74,29 @@ export async function runDebugfsBatch(image: string, commands: readonly string[]
             for (const line of lines) if (line.startsWith('debugfs: write ')) onWrite();
           }
         : undefined;
-      const result = await run('debugfs', ['-w', '-f', file, image], { ...(signal ? { signal } : {}), ...(onOutput ? { onOutput } : {}) });
-      stderr += `${result.stdout}\n${result.stderr}`;
+      let result;
+      try {
+        result = await runToolOnOverlay('debugfs', ['-w', '-f', file, imageSpec(image, target.offset)], target.overlay, {
+          servedPath: image,
+          ...(signal ? { signal } : {}),
+          ...(onOutput ? { onOutput } : {}),
+        });
+      } catch (error) {
+        // Ctrl-C: name diskwright's step, not the tool that happened to run it.
+        if (isDiskwrightError(error, 'E_ABORTED')) throw new AbortedError(`${target.step} was interrupted; nothing was written to ${image}`, { cause: error });
+        throw error;
+      }
+      output += `${result.stdout}\n${result.stderr}`;
       const errors = result.stderr.split('\n').map((l) => l.trim()).filter((l) => !isBenign(l));
       if (result.exitCode !== 0 || errors.length > 0) {
-        throw new DiskwrightError('E_EXTFS', `debugfs failed: ${errors[0] ?? `exit code ${result.exitCode}`}`, {
+        throw new DiskwrightError('E_EXTFS', `${target.step} failed: ${errors[0]?.replace(/^debugfs: /, '') ?? `debugfs exit code ${result.exitCode}`}`, {
           path: image,
           actual: errors.slice(0, 5),
           hint: 'nothing was written to the image',
         });
       }
     }
-    return stderr;
+    return output;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -118,38 +130,4 @@ export function lastAllocatedInode(stderr: string): number | undefined {
   const all = [...stderr.matchAll(/^Allocated inode: (\d+)$/gm)];
   const last = all.at(-1);
   return last ? Number(last[1]) : undefined;
-}
-
-/**
- * Makes the private working copy: a sparse file of the image's size holding the blocks in use
- * (from the block bitmaps) and anything past the filesystem's end. Free blocks become holes.
- */
-export async function createWorkingCopy(image: string, target: string, fsBytes: number, signal?: AbortSignal): Promise<void> {
-  const readUsed = (extmeta as unknown as { readUsedBlockRanges?: ReadUsed }).readUsedBlockRanges;
-  const src = openSync(image, 'r');
-  const dst = openSync(target, 'wx', 0o600);
-  try {
-    const size = fstatSync(src).size;
-    ftruncateSync(dst, size);
-    const whole = [{ start: 0, length: Math.min(fsBytes, size) }];
-    // Layouts the bitmap reader does not handle (e.g. bigalloc) are copied whole: slower, same result.
-    const used = readUsed ? await readUsed(image, {}).catch(() => undefined) : undefined;
-    const ranges: { start: number; length: number }[] = used ? used.map((r) => ({ start: Number(r.start), length: Number(r.length) })) : whole;
-    if (size > fsBytes) ranges.push({ start: fsBytes, length: size - fsBytes });
-    const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
-    for (const range of ranges) {
-      throwIfAborted(signal);
-      for (let done = 0; done < range.length; ) {
-        const want = Math.min(buffer.length, range.length - done);
-        const n = readSync(src, buffer, 0, want, range.start + done);
-        if (n === 0) break;
-        let written = 0;
-        while (written < n) written += writeSync(dst, buffer, written, n - written, range.start + done + written);
-        done += n;
-      }
-    }
-  } finally {
-    closeSync(src);
-    closeSync(dst);
-  }
 }

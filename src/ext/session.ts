@@ -84,7 +84,7 @@ export class Ext2fsSession implements FilesystemSession {
    * Runs debugfs commands on the session's working copy and remounts (set by withFilesystem when
    * the WASM debugfs is available and the filesystem is the whole image). Undefined: slow path only.
    */
-  bulk: ((commands: string[], onWrite?: () => void) => Promise<void>) | undefined;
+  bulk: ((commands: string[], onWrite?: () => void, step?: string) => Promise<void>) | undefined;
   /** The bulk tree path must set each file's size after `write` (inline_data, see bulkPut). */
   bulkFixSizes = false;
   /** putFile of a large file on the bulk path (set together with `bulk`). */
@@ -101,7 +101,7 @@ export class Ext2fsSession implements FilesystemSession {
     private readonly signal?: AbortSignal,
   ) {}
 
-  /** Points the session at a fresh mount (after a bulk step remounted the working copy). */
+  /** Points the session at a fresh mount (after a bulk step remounted the overlay). */
   rebind(fs: Ext2fsPromises): void {
     this.fs = fs;
   }
@@ -640,7 +640,7 @@ export class Ext2fsSession implements FilesystemSession {
       done += writeSizes[written] ?? 0;
       written += 1;
       onProgress({ bytes: done, total });
-    } : undefined);
+    } : undefined, `copying ${hostDir} to ${p}`);
     return summary;
   }
 

@@ -1,17 +1,17 @@
-import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import { chmod, chown, rename, rm, stat } from 'node:fs/promises';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import * as e2fs from '../e2fs/index.js';
 import { startOpenCheck } from '../e2fs/open-check.js';
-import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
+import { AbortedError, DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import * as partition from '../partition/index.js';
 import type { PartitionTable, Partition } from '../partition/types.js';
-import { tempPathBeside, type ProgressCallback } from '../io/index.js';
-import { bulkAvailable, createWorkingCopy, debugfsQuote, lastAllocatedInode, ownershipCommands, runDebugfsBatch, type BulkPutPlan } from './bulk.js';
-import { commitOverlay, fsyncDirOf, Overlay, PartitionWindow, RawFileDisk, withImage } from '../disk/index.js';
+import type { ProgressCallback } from '../io/index.js';
+import { bulkAvailable, debugfsQuote, lastAllocatedInode, ownershipCommands, runDebugfsBatch, type BulkPutPlan } from './bulk.js';
+import { commitOverlay, Overlay, PartitionWindow, RawFileDisk, withImage } from '../disk/index.js';
 import { Ext2fsDiskAdapter } from './disk-adapter.js';
 import { mapExtError } from './errors-map.js';
 import { freeBlockTest } from './free-blocks.js';
-import { initializeExtents, readInodeTimes, setInodeTimes, type ByteAccess, type FileExtent, type StoredInodeTimes } from './inode-times.js';
+import { initializeExtents, readInodeTimes, setInodeTimes, type FileExtent, type StoredInodeTimes } from './inode-times.js';
 import { exclusive, ext2fsModule, isWasmAbort, resetExt2fsModule, type Ext2fsMounted, type Ext2fsPromises } from './module.js';
 import { Ext2fsSession } from './session.js';
 import { INCOMPAT } from '../extmeta/index.js';
@@ -84,40 +84,32 @@ async function replayJournal(image: string, offset: number, signal?: AbortSignal
 }
 
 /** How the last write session of this process committed (benches and reports read it). */
-export let lastCommit: { readonly bytes: number; readonly undoBytes: number; readonly path: 'overlay' | 'working-copy'; readonly directPuts: number } | undefined;
+export let lastCommit: { readonly bytes: number; readonly undoBytes: number; readonly path: 'overlay'; readonly directPuts: number; readonly bulk: boolean } | undefined;
 
-/** Working copies still on disk, removed on exit if the process dies mid-session. */
-const liveWorkingCopies = new Set<string>();
-let exitHook = false;
-function trackWorkingCopy(path: string): void {
-  if (!exitHook) {
-    exitHook = true;
-    process.on('exit', () => {
-      for (const temp of liveWorkingCopies) rmSync(temp, { force: true });
-    });
-  }
-  liveWorkingCopies.add(path);
-}
-
-/** Copies `size` bytes of `source` into the file's blocks; the rest of the last block is zeroed. */
-function copyIntoExtents(
+/**
+ * Copies `size` bytes of `source` into the file's blocks through `write` (filesystem positions);
+ * the rest of the last block is zeroed. Yields to the event loop between chunks, so Ctrl-C is
+ * seen while a large file is copied.
+ */
+async function copyIntoExtents(
   source: string,
-  fd: number,
+  write: (buffer: Buffer, position: number) => void,
   extents: readonly FileExtent[],
   blockSize: number,
   size: number,
   signal?: AbortSignal,
   onProgress?: ProgressCallback,
-): void {
+): Promise<void> {
   let copied = 0;
   const src = openSync(source, 'r');
   try {
     const buffer = Buffer.allocUnsafe(COPY_CHUNK);
     for (const extent of extents) {
-      throwIfAborted(signal);
       const start = extent.logical * blockSize;
       const end = Math.min((extent.logical + extent.length) * blockSize, size);
       for (let at = start; at < end; ) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        throwIfAborted(signal);
         const want = Math.min(COPY_CHUNK, end - at);
         let got = 0;
         while (got < want) {
@@ -125,21 +117,57 @@ function copyIntoExtents(
           if (n === 0) throw new DiskwrightError('E_IO', `${source} shrank while it was being copied`, { path: source });
           got += n;
         }
-        const physical = extent.physical * blockSize + (at - start);
-        for (let w = 0; w < got; ) w += writeSync(fd, buffer, w, got - w, physical + w);
+        write(buffer.subarray(0, got), extent.physical * blockSize + (at - start));
         at += got;
         copied += got;
         onProgress?.({ bytes: copied, total: size });
       }
       const blockEnd = (extent.logical + extent.length) * blockSize;
-      if (end < blockEnd && end === size) {
-        const zeros = Buffer.alloc(blockEnd - end);
-        writeSync(fd, zeros, 0, zeros.length, extent.physical * blockSize + (end - start));
-      }
+      if (end < blockEnd && end === size) write(Buffer.alloc(blockEnd - end), extent.physical * blockSize + (end - start));
     }
   } finally {
     closeSync(src);
   }
+}
+
+/**
+ * The data blocks of a block-mapped file of `count` blocks from debugfs `blocks FILE`, as extents.
+ * debugfs lists the indirect blocks too, each before the blocks it maps (ext2fs_block_iterate3
+ * without DEPTH_TRAVERSE): 12 direct blocks, then IND + its blocks, DIND + (IND + blocks)…, TIND…
+ * Undefined when the output holds no list of the expected length.
+ */
+export function listedDataBlocks(output: string, quoted: string, count: number, blockSize: number): FileExtent[] | undefined {
+  const lines = output.split('\n');
+  const at = lines.findIndex((line) => line.trim() === `debugfs: blocks ${quoted}`);
+  const list = at < 0 ? undefined : lines[at + 1]?.trim();
+  if (!list || !/^\d+( \d+)*$/.test(list)) return undefined;
+  const numbers = list.split(' ').map(Number);
+  const perBlock = blockSize / 4;
+  const extents: FileExtent[] = [];
+  let index = 0;
+  let logical = 0;
+  const take = (n: number): void => {
+    for (let k = 0; k < n; k += 1) {
+      const physical = numbers[index++]!;
+      const last = extents.at(-1);
+      if (last && last.physical + last.length === physical) extents[extents.length - 1] = { ...last, length: last.length + 1 };
+      else extents.push({ logical, physical, length: 1 });
+      logical += 1;
+    }
+  };
+  const left = (): number => count - logical;
+  /** A mapping block of `depth` (1 = IND) and what it maps, as far as the file reaches. */
+  const mapped = (depth: number): void => {
+    index += 1;
+    for (let k = 0; k < perBlock && left() > 0; k += 1) {
+      if (depth === 1) take(Math.min(perBlock, left()));
+      else mapped(depth - 1);
+      if (depth === 1) break;
+    }
+  };
+  take(Math.min(12, count));
+  for (let depth = 1; depth <= 3 && left() > 0; depth += 1) mapped(depth);
+  return index === numbers.length && logical === count ? extents : undefined;
 }
 
 /** Bytes per read/write when copying a file straight into its blocks. */
@@ -152,20 +180,21 @@ function hostIoError(error: unknown, what: string, image: string): DiskwrightErr
   return new DiskwrightError('E_IO', `${what} for ${image} failed${code}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, {
     path: image,
     cause: error,
-    hint: 'diskwright needs write access to the image and to its directory (for the undo log or working copy)',
+    hint: 'diskwright needs write access to the image and to its directory (for the commit record)',
   });
 }
 
 /** The mutable state of one open filesystem: which file it reads, its overlay and its mount. */
 class OpenFilesystem {
-  /** The file the session reads: the image, or after a bulk step the working copy. */
+  /** The image file (read-only for readers; the commit writes it). */
   private raw: RawFileDisk;
   /** Every write of the session lands here; the commit moves it to `raw`. */
   private overlay: Overlay;
   /** The filesystem's bytes as libext2fs sees them (a window of the overlay). */
   disk: Ext2fsDiskAdapter;
   private mounted: Ext2fsMounted | undefined;
-  private working: string | undefined;
+  /** debugfs runs of this session (the bulk path). */
+  private bulkSteps = 0;
   /** Files written by fallocate + direct block writes in this session. */
   private directPuts = 0;
 
@@ -216,67 +245,27 @@ class OpenFilesystem {
     session.pendingTimes.clear();
   }
 
-  /** Writes the overlay's changes straight into `target` (a private working copy: no record). */
-  private applyOverlay(target: RawFileDisk): number {
-    let bytes = 0;
-    for (const run of this.overlay.changes()) {
-      if (run.zero) {
-        target.discard(run.position, run.length);
-        continue;
-      }
-      let at = run.position;
-      for (const chunk of run.chunks) {
-        target.write(chunk, at);
-        at += chunk.length;
-      }
-      bytes += run.length;
-    }
-    return bytes;
-  }
-
-  /** A fresh overlay over `raw` (after its changes went into the working copy). */
-  private restage(): void {
-    this.overlay.close();
-    this.overlay = new Overlay(this.raw);
-    this.disk = new Ext2fsDiskAdapter(new PartitionWindow(this.overlay, 0, this.location.length));
-  }
-
   /**
-   * One bulk step: flush libext2fs, bring the working copy up to date, run debugfs, let `after`
-   * work on the working copy (false: it declined and changed nothing), remount.
+   * One bulk step: flush libext2fs into the overlay, run debugfs on the overlay (in a worker; its
+   * changes come back into the overlay), let `after` work on the overlay (false: it declined and
+   * changed nothing), remount. The image itself is not touched until the commit.
    */
-  async bulk(session: Ext2fsSession, commands: string[], after?: (stderr: string) => boolean, onWrite?: () => void): Promise<boolean> {
+  async bulk(session: Ext2fsSession, commands: string[], step: string, after?: (stderr: string) => boolean | Promise<boolean>, onWrite?: () => void): Promise<boolean> {
     let accepted = true;
     try {
       await this.unmount(session);
       this.flushTimes(session);
-      if (!this.working) {
-        const working = tempPathBeside(this.image);
-        trackWorkingCopy(working);
-        this.working = working;
-        await createWorkingCopy(this.image, working, Number(this.geometry.blocksCount) * this.geometry.blockSize, this.signal);
-        const copy = RawFileDisk.open(working, { readOnly: false });
-        this.applyOverlay(copy);
-        this.raw.close();
-        this.raw = copy;
-      } else {
-        this.applyOverlay(this.raw);
-      }
-      this.restage();
-      const stderr = await runDebugfsBatch(this.working, commands, this.signal, onWrite);
-      if (after) accepted = after(stderr);
+      this.bulkSteps += 1;
+      const stderr = await runDebugfsBatch(this.image, commands, { overlay: this.overlay, offset: this.location.offset, step }, this.signal, onWrite);
+      if (after) accepted = await after(stderr);
       session.rebind(await this.mount());
       return accepted;
     } catch (error) {
-      const mapped = hostIoError(error, 'preparing the working copy', this.image);
+      // Ctrl-C: say which of diskwright's steps stopped (not the tool that happened to run it).
+      const mapped = isDiskwrightError(error, 'E_ABORTED') && !error.message.startsWith(step) ? new AbortedError(`${step} was interrupted; nothing was written to ${this.image}`, { cause: error }) : hostIoError(error, step, this.image);
       session.failure ??= mapped;
       throw mapped;
     }
-  }
-
-  /** Direct access to the working copy's bytes (the filesystem starts at 0 there). */
-  private workingAccess(): ByteAccess {
-    return new Ext2fsDiskAdapter(this.raw);
   }
 
   /**
@@ -287,6 +276,7 @@ class OpenFilesystem {
    */
   async bulkPut(session: Ext2fsSession, plan: BulkPutPlan): Promise<void> {
     const dst = debugfsQuote(plan.dest)!;
+    const step = `writing ${plan.dest}`;
     const finish = ownershipCommands(dst, plan.mode, plan.uid, plan.gid);
     const remove = plan.replace ? [`rm ${dst}`] : [];
     // e2fsprogs 1.47.0 `write` drops trailing zero bytes of a partial last block on inline_data
@@ -296,17 +286,19 @@ class OpenFilesystem {
     const blocks = Math.ceil(plan.size / bs);
     const reportDone = (): void => plan.onProgress?.({ bytes: plan.size, total: plan.size });
     // inline_data: debugfs fallocate refuses the inline inode `write /dev/null` makes.
-    if (!(this.geometry.featureIncompat & INCOMPAT.extent) || this.geometry.featureIncompat & INCOMPAT.inline_data || blocks === 0) {
-      await this.bulk(session, plain);
+    if (this.geometry.featureIncompat & INCOMPAT.inline_data || blocks === 0) {
+      await this.bulk(session, plain, step);
       reportDone();
       return;
     }
-    const allocate = [...remove, `write /dev/null ${dst}`, `fallocate ${dst} 0 ${blocks - 1}`, `sif ${dst} size ${plan.size}`, ...finish];
-    const done = await this.bulk(session, allocate, (stderr) => {
-      const ino = lastAllocatedInode(stderr);
+    // Extent files get uninitialized extents (marked initialized below); block-mapped files get
+    // zeroed blocks (zeros over holes are not even staged) whose numbers `blocks` lists.
+    const extentFs = (this.geometry.featureIncompat & INCOMPAT.extent) !== 0;
+    const allocate = [...remove, `write /dev/null ${dst}`, `fallocate ${dst} 0 ${blocks - 1}`, `sif ${dst} size ${plan.size}`, ...finish, ...(extentFs ? [] : [`blocks ${dst}`])];
+    const done = await this.bulk(session, allocate, step, async (output) => {
+      const ino = lastAllocatedInode(output);
       if (ino === undefined) return false;
-      const access = this.workingAccess();
-      const extents = initializeExtents(this.geometry, access, ino);
+      const extents = extentFs ? initializeExtents(this.geometry, this.disk, ino) : listedDataBlocks(output, dst, blocks, bs);
       if (!extents) return false;
       const sorted = [...extents].sort((a, b) => a.logical - b.logical);
       let next = 0;
@@ -315,12 +307,13 @@ class OpenFilesystem {
         next += e.length;
       }
       if (next !== blocks) throw new DiskwrightError('E_EXTFS', `fallocate gave ${plan.dest} ${next} blocks, expected ${blocks}`, { path: plan.dest });
-      copyIntoExtents(plan.source, this.raw.fd, sorted, bs, plan.size, this.signal, plan.onProgress);
+      // The data goes into the overlay too: the commit writes it with the metadata, old or new.
+      await copyIntoExtents(plan.source, (buffer, position) => this.disk.writeFrom(buffer, 0, buffer.length, position), sorted, bs, plan.size, this.signal, plan.onProgress);
       this.directPuts += 1;
       return true;
     });
     // A layout we do not patch (deeper extent tree): redo it the plain way.
-    if (!done) await this.bulk(session, [`rm ${dst}`, ...plain.slice(remove.length)]);
+    if (!done) await this.bulk(session, [`rm ${dst}`, ...plain.slice(remove.length)], step);
     reportDone();
   }
 
@@ -328,25 +321,10 @@ class OpenFilesystem {
   async commit(session: Ext2fsSession): Promise<void> {
     this.flushTimes(session);
     throwIfAborted(this.signal);
-    if (this.working) {
-      const bytes = this.applyOverlay(this.raw);
-      this.raw.flush();
-      // The working copy takes the image's place: keep its permissions (and owner, when allowed).
-      const info = await stat(this.image);
-      await chmod(this.working, info.mode & 0o7777);
-      await chown(this.working, info.uid, info.gid).catch(() => undefined);
-      throwIfAborted(this.signal);
-      await rename(this.working, this.image);
-      fsyncDirOf(this.image);
-      liveWorkingCopies.delete(this.working);
-      this.working = undefined;
-      lastCommit = { bytes, undoBytes: 0, path: 'working-copy', directPuts: this.directPuts };
-      return;
-    }
     if (this.overlay.clean) return;
     if (this.scratch) {
       const summary = commitOverlay(this.overlay, { durable: false });
-      lastCommit = { bytes: summary.bytes, undoBytes: 0, path: 'overlay', directPuts: 0 };
+      lastCommit = { bytes: summary.bytes, undoBytes: 0, path: 'overlay', directPuts: this.directPuts, bulk: this.bulkSteps > 0 };
       return;
     }
     const { offset, length } = this.location;
@@ -355,17 +333,12 @@ class OpenFilesystem {
       ...(this.signal ? { signal: this.signal } : {}),
       needsNoSave: (position, bytes) => position >= offset && position + bytes <= offset + length && wasFree(position - offset, bytes),
     });
-    lastCommit = { bytes: summary.bytes, undoBytes: summary.undoBytes, path: 'overlay', directPuts: 0 };
+    lastCommit = { bytes: summary.bytes, undoBytes: summary.undoBytes, path: 'overlay', directPuts: this.directPuts, bulk: this.bulkSteps > 0 };
   }
 
   async dispose(): Promise<void> {
     this.overlay.close();
     this.raw.close();
-    if (this.working) {
-      await rm(this.working, { force: true });
-      liveWorkingCopies.delete(this.working);
-      this.working = undefined;
-    }
   }
 }
 
@@ -375,8 +348,9 @@ class OpenFilesystem {
  *
  * With `write: true` nothing reaches the image before `fn` resolves; when `fn` throws or the signal
  * fires, the image is left byte-identical. Changes are staged in an {@link Overlay} and committed
- * through the block layer's one commit mechanism (src/disk/commit.ts); large files and big trees go through the WASM debugfs into a private
- * working copy that is fsynced and renamed over the image (bulk.ts). Refuses `E_NEEDS_RECOVERY`
+ * through the block layer's one commit mechanism (src/disk/commit.ts); large files and big trees
+ * go through the WASM debugfs, which writes into the same overlay (bulk.ts): the commit writes
+ * only the changed blocks, whatever the filesystem holds. Refuses `E_NEEDS_RECOVERY`
  * (journal needs replay; pass `replayJournal`) and `E_UNSUPPORTED_FEATURE`. One session per image
  * at a time in a process; a nested or concurrent second session on the same image fails with
  * `E_INVALID_ARGUMENT`.
@@ -384,7 +358,7 @@ class OpenFilesystem {
 export async function withFilesystem<T>(image: string, options: OpenFilesystemOptions, fn: (fs: FilesystemSession) => Promise<T>): Promise<T> {
   const write = options.write === true;
   // The image lock and the interrupted-commit check (readers refuse, writers roll back) come
-  // first; a working copy is renamed over the real path, which must not replace a symlink.
+  // first.
   return withImage(image, { access: write ? 'write' : 'read', ...(options.signal ? { signal: options.signal } : {}) }, ({ path: real }) => exclusive(real, async () => {
     throwIfAborted(options.signal);
     const location = await locateFilesystem(image, options);
@@ -413,11 +387,11 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
       });
       const session = new Ext2fsSession(mounted, write, options.signal);
       session.storedTimes = (ino) => open.storedTimes(ino);
-      // The working copy replaces the whole file: only when the filesystem is the whole file and
-      // the file has no other hard links (a rename would split them).
-      if (write && location.offset === 0 && bulkAvailable() && (await stat(real)).nlink === 1) {
-        session.bulk = async (commands, onWrite) => {
-          await open.bulk(session, commands, undefined, onWrite);
+      // The bulk path writes into the session's overlay: a partition, a hard-linked image and a
+      // bare filesystem alike.
+      if (write && bulkAvailable()) {
+        session.bulk = async (commands, onWrite, step) => {
+          await open.bulk(session, commands, step ?? 'the bulk write', undefined, onWrite);
         };
         session.bulkPut = (plan) => open.bulkPut(session, plan);
         session.bulkFixSizes = (geometry.featureIncompat & INCOMPAT.inline_data) !== 0;

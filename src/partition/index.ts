@@ -1,6 +1,6 @@
 export type * from './types.js';
 export { readPartitionTable, readDiskPartitionTable, parsePartitionTable, getPartition, partitionByteRange } from './table.js';
-export { resizePartition, maxPartitionSize } from './resize.js';
+export { resizePartition, maxPartitionSize, planPartitionResize, type PlanReader } from './resize.js';
 export { encodeDosTable, encodeGpt, encodeProtectiveMbr, applySectorWrites } from './encode.js';
 export type { SectorWrite, DosLayout, DosPrimarySpec, DosLogicalSpec, GptLayout } from './encode.js';
 export { parseMbr, decodeMbrSector, encodeMbrSector, EXTENDED_TYPES, GPT_PROTECTIVE_TYPE, MBR_SECTOR_SIZE } from './mbr.js';

@@ -156,16 +156,17 @@ export async function maxPartitionSize(imagePath: string, number: number): Promi
   }
 }
 
+/** The reads a resize plan needs: a FileHandle, or any Disk-backed reader of the same shape. */
+export type PlanReader = Pick<FileHandle, 'read'>;
+
 /**
- * Grows the last partition to `newSizeSectors`, or to the end of the image with `'max'` (dos: a
- * primary, or the last logical together with its extended container; gpt: the entry, CRCs, and
- * the backup GPT moved to the image's end). Refuses to shrink and anything but the last partition.
- * Returns the re-read table.
+ * The sector writes that grow partition `number` of `table` to `newSizeSectors` (the checks of
+ * {@link resizePartition}, nothing written): the caller applies them, e.g. into a copy-on-write
+ * overlay committed together with the filesystem's growth. `table` must describe the disk at
+ * its new size (`diskSize`), `handle` read that disk.
  */
-export async function resizePartition(imagePath: string, number: number, newSizeSectors: bigint | 'max'): Promise<PartitionTable> {
-  const table = await readPartitionTable(imagePath);
+export async function planPartitionResize(handle: PlanReader, table: PartitionTable, number: number, newSizeSectors: bigint, imagePath: string): Promise<SectorWrite[]> {
   const target = getPartition(table, number);
-  if (newSizeSectors === 'max') newSizeSectors = await maxPartitionSize(imagePath, number);
   if (typeof newSizeSectors !== 'bigint' || newSizeSectors < target.size) {
     throw new InvalidArgumentError(`Expected a new size of at least ${target.size} sectors for partition ${number} (shrinking is not supported), got \`${newSizeSectors}\``);
   }
@@ -177,9 +178,22 @@ export async function resizePartition(imagePath: string, number: number, newSize
       hint: 'grow the image file first (diskwright resize does both)',
     });
   }
+  const reader = handle as FileHandle;
+  return table.label === 'dos' ? planDos(reader, table, target, newSizeSectors) : planGpt(reader, table.diskSize, target, newSizeSectors, imagePath);
+}
+
+/**
+ * Grows the last partition to `newSizeSectors`, or to the end of the image with `'max'` (dos: a
+ * primary, or the last logical together with its extended container; gpt: the entry, CRCs, and
+ * the backup GPT moved to the image's end). Refuses to shrink and anything but the last partition.
+ * Returns the re-read table.
+ */
+export async function resizePartition(imagePath: string, number: number, newSizeSectors: bigint | 'max'): Promise<PartitionTable> {
+  const table = await readPartitionTable(imagePath);
+  if (newSizeSectors === 'max') newSizeSectors = await maxPartitionSize(imagePath, number);
   const handle = await open(imagePath, 'r+');
   try {
-    const writes = table.label === 'dos' ? await planDos(handle, table, target, newSizeSectors) : await planGpt(handle, table.diskSize, target, newSizeSectors, imagePath);
+    const writes = await planPartitionResize(handle, table, number, newSizeSectors, imagePath);
     for (const [i, w] of writes.entries()) {
       await handle.write(w.bytes, 0, w.bytes.length, Number(w.offset));
       // GPT: make the new backup durable before the primary points at it.

@@ -1,7 +1,6 @@
 import { throwIfAborted } from '../errors.js';
 import type { FilesystemSession } from '../ext/types.js';
 import { selectOperations } from './operations/index.js';
-import { DEFAULT_CONTEXT, type OperationContext } from './operations/types.js';
 import { findPlaceholders } from './placeholders.js';
 
 /** What happened to one operation (the manifest's `operations` entries). */
@@ -23,8 +22,6 @@ export interface ApplyOptions {
   /** Do not run these. */
   readonly skip?: readonly string[];
   readonly signal?: AbortSignal;
-  /** What the operations know beyond the files (the NIC name, the filesystem's identity). */
-  readonly context?: OperationContext;
 }
 
 /**
@@ -35,9 +32,8 @@ export interface ApplyOptions {
 export async function applyTemplateOperations(
   fs: FilesystemSession,
   options: ApplyOptions = {},
-): Promise<{ operations: OperationReport[]; files: TemplatedFile[]; kernelArgs: string[] }> {
+): Promise<{ operations: OperationReport[]; files: TemplatedFile[] }> {
   const operations: OperationReport[] = [];
-  const kernelArgs = new Set<string>();
   const owned = new Map<string, string>();
   for (const { operation, selected } of selectOperations(options.ops, options.skip)) {
     throwIfAborted(options.signal);
@@ -45,10 +41,9 @@ export async function applyTemplateOperations(
       operations.push({ name: operation.name, status: 'skipped' });
       continue;
     }
-    const outcome = await operation.apply(fs, options.context ?? DEFAULT_CONTEXT);
+    const outcome = await operation.apply(fs);
     operations.push({ name: operation.name, status: outcome.status, detail: outcome.detail });
     for (const file of outcome.files) owned.set(file.path, file.text);
-    for (const arg of outcome.kernelArgs ?? []) kernelArgs.add(arg);
   }
   const files: TemplatedFile[] = [];
   // Later operations never touch an earlier one's files, so the texts they reported are current.
@@ -56,5 +51,5 @@ export async function applyTemplateOperations(
     const placeholders = findPlaceholders(text);
     if (placeholders.length > 0) files.push({ path, placeholders });
   }
-  return { operations, files, kernelArgs: [...kernelArgs] };
+  return { operations, files };
 }

@@ -1,0 +1,259 @@
+/**
+ * The disk factory the e2fs worker imports (runE2fsTool's `diskFactory` hook): it builds, inside
+ * the worker thread, the Disks a tool run is served instead of host files — the raw image
+ * read-only, or a copy-on-write Overlay over it whose changes go back to the caller (`afterRun`)
+ * to be committed there with the one commit mechanism (src/disk/commit.ts). Everything crossing
+ * the thread boundary is structured-clonable data: Disk objects cannot.
+ *
+ * Loaded from dist/ (the worker cannot import TypeScript); see {@link diskFactoryModule}.
+ */
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tempPathBeside } from '../io/atomic.js';
+import { DiskwrightError } from '../errors.js';
+import { Overlay, PartitionWindow, RawFileDisk, type Disk } from '../disk/index.js';
+
+/** One run of changed bytes, as it crosses between threads. */
+export interface ShippedRun {
+  readonly position: number;
+  readonly length: number;
+  /** The run reads as zeros (discarded); no data. */
+  readonly zero: boolean;
+  /** The bytes (in-memory shipping). */
+  readonly data?: Uint8Array;
+  /** Offset of the bytes in `ShippedChanges.spill` (spilled shipping). */
+  readonly spillAt?: number;
+}
+
+/** An overlay's changes: its virtual size and changed runs (in image order). */
+export interface ShippedChanges {
+  readonly size: number;
+  readonly runs: readonly ShippedRun[];
+  /** A private temp file beside the image holding the runs' bytes; the receiver removes it. */
+  readonly spill?: string;
+}
+
+/** What a tool run is served at one path (structured-clonable). */
+export interface DiskSpec {
+  /** Absolute path the tool opens (the hook's key). */
+  readonly path: string;
+  /** The host image file (its real path). */
+  readonly image: string;
+  /** `read`: the raw file, read-only. `overlay`: a copy-on-write overlay whose changes come back. */
+  readonly mode: 'read' | 'overlay';
+  /** Virtual size of the overlay (a grown image); default the file's size. */
+  readonly size?: number;
+  /** Changes earlier steps staged (they are the starting point of this run). */
+  readonly changes?: ShippedChanges;
+  /** Serve only this byte range of the image (a partition) at `path`. */
+  readonly window?: { readonly offset: number; readonly size: number };
+  /** Overlay bytes kept in memory before it spills beside the image. */
+  readonly memoryLimit?: number;
+  /**
+   * Skip writes of zeros over bytes that already read as zeros (default true): the result reads
+   * the same, and holes stay holes (the tools zero inode tables and new groups).
+   */
+  readonly sparse?: boolean;
+}
+
+export interface DiskFactoryArgs {
+  readonly disks: readonly DiskSpec[];
+}
+
+/** Changes above this size travel through a spill file beside the image, not the message. */
+export const SHIP_IN_MEMORY_BYTES = 128 * 1024 * 1024;
+
+interface Built {
+  readonly spec: DiskSpec;
+  readonly raw: RawFileDisk;
+  readonly overlay: Overlay | undefined;
+}
+
+const ZEROS = Buffer.alloc(64 * 1024);
+
+function isAllZero(bytes: Uint8Array): boolean {
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  for (let at = 0; at < view.length; at += ZEROS.length) {
+    const end = Math.min(at + ZEROS.length, view.length);
+    if (!view.subarray(at, end).equals(ZEROS.subarray(0, end - at))) return false;
+  }
+  return true;
+}
+
+/** Per run: which served Disk belongs to which spec (afterRun gets the served map back). */
+const built = new WeakMap<Disk, Built>();
+
+/** Writes shipped changes into an overlay (writes and discards; the overlay grows as needed). */
+export function applyShippedChanges(overlay: Overlay, changes: ShippedChanges): void {
+  if (changes.size > overlay.size) overlay.resize?.(changes.size);
+  let fd: number | undefined;
+  try {
+    if (changes.spill !== undefined) fd = openSync(changes.spill, 'r');
+    let buffer = Buffer.alloc(0);
+    for (const run of changes.runs) {
+      if (run.zero) {
+        overlay.discard(run.position, run.length);
+      } else if (run.data) {
+        overlay.write(run.data, run.position);
+      } else if (fd !== undefined && run.spillAt !== undefined) {
+        if (buffer.length < run.length) buffer = Buffer.allocUnsafe(run.length);
+        const piece = buffer.subarray(0, run.length);
+        for (let done = 0; done < piece.length; ) {
+          const n = readSync(fd, piece, done, piece.length - done, run.spillAt + done);
+          if (n === 0) throw new DiskwrightError('E_IO', `change file ${changes.spill} is short`, { path: changes.spill });
+          done += n;
+        }
+        overlay.write(piece, run.position);
+      } else {
+        throw new DiskwrightError('E_IO', `a shipped change at ${run.position} carries no data`);
+      }
+    }
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Removes the spill file of shipped changes (idempotent). */
+export function discardShippedChanges(changes: ShippedChanges | undefined): void {
+  if (changes?.spill !== undefined) rmSync(changes.spill, { force: true });
+}
+
+/**
+ * An overlay's changes as shippable data: in memory up to `inMemoryLimit` bytes, else written to a
+ * private temp file beside the image (one sequential write; the receiver reads it once).
+ */
+export function shipChanges(overlay: Overlay, inMemoryLimit = SHIP_IN_MEMORY_BYTES): ShippedChanges {
+  const runs = [...overlay.changes()];
+  const total = runs.reduce((n, r) => n + (r.zero ? 0 : r.length), 0);
+  if (total <= inMemoryLimit) {
+    return {
+      size: overlay.size,
+      runs: runs.map((r) => (r.zero ? { position: r.position, length: r.length, zero: true } : { position: r.position, length: r.length, zero: false, data: Buffer.concat(r.chunks, r.length) })),
+    };
+  }
+  const spill = tempPathBeside(overlay.path);
+  const fd = openSync(spill, 'wx', 0o600);
+  const shipped: ShippedRun[] = [];
+  let at = 0;
+  try {
+    for (const run of runs) {
+      if (run.zero) {
+        shipped.push({ position: run.position, length: run.length, zero: true });
+        continue;
+      }
+      shipped.push({ position: run.position, length: run.length, zero: false, spillAt: at });
+      for (const chunk of run.chunks) {
+        for (let done = 0; done < chunk.length; ) done += writeSync(fd, chunk, done, chunk.length - done, at + done);
+        at += chunk.length;
+      }
+    }
+  } catch (error) {
+    closeSync(fd);
+    rmSync(spill, { force: true });
+    throw error;
+  }
+  closeSync(fd);
+  return { size: overlay.size, runs: shipped, spill };
+}
+
+/** The Disk a tool is served: delegates to the top of the stack; closing it closes the stack. */
+class ServedDisk implements Disk {
+  private scratch = Buffer.alloc(0);
+  constructor(
+    private readonly top: Disk,
+    private readonly closeStack: () => void,
+    private readonly sparse: boolean,
+  ) {}
+  get size(): number {
+    return this.top.size;
+  }
+  get readOnly(): boolean {
+    return this.top.readOnly;
+  }
+  get format(): Disk['format'] {
+    return this.top.format;
+  }
+  get path(): string {
+    return this.top.path;
+  }
+  read(buffer: Uint8Array, position: number): void {
+    this.top.read(buffer, position);
+  }
+  write(buffer: Uint8Array, position: number): void {
+    if (this.sparse && isAllZero(buffer)) {
+      if (this.scratch.length < buffer.length) this.scratch = Buffer.allocUnsafe(buffer.length);
+      const current = this.scratch.subarray(0, Math.min(buffer.length, Math.max(0, this.top.size - position)));
+      if (current.length === buffer.length) {
+        this.top.read(current, position);
+        if (isAllZero(current)) return;
+      }
+    }
+    this.top.write(buffer, position);
+  }
+  flush(): void {
+    this.top.flush();
+  }
+  discard(position: number, length: number): void {
+    this.top.discard(position, length);
+  }
+  allocation(position: number, length: number): ReturnType<Disk['allocation']> {
+    return this.top.allocation(position, length);
+  }
+  resize(size: number): void {
+    // resize2fs truncates a whole-image file after shrinking it: the caller truncates the file
+    // after committing (an overlay never shrinks below its image), so a shrink is a no-op here.
+    if (size <= this.top.size) return;
+    if (!this.top.resize) throw new DiskwrightError('E_INVALID_ARGUMENT', `${this.path} cannot change size here`, { path: this.path });
+    this.top.resize(size);
+  }
+  close(): void {
+    this.closeStack();
+  }
+}
+
+/** The worker hook: builds `{path → Disk}` from the specs. */
+export function createDisks(args: DiskFactoryArgs): Record<string, Disk> {
+  const disks: Record<string, Disk> = {};
+  try {
+    for (const spec of args.disks) {
+      const raw = RawFileDisk.open(spec.image, { readOnly: true });
+      let top: Disk = raw;
+      let overlay: Overlay | undefined;
+      if (spec.mode === 'overlay') {
+        overlay = new Overlay(raw, spec.memoryLimit !== undefined ? { memoryLimit: spec.memoryLimit } : {});
+        if (spec.size !== undefined && spec.size > raw.size) overlay.resize(spec.size);
+        if (spec.changes) {
+          applyShippedChanges(overlay, spec.changes);
+          // The sender keeps its own copy; a spill file is read once, by whoever applies it.
+        }
+        top = overlay;
+      }
+      const served = spec.window ? new PartitionWindow(top, spec.window.offset, spec.window.size) : top;
+      const disk = new ServedDisk(
+        served,
+        () => {
+          overlay?.close();
+          raw.close();
+        },
+        spec.sparse !== false,
+      );
+      built.set(disk, { spec, raw, overlay });
+      disks[spec.path] = disk;
+    }
+  } catch (error) {
+    for (const disk of Object.values(disks)) disk.close();
+    throw error;
+  }
+  return disks;
+}
+
+/** The worker hook: after the run, every overlay's changes go back to the caller. */
+export function afterRun(disks: Record<string, Disk>, result: { exitCode?: number; failure?: string }): Record<string, ShippedChanges> | undefined {
+  // A crashed run's writes are not trusted: the caller gets nothing to commit.
+  if (result.failure !== undefined) return undefined;
+  const out: Record<string, ShippedChanges> = {};
+  for (const [path, disk] of Object.entries(disks)) {
+    const entry = built.get(disk);
+    if (entry?.overlay) out[path] = shipChanges(entry.overlay);
+  }
+  return out;
+}
