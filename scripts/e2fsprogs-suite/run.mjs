@@ -22,6 +22,28 @@ import { listTests, mirrorTree, runTests } from './suite.mjs';
 import { compareRuns, formatSummary, parseKnownDifferences, tally } from './compare.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+/** One run at a time per cache directory: a second one would delete the first one's trees. */
+function lockCache(path) {
+  for (;;) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      process.on('exit', () => rmSync(path, { force: true }));
+      return;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+    }
+    const holder = Number(readFileSync(path, 'utf8'));
+    try {
+      process.kill(holder, 0);
+    } catch {
+      rmSync(path, { force: true }); // left by a run that died
+      continue;
+    }
+    process.stderr.write(`e2fsprogs-suite: another run (pid ${holder}) is using ${dirname(path)}; wait for it or set DISKWRIGHT_CACHE\n`);
+    process.exit(1);
+  }
+}
 const repo = join(here, '..', '..');
 const { values } = parseArgs({
   options: {
@@ -46,6 +68,7 @@ const nativeResultsFile = join(cache, 'native-results.json');
 
 const t0 = performance.now();
 mkdirSync(srcDir, { recursive: true });
+lockCache(join(cache, 'run.lock'));
 await fetchSource(srcDir, pin, log);
 const built = await buildNative(srcDir, buildDir, pin, { jobs, log });
 const buildSeconds = (performance.now() - t0) / 1000;

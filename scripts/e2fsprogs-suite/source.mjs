@@ -73,7 +73,7 @@ export async function buildNative(srcDir, dir, pin, { jobs, log }) {
   log(`building ${pin.package} ${pin.version} natively in ${dir}`);
   rmSync(dir, { recursive: true, force: true });
   const dsc = pin.sha256.find((h) => h.name.endsWith('.dsc')).name;
-  await execa('dpkg-source', ['--no-check', '-x', join(srcDir, dsc), dir], { stdout: 'ignore' });
+  await execa('dpkg-source', ['--no-check', '--no-copy', '-x', join(srcDir, dsc), dir], { stdout: 'ignore' });
   const quiet = { cwd: dir, all: true };
   await step(execa('./configure', CONFIGURE_ARGS, quiet), 'configure');
   await step(execa('make', [`-j${jobs}`], quiet), 'make');
