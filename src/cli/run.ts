@@ -84,6 +84,7 @@ export async function runCli(argv: readonly string[], ctx: CommandContext): Prom
   const options = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
   const debug = options.includes('--debug');
   const json = options.includes('--json');
+  let commandName: string | undefined;
   try {
     const commands = await listCommands();
     if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
@@ -106,6 +107,7 @@ export async function runCli(argv: readonly string[], ctx: CommandContext): Prom
       });
     }
     const { command: entry, rest } = found;
+    commandName = entry.name;
     const parsed = parseCommandLine(entry.name, rest, entry.options);
     if (parsed.values.help === true) {
       ctx.stdout.write(`${entry.help.trimEnd()}\n`);
@@ -114,8 +116,13 @@ export async function runCli(argv: readonly string[], ctx: CommandContext): Prom
     const command = await loadCommand(entry);
     const commandCtx: CommandContext = { ...ctx, json: parsed.values.json === true, debug };
     return await command.run(parsed, commandCtx);
-  } catch (error) {
-    if (isBrokenPipe(error)) return EXIT.brokenPipe;
+  } catch (caught) {
+    if (isBrokenPipe(caught)) return EXIT.brokenPipe;
+    // Ctrl-C: name diskwright's step, not the internal tool that happened to be running.
+    const error =
+      caught instanceof DiskwrightError && caught.code === 'E_ABORTED' && ctx.signal.aborted && commandName !== undefined
+        ? new DiskwrightError('E_ABORTED', `${commandName} interrupted`, { hint: 'nothing half-done was left: outputs are removed and in-place changes rolled back', cause: caught })
+        : caught;
     ctx.stderr.write(json && !debug ? formatJsonError(error) : formatError(error, debug));
     return exitCodeFor(error);
   }
