@@ -113,8 +113,10 @@ const TREES_MODULE = new URL('./trees.mjs', import.meta.url).href;
  * (the output image), never to a small /tmp.
  */
 export async function prepareFill(from: string, options: { readonly near: string; readonly owner?: OwnerOption; readonly signal?: AbortSignal }): Promise<PreparedFill> {
-  const info = await stat(from).catch(() => undefined);
-  if (!info) throw new DiskwrightError('E_NOT_FOUND', `${from} does not exist`, { path: from, hint: 'pass a directory or a tar archive to --from' });
+  const info = await stat(from).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') throw new DiskwrightError('E_NOT_FOUND', `${from} does not exist`, { path: from, hint: 'pass a directory or a tar archive to --from', cause: error });
+    throw new DiskwrightError('E_IO', `cannot read ${from}: ${error.message}`, { path: from, cause: error, hint: 'check that this user may read it' });
+  });
   const shared = new SharedArrayBuffer(16);
   const view = new BigInt64Array(shared);
   const root = `/diskwright-tree-${randomBytes(6).toString('hex')}`;

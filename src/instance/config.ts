@@ -30,7 +30,7 @@ export function parseRequestObject(value: unknown, source: string, allowed: read
     if (!(typeof raw === 'string' || (numeric && typeof raw === 'number'))) {
       throw new InvalidArgumentError(`${source}: \`${key}\` must be a ${numeric ? 'number or string' : 'string'}, got ${JSON.stringify(raw)}`);
     }
-    const isPath = key === 'imagesDir' || key === 'template' || key === 'kernel' || key === 'initrd' || key === 'serialLog';
+    const isPath = ['imagesDir', 'template', 'kernel', 'initrd', 'serialLog', 'sshKey', 'rootPasswordFile', 'firstboot'].includes(key);
     out[key] = isPath && typeof raw === 'string' && raw.length > 0 ? resolve(baseDir, raw) : raw;
   }
   return out as InstanceRequest;

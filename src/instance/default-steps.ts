@@ -4,6 +4,7 @@ import { withFilesystem } from '../ext/index.js';
 import { readSuperblock } from '../extmeta/index.js';
 import { copyUsedBlocks } from '../io/index.js';
 import { findPlaceholders, MANIFEST_SUFFIX, readTemplateManifest, renderPlaceholders } from '../template/index.js';
+import { applyCustomization, readTemplateFacts, type Customization, type CustomizeReport } from './customize.js';
 import type { PipelineSteps, RenderedFile, TemplateFileEntry, TemplateManifestLike } from './steps.js';
 
 /** Largest file the pipeline renders in memory (config files are small). */
@@ -59,6 +60,23 @@ export async function renderTemplateFiles(
 }
 
 /**
+ * Applies the customization in one write session, then sets a new filesystem UUID with tune2fs
+ * (WASM) when asked: `-f` because the instance was never mounted since its copy was checked.
+ */
+export async function customizeImage(image: string, customization: Customization, options: { fsUuid?: string; signal?: AbortSignal }): Promise<CustomizeReport> {
+  const signal = options.signal ? { signal: options.signal } : {};
+  const report = await withFilesystem(image, { write: true, scratch: true, ...signal }, (fs) => applyCustomization(fs, customization));
+  if (options.fsUuid !== undefined) {
+    const result = await runE2fsTool('tune2fs', ['-f', '-U', options.fsUuid, image], signal);
+    if (result.exitCode !== 0) {
+      throw new DiskwrightError('E_EXTFS', `tune2fs -U failed (exit ${result.exitCode}): ${(result.stderr || result.stdout).trim().split('\n').pop()}`, { path: image });
+    }
+    report.push(`filesystem UUID ${options.fsUuid}`);
+  }
+  return report;
+}
+
+/**
  * The pipeline's real operations: io's used-blocks copy (grown in the same pass), C's WASM e2fsck and
  * resize2fs (no host e2fsprogs), D's in-image editing, E's manifest reader, B's superblock parser.
  */
@@ -74,6 +92,8 @@ export const defaultSteps: PipelineSteps = {
   check: (image, { mode, force, signal }) => checkFilesystem(image, { mode, force, durable: false, ...(signal ? { signal } : {}) }),
   grow: (image, { signal, force }) => growFilesystem(image, { durable: false, ...(force ? { force } : {}), ...(signal ? { signal } : {}) }),
   render: renderTemplateFiles,
+  inspectTemplate: (template, request, signal) => withFilesystem(template, signal ? { signal } : {}, (fs) => readTemplateFacts(fs, request)),
+  customize: customizeImage,
   // Only resize2fs: it compiles in a worker thread. Instantiating libext2fs here as well was
   // measured to slow the copy down (its set-up runs on the main thread, where the copy loop runs).
   warmUp: async (_template, signal) => {

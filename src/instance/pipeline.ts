@@ -7,6 +7,7 @@ import type { ProgressCallback } from '../io/progress.js';
 import { DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import {
   buildVirshDestroyArgs,
+  destroyCommand,
   buildVirshUndefineArgs,
   buildVirshVolDeleteArgs,
   domainExists,
@@ -180,13 +181,17 @@ export async function createInstance(options: CreateInstanceOptions): Promise<In
     const detail = error instanceof InstanceStepError && error.cause instanceof Error ? error.cause.message : String(error);
     const retry = formatCommandLine('virsh', plan.virshStart);
     const numad = /numad/i.test(detail) && spec.cpuset === 'auto';
+    const destroy = destroyCommand(host, connect);
+    const kvm = /\bkvm\b|failed to set MSR/i.test(detail) && spec.virtType !== 'qemu';
     const noBridge = spec.network.kind === 'bridge' && /interface MTU|No such device/i.test(detail);
     throw new DiskwrightError('E_VIRT', `instance ${host}: domain defined and disk ready at ${diskLabel}, but step start failed: ${detail}`, {
       cause: error,
-      hint: numad
-        ? `--cpuset=auto needs numad on the host: install numad and retry with \`${retry}\`, or \`diskwright instance destroy ${host}\` and create again with --cpuset none`
+      hint: kvm
+        ? `KVM does not work on this host: \`${destroy}\` and create again with --virt-type qemu --cpu max`
+        : numad
+        ? `--cpuset=auto needs numad on the host: install numad and retry with \`${retry}\`, or \`${destroy}\` and create again with --cpuset none`
         : noBridge
-          ? `the host has no bridge ${spec.network.name}: create it and retry with \`${retry}\`, or \`diskwright instance destroy ${host}\` and create again with --network user or --bridge BR`
+          ? `the host has no bridge ${spec.network.name}: create it and retry with \`${retry}\`, or \`${destroy}\` and create again with --network user or --bridge BR`
           : `the domain and disk were kept; retry with: ${retry}`,
     });
   }
@@ -262,6 +267,7 @@ async function buildDisk(
         const rendered = await steps.render(temp, plan.files, plan.values, signal);
         assertAllRendered(plan, rendered);
       });
+      await run('customize', () => steps.customize(temp, plan.customization, { ...(plan.newFsUuid ? { fsUuid: plan.newFsUuid } : {}), ...stepSignal }));
       await run('check', async () => {
         const outcome = await steps.check(temp, { mode: 'check', force: true, ...stepSignal });
         if (outcome.status !== 'clean' || outcome.exitCode !== 0) {

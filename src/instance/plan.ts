@@ -12,19 +12,25 @@ import {
   usedMacs,
   assertSafePath,
   firstErrorLine,
+  parseKernelArgs,
+  destroyCommand,
+  kvmProblem,
+  runsOnThisHost,
   type VirtRunner,
 } from '../virt/index.js';
+import { randomUUID } from 'node:crypto';
+import { prepareCustomization, wantsTemplateFacts, type Customization } from './customize.js';
 import { randomMac } from './mac.js';
 import { buildKernelArgs, placeholderValues, type InstanceSpec } from './spec.js';
 import type { PipelineSteps, TemplateFileEntry } from './steps.js';
 
 /** Placeholders the pipeline can fill (the contract's five plus the derived prefix length). */
-export const FILLABLE_PLACEHOLDERS = ['ADDRESS-TMPL', 'NETMASK-TMPL', 'GATEWAY-TMPL', 'HOSTNAME-TMPL', 'NAMESERVER-TMPL', 'PREFIX-TMPL'] as const;
+export const FILLABLE_PLACEHOLDERS = ['ADDRESS-TMPL', 'NETMASK-TMPL', 'GATEWAY-TMPL', 'HOSTNAME-TMPL', 'NAMESERVER-TMPL', 'PREFIX-TMPL', 'SHORTNAME-TMPL', 'FSUUID-TMPL'] as const;
 /** Placeholders a template must carry somewhere: without them the instance has no identity. */
 export const REQUIRED_PLACEHOLDERS = ['ADDRESS-TMPL', 'HOSTNAME-TMPL'] as const;
 
 /** Pipeline step names, in order; error messages name them. */
-export const STEPS = ['validate', 'copy', 'preen', 'resize', 'render', 'check', 'rename', 'upload', 'define', 'start'] as const;
+export const STEPS = ['validate', 'copy', 'preen', 'resize', 'render', 'customize', 'check', 'rename', 'upload', 'define', 'start'] as const;
 export type StepName = (typeof STEPS)[number];
 
 /** Everything decided before any byte is written. */
@@ -37,6 +43,10 @@ export interface InstancePlan {
   readonly templateBytes: number;
   readonly files: readonly TemplateFileEntry[];
   readonly values: Readonly<Record<string, string>>;
+  /** The checked per-instance customization (key, password hash, zone, first-boot script). */
+  readonly customization: Customization;
+  /** The new filesystem UUID (`--fs-uuid new`), set with tune2fs in the customize step. */
+  readonly newFsUuid?: string;
   /** `reachable`: names and MACs were checked against libvirt; `unreachable`: they could not be. */
   readonly libvirt: 'reachable' | 'unreachable';
   readonly steps: readonly StepName[];
@@ -50,7 +60,7 @@ export interface InstancePlan {
 
 export interface PlanOptions {
   readonly runner: VirtRunner;
-  readonly steps: Pick<PipelineSteps, 'readManifest' | 'readSuperblock'>;
+  readonly steps: Pick<PipelineSteps, 'readManifest' | 'readSuperblock' | 'inspectTemplate'>;
   /** libvirt must be reachable (a full create); otherwise it is checked when it answers. */
   readonly requireLibvirt: boolean;
   /** MACs already taken by other instances of the same run (fleet). */
@@ -152,7 +162,7 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
   if (targetExists) {
     throw new DiskwrightError('E_EXISTS', `disk ${spec.diskPath} already exists`, {
       path: spec.diskPath,
-      hint: `pick another host name or remove it (\`diskwright instance destroy ${spec.host}\`)`,
+      hint: `pick another host name or remove it (\`${destroyCommand(spec.host, spec.connect === undefined ? {} : { connect: spec.connect })}\`)`,
     });
   }
 
@@ -171,10 +181,19 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
       });
     }
   }
+  if (options.requireLibvirt && (spec.virtType === undefined || spec.virtType === 'kvm')) {
+    // Found before anything is defined: otherwise virt-install defines the domain and virsh start fails.
+    const problem = await kvmProblem(runner, { ...connect, local: isLocalConnection(spec.connect) && runsOnThisHost(runner), ...(signal ? { signal } : {}) });
+    if (problem !== undefined) {
+      throw new DiskwrightError('E_VIRT', `this host has no usable KVM: ${problem}`, {
+        hint: `use QEMU's emulation instead: add \`--virt-type qemu --cpu max\`${spec.connect ? ` (with --connect ${spec.connect})` : ''}; guests run several times slower`,
+      });
+    }
+  }
   const taken = reachable ? await usedMacs(runner, connect, signal) : new Set<string>();
   if (reachable && (await domainExists(runner, spec.host, connect, signal))) {
     throw new DiskwrightError('E_EXISTS', `a libvirt domain named ${spec.host} is already defined`, {
-      hint: `pick another host name or remove it with \`diskwright instance destroy ${spec.host}\``,
+      hint: `pick another host name or remove it with \`${destroyCommand(spec.host, connect)}\``,
     });
   }
   if (reachable && spec.network.kind === 'network') {
@@ -199,7 +218,20 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
   const mac = spec.mac ?? randomMac(taken);
   options.reservedMacs?.add(mac);
 
-  const kernelArgs = buildKernelArgs(spec);
+  const customization = await prepareCustomization(
+    spec.customize,
+    wantsTemplateFacts(spec.customize) ? await options.steps.inspectTemplate(spec.template, spec.customize, signal) : undefined,
+    spec.template,
+  );
+  const templateUuid = manifest.filesystem?.uuid;
+  const newFsUuid = spec.newFsUuid ? randomUUID() : undefined;
+  const fsUuid = newFsUuid ?? templateUuid;
+  if (fsUuid === undefined && manifest.files.some((f) => f.placeholders.includes('FSUUID-TMPL'))) {
+    throw new DiskwrightError('E_TEMPLATE', `template manifest of ${spec.template} records no filesystem UUID for FSUUID-TMPL`, { hint: 'remake the template with `diskwright template make`' });
+  }
+  // The template's arguments (net.ifnames=0 for eth0, noresume) go before the user's own.
+  const templateArgs = manifest.kernelArgs === undefined ? [] : parseKernelArgs(manifest.kernelArgs.join(' '), 'template kernelArgs');
+  const kernelArgs = [...new Set([...buildKernelArgs({ ...spec, extraKernelArgs: [] }), ...templateArgs, ...spec.extraKernelArgs])];
   const volume = `${spec.host}-disk0`;
   const disk = spec.pool === undefined ? { path: spec.diskPath } : { pool: spec.pool, volume };
   const virtInstall = buildVirtInstallArgs({
@@ -220,7 +252,7 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
     graphics: spec.graphics,
     cpuset: spec.cpuset,
   });
-  const steps: StepName[] = ['validate', 'copy', 'preen', 'resize', 'render', 'check', 'rename'];
+  const steps: StepName[] = ['validate', 'copy', 'preen', 'resize', 'render', 'customize', 'check', 'rename'];
   if (spec.pool !== undefined) steps.push('upload');
   steps.push('define', 'start');
   return {
@@ -231,7 +263,9 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
     kernelArgs,
     templateBytes,
     files: manifest.files,
-    values: { ...placeholderValues(spec), 'PREFIX-TMPL': String(spec.prefix) },
+    values: { ...placeholderValues(spec), 'PREFIX-TMPL': String(spec.prefix), ...(fsUuid !== undefined ? { 'FSUUID-TMPL': fsUuid } : {}) },
+    customization,
+    ...(newFsUuid !== undefined ? { newFsUuid } : {}),
     libvirt: reachable ? 'reachable' : 'unreachable',
     steps,
     disk,

@@ -33,12 +33,25 @@ export interface InstanceRequest {
   readonly graphics?: string;
   /** `--cpuset`: `auto` (the article's; needs numad on the host), `none`, `N` or `N-M`. */
   readonly cpuset?: string;
+  /** Public key file (authorized_keys lines) for root or {@link sshUser}. */
+  readonly sshKey?: string;
+  /** The user whose authorized_keys gets {@link sshKey} (default root). */
+  readonly sshUser?: string;
+  /** File whose first line is the root password (stored as a SHA-512 crypt hash; never on argv). */
+  readonly rootPasswordFile?: string;
+  /** tz database name, e.g. `Europe/Berlin`. */
+  readonly timezone?: string;
+  /** Script run once at the instance's first boot. */
+  readonly firstboot?: string;
+  /** `keep` (default: the template's filesystem UUID) or `new` (a fresh one, fstab follows). */
+  readonly fsUuid?: string;
 }
 
 /** Keys a config file or a fleet's `defaults` may set (everything but the per-VM identity). */
 export const CONFIG_KEYS = [
   'domain', 'gateway', 'netmask', 'nameserver', 'disk', 'ram', 'cpus', 'bridge', 'network', 'imagesDir',
   'template', 'kernel', 'initrd', 'connect', 'virtType', 'os', 'cpu', 'pool', 'kernelArgs', 'serialLog', 'graphics', 'cpuset',
+  'sshKey', 'sshUser', 'rootPasswordFile', 'timezone', 'firstboot', 'fsUuid',
 ] as const satisfies readonly (keyof InstanceRequest)[];
 
 /** Keys of one fleet entry: the config keys plus identity. */

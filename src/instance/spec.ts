@@ -1,10 +1,11 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseSize } from '../bytes/size.js';
-import { InvalidArgumentError } from '../errors.js';
+import { DiskwrightError, InvalidArgumentError } from '../errors.js';
 import { assertCpuset, assertSafeBridge, assertSafeName, assertSafePath, assertSafeUri, parseKernelArgs, type NetworkSpec } from '../virt/index.js';
 import { formatIPv4, nonHostReason, parseIPv4, showValue, subnetOf, validateNetmask, type IPv4 } from './ipv4.js';
 import { validateMac } from './mac.js';
 import { fqdnOf, validateDomain, validateHostname } from './names.js';
+import { TIMEZONE, USER_NAME, type CustomizationRequest } from './customize.js';
 import { ARTICLE_DEFAULTS, DEFAULT_TEMPLATE_NAME, type InstanceRequest } from './request.js';
 
 /** Upper bounds that keep a typo from asking libvirt for absurd machines. */
@@ -44,6 +45,10 @@ export interface InstanceSpec {
   readonly graphics: 'vnc' | 'none';
   /** virt-install `--cpuset`: `auto` (article), `none` (flag omitted), `N` or `N-M`. */
   readonly cpuset: string;
+  /** Host files and names of the per-instance customization (contents checked while planning). */
+  readonly customize: CustomizationRequest;
+  /** A fresh filesystem UUID for this instance (fstab's FSUUID-TMPL follows). */
+  readonly newFsUuid: boolean;
 }
 
 function positiveInteger(value: string | number, option: string, max: number): number {
@@ -86,82 +91,162 @@ export function validateInstanceRequest(request: InstanceRequest, options: { cwd
   const cwd = options.cwd ?? process.cwd();
   if (request.ip === undefined) throw new InvalidArgumentError('missing the instance IP address', { hint: 'usage: diskwright instance create IP HOST' });
   if (request.host === undefined) throw new InvalidArgumentError('missing the instance host name', { hint: 'usage: diskwright instance create IP HOST' });
-  const host = validateHostname(request.host, 'host');
-  const domain = validateDomain(request.domain ?? ARTICLE_DEFAULTS.domain, 'domain');
-  const fqdn = fqdnOf(host, domain);
+  // Every independent check runs, so the user sees all problems at once (one is rethrown as is).
+  const problems: DiskwrightError[] = [];
+  const attempt = <T>(check: () => T): T | undefined => {
+    try {
+      return check();
+    } catch (error) {
+      if (!(error instanceof DiskwrightError) || error.code !== 'E_INVALID_ARGUMENT') throw error;
+      problems.push(error);
+      return undefined;
+    }
+  };
+  const host = attempt(() => validateHostname(request.host!, 'host'));
+  const domain = attempt(() => validateDomain(request.domain ?? ARTICLE_DEFAULTS.domain, 'domain'));
+  const fqdn = host !== undefined && domain !== undefined ? attempt(() => fqdnOf(host, domain)) : undefined;
 
-  const ip = hostAddress(request.ip, 'ip');
-  const { prefix, text: netmask } = validateNetmask(request.netmask ?? ARTICLE_DEFAULTS.netmask, 'netmask');
-  if (prefix < 8 || prefix > 30) {
-    throw new InvalidArgumentError(`netmask ${netmask} (/${prefix}) leaves no room for a gateway and a host: use a prefix from /8 to /30`);
-  }
-  const subnet = subnetOf(ip.value, prefix);
-  const cidr = `${formatIPv4(subnet.network)}/${prefix}`;
-  if (ip.value === subnet.network) throw new InvalidArgumentError(`ip ${ip.text} is the network address of ${cidr}; pick a host address`);
-  if (ip.value === subnet.broadcast) throw new InvalidArgumentError(`ip ${ip.text} is the broadcast address of ${cidr}; pick a host address`);
-
-  const gateway = hostAddress(request.gateway ?? ARTICLE_DEFAULTS.gateway, 'gateway');
-  if (subnetOf(gateway.value, prefix).network !== subnet.network) {
-    throw new InvalidArgumentError(`gateway ${gateway.text} is outside the instance's subnet ${cidr}`, {
-      hint: 'pass --gateway inside the subnet or fix --netmask',
+  const ip = attempt(() => hostAddress(request.ip!, 'ip'));
+  const mask = attempt(() => {
+    const parsed = validateNetmask(request.netmask ?? ARTICLE_DEFAULTS.netmask, 'netmask');
+    if (parsed.prefix < 8 || parsed.prefix > 30) {
+      throw new InvalidArgumentError(`netmask ${parsed.text} (/${parsed.prefix}) leaves no room for a gateway and a host: use a prefix from /8 to /30`);
+    }
+    return parsed;
+  });
+  const subnet = ip && mask ? subnetOf(ip.value, mask.prefix) : undefined;
+  const cidr = subnet && mask ? `${formatIPv4(subnet.network)}/${mask.prefix}` : '';
+  if (ip && subnet) {
+    attempt(() => {
+      if (ip.value === subnet.network) throw new InvalidArgumentError(`ip ${ip.text} is the network address of ${cidr}; pick a host address`);
+      if (ip.value === subnet.broadcast) throw new InvalidArgumentError(`ip ${ip.text} is the broadcast address of ${cidr}; pick a host address`);
     });
   }
-  if (gateway.value === subnet.network || gateway.value === subnet.broadcast) {
-    throw new InvalidArgumentError(`gateway ${gateway.text} is the ${gateway.value === subnet.network ? 'network' : 'broadcast'} address of ${cidr}`);
-  }
-  if (gateway.value === ip.value) throw new InvalidArgumentError(`gateway ${gateway.text} is the instance's own address`);
 
-  const nameserver = hostAddress(request.nameserver ?? ARTICLE_DEFAULTS.nameserver, 'nameserver');
-  if (nameserver.value === ip.value) throw new InvalidArgumentError(`nameserver ${nameserver.text} is the instance's own address`);
-  if (subnetOf(nameserver.value, prefix).network === subnet.network && (nameserver.value === subnet.network || nameserver.value === subnet.broadcast)) {
-    throw new InvalidArgumentError(`nameserver ${nameserver.text} is the network or broadcast address of ${cidr}`);
+  const gateway = attempt(() => hostAddress(request.gateway ?? ARTICLE_DEFAULTS.gateway, 'gateway'));
+  if (gateway && ip && subnet && mask) {
+    attempt(() => {
+      if (subnetOf(gateway.value, mask.prefix).network !== subnet.network) {
+        const given = request.gateway === undefined ? `the default gateway ${gateway.text} (no --gateway given)` : `gateway ${gateway.text}`;
+        throw new InvalidArgumentError(`${given} is outside the instance's subnet ${cidr}`, {
+          hint: 'pass --gateway inside the subnet or fix --netmask',
+        });
+      }
+      if (gateway.value === subnet.network || gateway.value === subnet.broadcast) {
+        throw new InvalidArgumentError(`gateway ${gateway.text} is the ${gateway.value === subnet.network ? 'network' : 'broadcast'} address of ${cidr}`);
+      }
+      if (gateway.value === ip.value) throw new InvalidArgumentError(`gateway ${gateway.text} is the instance's own address`);
+    });
   }
 
-  const diskBytes = typeof request.disk === 'number' ? request.disk : parseSize(String(request.disk ?? ARTICLE_DEFAULTS.disk), 'disk');
-  if (!Number.isSafeInteger(diskBytes) || diskBytes <= 0 || diskBytes % 512 !== 0 || diskBytes > MAX_DISK_BYTES) {
-    throw new InvalidArgumentError(`Expected \`disk\` to be a positive multiple of 512 bytes up to 16 TiB, got ${showValue(String(request.disk))}`);
+  const nameserver = attempt(() => hostAddress(request.nameserver ?? ARTICLE_DEFAULTS.nameserver, 'nameserver'));
+  if (nameserver && ip && subnet && mask) {
+    attempt(() => {
+      if (nameserver.value === ip.value) throw new InvalidArgumentError(`nameserver ${nameserver.text} is the instance's own address`);
+      if (subnetOf(nameserver.value, mask.prefix).network === subnet.network && (nameserver.value === subnet.network || nameserver.value === subnet.broadcast)) {
+        throw new InvalidArgumentError(`nameserver ${nameserver.text} is the network or broadcast address of ${cidr}`);
+      }
+    });
   }
-  const ramMiB = positiveInteger(request.ram ?? ARTICLE_DEFAULTS.ram, 'ram', MAX_RAM_MIB);
-  const vcpus = positiveInteger(request.cpus ?? ARTICLE_DEFAULTS.cpus, 'cpus', MAX_VCPUS);
-  const network = parseNetwork(request);
 
-  const imagesDir = absolutePath(request.imagesDir ?? ARTICLE_DEFAULTS.imagesDir, 'images-dir', cwd);
-  const template = absolutePath(request.template ?? join(imagesDir, DEFAULT_TEMPLATE_NAME), 'template', cwd);
-  const diskPath = assertSafePath(join(imagesDir, `${host}-disk0`), 'disk path');
-  if (request.initrd !== undefined && request.kernel === undefined) {
-    throw new InvalidArgumentError('--initrd needs --kernel (otherwise the template\'s recorded kernel and initrd are used together)');
-  }
+  const diskBytes = attempt(() => {
+    const bytes = typeof request.disk === 'number' ? request.disk : parseSize(String(request.disk ?? ARTICLE_DEFAULTS.disk), 'disk');
+    if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % 512 !== 0 || bytes > MAX_DISK_BYTES) {
+      throw new InvalidArgumentError(`Expected \`disk\` to be a positive multiple of 512 bytes up to 16 TiB, got ${showValue(String(request.disk))}`);
+    }
+    return bytes;
+  });
+  const ramMiB = attempt(() => positiveInteger(request.ram ?? ARTICLE_DEFAULTS.ram, 'ram', MAX_RAM_MIB));
+  const vcpus = attempt(() => positiveInteger(request.cpus ?? ARTICLE_DEFAULTS.cpus, 'cpus', MAX_VCPUS));
+  const network = attempt(() => parseNetwork(request));
+
+  const imagesDir = attempt(() => absolutePath(request.imagesDir ?? ARTICLE_DEFAULTS.imagesDir, 'images-dir', cwd));
+  const template = attempt(() => absolutePath(request.template ?? join(imagesDir ?? '/', DEFAULT_TEMPLATE_NAME), 'template', cwd));
+  const diskPath = imagesDir !== undefined && host !== undefined ? attempt(() => assertSafePath(join(imagesDir, `${host}-disk0`), 'disk path')) : undefined;
+  attempt(() => {
+    if (request.initrd !== undefined && request.kernel === undefined) {
+      throw new InvalidArgumentError('--initrd needs --kernel (otherwise the template\'s recorded kernel and initrd are used together)');
+    }
+  });
+  attempt(() => {
+    if (request.sshUser !== undefined && request.sshKey === undefined) throw new InvalidArgumentError('--ssh-user needs --ssh-key (the key to install for that user)');
+  });
+  attempt(() => {
+    if (request.sshUser !== undefined && !USER_NAME.test(request.sshUser)) {
+      throw new InvalidArgumentError(`Expected \`ssh-user\` to be a user name (lower-case letters, digits, _ and -), got ${showValue(request.sshUser)}`);
+    }
+  });
+  attempt(() => {
+    if (request.timezone !== undefined && (!TIMEZONE.test(request.timezone) || request.timezone.split('/').some((part) => part === '..' || part === '.'))) {
+      throw new InvalidArgumentError(`Expected \`timezone\` to be a tz database name such as Europe/Berlin, got ${showValue(request.timezone)}`);
+    }
+  });
+  const fsUuid = request.fsUuid ?? 'keep';
+  attempt(() => {
+    if (fsUuid !== 'keep' && fsUuid !== 'new') throw new InvalidArgumentError(`Expected \`fs-uuid\` to be keep or new, got ${showValue(fsUuid)}`);
+  });
+  const customize = attempt(
+    (): CustomizationRequest => ({
+      ...(request.sshKey !== undefined ? { sshKeyFile: absolutePath(request.sshKey, 'ssh-key', cwd) } : {}),
+      ...(request.sshUser !== undefined ? { sshUser: request.sshUser } : {}),
+      ...(request.rootPasswordFile !== undefined ? { rootPasswordFile: absolutePath(request.rootPasswordFile, 'root-password-file', cwd) } : {}),
+      ...(request.timezone !== undefined ? { timezone: request.timezone } : {}),
+      ...(request.firstboot !== undefined ? { firstbootFile: absolutePath(request.firstboot, 'firstboot', cwd) } : {}),
+    }),
+  );
   const graphics = request.graphics ?? 'vnc';
-  if (graphics !== 'vnc' && graphics !== 'none') throw new InvalidArgumentError(`Expected \`graphics\` to be vnc or none, got ${showValue(graphics)}`);
+  attempt(() => {
+    if (graphics !== 'vnc' && graphics !== 'none') throw new InvalidArgumentError(`Expected \`graphics\` to be vnc or none, got ${showValue(graphics)}`);
+  });
+  const kernel = request.kernel !== undefined ? attempt(() => absolutePath(request.kernel!, 'kernel', cwd)) : undefined;
+  const initrd = request.initrd !== undefined ? attempt(() => absolutePath(request.initrd!, 'initrd', cwd)) : undefined;
+  const connect = request.connect !== undefined ? attempt(() => assertSafeUri(request.connect!)) : undefined;
+  const virtType = request.virtType !== undefined ? attempt(() => assertSafeName(request.virtType!, 'virt-type')) : undefined;
+  const os = request.os !== undefined ? attempt(() => assertSafeName(request.os!, 'os')) : undefined;
+  const cpu = attempt(() => assertSafeName(request.cpu ?? 'host', 'cpu'));
+  const pool = request.pool !== undefined ? attempt(() => assertSafeName(request.pool!, 'pool')) : undefined;
+  const mac = request.mac !== undefined ? attempt(() => validateMac(request.mac!)) : undefined;
+  const extraKernelArgs = request.kernelArgs === undefined ? [] : attempt(() => parseKernelArgs(request.kernelArgs!));
+  const serialLog = request.serialLog !== undefined ? attempt(() => absolutePath(request.serialLog!, 'serial-log', cwd)) : undefined;
+  const cpuset = attempt(() => assertCpuset(request.cpuset ?? 'auto'));
 
+  if (problems.length === 1) throw problems[0]!;
+  if (problems.length > 1) {
+    throw new InvalidArgumentError(`${problems.length} problems with instance ${request.host}:\n  - ${problems.map((p) => p.message).join('\n  - ')}`, {
+      hint: 'fix them all and run again; nothing was written',
+      cause: problems[0],
+    });
+  }
   return {
-    host,
-    domain,
-    fqdn,
-    ip: ip.text,
-    netmask,
-    prefix,
-    gateway: gateway.text,
-    nameserver: nameserver.text,
-    diskBytes,
-    ramMiB,
-    vcpus,
-    network,
-    imagesDir,
-    template,
-    diskPath,
-    ...(request.kernel !== undefined ? { kernel: absolutePath(request.kernel, 'kernel', cwd) } : {}),
-    ...(request.initrd !== undefined ? { initrd: absolutePath(request.initrd, 'initrd', cwd) } : {}),
-    ...(request.connect !== undefined ? { connect: assertSafeUri(request.connect) } : {}),
-    ...(request.virtType !== undefined ? { virtType: assertSafeName(request.virtType, 'virt-type') } : {}),
-    ...(request.os !== undefined ? { os: assertSafeName(request.os, 'os') } : {}),
-    cpu: assertSafeName(request.cpu ?? 'host', 'cpu'),
-    ...(request.pool !== undefined ? { pool: assertSafeName(request.pool, 'pool') } : {}),
-    ...(request.mac !== undefined ? { mac: validateMac(request.mac) } : {}),
-    extraKernelArgs: request.kernelArgs === undefined ? [] : parseKernelArgs(request.kernelArgs),
-    ...(request.serialLog !== undefined ? { serialLog: absolutePath(request.serialLog, 'serial-log', cwd) } : {}),
-    graphics,
-    cpuset: assertCpuset(request.cpuset ?? 'auto'),
+    host: host!,
+    domain: domain!,
+    fqdn: fqdn!,
+    ip: ip!.text,
+    netmask: mask!.text,
+    prefix: mask!.prefix,
+    gateway: gateway!.text,
+    nameserver: nameserver!.text,
+    diskBytes: diskBytes!,
+    ramMiB: ramMiB!,
+    vcpus: vcpus!,
+    network: network!,
+    imagesDir: imagesDir!,
+    template: template!,
+    diskPath: diskPath!,
+    ...(kernel !== undefined ? { kernel } : {}),
+    ...(initrd !== undefined ? { initrd } : {}),
+    ...(connect !== undefined ? { connect } : {}),
+    ...(virtType !== undefined ? { virtType } : {}),
+    ...(os !== undefined ? { os } : {}),
+    cpu: cpu!,
+    ...(pool !== undefined ? { pool } : {}),
+    ...(mac !== undefined ? { mac } : {}),
+    extraKernelArgs: extraKernelArgs!,
+    ...(serialLog !== undefined ? { serialLog } : {}),
+    graphics: graphics as InstanceSpec['graphics'],
+    cpuset: cpuset!,
+    customize: customize!,
+    newFsUuid: fsUuid === 'new',
   };
 }
 
@@ -183,9 +268,10 @@ export function buildKernelArgs(spec: Pick<InstanceSpec, 'ip' | 'fqdn' | 'gatewa
   ];
 }
 
-/** The values that replace the template placeholders. */
-export function placeholderValues(spec: Pick<InstanceSpec, 'ip' | 'netmask' | 'gateway' | 'fqdn' | 'nameserver'>): Record<string, string> {
+/** The values that replace the template placeholders (FSUUID-TMPL comes from the plan). */
+export function placeholderValues(spec: Pick<InstanceSpec, 'ip' | 'netmask' | 'gateway' | 'fqdn' | 'nameserver' | 'host'>): Record<string, string> {
   return {
+    'SHORTNAME-TMPL': spec.host,
     'ADDRESS-TMPL': spec.ip,
     'NETMASK-TMPL': spec.netmask,
     'GATEWAY-TMPL': spec.gateway,

@@ -1,4 +1,5 @@
 import type { ProgressCallback } from '../io/progress.js';
+import type { Customization, CustomizationRequest, CustomizeReport, TemplateFacts } from './customize.js';
 
 /** A template file that carries placeholders (from the template manifest). */
 export interface TemplateFileEntry {
@@ -9,8 +10,10 @@ export interface TemplateFileEntry {
 /** The parts of the template manifest (`<template>.diskwright.json`) the instance pipeline reads. */
 export interface TemplateManifestLike {
   readonly files: readonly TemplateFileEntry[];
-  readonly filesystem?: { readonly blockSize?: number; readonly blocksCount?: number | bigint };
+  readonly filesystem?: { readonly uuid?: string; readonly blockSize?: number; readonly blocksCount?: number | bigint };
   readonly kernel?: { readonly version?: string; readonly kernel: string; readonly initrd?: string };
+  /** Guest kernel arguments the template needs (`net.ifnames=0`, `noresume`). */
+  readonly kernelArgs?: readonly string[];
 }
 
 /** The superblock facts the pipeline checks before copying. */
@@ -45,6 +48,10 @@ export interface PipelineSteps {
   /** Grow to fill the file; `force` (resize2fs -f) when the fsck was done on the template instead. */
   grow(image: string, options: { signal?: AbortSignal; force?: boolean }): Promise<unknown>;
   render(image: string, files: readonly TemplateFileEntry[], values: Readonly<Record<string, string>>, signal?: AbortSignal): Promise<RenderedFile[]>;
+  /** Reads what the customization needs from the template (read-only; only when something is asked for). */
+  inspectTemplate(template: string, request: CustomizationRequest, signal?: AbortSignal): Promise<TemplateFacts>;
+  /** Applies the customization (and a fresh random seed) to the instance image; a new fs UUID when given. */
+  customize(image: string, customization: Customization, options: { fsUuid?: string; signal?: AbortSignal }): Promise<CustomizeReport>;
   /**
    * Optional: load what later steps need (WASM modules) while the copy runs. Read-only on the
    * template; errors are ignored (the real step reports them).

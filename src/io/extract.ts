@@ -4,6 +4,10 @@ import { getPartition, partitionByteRange, readPartitionTable } from '../partiti
 import { assertInside, copyJobToFile, type CopyOptions, type CopySummary } from './copy.js';
 import { alignExtents, type Extent } from './extents.js';
 import { HOLE_BLOCK } from './zero.js';
+import { openImage, resolveFormat } from '../disk/open.js';
+import { PartitionWindow } from '../disk/window.js';
+import { convertDisk } from '../disk/qcow2/convert.js';
+import type { DiskFormat } from '../disk/types.js';
 
 /** Options of {@link extractPartition}. */
 export interface ExtractOptions extends CopyOptions {
@@ -13,6 +17,8 @@ export interface ExtractOptions extends CopyOptions {
    * stale bytes in free blocks become zeros.
    */
   readonly onlyUsed?: boolean;
+  /** The image's format (`--format`); default: docs/qcow2.md's rule. */
+  readonly format?: DiskFormat;
 }
 
 /** What {@link extractPartition} did. */
@@ -35,11 +41,21 @@ export async function extractPartition(imagePath: string, partitionNumber: numbe
   if (!Number.isSafeInteger(partitionNumber) || partitionNumber < 1) {
     throw new InvalidArgumentError(`Expected \`partition\` to be a partition number (1, 2, … 5 for the first logical), got \`${partitionNumber}\``);
   }
-  const table = await readPartitionTable(imagePath);
+  const table = await readPartitionTable(imagePath, options.format ? { format: options.format } : {});
   const partition = getPartition(table, partitionNumber);
   const range = partitionByteRange(table, partition);
   const offset = Number(range.offset);
   const length = Number(range.length);
+  if ((options.format ?? resolveFormat(imagePath, undefined).format) === 'qcow2') {
+    if (options.onlyUsed) throw new DiskwrightError('E_UNSUPPORTED_FEATURE', '--only-used reads raw images only', { hint: 'extract a qcow2 partition without --only-used (its unallocated clusters are skipped anyway)' });
+    const disk = openImage(imagePath, { ...(options.format ? { format: options.format } : {}), readOnly: true });
+    try {
+      const copied = await convertDisk(new PartitionWindow(disk, offset, length), outPath, { outputFormat: 'raw', ...options });
+      return { bytes: copied.bytes, dataBytes: copied.dataBytes, seconds: copied.seconds, partition: partitionNumber, offset, mode: 'full', readBytes: length };
+    } finally {
+      disk.close();
+    }
+  }
   const readExtents = options.onlyUsed ? await usedExtents(imagePath, partitionNumber, offset, length) : undefined;
   const readBytes = readExtents ? readExtents.reduce((sum, e) => sum + Math.min(e.length, length - e.start), 0) : length;
   const summary = await copyJobToFile(

@@ -1,6 +1,7 @@
 import { throwIfAborted } from '../errors.js';
 import type { FilesystemSession } from '../ext/types.js';
 import { selectOperations } from './operations/index.js';
+import { DEFAULT_CONTEXT, type OperationContext } from './operations/types.js';
 import { findPlaceholders } from './placeholders.js';
 
 /** What happened to one operation (the manifest's `operations` entries). */
@@ -22,6 +23,8 @@ export interface ApplyOptions {
   /** Do not run these. */
   readonly skip?: readonly string[];
   readonly signal?: AbortSignal;
+  /** What the operations know beyond the files (the NIC name, the filesystem's identity). */
+  readonly context?: OperationContext;
 }
 
 /**
@@ -32,8 +35,9 @@ export interface ApplyOptions {
 export async function applyTemplateOperations(
   fs: FilesystemSession,
   options: ApplyOptions = {},
-): Promise<{ operations: OperationReport[]; files: TemplatedFile[] }> {
+): Promise<{ operations: OperationReport[]; files: TemplatedFile[]; kernelArgs: string[] }> {
   const operations: OperationReport[] = [];
+  const kernelArgs = new Set<string>();
   const owned = new Map<string, string>();
   for (const { operation, selected } of selectOperations(options.ops, options.skip)) {
     throwIfAborted(options.signal);
@@ -41,9 +45,10 @@ export async function applyTemplateOperations(
       operations.push({ name: operation.name, status: 'skipped' });
       continue;
     }
-    const outcome = await operation.apply(fs);
+    const outcome = await operation.apply(fs, options.context ?? DEFAULT_CONTEXT);
     operations.push({ name: operation.name, status: outcome.status, detail: outcome.detail });
     for (const file of outcome.files) owned.set(file.path, file.text);
+    for (const arg of outcome.kernelArgs ?? []) kernelArgs.add(arg);
   }
   const files: TemplatedFile[] = [];
   // Later operations never touch an earlier one's files, so the texts they reported are current.
@@ -51,5 +56,5 @@ export async function applyTemplateOperations(
     const placeholders = findPlaceholders(text);
     if (placeholders.length > 0) files.push({ path, placeholders });
   }
-  return { operations, files };
+  return { operations, files, kernelArgs: [...kernelArgs] };
 }

@@ -11,6 +11,8 @@ export function openFilesystem<T>(image: string, options: OpenFilesystemOptions,
 export interface FilesystemFacts {
   readonly kind: 'ext2' | 'ext3' | 'ext4';
   readonly uuid: string;
+  /** The volume label ('' when none); fstab entries may name the root by it. */
+  readonly label?: string;
   readonly blockSize: number;
   readonly blocksCount: number;
 }
@@ -18,5 +20,5 @@ export interface FilesystemFacts {
 /** Reads kind, UUID and size of the ext filesystem in `image` (pure superblock parse). */
 export async function readFilesystemFacts(image: string): Promise<FilesystemFacts> {
   const sb = await readSuperblock(image);
-  return { kind: sb.kind, uuid: sb.uuid, blockSize: sb.blockSize, blocksCount: Number(sb.blocksCount) };
+  return { kind: sb.kind, uuid: sb.uuid, label: sb.label, blockSize: sb.blockSize, blocksCount: Number(sb.blocksCount) };
 }

@@ -8,8 +8,8 @@ import { getPartition, readPartitionTable } from '../partition/index.js';
 import { applyTemplateOperations } from './apply.js';
 import { openFilesystem, readFilesystemFacts } from './filesystem.js';
 import { stageKernel, type StagedKernel } from './kernel.js';
-import { manifestPath, writeTemplateManifest, type TemplateManifest } from './manifest.js';
-import { selectOperations } from './operations/index.js';
+import { INTERFACE_NAME, manifestPath, writeTemplateManifest, type TemplateManifest } from './manifest.js';
+import { DEFAULT_INTERFACE, selectOperations } from './operations/index.js';
 
 export interface MakeTemplateOptions {
   /** Partition number holding the root filesystem. */
@@ -20,6 +20,11 @@ export interface MakeTemplateOptions {
   readonly ops?: readonly string[];
   /** Do not run these operations. */
   readonly skip?: readonly string[];
+  /**
+   * The instance NIC name the network configuration is written for. Default eth0, with
+   * `net.ifnames=0` recorded for the instances' kernel command line (see docs/template.md).
+   */
+  readonly interface?: string;
   /** Also copy the newest kernel and initrd here; the manifest records their absolute paths. */
   readonly kernelDir?: string;
   /**
@@ -51,8 +56,12 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
   if (!Number.isSafeInteger(options.partition) || options.partition < 1) {
     throw new InvalidArgumentError(`Expected \`partition\` to be a partition number (1 or more), got \`${options.partition}\``);
   }
-  // Bad operation names fail before any work.
+  // Bad operation names and interface names fail before any work.
   selectOperations(options.ops, options.skip);
+  const nic = options.interface ?? DEFAULT_INTERFACE;
+  if (!INTERFACE_NAME.test(nic) || nic === 'lo') {
+    throw new InvalidArgumentError(`Expected \`--interface\` to be a network interface name (up to 15 letters, digits, _ . -; not lo), got \`${nic}\``);
+  }
   const output = resolve(options.output);
   const source = resolve(disk);
   if (output === source) throw new InvalidArgumentError('the template must not be the source disk itself', { path: output });
@@ -101,7 +110,12 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
           throw error;
         });
         const applied = await openFilesystem(temp, { write: true, scratch: true, replayJournal: options.replayJournal === true, signal: options.signal }, (fs) =>
-          applyTemplateOperations(fs, { ops: options.ops, skip: options.skip, signal: options.signal }),
+          applyTemplateOperations(fs, {
+            ops: options.ops,
+            skip: options.skip,
+            signal: options.signal,
+            context: { interface: nic, filesystem: { uuid: filesystem.uuid, label: filesystem.label ?? '' } },
+          }),
         ).catch((error: unknown) => {
           // The session names the temp copy; say which partition of which disk it is.
           if (isDiskwrightError(error, 'E_NEEDS_RECOVERY')) {
@@ -136,6 +150,9 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
           files: applied.files,
           operations: applied.operations,
           ...(kernel ? { kernel } : {}),
+          network: { interface: nic },
+          // eth0 is the kernel's own name for the first NIC; predictable naming would rename it.
+          kernelArgs: [...(nic === DEFAULT_INTERFACE ? ['net.ifnames=0'] : []), ...applied.kernelArgs],
         };
         throwIfAborted(options.signal);
         await writeTemplateManifest(output, manifest, { overwrite: options.overwrite });

@@ -22,6 +22,10 @@ export interface TemplateManifest {
   readonly files: readonly TemplatedFile[];
   readonly operations: readonly OperationReport[];
   readonly kernel?: { readonly version: string; readonly kernel: string; readonly initrd?: string };
+  /** The NIC name the network configuration was written for (absent in manifests before it was recorded: eth0). */
+  readonly network?: { readonly interface: string };
+  /** Guest kernel arguments every instance needs (`net.ifnames=0` for eth0, `noresume` without swap). */
+  readonly kernelArgs?: readonly string[];
 }
 
 /** Manifests are small; anything larger is not ours. */
@@ -54,6 +58,9 @@ function invalid(path: string, why: string): DiskwrightError {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const PLACEHOLDER = /^[A-Z][A-Z0-9_]*-TMPL$/;
 const STATUSES = new Set(['applied', 'not-applicable', 'skipped']);
+/** A Linux interface name (IFNAMSIZ 16 with the NUL), as `--interface` accepts it. */
+export const INTERFACE_NAME = /^(?!\.\.?$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
+const KERNEL_ARG = /^[A-Za-z0-9_][A-Za-z0-9_.,:=/+-]*$/;
 
 /** Checks a parsed manifest's shape (it comes from a file anyone could have edited). */
 export function parseTemplateManifest(value: unknown, path = 'manifest'): TemplateManifest {
@@ -82,6 +89,12 @@ export function parseTemplateManifest(value: unknown, path = 'manifest'): Templa
     if (!isObject(op) || typeof op.name !== 'string' || !STATUSES.has(op.status as string)) {
       throw invalid(path, `operation entry ${JSON.stringify(op)} needs a name and a status`);
     }
+  }
+  if (value.network !== undefined && (!isObject(value.network) || typeof value.network.interface !== 'string' || !INTERFACE_NAME.test(value.network.interface))) {
+    throw invalid(path, 'network.interface must be an interface name');
+  }
+  if (value.kernelArgs !== undefined && (!Array.isArray(value.kernelArgs) || !value.kernelArgs.every((a) => typeof a === 'string' && KERNEL_ARG.test(a)))) {
+    throw invalid(path, 'kernelArgs must be a list of kernel arguments without spaces or quotes');
   }
   if (value.kernel !== undefined) {
     const k = value.kernel;

@@ -13,10 +13,16 @@ export type PlaceholderName = (typeof PLACEHOLDERS)[number];
  * know them: netplan and NetworkManager need the address in CIDR form (`ADDRESS-TMPL/PREFIX-TMPL`),
  * and the prefix length follows from the netmask.
  */
-export const DERIVED_PLACEHOLDERS = { 'PREFIX-TMPL': 'NETMASK-TMPL' } as const;
+export const DERIVED_PLACEHOLDERS = { 'PREFIX-TMPL': 'NETMASK-TMPL', 'SHORTNAME-TMPL': 'HOSTNAME-TMPL' } as const;
+
+/**
+ * Placeholders the instance pipeline fills from the template and its own choices rather than from
+ * the network values: the root filesystem UUID in fstab (the template's, or a new one per instance).
+ */
+export const INSTANCE_PLACEHOLDERS = ['FSUUID-TMPL'] as const;
 
 /** Every placeholder a template operation may write. */
-export const ALL_PLACEHOLDERS = [...PLACEHOLDERS, ...Object.keys(DERIVED_PLACEHOLDERS)] as readonly string[];
+export const ALL_PLACEHOLDERS = [...PLACEHOLDERS, ...Object.keys(DERIVED_PLACEHOLDERS), ...INSTANCE_PLACEHOLDERS] as readonly string[];
 
 /** A placeholder token: upper-case letters/digits/underscore then `-TMPL`, not part of a longer word. */
 const TOKEN = /(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]*-TMPL(?![A-Za-z0-9_])/g;
@@ -45,7 +51,8 @@ export function netmaskToPrefix(netmask: string): number | undefined {
 }
 
 /**
- * Adds the derived placeholders (`PREFIX-TMPL` from `NETMASK-TMPL`) to `values` unless given.
+ * Adds the derived placeholders (`PREFIX-TMPL` from `NETMASK-TMPL`, `SHORTNAME-TMPL` from
+ * `HOSTNAME-TMPL`) to `values` unless given.
  * A netmask that is not contiguous derives nothing (rendering then reports PREFIX-TMPL as missing
  * wherever a file uses it).
  */
@@ -56,6 +63,9 @@ export function completePlaceholderValues(values: Readonly<Record<string, string
     const prefix = netmaskToPrefix(netmask);
     if (prefix !== undefined) result['PREFIX-TMPL'] = String(prefix);
   }
+  // /etc/hosts carries `FQDN SHORT` (hostname(1) --short is the first label).
+  const hostname = values['HOSTNAME-TMPL'];
+  if (result['SHORTNAME-TMPL'] === undefined && hostname !== undefined && hostname !== '') result['SHORTNAME-TMPL'] = hostname.split('.')[0]!;
   return result;
 }
 

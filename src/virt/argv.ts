@@ -223,3 +223,13 @@ export function formatCommandLine(program: string, argv: readonly string[]): str
   const quote = (word: string): string => (/^[A-Za-z0-9_.,:/=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
   return [program, ...argv].map(quote).join(' ');
 }
+
+/** `virsh domcapabilities --virttype kvm`: fails when libvirt cannot run KVM guests. */
+export function buildVirshKvmCapabilitiesArgs(options: ConnectOptions = {}): string[] {
+  return [...connectArgs(options.connect), 'domcapabilities', '--virttype', 'kvm'];
+}
+
+/** `diskwright instance destroy HOST [--connect URI]`, as hints print it. */
+export function destroyCommand(host: string, options: ConnectOptions = {}): string {
+  return formatCommandLine('diskwright', ['instance', 'destroy', host, ...connectArgs(options.connect)]);
+}

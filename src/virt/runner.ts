@@ -31,7 +31,7 @@ export interface RunnerPrograms {
  * name other executables (the CLI takes them from `DISKWRIGHT_VIRT_INSTALL` / `DISKWRIGHT_VIRSH`).
  */
 export function createExecaRunner(programs: RunnerPrograms = {}): VirtRunner {
-  return async (tool, argv, options = {}) => {
+  const runner: VirtRunner = async (tool, argv, options = {}) => {
     throwIfAborted(options.signal);
     const program = (tool === 'virsh' ? programs.virsh : programs.virtInstall) || tool;
     const result = await execa(program, [...argv], {
@@ -48,6 +48,16 @@ export function createExecaRunner(programs: RunnerPrograms = {}): VirtRunner {
     }
     return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
   };
+  REAL_HOST_RUNNERS.add(runner);
+  return runner;
+}
+
+/** Runners that run the real tools on this host (so this host's /dev/kvm is the one they use). */
+const REAL_HOST_RUNNERS = new WeakSet<VirtRunner>();
+
+/** True for a runner from {@link createExecaRunner}; a test's fake libvirt fakes the host too. */
+export function runsOnThisHost(runner: VirtRunner): boolean {
+  return REAL_HOST_RUNNERS.has(runner);
 }
 
 /** The runner for the real `virt-install` and `virsh` on PATH. */

@@ -100,10 +100,10 @@ describe('diskwright create --format qcow2 and info', () => {
     expect(created.code).toBe(0);
     expect(JSON.parse(created.stdout)).toMatchObject({ size: SIZE, backingFile: 'disk.raw', backingFormat: 'raw' });
     await expectClean(overlay, raw);
-    const ours = JSON.parse((await runInProcess(['info', overlay, '--json'])).stdout) as { image: Record<string, unknown> };
+    const ours = JSON.parse((await runInProcess(['info', overlay, '--json'])).stdout) as { imageInfo: Record<string, unknown> };
     const theirs = JSON.parse((await execa('qemu-img', ['info', '--output=json', overlay])).stdout) as Record<string, unknown>;
     for (const key of ['virtual-size', 'actual-size', 'cluster-size', 'format', 'backing-filename', 'backing-filename-format', 'full-backing-filename', 'dirty-flag', 'format-specific']) {
-      expect({ key, value: ours.image[key] }).toEqual({ key, value: theirs[key] });
+      expect({ key, value: ours.imageInfo[key] }).toEqual({ key, value: theirs[key] });
     }
   });
 });

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -37,7 +37,7 @@ describe('diskwright instance create', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('instance jgoulah.linux.bogus (dry run: nothing written)');
-    expect(r.stdout).toContain('steps       validate → copy → preen → resize → render → check → rename → define → start');
+    expect(r.stdout).toContain('steps       validate → copy → preen → resize → render → customize → check → rename → define → start');
     expect(r.stdout).toMatch(/virt-install --name jgoulah --ram 512 --vcpus 1 --cpuset=auto --cpu host --disk path=.*jgoulah-disk0,bus=virtio,cache=none --network bridge=br0 --mac 52:54:00:/);
     expect(r.stdout).toContain(`'kernel=${join(root, 'tmpl', 'vmlinuz-6.1.0-test')},initrd=`);
     expect(r.stdout).toContain('    virsh start jgoulah');
@@ -244,5 +244,23 @@ process.stdout.write(out ?? '');
   it('destroy refuses a hostile host name with exit 2', async () => {
     const r = await runInProcess(['instance', 'destroy', '--', '--all'], { env: fakeEnv });
     expect(r.code).toBe(2);
+  });
+});
+
+describe('instance create validation', () => {
+  it('reports every problem at once, nsupdate included, with exit 2 and nothing written', async () => {
+    const dir = await tempDir('diskwright-instance-problems-');
+    const r = await runInProcess(
+      ['instance', 'create', '10.0.0.5', 'web1', '--images-dir', dir, '--ram', 'lots', '--nsupdate', join(dir, 'missing', 'x.nsupdate'), '--nsupdate-server', '300.1.1.1'],
+      { env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'xdg') } },
+    );
+    expect(r.code).toBe(2);
+    const lines = r.stderr.split('\n');
+    expect(lines[0]).toBe('diskwright: 4 problems with instance web1:');
+    expect(r.stderr).toMatch(/- the default gateway 192\.168\.1\.1 \(no --gateway given\) is outside/);
+    expect(r.stderr).toMatch(/- .*ram/);
+    expect(r.stderr).toMatch(/- .*nsupdate server/);
+    expect(r.stderr).toMatch(/- --nsupdate: cannot write .*x\.nsupdate: directory .* does not exist/);
+    expect(await readdir(dir)).toEqual([]);
   });
 });

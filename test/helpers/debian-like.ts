@@ -15,6 +15,8 @@ export interface DebianLikeOptions {
 }
 
 /** The kernel versions the tree carries, oldest first (the newest must be picked). */
+/** The swap partition UUID the Debian-like fstab names (the instance never has it). */
+export const DEBIAN_LIKE_SWAP_UUID = '5b0e9a3c-2f41-4c1e-9d5a-7e6b8c9d0a1f';
 export const DEBIAN_LIKE_KERNELS = ['6.1.0-9-amd64', '6.1.0-13-amd64'] as const;
 
 export const DEBIAN_INTERFACES = [
@@ -86,6 +88,23 @@ export async function writeDebianLikeTree(root: string, options: DebianLikeOptio
       '[connection]\nid=Wired connection 1\ntype=ethernet\n\n[ethernet]\nmac-address=52:54:00:AA:BB:CC\n\n[ipv4]\nmethod=auto\n',
       0o600,
     );
+    // What a used, installed system leaves behind (every clean-up operation has work to do).
+    await put(root, 'etc/fstab', `UUID=${DEBIAN_LIKE_SWAP_UUID} none swap sw 0 0\n/dev/sr0 /media/cdrom0 udf,iso9660 user,noauto 0 0\n`);
+    await put(root, 'etc/systemd/network/50-dhcp.network', '[Match]\nName=en*\n\n[Network]\nDHCP=yes\n');
+    await put(root, 'var/log/syslog', 'Dec  1 12:00:00 debbase kernel: booted\n', 0o640);
+    await put(root, 'var/log/syslog.1', 'older\n', 0o640);
+    await put(root, 'var/log/apt/history.log.2.gz', randomBytes(64));
+    await put(root, 'var/log/wtmp', Buffer.alloc(384, 1), 0o664);
+    await put(root, 'root/.bash_history', 'ls\n', 0o600);
+    await put(root, 'tmp/build-123/x', 'x\n');
+    await chmod(join(root, 'tmp'), 0o1777);
+    await put(root, 'var/cache/apt/pkgcache.bin', randomBytes(128));
+    await put(root, 'var/cache/apt/archives/ifupdown_0.8.41_amd64.deb', randomBytes(128));
+    await put(root, 'var/lib/dhcp/dhclient.enp1s0.leases', 'lease {\n  fixed-address 192.168.1.50;\n}\n');
+    await put(root, 'var/lib/systemd/random-seed', randomBytes(512), 0o600);
+    await put(root, 'var/crash/_usr_bin_x.0.crash', 'ProblemType: Crash\n');
+    await put(root, 'etc/default/grub~', 'GRUB_TIMEOUT=5\n');
+    await put(root, 'var/mail/root', 'From root Mon Dec  1 12:00:00 2026\n');
   }
   const kernels: Record<string, { vmlinuz: Buffer; initrd: Buffer }> = {};
   if (!options.withoutKernel) {

@@ -107,6 +107,38 @@ describe('crash safety of in-place writes (kill -9 and ENOSPC at commit steps; h
     for (const step of [steps.find((s) => s.phase === 'record')!.n, writes[0]!.n, writes[writes.length - 1]!.n]) await enospcAtStep(c, work, step, expected);
   });
 
+  // A real disk full: root mounts a small tmpfs (CI runs as root).
+  it.runIf(process.getuid?.() === 0)('a real ENOSPC on a full tmpfs mid-commit is rolled back: the image is the old one and clean, and a write succeeds once there is space', async () => {
+    const mount = join(dir, 'tmpfs');
+    mkdirSync(mount);
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mount]);
+    try {
+      const work = join(mount, 'disk.img');
+      // cp keeps the holes (Node's copyFile fills them).
+      await execa('cp', ['--sparse=always', disk, work]);
+      const big = join(dir, 'big.bin');
+      writeFileSync(big, randomBytes(6 * 1024 * 1024));
+      // Leave about 2 MiB free: the record fits, the data does not.
+      const { stdout } = await execa('df', ['-B1', '--output=avail', mount]);
+      const avail = Number(stdout.trim().split('\n')[1]);
+      const filler = join(mount, 'filler');
+      await execa('fallocate', ['-l', String(avail - 2 * 1024 * 1024), filler]);
+      const before = await hostHash(`${work}?offset=${P1}`, '/big.bin');
+      const run = await runCli(['fs', 'put', work, big, '/big.bin', '--partition', '1']);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/ENOSPC.*nothing was changed \(the commit was rolled back\)/);
+      expect(run.stderr.trim().split('\n')).toHaveLength(2);
+      expect(leftovers(work)).toEqual([]);
+      expect((await hostFsck(`${work}?offset=${P1}`)).exitCode).toBe(0);
+      expect(await hostHash(`${work}?offset=${P1}`, '/big.bin')).toBe(before);
+      await execa('rm', ['-f', filler]);
+      expect((await runCli(['fs', 'put', work, big, '/big.bin', '--partition', '1'])).code).toBe(0);
+      expect((await hostFsck(`${work}?offset=${P1}`)).exitCode).toBe(0);
+    } finally {
+      await execa('umount', [mount]);
+    }
+  });
+
   it('N processes putting different files into one image at once all land (--wait), and host e2fsck is clean', async () => {
     const work = join(dir, 'concurrent.img');
     copyFileSync(disk, work);

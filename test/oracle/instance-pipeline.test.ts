@@ -139,7 +139,7 @@ describe('createInstance on a real template (host e2fsprogs as oracle)', () => {
     const dir = await imagesDir();
     const result = await createInstance({ request: request(dir), steps: defaultSteps, dryRun: true, runner: fakeLibvirt({ reachable: false }).runner });
     expect(result.outcome).toBe('planned');
-    expect(result.plan.steps).toEqual(['validate', 'copy', 'preen', 'resize', 'render', 'check', 'rename', 'define', 'start']);
+    expect(result.plan.steps).toEqual(['validate', 'copy', 'preen', 'resize', 'render', 'customize', 'check', 'rename', 'define', 'start']);
     expect(await listDir(dir)).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runInProcess } from '../helpers/cli.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
-import { DEBIAN_LIKE_KERNELS, debugfs, e2fsckCheck, fileExists, makeDiskFromTree, sha256File, writeDebianLikeTree } from '../helpers/debian-like.js';
+import { DEBIAN_LIKE_KERNELS, DEBIAN_LIKE_SWAP_UUID, debugfs, e2fsckCheck, fileExists, makeDiskFromTree, sha256File, writeDebianLikeTree } from '../helpers/debian-like.js';
 import type { TemplateManifest } from '../../src/template/index.js';
 
 beforeAll(async () => {
@@ -62,7 +62,7 @@ describe.each(['ext2', 'ext3', 'ext4'] as const)('template make on a Debian-like
     const ssh = await debugfs(template, 'ls /etc/ssh');
     expect(ssh).toContain('sshd_config');
     expect(ssh).not.toContain('ssh_host_');
-    expect(await debugfs(template, 'cat /etc/hosts')).toContain('127.0.1.1\tHOSTNAME-TMPL\n');
+    expect(await debugfs(template, 'cat /etc/hosts')).toContain('127.0.1.1\tHOSTNAME-TMPL SHORTNAME-TMPL\n');
     expect(await debugfs(template, 'stat /etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service')).toMatch(
       /link dest: "\/lib\/systemd\/system\/serial-getty@\.service"/,
     );
@@ -72,6 +72,21 @@ describe.each(['ext2', 'ext3', 'ext4'] as const)('template make on a Debian-like
     expect(await debugfs(template, 'cat "/etc/NetworkManager/system-connections/Wired connection 1.nmconnection"')).toContain(
       'address1=ADDRESS-TMPL/PREFIX-TMPL,GATEWAY-TMPL',
     );
+  });
+
+  it('applies the clean-up operations: fstab, networkd, logs, history, caches, leases, seed, login records, crash data, backups, mail', async () => {
+    expect(await debugfs(template, 'cat /etc/fstab')).toBe(`# diskwright: no such device in an instance: UUID=${DEBIAN_LIKE_SWAP_UUID} none swap sw 0 0\n/dev/sr0 /media/cdrom0 udf,iso9660 user,noauto 0 0\n`);
+    expect(manifest.kernelArgs).toEqual(['net.ifnames=0', 'noresume']);
+    expect(await debugfs(template, 'cat /etc/systemd/network/10-diskwright-eth0.network')).toContain('Address=ADDRESS-TMPL/PREFIX-TMPL');
+    expect(await debugfs(template, 'cat /etc/systemd/network/50-dhcp.network.diskwright-orig')).toContain('Name=en*');
+    const stat = (path: string) => debugfs(template, `stat ${path}`);
+    expect(await stat('/var/log/syslog')).toMatch(/Mode:\s+0640[\s\S]*Size: 0\b/);
+    expect(await stat('/var/log/wtmp')).toMatch(/Mode:\s+0664[\s\S]*Size: 0\b/);
+    for (const gone of ['/var/log/syslog.1', '/var/log/apt/history.log.2.gz', '/root/.bash_history', '/tmp/build-123', '/var/cache/apt/pkgcache.bin', '/var/cache/apt/archives/ifupdown_0.8.41_amd64.deb', '/var/lib/dhcp/dhclient.enp1s0.leases', '/var/lib/systemd/random-seed', '/var/crash/_usr_bin_x.0.crash', '/etc/default/grub~', '/var/mail/root']) {
+      // debugfs prints nothing on stdout for a path that does not exist.
+      expect(await stat(gone), gone).toBe('');
+    }
+    expect(await debugfs(template, 'ls -l /tmp')).toMatch(/41777/);
   });
 
   it('leaves a filesystem that host e2fsck -fn finds clean', async () => {
@@ -92,7 +107,7 @@ describe.each(['ext2', 'ext3', 'ext4'] as const)('template make on a Debian-like
     expect(files).toMatchObject({
       '/etc/hostname': ['HOSTNAME-TMPL'],
       '/etc/resolv.conf': ['NAMESERVER-TMPL'],
-      '/etc/hosts': ['HOSTNAME-TMPL'],
+      '/etc/hosts': ['HOSTNAME-TMPL', 'SHORTNAME-TMPL'],
       '/etc/network/interfaces': ['ADDRESS-TMPL', 'NETMASK-TMPL', 'GATEWAY-TMPL'],
       '/etc/netplan/01-diskwright-eth0.yaml': ['ADDRESS-TMPL', 'PREFIX-TMPL', 'GATEWAY-TMPL', 'NAMESERVER-TMPL'],
     });

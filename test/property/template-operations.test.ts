@@ -23,7 +23,9 @@ function owned(path: string): boolean {
       '/etc/systemd/system/multi-user.target.wants',
       '/etc/systemd/system/multi-user.target.wants/diskwright-ssh-host-keys.service',
       '/etc/cloud/cloud-init.disabled',
+      '/etc/NetworkManager/system-connections',
     ].includes(path) ||
+    /\.bak$/.test(path) ||
     /^\/etc\/ssh\/ssh_host_[^/]+$/.test(path) ||
     /^\/etc\/netplan\/[^/]+$/.test(path) ||
     /^\/etc\/network\/interfaces\.d\/[^/]+$/.test(path) ||

@@ -1,6 +1,6 @@
 import { fc, test } from '@fast-check/vitest';
 import { expect } from 'vitest';
-import { rewriteInterfaces } from '../../src/template/operations/interfaces.js';
+import { findPrimaryInterface, rewriteInterfaces } from '../../src/template/operations/interfaces.js';
 import { rewriteInittab } from '../../src/template/operations/inittab.js';
 import { rewriteHosts } from '../../src/template/operations/hosts.js';
 import { rewriteNmConnection } from '../../src/template/operations/networkmanager.js';
@@ -25,9 +25,14 @@ test.prop([interfacesText])('interfaces: exactly one IPv4 eth0 stanza, the stati
   expect(lines).toContain('    address ADDRESS-TMPL');
 });
 
-test.prop([interfacesText])('interfaces: every line not about IPv4 eth0 is kept, in order', (text) => {
+test.prop([interfacesText])('interfaces: every line not about IPv4 eth0 or the primary interface is kept, in order', (text) => {
   const out = rewriteInterfaces(text).split('\n');
-  const keptIn = text.split('\n').filter((l) => /^iface (lo|eth1|br0|eth0:1) |^iface eth0 inet6 |^source |^mapping |^# comment/.test(l));
+  // The primary (first non-loopback `iface NAME inet`, e.g. the installer's enp1s0) becomes eth0.
+  const primary = findPrimaryInterface(text);
+  const keptIn = text
+    .split('\n')
+    .filter((l) => /^iface (lo|eth1|br0|eth0:1) |^iface eth0 inet6 |^source |^mapping |^# comment/.test(l))
+    .filter((l) => primary === undefined || !l.startsWith(`iface ${primary} `));
   let at = 0;
   for (const line of keptIn) {
     const found = out.indexOf(line, at);
@@ -59,7 +64,7 @@ test.prop([fc.array(hostsLine, { maxLength: 10 })])('hosts: idempotent with exac
   const text = lines.length ? `${lines.join('\n')}\n` : '';
   const once = rewriteHosts(text);
   expect(rewriteHosts(once)).toBe(once);
-  expect(once.split('\n').filter((l) => l.trim().startsWith('127.0.1.1'))).toEqual(['127.0.1.1\tHOSTNAME-TMPL']);
+  expect(once.split('\n').filter((l) => l.trim().startsWith('127.0.1.1'))).toEqual(['127.0.1.1\tHOSTNAME-TMPL SHORTNAME-TMPL']);
 });
 
 const nmLine = fc.constantFrom('[connection]', '[ethernet]', '[ipv4]', '[ipv6]', 'type=ethernet', 'id=x', 'mac-address=aa', 'method=auto', 'address1=10.0.0.2/8', 'dns=1.1.1.1;', 'may-fail=false', '', '# c');

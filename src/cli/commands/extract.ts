@@ -2,6 +2,7 @@ import { extractPartition, formatBytes, DiskwrightError, InvalidArgumentError } 
 import { flag, printJson, stringOption, type Command } from '../command.js';
 import { useImage } from '../image.js';
 import { createProgress } from '../progress.js';
+import { formatOption } from './convert.js';
 
 const extract: Command = {
   name: 'extract',
@@ -17,7 +18,9 @@ Options:
   -p, --partition N   partition number as \`diskwright partitions\` lists it
   -o, --output OUT    output file
   -f, --force         replace OUT if it exists
-      --only-used     ext2/3/4 only: read and copy just the blocks the filesystem has allocated
+      --format F      IMAGE is raw or qcow2 (default: diskwright's record, else the qcow2 magic;
+                      a probed qcow2's backing file is followed only with --format qcow2)
+      --only-used     ext2/3/4 only, raw images only: read and copy just the blocks the filesystem has allocated
                       (from its block bitmaps). NOT byte-identical: stale bytes in free blocks
                       become zeros; the result is an equivalent filesystem (e2fsck-clean, same
                       files). Faster on filesystems with dirty free space.
@@ -31,6 +34,7 @@ Example:
     output: { type: 'string', short: 'o' },
     force: { type: 'boolean', short: 'f' },
     'only-used': { type: 'boolean' },
+    format: { type: 'string' },
   },
   async run(args, ctx) {
     const [image, ...extra] = args.positionals;
@@ -51,6 +55,7 @@ Example:
         extractPartition(image, Number(partitionText), output, {
           overwrite: flag(args, 'force'),
           onlyUsed: flag(args, 'only-used'),
+        ...(formatOption(args, 'format') ? { format: formatOption(args, 'format')! } : {}),
           signal: ctx.signal,
           onProgress: (p) => progress.update(p),
         }),

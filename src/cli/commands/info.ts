@@ -41,7 +41,7 @@ filesystem was not cleanly unmounted) is reported: run \`diskwright fsck --fix\`
 Options:
   -p, --partition N  the partition to read
       --format F     raw or qcow2 (default: diskwright's record on the file, else the qcow2 magic)
-      --json         print {"image": {"format", "virtual-size", …}, "fields": {"Block count": "…", …}, "needsRecovery": bool, …}
+      --json         print {"image": PATH, "imageInfo": {"format", "virtual-size", …}, "fields": {"Block count": "…", …}, "needsRecovery": bool, …}
 
 Examples:
   diskwright info debbase.img --partition 1
@@ -64,7 +64,7 @@ Examples:
     const image_ = opened.layer;
     if (!opened.where) {
       // The filesystem tools read raw files until they read through the Disk layer (issue 9).
-      if (ctx.json) printJson(ctx, { image: image_ });
+      if (ctx.json) printJson(ctx, { image, imageInfo: image_ });
       else ctx.stdout.write(`${imageLines(image_).join('\n')}\n`);
       if (partitionText !== undefined) ctx.stderr.write(`diskwright: note: the filesystem inside a qcow2 image is not shown yet; \`diskwright convert ${image} IMAGE.raw\` and run info on that\n`);
       return 0;

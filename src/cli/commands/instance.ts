@@ -1,5 +1,7 @@
 import {
+  assertOutputWritable,
   assertUriParamsAllowed,
+  InvalidArgumentError,
   buildNsupdateScript,
   createExecaRunner,
   createFleet,
@@ -19,6 +21,7 @@ import {
   MAX_FLEET_CONCURRENCY,
   type DnsRecord,
   type InstancePlan,
+  type InstanceSpec,
   type InstanceRequest,
   type InstanceResult,
   type VirtRunner,
@@ -51,6 +54,12 @@ const REQUEST_FLAGS: readonly [flag: string, key: keyof InstanceRequest][] = [
   ['serial-log', 'serialLog'],
   ['graphics', 'graphics'],
   ['cpuset', 'cpuset'],
+  ['ssh-key', 'sshKey'],
+  ['ssh-user', 'sshUser'],
+  ['root-password-file', 'rootPasswordFile'],
+  ['timezone', 'timezone'],
+  ['firstboot', 'firstboot'],
+  ['fs-uuid', 'fsUuid'],
 ];
 
 /** The runner for real tools; `DISKWRIGHT_VIRSH` / `DISKWRIGHT_VIRT_INSTALL` may name other programs. */
@@ -153,6 +162,26 @@ function checkConnect(args: ParsedArgs, uris: readonly [where: string, uri: stri
 const URI_PARAMS_HELP = `      --allow-uri-params  accept libvirt URI transport parameters that run programs or name
                           files (command=, socket=, netcat=, proxy=, keyfile=, the ext transport)`;
 
+/** The nsupdate file must be writable and the server an IPv4 address — checked before any work. */
+async function nsupdateProblems(path: string | undefined, server: string | undefined, dryRun: boolean): Promise<DiskwrightError[]> {
+  const problems: DiskwrightError[] = [];
+  if (server !== undefined) {
+    try {
+      buildNsupdateScript([], { server });
+    } catch (error) {
+      if (!(error instanceof DiskwrightError)) throw error;
+      problems.push(error);
+    }
+  }
+  if (path !== undefined && !dryRun) {
+    await assertOutputWritable(path).catch((error: unknown) => {
+      if (!(error instanceof DiskwrightError)) throw error;
+      problems.push(new InvalidArgumentError(`--nsupdate: ${error.message}`, { ...(error.hint ? { hint: error.hint } : {}) }));
+    });
+  }
+  return problems;
+}
+
 function parseJobs(text: string | undefined): number {
   if (text === undefined) return DEFAULT_FLEET_CONCURRENCY;
   if (!/^[0-9]{1,3}$/.test(text) || Number(text) < 1 || Number(text) > MAX_FLEET_CONCURRENCY) {
@@ -204,6 +233,13 @@ ${URI_PARAMS_HELP}
       --graphics vnc|none default vnc
       --cpuset auto|none|N-M  virt-install --cpuset (default auto, the article's: libvirt then asks
                           numad for a placement and \`virsh start\` fails without numad; none omits it)
+      --ssh-key FILE      add these public keys to root's (or --ssh-user's) ~/.ssh/authorized_keys
+      --ssh-user NAME     the image's user that gets --ssh-key (default root)
+      --root-password-file FILE  root password from the file's first line, stored as a SHA-512
+                          crypt hash (the clear text never appears on argv or in any manifest)
+      --timezone ZONE     /etc/localtime and /etc/timezone, e.g. Europe/Berlin
+      --firstboot FILE    script run once at the first boot (systemd oneshot unit or sysvinit script)
+      --fs-uuid keep|new  new: a fresh filesystem UUID for this instance (fstab follows); default keep
       --disk-only         build the disk, print the virt-install/virsh commands, run neither
       --dry-run           validate and print the plan; write nothing
       --from FLEET.json   create many instances (see docs/instance.md for the format)
@@ -241,6 +277,12 @@ Examples:
     'serial-log': { type: 'string' },
     graphics: { type: 'string' },
     cpuset: { type: 'string' },
+    'ssh-key': { type: 'string' },
+    'ssh-user': { type: 'string' },
+    'root-password-file': { type: 'string' },
+    timezone: { type: 'string' },
+    firstboot: { type: 'string' },
+    'fs-uuid': { type: 'string' },
     'disk-only': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     from: { type: 'string' },
@@ -277,6 +319,8 @@ Examples:
 
     if (fleetPath !== undefined) {
       const jobs = parseJobs(stringOption(args, 'jobs'));
+      const nsProblems = await nsupdateProblems(nsupdate, nsupdateServer, dryRun);
+      if (nsProblems.length > 0) throw nsProblems[0]!;
       const fleet = await readFleet(fleetPath);
       checkConnect(args, [fleet.defaults, ...fleet.instances].map((r) => [`connect in ${fleetPath}`, r.connect] as [string, string | undefined]));
       const progress = createProgress(ctx, `instances (${fleet.instances.length})`);
@@ -319,8 +363,23 @@ Examples:
     }
 
     const [ip, host] = args.positionals as [string, string];
-    // Validate everything before any work; a bad value exits 2 with one line.
-    const spec = validateInstanceRequest(mergeRequests(config.values, flags, { ip, host }), { cwd });
+    // Validate everything before any work — the request and the nsupdate file and server — and
+    // report every problem at once (exit 2).
+    const problems: DiskwrightError[] = [];
+    let spec: InstanceSpec | undefined;
+    try {
+      spec = validateInstanceRequest(mergeRequests(config.values, flags, { ip, host }), { cwd });
+    } catch (error) {
+      if (!(error instanceof DiskwrightError)) throw error;
+      problems.push(error);
+    }
+    problems.push(...(await nsupdateProblems(nsupdate, nsupdateServer, dryRun)));
+    if (problems.length === 1) throw problems[0]!;
+    if (problems.length > 1) {
+      const lines = problems.flatMap((p) => p.message.split('\n  - ').filter((l) => !/^\d+ problems with instance/.test(l)));
+      throw new InvalidArgumentError(`${lines.length} problems with instance ${host}:\n  - ${lines.join('\n  - ')}`, { hint: 'fix them all and run again; nothing was written' });
+    }
+    if (!spec) throw new Error('unreachable: no spec and no problem');
     const progress = createProgress(ctx, `copy ${spec.host}`);
     let result: InstanceResult;
     try {

@@ -3,6 +3,7 @@ import { DiskwrightError } from '../../errors.js';
 import { formatSfdiskJson, formatSfdiskList, readPartitionTable } from '../../partition/index.js';
 import type { Command } from '../command.js';
 import { useImage } from '../image.js';
+import { formatOption } from './convert.js';
 
 const partitions: Command = {
   name: 'partitions',
@@ -25,7 +26,11 @@ partition outside its extended partition) are printed to stderr as warnings; exi
 A missing or unreadable table (truncated image, no 0x55AA signature, looping EBR chain, both GPT
 copies damaged) is a one-line error and exit status 1.
 
+A qcow2 image is read as its guest sees it; its format is probed by magic unless diskwright
+recorded it, and a probed qcow2's backing file is followed only with --format qcow2 (docs/qcow2.md).
+
 Options:
+  --format F print the table of IMAGE read as raw or qcow2
   --json     print sfdisk's JSON instead of the listing
   --debug    show the stack of an error
   -h, --help show this help
@@ -34,7 +39,7 @@ Examples:
   diskwright partitions debbase.img
   diskwright partitions debbase.img --json | jq '.partitiontable.partitions[0].start'
 `,
-  options: {},
+  options: { format: { type: 'string' } },
   async run(args, ctx) {
     if (args.positionals.length !== 1) {
       throw new DiskwrightError('E_USAGE', `partitions: expected one IMAGE argument, got ${args.positionals.length}`, {
@@ -42,7 +47,8 @@ Examples:
       });
     }
     const image = args.positionals[0]!;
-    const table = await useImage(args, ctx, image, 'read', () => readPartitionTable(image));
+    const format = formatOption(args, 'format');
+    const table = await useImage(args, ctx, image, 'read', () => readPartitionTable(image, format ? { format } : {}));
     for (const warning of table.warnings) ctx.stderr.write(`diskwright: warning: ${warning}\n`);
     ctx.stdout.write(ctx.json ? formatSfdiskJson(table, image) : formatSfdiskList(table, image));
     return 0;

@@ -68,7 +68,7 @@ const make: Command = {
   name: 'template make',
   summary: 'Extract a partition into a template and templatize it (placeholders, sysprep) without mounting',
   help: `Usage: diskwright template make DISK --partition N -o TEMPLATE [--ops a,b] [--skip c]
-                                [--kernel-dir DIR] [--replay-journal] [--force] [--json]
+                                [--kernel-dir DIR] [--interface NAME] [--replay-journal] [--force] [--json]
 
 Copies partition N of the disk image out (sparse, byte-identical to the article's
 \`dd skip=START count=SECTORS bs=512\`), then edits the copy in place — no mount, chroot or root —
@@ -85,6 +85,9 @@ Options:
   --skip c,d        do not run these operations
   --kernel-dir DIR  also copy the newest /boot/vmlinuz-* and its initrd to DIR (recorded in the
                     manifest; \`instance create\` uses them by default)
+  --interface NAME  the NIC name the network configuration is written for (default eth0, and
+                    instances boot with net.ifnames=0 so their first NIC is eth0 whatever the
+                    hardware; with another name, instances keep the kernel's predictable names)
   --replay-journal  replay the journal of a filesystem that was not cleanly unmounted (in the
                     template copy only; without it such a filesystem is refused)
   -f, --force       replace an existing template, manifest and kernel files
@@ -101,6 +104,7 @@ Examples:
     ops: { type: 'string' },
     skip: { type: 'string' },
     'kernel-dir': { type: 'string' },
+    interface: { type: 'string' },
     'replay-journal': { type: 'boolean' },
     force: { type: 'boolean' },
   },
@@ -119,6 +123,7 @@ Examples:
           ops: parseOperationList(stringOption(args, 'ops'), '--ops'),
           skip: parseOperationList(stringOption(args, 'skip'), '--skip'),
           kernelDir: stringOption(args, 'kernel-dir'),
+          interface: stringOption(args, 'interface'),
           overwrite: flag(args, 'force'),
           replayJournal: flag(args, 'replay-journal'),
           signal: ctx.signal,

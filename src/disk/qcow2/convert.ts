@@ -4,6 +4,7 @@ import { withAtomicPath } from '../../io/atomic.js';
 import type { Progress } from '../../io/progress.js';
 import { recordFormat } from '../format-record.js';
 import { openImage } from '../open.js';
+import { RawFileDisk } from '../raw.js';
 import type { Disk, DiskFormat } from '../types.js';
 import { compressCluster } from './compress.js';
 import { createQcow2, DEFAULT_CLUSTER_SIZE } from './create.js';
@@ -23,7 +24,7 @@ interface ChunkReader {
  */
 function chunkReader(source: Disk, chunks: readonly { at: number; length: number }[]): ChunkReader {
   let index = 0;
-  if (source.format === 'raw' && !source.backing) {
+  if (source instanceof RawFileDisk) {
     const reader = SourceReader.open(source.path, CHUNK);
     // Several reads in flight: O_DIRECT has no kernel read-ahead to hide the device's latency.
     const lanes: ReadLane[] = Array.from({ length: READS_IN_FLIGHT + 1 }, () => reader.createLane());
@@ -102,7 +103,8 @@ export function dataRanges(disk: Disk, position: number, length: number): { star
     else if (len > 0) out.push({ start, length: len });
   };
   for (const e of disk.allocation(position, length)) {
-    if (e.state === 'data') push(e.position, e.length);
+    // A view (a partition window) reports 'backing' without exposing the backing Disk: read it.
+    if (e.state === 'data' || (e.state === 'backing' && !disk.backing)) push(e.position, e.length);
     else if (e.state === 'backing' && disk.backing) {
       const end = Math.min(e.position + e.length, disk.backing.size);
       if (end > e.position) for (const r of dataRanges(disk.backing, e.position, end - e.position)) push(r.start, r.length);
@@ -121,64 +123,72 @@ function isZero(bytes: Uint8Array): boolean {
  * clusters in qcow2), the backing chain is flattened, and the output appears atomically.
  */
 export async function convertImage(input: string, output: string, options: ConvertOptions): Promise<ConvertSummary> {
-  const started = performance.now();
   if (options.compress && options.outputFormat !== 'qcow2') {
     throw new DiskwrightError('E_INVALID_ARGUMENT', 'compression (-c) needs qcow2 output', { hint: 'add -O qcow2' });
   }
   const source = openImage(input, { format: options.inputFormat, readOnly: true });
   try {
-    const size = source.size;
-    let dataBytes = 0;
-    await withAtomicPath(
-      output,
-      async (temp) => {
-        const block = options.outputFormat === 'qcow2' ? (options.clusterSize ?? DEFAULT_CLUSTER_SIZE) : RAW_BLOCK;
-        let sink: { write(bytes: Uint8Array, at: number): void; close(): void };
-        let qcow: Qcow2Disk | undefined;
-        if (options.outputFormat === 'qcow2') {
-          createQcow2(temp, { size, clusterSize: block });
-          qcow = Qcow2Disk.open(temp, { readOnly: false });
-          sink = qcow;
-          if (qcow.size !== size) throw new DiskwrightError('E_INVALID_ARGUMENT', `the input size ${size} is not a multiple of 512 bytes`, { path: input, hint: 'qcow2 sizes are whole sectors' });
-        } else {
-          const fd = openSync(temp, 'wx+', 0o644);
-          ftruncateSync(fd, size);
-          sink = { write: (bytes, at) => writeFully(fd, bytes, at, temp), close: () => closeSync(fd) };
-        }
-        try {
-          const chunks: { at: number; length: number }[] = [];
-          let previousEnd = 0;
-          for (const r of dataRanges(source, 0, size)) {
-            // Whole blocks: qcow2 clusters are then written without a copy-on-write read.
-            const start = Math.max(previousEnd, Math.floor(r.start / block) * block);
-            const end = Math.min(size, Math.ceil((r.start + r.length) / block) * block);
-            for (let at = start; at < end; at += CHUNK) chunks.push({ at, length: Math.min(CHUNK, end - at) });
-            previousEnd = Math.max(previousEnd, end);
-          }
-          const reader = chunkReader(source, chunks);
-          try {
-            for (const { at, length } of chunks) {
-              throwIfAborted(options.signal);
-              const chunk = (await reader.next())!;
-              if (options.compress && qcow) dataBytes += await writeCompressedChunk(qcow, chunk, at, block);
-              else dataBytes += writeNonZero(sink, chunk, at, block);
-              options.onProgress?.({ bytes: Math.min(size, at + length), total: size });
-            }
-          } finally {
-            reader.close();
-          }
-          options.onProgress?.({ bytes: size, total: size });
-        } finally {
-          sink.close();
-        }
-        recordFormat(temp, options.outputFormat);
-      },
-      { overwrite: options.overwrite, signal: options.signal },
-    );
-    return { format: options.outputFormat, bytes: size, dataBytes, seconds: (performance.now() - started) / 1000 };
+    return await convertDisk(source, output, options);
   } finally {
     source.close();
   }
+}
+
+/**
+ * {@link convertImage} from an open Disk (a whole image, or a partition window of one — how
+ * `extract` copies a partition out of a qcow2).
+ */
+export async function convertDisk(source: Disk, output: string, options: Omit<ConvertOptions, 'inputFormat'>): Promise<ConvertSummary> {
+  const started = performance.now();
+  const size = source.size;
+  let dataBytes = 0;
+  await withAtomicPath(
+    output,
+    async (temp) => {
+      const block = options.outputFormat === 'qcow2' ? (options.clusterSize ?? DEFAULT_CLUSTER_SIZE) : RAW_BLOCK;
+      let sink: { write(bytes: Uint8Array, at: number): void; close(): void };
+      let qcow: Qcow2Disk | undefined;
+      if (options.outputFormat === 'qcow2') {
+        createQcow2(temp, { size, clusterSize: block });
+        qcow = Qcow2Disk.open(temp, { readOnly: false });
+        sink = qcow;
+        if (qcow.size !== size) throw new DiskwrightError('E_INVALID_ARGUMENT', `the input size ${size} is not a multiple of 512 bytes`, { path: source.path, hint: 'qcow2 sizes are whole sectors' });
+      } else {
+        const fd = openSync(temp, 'wx+', 0o644);
+        ftruncateSync(fd, size);
+        sink = { write: (bytes, at) => writeFully(fd, bytes, at, temp), close: () => closeSync(fd) };
+      }
+      try {
+        const chunks: { at: number; length: number }[] = [];
+        let previousEnd = 0;
+        for (const r of dataRanges(source, 0, size)) {
+          // Whole blocks: qcow2 clusters are then written without a copy-on-write read.
+          const start = Math.max(previousEnd, Math.floor(r.start / block) * block);
+          const end = Math.min(size, Math.ceil((r.start + r.length) / block) * block);
+          for (let at = start; at < end; at += CHUNK) chunks.push({ at, length: Math.min(CHUNK, end - at) });
+          previousEnd = Math.max(previousEnd, end);
+        }
+        const reader = chunkReader(source, chunks);
+        try {
+          for (const { at, length } of chunks) {
+            throwIfAborted(options.signal);
+            const chunk = (await reader.next())!;
+            if (options.compress && qcow) dataBytes += await writeCompressedChunk(qcow, chunk, at, block);
+            else dataBytes += writeNonZero(sink, chunk, at, block);
+            options.onProgress?.({ bytes: Math.min(size, at + length), total: size });
+          }
+        } finally {
+          reader.close();
+        }
+        options.onProgress?.({ bytes: size, total: size });
+      } finally {
+        sink.close();
+      }
+      recordFormat(temp, options.outputFormat);
+    },
+    { overwrite: options.overwrite, signal: options.signal },
+  );
+  return { format: options.outputFormat, bytes: size, dataBytes, seconds: (performance.now() - started) / 1000 };
 }
 
 /** Writes the non-zero blocks of `chunk` in contiguous runs; returns the bytes written. */

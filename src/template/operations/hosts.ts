@@ -3,7 +3,7 @@ import { applied, joinLines, notApplicable, splitLines, type TemplateOperation }
 
 export const HOSTS_PATH = '/etc/hosts';
 /** Debian's convention for the machine's own name (hosts(5), Debian reference §5.1.1). */
-export const HOSTS_ENTRY = '127.0.1.1\tHOSTNAME-TMPL';
+export const HOSTS_ENTRY = '127.0.1.1\tHOSTNAME-TMPL SHORTNAME-TMPL';
 
 function firstField(line: string): string | undefined {
   const trimmed = line.trim();
@@ -12,7 +12,8 @@ function firstField(line: string): string | undefined {
 }
 
 /**
- * Gives /etc/hosts exactly one `127.0.1.1 HOSTNAME-TMPL` entry: replaces the first 127.0.1.1 line
+ * Gives /etc/hosts exactly one `127.0.1.1 HOSTNAME-TMPL SHORTNAME-TMPL` entry (FQDN, then the short
+ * name, as the Debian installer writes it): replaces the first 127.0.1.1 line
  * (dropping later duplicates), or adds it after the last 127.0.0.1 line (or at the top). Every
  * other line stays.
  */
@@ -40,13 +41,13 @@ export function rewriteHosts(text: string): string {
 
 export const hostsOperation: TemplateOperation = {
   name: 'hosts',
-  description: '/etc/hosts: `127.0.1.1 HOSTNAME-TMPL` (replaces an existing 127.0.1.1 line, keeps the rest)',
+  description: '/etc/hosts: `127.0.1.1 HOSTNAME-TMPL SHORTNAME-TMPL` (FQDN and short name; replaces an existing 127.0.1.1 line, keeps the rest)',
   async apply(fs) {
     const file = await readTextFile(fs, HOSTS_PATH);
     if (!file) return notApplicable(`${HOSTS_PATH} does not exist`);
     const next = rewriteHosts(file.text);
-    if (next === file.text) return notApplicable('127.0.1.1 already maps to HOSTNAME-TMPL', [{ path: file.path, text: next }]);
+    if (next === file.text) return notApplicable('127.0.1.1 already maps to HOSTNAME-TMPL SHORTNAME-TMPL', [{ path: file.path, text: next }]);
     await replaceText(fs, file.path, file.stat, next);
-    return applied('127.0.1.1 → HOSTNAME-TMPL', [{ path: file.path, text: next }]);
+    return applied('127.0.1.1 → HOSTNAME-TMPL SHORTNAME-TMPL', [{ path: file.path, text: next }]);
   },
 };

@@ -1,5 +1,8 @@
 import { InvalidArgumentError } from '../../errors.js';
+import { backupFilesOperation, bashHistoryOperation, crashDataOperation, dhcpClientStateOperation, logfilesOperation, mailSpoolOperation, packageManagerCacheOperation, randomSeedOperation, tmpFilesOperation, utmpOperation } from './cleanup.js';
+import { fstabOperation } from './fstab.js';
 import { hostsOperation } from './hosts.js';
+import { networkdOperation } from './networkd.js';
 import { hostnameOperation, machineIdOperation, resolvConfOperation, udevNetRulesOperation } from './files.js';
 import { inittabSerialOperation } from './inittab.js';
 import { networkInterfacesOperation } from './interfaces.js';
@@ -8,7 +11,8 @@ import { netplanOperation } from './netplan.js';
 import { cloudInitOperation, serialGettyOperation, sshHostKeysOperation } from './systemd.js';
 import type { TemplateOperation } from './types.js';
 
-export type { OperationOutcome, TemplateOperation } from './types.js';
+export type { OperationContext, OperationOutcome, TemplateOperation } from './types.js';
+export { DEFAULT_INTERFACE } from './types.js';
 
 /** Every operation, in the order they run: the article's five first, then today's. */
 export const TEMPLATE_OPERATIONS: readonly TemplateOperation[] = [
@@ -23,7 +27,19 @@ export const TEMPLATE_OPERATIONS: readonly TemplateOperation[] = [
   serialGettyOperation,
   netplanOperation,
   networkManagerOperation,
+  networkdOperation,
   cloudInitOperation,
+  fstabOperation,
+  logfilesOperation,
+  bashHistoryOperation,
+  tmpFilesOperation,
+  packageManagerCacheOperation,
+  dhcpClientStateOperation,
+  randomSeedOperation,
+  utmpOperation,
+  crashDataOperation,
+  backupFilesOperation,
+  mailSpoolOperation,
 ];
 
 /** Names and one-line descriptions, for `diskwright template ops`. */

@@ -1,9 +1,13 @@
 import { posix } from 'node:path';
 import { listDirectory, readTextFile, resolveInImage } from '../image-path.js';
-import { applied, notApplicable, type TemplateOperation } from './types.js';
+import { DEFAULT_CONTEXT, applied, notApplicable, type TemplateOperation } from './types.js';
 
 export const NETPLAN_DIR = '/etc/netplan';
-export const NETPLAN_FILE = '/etc/netplan/01-diskwright-eth0.yaml';
+/** The configuration file written for interface `name`. */
+export function netplanFile(name = 'eth0'): string {
+  return `/etc/netplan/01-diskwright-${name}.yaml`;
+}
+export const NETPLAN_FILE = netplanFile('eth0');
 /** Suffix given to the configurations moved aside (netplan reads only `*.yaml`). */
 export const NETPLAN_ASIDE_SUFFIX = '.diskwright-orig';
 /** Bounded search for a free `.diskwright-orig.N` name. */
@@ -13,12 +17,13 @@ const MAX_ASIDE_NAMES = 100;
  * Static eth0 for netplan (netplan.io reference: `addresses` takes CIDR, so the address is
  * `ADDRESS-TMPL/PREFIX-TMPL`; PREFIX-TMPL is derived from NETMASK-TMPL when rendering).
  */
-export const NETPLAN_CONFIG = [
-  '# Written by diskwright template make: static eth0, placeholders filled per instance.',
+export function netplanConfig(name = 'eth0'): string {
+  return [
+  `# Written by diskwright template make: static ${name}, placeholders filled per instance.`,
   'network:',
   '  version: 2',
   '  ethernets:',
-  '    eth0:',
+  `    ${name}:`,
   '      dhcp4: false',
   '      addresses:',
   '        - ADDRESS-TMPL/PREFIX-TMPL',
@@ -29,19 +34,25 @@ export const NETPLAN_CONFIG = [
   '        addresses:',
   '          - NAMESERVER-TMPL',
   '',
-].join('\n');
+  ].join('\n');
+}
+
+/** The configuration for eth0. */
+export const NETPLAN_CONFIG = netplanConfig('eth0');
 
 export const netplanOperation: TemplateOperation = {
   name: 'netplan',
-  description: `netplan: other /etc/netplan/*.yaml moved aside (*${NETPLAN_ASIDE_SUFFIX}, kept) and ${NETPLAN_FILE} with static eth0 ADDRESS-TMPL/PREFIX-TMPL, GATEWAY-TMPL, NAMESERVER-TMPL`,
-  async apply(fs) {
+  description: `netplan: other /etc/netplan/*.yaml (e.g. a cloud image's DHCP on enp1s0) moved aside (*${NETPLAN_ASIDE_SUFFIX}, kept) and ${NETPLAN_FILE} with static eth0 ADDRESS-TMPL/PREFIX-TMPL, GATEWAY-TMPL, NAMESERVER-TMPL`,
+  async apply(fs, context = DEFAULT_CONTEXT) {
+    const NETPLAN_FILE = netplanFile(context.interface);
+    const NETPLAN_CONFIG = netplanConfig(context.interface);
     const dir = await resolveInImage(fs, NETPLAN_DIR);
     if (!dir || dir.stat.kind !== 'directory') return notApplicable(`${NETPLAN_DIR} does not exist (no netplan)`);
     const entries = await listDirectory(fs, NETPLAN_DIR);
     const others = entries.filter((e) => e.name.endsWith('.yaml') && posix.join(NETPLAN_DIR, e.name) !== NETPLAN_FILE);
     const ours = await readTextFile(fs, NETPLAN_FILE);
     if (others.length === 0 && !ours) return notApplicable(`no *.yaml configuration in ${NETPLAN_DIR}`);
-    if (others.length === 0 && ours?.text === NETPLAN_CONFIG) return notApplicable('already the static eth0 configuration', [{ path: NETPLAN_FILE, text: NETPLAN_CONFIG }]);
+    if (others.length === 0 && ours?.text === NETPLAN_CONFIG) return notApplicable(`already the static ${context.interface} configuration`, [{ path: NETPLAN_FILE, text: NETPLAN_CONFIG }]);
     const names = new Set(entries.map((e) => e.name));
     const moved: string[] = [];
     for (const other of others) {

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import type { FilesystemSession } from '../../ext/types.js';
-import { listDirectory, lstatIfExists, readTextFile, resolveInImage } from '../image-path.js';
+import { listDirectory, lstatIfExists, readTextFile, replaceText, resolveInImage } from '../image-path.js';
 import { ROOT_DIR, ROOT_FILE, applied, notApplicable, type TemplateOperation } from './types.js';
 
 /** Where distributions install unit files (merged-/usr images link /lib to usr/lib). */
@@ -57,10 +57,21 @@ export const SSH_KEYGEN_UNIT_TEXT = [
   '',
 ].join('\n');
 
+/** Debian's sysvinit script for sshd, and the defaults file it sources before every action. */
+export const SYSV_SSH_SCRIPT = '/etc/init.d/ssh';
+export const SYSV_SSH_DEFAULTS = '/etc/default/ssh';
+export const SYSV_KEYGEN_MARKER = '# diskwright: first-boot SSH host keys';
+/** Shell lines appended to /etc/default/ssh on sysvinit images (only generates keys that are missing). */
+export const SYSV_KEYGEN_HOOK = [
+  SYSV_KEYGEN_MARKER,
+  'if ! ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1; then /usr/bin/ssh-keygen -A; fi',
+  '',
+].join('\n');
+
 export const sshHostKeysOperation: TemplateOperation = {
   name: 'ssh-host-keys',
   description:
-    'remove /etc/ssh/ssh_host_* (every instance must get its own keys); on systemd images with sshd, add a first-boot unit running `ssh-keygen -A`',
+    'remove /etc/ssh/ssh_host_* (every instance must get its own keys) and regenerate them at first boot with `ssh-keygen -A`: a oneshot unit before sshd on systemd images, a hook in /etc/default/ssh (sourced by /etc/init.d/ssh) on sysvinit images',
   async apply(fs) {
     const removed: string[] = [];
     for (const entry of await listDirectory(fs, SSH_DIR)) {
@@ -84,8 +95,21 @@ export const sshHostKeysOperation: TemplateOperation = {
         await fs.symlink(SSH_KEYGEN_UNIT, SSH_KEYGEN_WANTS, { uid: 0, gid: 0 });
         notes.push('enabled it');
       }
+    } else if (await resolveInImage(fs, SYSV_SSH_SCRIPT)) {
+      // sysvinit: /etc/init.d/ssh sources /etc/default/ssh before it starts sshd.
+      const defaults = await readTextFile(fs, SYSV_SSH_DEFAULTS);
+      if (!defaults?.text.includes(SYSV_KEYGEN_MARKER)) {
+        const before = defaults?.text ?? '';
+        const text = `${before}${before === '' || before.endsWith('\n') ? '' : '\n'}${SYSV_KEYGEN_HOOK}`;
+        if (defaults) await replaceText(fs, defaults.path, defaults.stat, text);
+        else {
+          await mkdirp(fs, posix.dirname(SYSV_SSH_DEFAULTS));
+          await fs.writeFile(SYSV_SSH_DEFAULTS, text, ROOT_FILE);
+        }
+        notes.push(`sysvinit: ${SYSV_SSH_DEFAULTS} runs \`ssh-keygen -A\` before sshd starts when keys are missing`);
+      }
     } else if (removed.length > 0) {
-      notes.push('no systemd sshd unit: the instance must run `ssh-keygen -A` before sshd starts');
+      notes.push('no sshd unit or init script: the instance must run `ssh-keygen -A` before sshd starts');
     }
     if (notes.length > 0) return applied(notes.join('; '));
     const hasSsh = await resolveInImage(fs, SSH_DIR);

@@ -10,6 +10,8 @@ export interface OperationOutcome {
    * with their content; the manifest records the placeholders they carry.
    */
   readonly files: readonly OwnedFile[];
+  /** Guest kernel arguments an instance needs because of what the operation did (e.g. `noresume`). */
+  readonly kernelArgs?: readonly string[];
 }
 
 /** A file an operation owns and its current text. */
@@ -18,11 +20,25 @@ export interface OwnedFile {
   readonly text: string;
 }
 
+/** The interface name every network operation configures unless told otherwise (see docs/template.md). */
+export const DEFAULT_INTERFACE = 'eth0';
+
+/** What the operations know about the template beyond its files. */
+export interface OperationContext {
+  /** The instance's NIC name the network configuration is written for (default eth0). */
+  readonly interface: string;
+  /** The root filesystem's own identity (its fstab entry stays; entries naming other devices go). */
+  readonly filesystem?: { readonly uuid: string; readonly label: string };
+}
+
+/** The context used when none is given (unit tests, library callers). */
+export const DEFAULT_CONTEXT: OperationContext = { interface: DEFAULT_INTERFACE };
+
 /** A named, idempotent sysprep step over an open filesystem. */
 export interface TemplateOperation {
   readonly name: string;
   readonly description: string;
-  apply(fs: FilesystemSession): Promise<OperationOutcome>;
+  apply(fs: FilesystemSession, context?: OperationContext): Promise<OperationOutcome>;
 }
 
 export function applied(detail: string, files: readonly OwnedFile[] = []): OperationOutcome {

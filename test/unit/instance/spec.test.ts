@@ -136,3 +136,25 @@ describe('buildKernelArgs', () => {
     ]);
   });
 });
+
+describe('validateInstanceRequest reports every problem at once', () => {
+  it('lists all problems, and the default gateway outside the subnet does not hide the others', () => {
+    let error: unknown;
+    try {
+      validateInstanceRequest({ ip: '10.0.0.5', host: 'bad_host!', ram: 'lots', mac: 'zz', graphics: 'spice' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'E_INVALID_ARGUMENT', hint: 'fix them all and run again; nothing was written' });
+    const message = (error as Error).message;
+    expect(message).toMatch(/^5 problems with instance bad_host!:\n {2}- /);
+    expect(message).toMatch(/host/);
+    expect(message).toMatch(/the default gateway 192\.168\.1\.1 \(no --gateway given\) is outside the instance's subnet 10\.0\.0\.0\/24/);
+    expect(message).toMatch(/ram/);
+    expect(message).toMatch(/graphics/);
+  });
+
+  it('keeps a single problem as its own error with its hint', () => {
+    expect(() => validateInstanceRequest({ ip: '10.0.0.5', host: 'web1', gateway: '10.0.0.1', nameserver: '10.0.0.2', graphics: 'spice' })).toThrow(/^Expected `graphics` to be vnc or none/);
+  });
+});

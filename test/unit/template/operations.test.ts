@@ -126,13 +126,13 @@ describe('template operations', () => {
     expect((await op('inittab-serial').apply(memoryFs({ '/etc/hostname': 'x' }))).status).toBe('not-applicable');
   });
 
-  it('sets one 127.0.1.1 HOSTNAME-TMPL line in /etc/hosts, replacing the old one', async () => {
+  it('sets one 127.0.1.1 HOSTNAME-TMPL SHORTNAME-TMPL line (FQDN and short name) in /etc/hosts, replacing the old one', async () => {
     const { tree } = await applyTwice('hosts', {
       '/etc/hosts': '127.0.0.1\tlocalhost\n127.0.1.1\tdebian.example debian\n\n::1 localhost ip6-localhost\n',
     });
-    expect(tree['/etc/hosts']).toBe('file 644 0:0 127.0.0.1\tlocalhost\n127.0.1.1\tHOSTNAME-TMPL\n\n::1 localhost ip6-localhost\n');
+    expect(tree['/etc/hosts']).toBe('file 644 0:0 127.0.0.1\tlocalhost\n127.0.1.1\tHOSTNAME-TMPL SHORTNAME-TMPL\n\n::1 localhost ip6-localhost\n');
     const added = await applyTwice('hosts', { '/etc/hosts': '# static\n127.0.0.1 localhost\n10.0.0.5 db\n' });
-    expect(added.tree['/etc/hosts']).toBe('file 644 0:0 # static\n127.0.0.1 localhost\n127.0.1.1\tHOSTNAME-TMPL\n10.0.0.5 db\n');
+    expect(added.tree['/etc/hosts']).toBe('file 644 0:0 # static\n127.0.0.1 localhost\n127.0.1.1\tHOSTNAME-TMPL SHORTNAME-TMPL\n10.0.0.5 db\n');
   });
 
   it('empties /etc/machine-id, removes a regular D-Bus copy and keeps a D-Bus symlink', async () => {
