@@ -73,6 +73,34 @@ extern int dw_gethostname(char *name, size_t len);\
 #endif' "$tree/lib/ext2fs/mmp.c"
   fi
   grep -q '#define sleep dw_sleep' "$tree/lib/ext2fs/mmp.c"
+  # emscripten 3.1.6's time_t is 32-bit (wasm/README.md): keep e2fsck's clock 64-bit, so
+  # E2FSCK_TIME past 2038 is not truncated (e2fsck then "repaired" pre-1970 timestamps,
+  # f_pre_1970_date_encoding), and print times that do not fit 32 bits with musl's 64-bit
+  # converter (UTC) instead of wrapping to 1901.
+  sed -i 's/^\ttime_t now;$/\tlong long now; \/* diskwright: 64-bit with a 32-bit time_t *\//' "$tree/e2fsck/e2fsck.h"
+  grep -q 'long long now; /\* diskwright' "$tree/e2fsck/e2fsck.h"
+  sed -i 's/context->now = (time_t) strtoull(time_env, NULL, 0);/context->now = (long long) strtoull(time_env, NULL, 0);/' "$tree/e2fsck/e2fsck.c"
+  grep -q 'context->now = (long long) strtoull' "$tree/e2fsck/e2fsck.c"
+  sed -i 's/gmtime_r(&ctx->now, &tm_struct)/gmtime_r(\&(time_t){ ctx->now }, \&tm_struct)/; s/localtime_r(&ctx->now, &tm_struct)/localtime_r(\&(time_t){ ctx->now }, \&tm_struct)/' "$tree/e2fsck/logfile.c"
+  grep -q 'gmtime_r(&(time_t){ ctx->now }' "$tree/e2fsck/logfile.c"
+  if ! grep -q 'dw_asctime64' "$tree/e2fsck/message.c"; then
+    sed -i 's/^static void print_time(FILE \*f, time_t t)$/static void print_time(FILE *f, long long t)/' "$tree/e2fsck/message.c"
+    sed -i '/^\t\ttime_str = asctime((do_gmt > 0) ? gmtime(&t) : localtime(&t));$/i\
+#ifdef __EMSCRIPTEN__\
+\t\tif (t != (time_t) t) {\
+\t\t\textern void dw_asctime64(double seconds, char *buf);\
+\t\t\tchar buf64[32];\
+\t\t\tdw_asctime64((double) t, buf64);\
+\t\t\tfprintf(f, "%.24s", buf64);\
+\t\t\treturn;\
+\t\t}\
+#endif' "$tree/e2fsck/message.c"
+    sed -i 's/time_str = asctime((do_gmt > 0) ? gmtime(&t) : localtime(&t));/time_str = asctime((do_gmt > 0) ? gmtime(\&(time_t){ t }) : localtime(\&(time_t){ t }));/' "$tree/e2fsck/message.c"
+  fi
+  sed -i 's/print_time(f, (time_t) ctx->num);/print_time(f, (long long) ctx->num);/' "$tree/e2fsck/message.c"
+  grep -q 'print_time(f, (long long) ctx->num);' "$tree/e2fsck/message.c"
+  grep -q 'static void print_time(FILE \*f, long long t)' "$tree/e2fsck/message.c"
+  grep -q 'dw_asctime64((double) t, buf64);' "$tree/e2fsck/message.c"
 }
 
 configure() {

@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { closeE2fsPool, runE2fsTool } from '../../src/e2fs/index.js';
 import { withFilesystem } from '../../src/ext/index.js';
 import { decodeTime, encodeTime } from '../../src/ext/inode-times.js';
 import { requireTool } from '../helpers/oracle.js';
@@ -8,6 +10,10 @@ import { tempDir } from '../helpers/tmp.js';
 import { SBIN_ENV, makeExtImage } from '../unit/ext/ext-images.js';
 
 await requireTool('debugfs', 'e2fsprogs');
+
+afterAll(async () => {
+  await closeE2fsPool();
+});
 
 /** Host debugfs `stat`: the mtime line, e.g. ` mtime: 0xf4b2a1c2:c4c4b404 -- Wed Feb  3 04:05:06 2100`. */
 async function hostMtime(image: string, path: string): Promise<string> {
@@ -66,5 +72,44 @@ describe('timestamps outside 1970–2038', () => {
     }
     const beyond = encodeTime((last + 1) * 1000);
     expect(decodeTime(beyond.seconds, beyond.extra)).toBe(last);
+  });
+});
+
+describe('e2fsck with a clock past 2038 (E2FSCK_TIME)', () => {
+  it('keeps correctly encoded pre-1970 and post-2038 inode times, as host e2fsck does (f_pre_1970_date_encoding)', async () => {
+    const dir = await tempDir();
+    const image = join(dir, 'dates.img');
+    await execa('truncate', ['-s', '5M', image]);
+    await execa('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '1024', '-I', '256', image], { env: SBIN_ENV });
+    const commands: string[] = [];
+    for (const [name, time, extra] of [['y1909', -1907928000, 3], ['y1979', 299592000, 0], ['y2039', 2191752000, 1], ['y2139', 5345352000, 1]] as const) {
+      commands.push(`write /dev/null ${name}`);
+      for (const field of ['atime', 'ctime', 'mtime', 'crtime']) commands.push(`set_inode_field ${name} ${field} @${time}`, `set_inode_field ${name} ${field}_extra ${extra}`);
+    }
+    await execa('debugfs', ['-w', '-f', '-', image], { env: SBIN_ENV, input: `${commands.join('\n')}\n` });
+    const [ours, theirs] = [join(dir, 'ours.img'), join(dir, 'theirs.img')];
+    await copyFile(image, ours);
+    await copyFile(image, theirs);
+    for (const now of ['1500000000', '9270393539']) {
+      const env = { E2FSCK_TIME: now, TZ: 'GMT0' };
+      const ourRun = await runE2fsTool('e2fsck', ['-fy', ours], { env });
+      const hostRun = await execa('e2fsck', ['-fy', theirs], { env: { ...SBIN_ENV, ...env }, reject: false, stripFinalNewline: false });
+      expect(ourRun.exitCode, now).toBe(hostRun.exitCode);
+      expect(ourRun.stdout.replaceAll(ours, 'IMG'), now).toBe(hostRun.stdout.replaceAll(theirs, 'IMG'));
+      expect(Buffer.compare(await readFile(ours), await readFile(theirs)), now).toBe(0);
+    }
+  });
+
+  it('prints a clock past 2038 as host e2fsck does ("now = …" in the future-time message)', async () => {
+    const dir = await tempDir();
+    const image = join(dir, 'future.img');
+    await makeExtImage(image, 'ext4', '8M');
+    await execa('debugfs', ['-w', '-R', 'ssv mtime 4000000000', image], { env: SBIN_ENV });
+    const env = { E2FSCK_TIME: '3000000000', TZ: 'GMT0' };
+    const ourRun = await runE2fsTool('e2fsck', ['-fn', image], { env });
+    const hostRun = await execa('e2fsck', ['-fn', image], { env: { ...SBIN_ENV, ...env }, reject: false, stripFinalNewline: false });
+    expect(ourRun.stdout.replaceAll(image, 'IMG')).toBe(hostRun.stdout.replaceAll(image, 'IMG'));
+    expect(ourRun.stdout).toContain('now = Sat Jan 24 05:20:00 2065');
+    expect(ourRun.stdout).toContain('(Tue Oct  2 07:06:40 2096,');
   });
 });

@@ -159,6 +159,18 @@ mergeInto(LibraryManager.library, {
     return 0;
   },
 
+  // asctime() of 64-bit seconds, UTC (time_t is 32-bit in this libc; e2fsck's print_time calls
+  // this for times that do not fit, e.g. E2FSCK_TIME past 2038, instead of printing 1901).
+  dw_asctime64: function(seconds, buf) {
+    var d = new Date(seconds * 1000);
+    var two = function(n) { return (n < 10 ? '0' : '') + n; };
+    var text = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'][d.getUTCDay()] + ' ' +
+      ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'][d.getUTCMonth()] + ' ' +
+      (d.getUTCDate() < 10 ? ' ' : '') + d.getUTCDate() + ' ' + two(d.getUTCHours()) + ':' + two(d.getUTCMinutes()) + ':' +
+      two(d.getUTCSeconds()) + ' ' + d.getUTCFullYear() + '\n';
+    stringToUTF8(text, buf, 32);
+  },
+
   // Trap 5: e2fsck's logfile code links daemon(); there is no process model to detach from.
   daemon: function(nochdir, noclose) {
     return -1;
