@@ -180,6 +180,30 @@ const TYPE_MODE: Readonly<Record<string, number>> = {
 
 const text = (bytes: Uint8Array | undefined): string | undefined => (bytes === undefined ? undefined : Buffer.from(bytes).toString('utf8'));
 
+/** Headers are read through a 4 MiB window: one syscall per window, not per 512-byte block. */
+const WINDOW = 4 * 1024 * 1024;
+
+class BlockReader {
+  private buffer = Buffer.alloc(WINDOW);
+  private start = 0;
+  private end = 0;
+  constructor(
+    private readonly fd: number,
+    private readonly archive: string,
+  ) {}
+
+  /** The `length` (≤ the window) bytes at `offset` (a view into the window: copy before keeping). */
+  block(offset: number, length = 512): Buffer {
+    if (offset < this.start || offset + length > this.end) {
+      const n = readSync(this.fd, this.buffer, 0, WINDOW, offset);
+      this.start = offset;
+      this.end = offset + n;
+      if (n < length) throw badArchive(this.archive, offset, 'the archive ends in the middle of an entry (truncated?)');
+    }
+    return this.buffer.subarray(offset - this.start, offset - this.start + length);
+  }
+}
+
 /** Reads `length` bytes at `position` (throws on a short read: a truncated archive). */
 function readExact(fd: number, length: number, position: number, archive: string): Buffer {
   const buffer = Buffer.alloc(length);
@@ -205,9 +229,14 @@ export function indexTar(archive: string): TarIndex {
     let longLink: string | undefined;
     let offset = 0;
     let count = 0;
+    const reader = new BlockReader(fd, archive);
+    const isZeroBlock = (b: Buffer): boolean => {
+      for (let i = 0; i < 512; i++) if (b[i] !== 0) return false;
+      return true;
+    };
     while (offset + 512 <= size) {
-      const block = readExact(fd, 512, offset, archive);
-      if (block.every((b) => b === 0)) break;
+      const block = reader.block(offset);
+      if (isZeroBlock(block)) break;
       const header = new Header(block);
       if (!header.cksumValid) throw badArchive(archive, offset, 'a tar header has a bad checksum');
       const dataOffset = offset + 512;
@@ -217,7 +246,7 @@ export function indexTar(archive: string): TarIndex {
       const type = header.type;
       const meta = (): Buffer => {
         if (dataSize > MAX_PAX_BYTES) throw badArchive(archive, offset, `an extended header of ${dataSize} bytes exceeds ${MAX_PAX_BYTES}`);
-        return readExact(fd, dataSize, dataOffset, archive);
+        return dataSize <= WINDOW ? Buffer.from(reader.block(dataOffset, dataSize)) : readExact(fd, dataSize, dataOffset, archive);
       };
       if (type === 'ExtendedHeader' || type === 'OldExtendedHeader') {
         try {
@@ -233,7 +262,7 @@ export function indexTar(archive: string): TarIndex {
         longLink = meta().toString('utf8').replace(/\0+$/, '');
       } else {
         if (++count > MAX_TAR_ENTRIES) throw badArchive(archive, offset, `more than ${MAX_TAR_ENTRIES} entries`);
-        const rec = new Map([...globalPax, ...pax]);
+        const rec = globalPax.size === 0 ? pax : new Map([...globalPax, ...pax]);
         const rawPath = text(rec.get('path')) ?? longPath ?? header.path ?? '';
         const path = normalizeTarPath(rawPath, archive, offset);
         const linkpath = text(rec.get('linkpath')) ?? longLink ?? header.linkpath ?? '';
