@@ -65,3 +65,27 @@ export function createProgress(ctx: CommandContext, label: string): ProgressRepo
     },
   };
 }
+
+/** One step of a multi-step command starting or finishing (instance create, template make, …). */
+export interface StepEvent {
+  readonly step: string;
+  readonly phase: 'start' | 'done';
+  readonly seconds?: number;
+  /** Which item the step belongs to (the host of a fleet). */
+  readonly host?: string;
+  readonly note?: string;
+}
+
+/**
+ * Reports named steps: `{"event":"step",…}` lines with `--json`; on a terminal the running step's
+ * name (redrawn in place) and one line per finished step with its time; nothing otherwise.
+ */
+export function createStepReporter(ctx: CommandContext): ((event: StepEvent) => void) | undefined {
+  if (ctx.json) return (event) => ctx.stderr.write(`${JSON.stringify({ event: 'step', ...event })}\n`);
+  if (!ctx.isTTY) return undefined;
+  return (event) => {
+    const who = event.host === undefined ? '' : `${event.host}: `;
+    if (event.phase === 'start') ctx.stderr.write(`\r\x1b[2K${who}${event.step}…`);
+    else ctx.stderr.write(`\r\x1b[2K${who}${event.step} done${event.seconds === undefined ? '' : ` (${event.seconds.toFixed(1)} s)`}${event.note ? `: ${event.note}` : ''}\n`);
+  };
+}

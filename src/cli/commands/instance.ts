@@ -27,7 +27,7 @@ import {
   type VirtRunner,
 } from '../../index.js';
 import { flag, printJson, stringOption, type CommandContext, type Command, type ParsedArgs } from '../command.js';
-import { createProgress } from '../progress.js';
+import { createProgress, createStepReporter } from '../progress.js';
 
 /** Flags of `instance create` that map 1:1 onto request keys. */
 const REQUEST_FLAGS: readonly [flag: string, key: keyof InstanceRequest][] = [
@@ -313,9 +313,8 @@ Examples:
       [`connect in ${config.sources.join(', ') || 'the config file'}`, config.values.connect],
     ]);
     const runner = runnerFor(ctx);
-    const onStep = ctx.json
-      ? (event: { host: string; step: string; phase: string; seconds?: number }) => ctx.stderr.write(`${JSON.stringify({ event: 'step', ...event })}\n`)
-      : undefined;
+    // Step names on a terminal, step events with --json (the copy also has a progress bar).
+    const onStep = createStepReporter(ctx);
 
     if (fleetPath !== undefined) {
       const jobs = parseJobs(stringOption(args, 'jobs'));
