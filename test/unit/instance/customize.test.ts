@@ -132,3 +132,17 @@ describe('the KVM check before anything is defined', () => {
     expect(await kvmProblem(runner(1), { local: false, connect: 'qemu+ssh://h/system' })).toBe("libvirt reports no KVM: error: invalid argument: KVM is not supported by '/usr/bin/qemu-system-x86_64' on this host");
   });
 });
+
+describe('customization in fleet files', () => {
+  it('takes the customization keys in defaults and entries, resolving their paths against the fleet file', async () => {
+    const { parseFleet } = await import('../../../src/instance/fleet.js');
+    const fleet = parseFleet(
+      { defaults: { sshKey: 'keys/ops.pub', timezone: 'UTC' }, instances: [{ ip: '10.0.0.2', host: 'a', rootPasswordFile: 'secrets/a.pw', firstboot: '/opt/first.sh', sshUser: 'alice', fsUuid: 'new' }] },
+      'fleet.json',
+      '/srv/fleet',
+    );
+    expect(fleet.defaults).toEqual({ sshKey: '/srv/fleet/keys/ops.pub', timezone: 'UTC' });
+    expect(fleet.instances[0]).toEqual({ ip: '10.0.0.2', host: 'a', rootPasswordFile: '/srv/fleet/secrets/a.pw', firstboot: '/opt/first.sh', sshUser: 'alice', fsUuid: 'new' });
+    expect(() => parseFleet({ instances: [{ ip: '10.0.0.2', host: 'a', rootPassword: 'hunter2' }] }, 'fleet.json', '/srv')).toThrow(/unknown key `rootPassword`/);
+  });
+});
