@@ -287,14 +287,19 @@ export class Qcow2Disk implements Disk {
   }
 
   private loadL2(off: number): Cached {
-    let table = this.l2Cache.get(off);
-    if (table) return table;
-    if (this.l2Cache.size * this.cs >= L2_CACHE_BYTES) this.evict(this.l2Cache);
+    return this.loadCluster(this.l2Cache, L2_CACHE_BYTES, off);
+  }
+
+  /** One metadata cluster through a bounded cache. */
+  private loadCluster(cache: Map<number, Cached>, limit: number, off: number): Cached {
+    let entry = cache.get(off);
+    if (entry) return entry;
+    if (cache.size * this.cs >= limit) this.evict(cache);
     const bytes = new Uint8Array(this.cs);
     this.hostRead(bytes, off);
-    table = { bytes, dirty: false };
-    this.l2Cache.set(off, table);
-    return table;
+    entry = { bytes, dirty: false };
+    cache.set(off, entry);
+    return entry;
   }
 
   /** Drops clean cached tables; dirty ones are written back (in order) first. */
@@ -454,14 +459,7 @@ export class Qcow2Disk implements Disk {
   }
 
   private loadRefBlock(off: number): Cached {
-    let block = this.refCache.get(off);
-    if (block) return block;
-    if (this.refCache.size * this.cs >= REFBLOCK_CACHE_BYTES) this.evict(this.refCache);
-    const bytes = new Uint8Array(this.cs);
-    this.hostRead(bytes, off);
-    block = { bytes, dirty: false };
-    this.refCache.set(off, block);
-    return block;
+    return this.loadCluster(this.refCache, REFBLOCK_CACHE_BYTES, off);
   }
 
   private getRef(cluster: number): number {
