@@ -1,4 +1,5 @@
-import { withImage, type ImageAccess } from '../disk/index.js';
+import type { ImageAccess } from '../disk/lock.js';
+import { withImage } from '../disk/with-image.js';
 import { flag, type CommandContext, type ParsedArgs } from './command.js';
 
 /**

@@ -1,5 +1,5 @@
 import { DiskwrightError } from '../../errors.js';
-import { recoverImage } from '../../disk/index.js';
+import { recoverImage } from '../../disk/with-image.js';
 import { flag, printJson, type Command } from '../command.js';
 
 const recover: Command = {
