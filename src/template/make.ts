@@ -7,7 +7,8 @@ import type { ProgressCallback } from '../io/progress.js';
 import { getPartition, readPartitionTable } from '../partition/index.js';
 import { applyTemplateOperations } from './apply.js';
 import { openFilesystem, readFilesystemFacts } from './filesystem.js';
-import { stageKernel, type StagedKernel } from './kernel.js';
+import { findKernel, stageKernel, type StagedKernel } from './kernel.js';
+import { withFilesystem } from '../ext/index.js';
 import { INTERFACE_NAME, manifestPath, writeTemplateManifest, type TemplateManifest } from './manifest.js';
 import { DEFAULT_INTERFACE, selectOperations } from './operations/index.js';
 
@@ -87,6 +88,7 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
       hint: 'pick the partition holding the root filesystem (see `diskwright partitions`)',
     });
   }
+  await precheckSource(source, disk, partition.number, options.kernelDir !== undefined, options.signal);
   let staged: StagedKernel | undefined;
   let manifestWritten = false;
   try {
@@ -168,4 +170,37 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
     if (manifestWritten) await rm(manifestFile, { force: true });
     throw error;
   }
+}
+
+/**
+ * Reads the source partition in place, before the full extract: it must be a root filesystem (an
+ * /etc directory), and with --kernel-dir it must hold a kernel — both found in a second, not
+ * after copying gigabytes. A filesystem that cannot be opened read-only is left to the main path.
+ */
+async function precheckSource(source: string, disk: string, partition: number, wantKernel: boolean, signal: AbortSignal | undefined): Promise<void> {
+  const problem = await withFilesystem(source, { partition, ...(signal ? { signal } : {}) }, async (fs) => {
+    const etc = await fs.stat('/etc').catch(() => undefined);
+    if (etc?.kind !== 'directory') {
+      return new DiskwrightError('E_TEMPLATE', `partition ${partition} of ${disk} has no /etc: it is not a root filesystem, so there is nothing to templatize`, {
+        path: disk,
+        hint: 'pick the partition holding the root filesystem (see `diskwright partitions`); a separate /boot or data partition cannot be a template',
+      });
+    }
+    if (wantKernel) {
+      const missing = await findKernel(fs).then(() => undefined, (error: unknown) => error);
+      if (missing !== undefined) {
+        return new DiskwrightError('E_NOT_FOUND', `partition ${partition} of ${disk} has no kernel (/boot/vmlinuz-*)`, {
+          path: disk,
+          hint: 'drop --kernel-dir (then pass --kernel to instance create), or, for a separate /boot partition, run `diskwright kernel DISK --partition N -o DIR` on it',
+          cause: missing,
+        });
+      }
+    }
+    return undefined;
+  }).catch((error: unknown) => {
+    // Unreadable here (no ext filesystem, a journal needing recovery, …): the main path reports it.
+    if (error instanceof DiskwrightError && error.code !== 'E_ABORTED') return undefined;
+    throw error;
+  });
+  if (problem) throw problem;
 }

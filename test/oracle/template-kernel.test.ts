@@ -62,7 +62,7 @@ describe('diskwright kernel on a disk with a separate /boot partition', () => {
     const result = await runInProcess(['kernel', disk, '--partition', '1', '-o', out, '--json']);
     expect(result.stderr).toBe('');
     const files = JSON.parse(result.stdout) as { version: string; kernel: string; initrd: string };
-    expect(files).toEqual({ version: '6.1.0-13-amd64', kernel: join(out, 'vmlinuz-6.1.0-13-amd64'), initrd: join(out, 'initrd.img-6.1.0-13-amd64') });
+    expect(files).toEqual({ image: disk, output: out, version: '6.1.0-13-amd64', kernel: join(out, 'vmlinuz-6.1.0-13-amd64'), initrd: join(out, 'initrd.img-6.1.0-13-amd64') });
     expect((await readFile(files.kernel)).equals(vmlinuz)).toBe(true);
     expect((await readFile(files.initrd)).equals(initrd)).toBe(true);
     await debugfs(boot, `dump /initrd.img-6.1.0-13-amd64 ${join(dir, 'dumped')}`);
