@@ -49,6 +49,9 @@ describe('crash safety of in-place writes (kill -9 and ENOSPC at commit steps; h
   const tree = join(dir, 'tree');
   mkdirSync(tree);
   for (let i = 0; i < 24; i += 1) writeFileSync(join(tree, `f${i}`), randomBytes(1000 + i * 3000));
+  const big = join(dir, 'big-put.bin');
+  // ≥ 4 MiB into a whole-image filesystem: the debugfs bulk path, on the same overlay and commit.
+  writeFileSync(big, randomBytes(6 * 1024 * 1024));
   const whole = join(dir, 'whole.img');
   await makeExtImage(whole, 'ext4', '48M');
   const disk = join(dir, 'disk.img');
@@ -59,7 +62,7 @@ describe('crash safety of in-place writes (kill -9 and ENOSPC at commit steps; h
   expect((await runCli(['fs', 'put', withDir, tree, '/victim', '--partition', '1'])).code).toBe(0);
 
   const cases: [string, CrashCase][] = [
-    ['fs put of a file into a bare filesystem', fileCase(whole, small, '/small.bin', false)],
+    ['fs put of a 6 MiB file into a bare filesystem (bulk path)', fileCase(whole, big, '/big.bin', false)],
     ['fs put of a file into partition 1', fileCase(disk, small, '/etc-small.bin', true)],
     [
       'fs put of a tree into partition 1',
