@@ -31,7 +31,12 @@ function native(): Attrs | undefined {
 export function recordFormat(path: string, format: DiskFormat): boolean {
   const api = native();
   if (!api) return false;
-  const fd = openSync(path, 'r');
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return false; // best effort: without the record the probing rule still applies
+  }
   try {
     api.setAttrSync(fd, FORMAT_XATTR, format);
     return true;

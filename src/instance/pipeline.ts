@@ -1,6 +1,7 @@
 import { open, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { withImage } from '../disk/with-image.js';
+import { recordFormat } from '../disk/format-record.js';
 import { dirname } from 'node:path';
 import { withAtomicPath } from '../io/atomic.js';
 import type { ProgressCallback } from '../io/progress.js';
@@ -276,6 +277,8 @@ async function buildDisk(
       });
       await writeback;
       throwIfAborted(signal);
+      // diskwright made this disk raw: its guest's sector 0 must never make it a qcow2 (docs/qcow2.md).
+      recordFormat(temp, 'raw');
       // Past this point only fsync + rename remain.
       renamed = true;
       renameStarted = performance.now();

@@ -6,6 +6,7 @@ import { alignExtents, type Extent } from './extents.js';
 import { HOLE_BLOCK } from './zero.js';
 import { openImage, resolveFormat } from '../disk/open.js';
 import { PartitionWindow } from '../disk/window.js';
+import { recordFormat } from '../disk/format-record.js';
 import { convertDisk } from '../disk/qcow2/convert.js';
 import type { DiskFormat } from '../disk/types.js';
 
@@ -67,6 +68,8 @@ export async function extractPartition(imagePath: string, partitionNumber: numbe
     imagePath,
     options,
   );
+  // diskwright made OUT raw: it is never reinterpreted as qcow2 later (docs/qcow2.md).
+  recordFormat(outPath, 'raw');
   return { ...summary, partition: partitionNumber, offset, mode: options.onlyUsed ? 'only-used' : 'full', readBytes };
 }
 

@@ -71,3 +71,25 @@ describe('a raw disk that carries a qcow2 header never makes diskwright open its
     expect(trusted.trace).toContain(sentinel);
   });
 });
+
+describe('diskwright records the format of the raw disks it makes', () => {
+  it('extract output carries user.diskwright.format=raw, so a qcow2 header its guest writes later is not believed', async () => {
+    const { recordedFormatOf } = await import('../../src/disk/format-record.js');
+    const { openSync, closeSync } = await import('node:fs');
+    const disk = join(dir, 'src.img');
+    writeFileSync(disk, Buffer.alloc(4 * 1024 * 1024));
+    await execa('sfdisk', ['--quiet', disk], { input: 'label: dos\nstart=2048, type=83\n', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
+    const out = join(dir, 'p1.img');
+    expect((await runInProcess(['extract', disk, '-p', '1', '-o', out])).code).toBe(0);
+    const fd = openSync(out, 'r');
+    try {
+      expect(recordedFormatOf(fd)).toBe('raw');
+    } finally {
+      closeSync(fd);
+    }
+    plantQcow2Header(out, sentinel);
+    const run = await traced(['convert', out, join(dir, 'p1-copy.raw')]);
+    expect(run.code).toBe(0);
+    expect(run.trace).not.toContain(sentinel);
+  });
+});
