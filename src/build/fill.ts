@@ -16,10 +16,34 @@ import { tempPathBeside } from '../io/atomic.js';
 import type { HookFactory } from '../e2fs/pool.js';
 import { indexTar, type TarIndex } from './tar-index.js';
 
-/** Owners to give every file (`--owner root` = 0:0, like genext2fs -U); undefined keeps them. */
+/**
+ * Owner mapping for copied files: `uid`/`gid` replace every owner (`--owner root` = 0:0, like
+ * genext2fs -U); `uidMap`/`gidMap` (`--owner-map FILE`) translate listed ids and keep the rest.
+ */
 export interface OwnerOption {
-  readonly uid: number;
-  readonly gid: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly uidMap?: readonly (readonly [number, number])[];
+  readonly gidMap?: readonly (readonly [number, number])[];
+}
+
+/**
+ * Parses an owner map file: lines `uid FROM TO` or `gid FROM TO` (e.g. `uid 1000 0` makes the
+ * building user's files root's), `#` comments and blank lines allowed.
+ */
+export function parseOwnerMap(text: string, file = 'owner map'): OwnerOption {
+  const uidMap: [number, number][] = [];
+  const gidMap: [number, number][] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (line === '') return;
+    const m = /^(uid|gid)\s+([0-9]{1,10})\s+([0-9]{1,10})$/.exec(line);
+    if (!m || Number(m[2]) > 0xffff_fffe || Number(m[3]) > 0xffff_fffe) {
+      throw new InvalidArgumentError(`${file} line ${i + 1}: expected \`uid FROM TO\` or \`gid FROM TO\` with numeric ids, got \`${line}\``);
+    }
+    (m[1] === 'uid' ? uidMap : gidMap).push([Number(m[2]), Number(m[3])]);
+  });
+  return { uidMap, gidMap };
 }
 
 /** Files and bytes copied so far by a fill (totals known for archives). */
@@ -120,7 +144,7 @@ export async function prepareFill(from: string, options: { readonly near: string
   const shared = new SharedArrayBuffer(16);
   const view = new BigInt64Array(shared);
   const root = `/diskwright-tree-${randomBytes(6).toString('hex')}`;
-  const owner = options.owner ? { owner: { uid: options.owner.uid, gid: options.owner.gid } } : {};
+  const owner = options.owner ? { owner: { ...options.owner } } : {};
   if (info.isDirectory()) {
     return {
       root,

@@ -22,9 +22,15 @@ function counters(shared) {
   };
 }
 
-/** Owner override: `{ uid, gid }` replaces every owner; undefined keeps them. */
+/** Owner mapping (fill.ts OwnerOption): fixed uid/gid, else the maps, else unchanged. */
 function applyOwner(stat, owner) {
-  return owner ? { ...stat, uid: owner.uid, gid: owner.gid } : stat;
+  if (!owner) return stat;
+  const map = (id, fixed, pairs) => {
+    if (fixed !== undefined) return fixed;
+    const hit = pairs?.find(([from]) => from === id);
+    return hit ? hit[1] : id;
+  };
+  return { ...stat, uid: map(stat.uid, owner.uid, owner.uidMap), gid: map(stat.gid, owner.gid, owner.gidMap) };
 }
 
 export class TarTree {

@@ -161,6 +161,24 @@ describe.skipIf(!isRoot)('mkfs --from a GNU tar archive, as an unprivileged user
     await execa('e2fsck', ['-fn', image], { env });
   });
 
+  it('translates listed owners with --owner-map and keeps the others', async () => {
+    const tree = join(dir, 'map-tree');
+    await mkdir(join(tree, 'srv'), { recursive: true });
+    await writeFile(join(tree, 'srv', 'mine'), 'a\n');
+    await writeFile(join(tree, 'srv', 'other'), 'b\n');
+    await execa('chown', ['-R', `${USER}:`, tree], { env });
+    await chown(join(tree, 'srv', 'other'), 1234, 4321);
+    const uid = (await execa('id', ['-u', USER])).stdout.trim();
+    const gid = (await execa('id', ['-g', USER])).stdout.trim();
+    const map = join(dir, 'owners.map');
+    await writeFile(map, `# the build user's files become root's\nuid ${uid} 0\ngid ${gid} 0\n`);
+    const image = join(dir, 'map.img');
+    const result = await asUser(['mkfs', image, '--size', '16M', '--from', tree, '--owner-map', map]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await inodeSummary(image, '/srv/mine')).toBe('regular 0644 0:0 links=1');
+    expect(await inodeSummary(image, '/srv/other')).toBe('regular 0644 1234:4321 links=1');
+  });
+
   it('rejects a tar entry that escapes the root with one line', async () => {
     const evil = join(dir, 'evil.tar');
     await execa('tar', ['-C', dir, '--absolute-names', '-cf', evil, 'src/etc/hostname', '--transform', 's,^src/etc,../../x,'], { env });

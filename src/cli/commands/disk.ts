@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { buildDisk, DiskwrightError, formatBytes, parseFilesystemSpec, parseOwner } from '../../index.js';
+import { buildDisk, DiskwrightError, formatBytes, parseFilesystemSpec, parseOwner, parseOwnerMap } from '../../index.js';
 import { diskSize, flag, printJson, stringOption, type Command } from '../command.js';
 import { fillReporter } from '../fill-progress.js';
 
@@ -23,6 +23,7 @@ Options:
       --layout SCRIPT  sfdisk script file (- for stdin)
       --fs SPEC        N=TYPE[,label=L][,uuid=U][:SRC], repeatable: 1=ext3,label=root:rootfs.tar, 5=swap
       --owner O        owner of every copied file: root (0:0, like genext2fs -U) or UID:GID
+      --owner-map FILE translate owners instead: lines \`uid FROM TO\` / \`gid FROM TO\`
   -f, --force          replace OUT if it exists
       --json           print {"output","size","label","filesystems":[{"partition","type","offset","size"}]}
 
@@ -36,6 +37,7 @@ Example (the article's seed disk from an mmdebstrap tarball):
     layout: { type: 'string' },
     fs: { type: 'string', multiple: true },
     owner: { type: 'string' },
+    'owner-map': { type: 'string' },
     force: { type: 'boolean', short: 'f' },
   },
   async run(args, ctx) {
@@ -51,6 +53,9 @@ Example (the article's seed disk from an mmdebstrap tarball):
     });
     const specs = ((args.values.fs as string[] | undefined) ?? []).map(parseFilesystemSpec);
     const ownerText = stringOption(args, 'owner');
+    const ownerMapPath = stringOption(args, 'owner-map');
+    if (ownerText !== undefined && ownerMapPath !== undefined) throw new DiskwrightError('E_USAGE', 'disk build: give --owner or --owner-map, not both', { hint: 'a map file can send every id to 0 too' });
+    const owner = ownerText !== undefined ? parseOwner(ownerText) : ownerMapPath !== undefined ? parseOwnerMap(await readFile(ownerMapPath, 'utf8'), ownerMapPath) : undefined;
     let progress: ReturnType<typeof fillReporter> | undefined;
     const started = performance.now();
     try {
@@ -60,7 +65,7 @@ Example (the article's seed disk from an mmdebstrap tarball):
         filesystems: specs,
         force: flag(args, 'force'),
         signal: ctx.signal,
-        ...(ownerText !== undefined ? { owner: parseOwner(ownerText) } : {}),
+        ...(owner !== undefined ? { owner } : {}),
         onStep: (step) => {
           progress?.done();
           progress = fillReporter(ctx, `[${step.index}/${step.count}] ${step.title}`);

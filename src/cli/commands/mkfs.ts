@@ -1,7 +1,8 @@
 import { DiskwrightError, makeFilesystem, makeFilesystemInPartition, parseSize, type FilesystemType, type PartitionFsType } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
 import { fillReporter } from '../fill-progress.js';
-import { parseOwner, withFill } from '../../build/index.js';
+import { readFile } from 'node:fs/promises';
+import { parseOwner, parseOwnerMap, withFill } from '../../build/index.js';
 
 const mkfs: Command = {
   name: 'mkfs',
@@ -29,6 +30,7 @@ Options:
                   device nodes and fifos — no root needed. Archives: tar, .gz, .xz, .zst
                   (GNU tar --xattrs --acls, mmdebstrap, container layers)
       --owner O   give every copied file owner O: root (0:0, like genext2fs -U) or UID:GID
+      --owner-map FILE  translate owners instead: lines \`uid FROM TO\` / \`gid FROM TO\`
   -L, --label L   volume label (at most 16 bytes)
   -U, --uuid U    filesystem UUID (default: random)
   -f, --force     replace IMAGE if it exists
@@ -46,6 +48,7 @@ Examples:
     partition: { type: 'string', short: 'p' },
     from: { type: 'string' },
     owner: { type: 'string' },
+    'owner-map': { type: 'string' },
     label: { type: 'string', short: 'L' },
     uuid: { type: 'string', short: 'U' },
     force: { type: 'boolean', short: 'f' },
@@ -59,7 +62,9 @@ Examples:
     const label = stringOption(args, 'label');
     const uuid = stringOption(args, 'uuid');
     const ownerText = stringOption(args, 'owner');
-    const owner = ownerText === undefined ? undefined : parseOwner(ownerText);
+    const ownerMapPath = stringOption(args, 'owner-map');
+    if (ownerText !== undefined && ownerMapPath !== undefined) throw new DiskwrightError('E_USAGE', 'mkfs: give --owner or --owner-map, not both', { hint: 'a map file can send every id to 0 too' });
+    const owner = ownerText !== undefined ? parseOwner(ownerText) : ownerMapPath !== undefined ? parseOwnerMap(await readFile(ownerMapPath, 'utf8'), ownerMapPath) : undefined;
     const progress = fillReporter(ctx);
     if (partitionText !== undefined) {
       if (!/^[1-9][0-9]{0,2}$/.test(partitionText)) throw new DiskwrightError('E_USAGE', `mkfs: --partition expects a partition number like 1 or 5, got \`${partitionText}\``, { hint: '`diskwright partitions IMAGE` lists them' });

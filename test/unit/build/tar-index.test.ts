@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodePosixAcl, indexTar, makedev, parsePaxRecords, paxTimeNs } from '../../../src/build/tar-index.js';
-import { detectCompression, parseOwner } from '../../../src/build/fill.js';
+import { detectCompression, parseOwner, parseOwnerMap } from '../../../src/build/fill.js';
 import { parseFilesystemSpec } from '../../../src/build/disk-build.js';
 import { encodeSwapSignature } from '../../../src/build/swap.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -108,6 +108,8 @@ describe('tar helpers', () => {
     expect(parseOwner('root')).toEqual({ uid: 0, gid: 0 });
     expect(parseOwner('1000:100')).toEqual({ uid: 1000, gid: 100 });
     expect(() => parseOwner('alice')).toThrow(/root or UID:GID/);
+    expect(parseOwnerMap('# c\nuid 1000 0\n\ngid 1000 0 # the build user\n')).toEqual({ uidMap: [[1000, 0]], gidMap: [[1000, 0]] });
+    expect(() => parseOwnerMap('uid alice 0\n', 'm.txt')).toThrow(/m\.txt line 1/);
     expect(parseFilesystemSpec('1=ext3,label=root:rootfs.tar')).toEqual({ partition: 1, type: 'ext3', label: 'root', from: 'rootfs.tar' });
     expect(parseFilesystemSpec('5=swap')).toEqual({ partition: 5, type: 'swap' });
     expect(() => parseFilesystemSpec('5=swap:x.tar')).toThrow(/no contents/);
