@@ -156,3 +156,53 @@ describe('Ctrl-C during a bulk fs put', () => {
     expect(interrupted).toBeGreaterThan(0);
   });
 });
+
+describe('kill -9 during template make and instance create', () => {
+  it('template make: the template is absent or complete and clean, and the source disk is never written', { timeout: 150_000 }, async () => {
+    const { writeDebianLikeTree, makeDiskFromTree } = await import('../helpers/debian-like.js');
+    const root = join(dir, 'deb-root');
+    await writeDebianLikeTree(root, { modernNetworking: true });
+    const disk = join(dir, 'debbase.img');
+    await makeDiskFromTree(root, disk, { type: 'ext4' });
+    const source = await fileState(disk);
+    const out = (i: number): string => join(dir, `tmpl-${i}`);
+    const full = await timedRun(['template', 'make', disk, '--partition', '1', '-o', out(0)], env);
+    expect(full.code, full.stderr).toBe(0);
+    const outcomes: string[] = [];
+    for (const [i, delay] of killDelays(TRIALS, full.ms, 7).entries()) {
+      const template = out(i + 1);
+      const run = await runAndKill(['template', 'make', disk, '--partition', '1', '-o', template], delay, env);
+      expect(await fileState(disk)).toBe(source);
+      const state = await fileState(template);
+      if (state !== 'absent') expect((await hostFsck(template)).exitCode, `killed=${run.killed} after ${delay} ms`).toBe(0);
+      outcomes.push(`${run.killed ? 'killed' : 'finished'}:${state === 'absent' ? 'absent' : 'made'}`);
+    }
+    expect(outcomes.some((o) => o.startsWith('killed'))).toBe(true);
+  });
+
+  it('instance create: the disk is absent or complete and clean, and the template is never modified', { timeout: 150_000 }, async () => {
+    const { makeTemplate } = await import('../oracle/instance-helpers.js');
+    const { template } = await makeTemplate(join(dir, 'inst-tmpl'), { size: '32M' });
+    const templateState = await fileState(template);
+    const instEnv = { ...env, XDG_CONFIG_HOME: join(dir, 'xdg'), DISKWRIGHT_VIRSH: join(dir, 'no-virsh'), DISKWRIGHT_VIRT_INSTALL: join(dir, 'no-virt-install') };
+    const args = (images: string): string[] => ['instance', 'create', '192.168.1.197', 'web1', '--template', template, '--images-dir', images, '--disk', '64M', '--disk-only'];
+    const imagesDir = async (i: number): Promise<string> => {
+      const path = join(dir, `images-${i}`);
+      await mkdir(path, { recursive: true });
+      return path;
+    };
+    const full = await timedRun(args(await imagesDir(0)), instEnv);
+    expect(full.code, full.stderr).toBe(0);
+    const outcomes: string[] = [];
+    for (const [i, delay] of killDelays(TRIALS, full.ms, 11).entries()) {
+      const images = await imagesDir(i + 1);
+      const run = await runAndKill(args(images), delay, instEnv);
+      expect(await fileState(template)).toBe(templateState);
+      const disk = join(images, 'web1-disk0');
+      const state = await fileState(disk);
+      if (state !== 'absent') expect((await hostFsck(disk)).exitCode, `killed=${run.killed} after ${delay} ms`).toBe(0);
+      outcomes.push(`${run.killed ? 'killed' : 'finished'}:${state === 'absent' ? 'absent' : 'made'}`);
+    }
+    expect(outcomes.some((o) => o.startsWith('killed'))).toBe(true);
+  });
+});
