@@ -97,6 +97,10 @@ extern int dw_gethostname(char *name, size_t len);\
 #endif' "$tree/e2fsck/message.c"
     sed -i 's/time_str = asctime((do_gmt > 0) ? gmtime(&t) : localtime(&t));/time_str = asctime((do_gmt > 0) ? gmtime(\&(time_t){ t }) : localtime(\&(time_t){ t }));/' "$tree/e2fsck/message.c"
   fi
+  # pass1 repairs "old-encoded" pre-1970 times whenever sizeof(time_t) <= 4; decide on the clock.
+  sed -i 's/if (((sizeof(time_t) <= 4) ||/if (((sizeof(ctx->now) <= 4) ||/; s/(((sizeof(time_t) > 4) \&\&/(((sizeof(ctx->now) > 4) \&\&/' "$tree/e2fsck/pass1.c"
+  grep -q 'if (((sizeof(ctx->now) <= 4) ||' "$tree/e2fsck/pass1.c"
+  grep -q '(((sizeof(ctx->now) > 4) &&' "$tree/e2fsck/pass1.c"
   sed -i 's/print_time(f, (time_t) ctx->num);/print_time(f, (long long) ctx->num);/' "$tree/e2fsck/message.c"
   grep -q 'print_time(f, (long long) ctx->num);' "$tree/e2fsck/message.c"
   grep -q 'static void print_time(FILE \*f, long long t)' "$tree/e2fsck/message.c"

@@ -87,16 +87,20 @@ describe('e2fsck with a clock past 2038 (E2FSCK_TIME)', () => {
       for (const field of ['atime', 'ctime', 'mtime', 'crtime']) commands.push(`set_inode_field ${name} ${field} @${time}`, `set_inode_field ${name} ${field}_extra ${extra}`);
     }
     await execa('debugfs', ['-w', '-f', '-', image], { env: SBIN_ENV, input: `${commands.join('\n')}\n` });
-    const [ours, theirs] = [join(dir, 'ours.img'), join(dir, 'theirs.img')];
-    await copyFile(image, ours);
-    await copyFile(image, theirs);
-    for (const now of ['1500000000', '9270393539']) {
+    // Before 2242 e2fsck repairs the old pre-1970 encoding (epoch bits 3); after it, they are a
+    // real date past 2378 and stay. Each clock gets a fresh copy of the unrepaired image.
+    for (const now of ['1386393539', '9270393539']) {
+      const [ours, theirs] = [join(dir, `ours-${now}.img`), join(dir, `theirs-${now}.img`)];
+      await copyFile(image, ours);
+      await copyFile(image, theirs);
       const env = { E2FSCK_TIME: now, TZ: 'GMT0' };
       const ourRun = await runE2fsTool('e2fsck', ['-fy', ours], { env });
       const hostRun = await execa('e2fsck', ['-fy', theirs], { env: { ...SBIN_ENV, ...env }, reject: false, stripFinalNewline: false });
       expect(ourRun.exitCode, now).toBe(hostRun.exitCode);
       expect(ourRun.stdout.replaceAll(ours, 'IMG'), now).toBe(hostRun.stdout.replaceAll(theirs, 'IMG'));
       expect(Buffer.compare(await readFile(ours), await readFile(theirs)), now).toBe(0);
+      const stat = await execa('debugfs', ['-R', 'stat y1909', ours], { env: SBIN_ENV });
+      expect(stat.stdout, now).toMatch(now === '9270393539' ? /mtime: 0x8e475440:00000003/ : /mtime: 0x8e475440:00000000/);
     }
   });
 
