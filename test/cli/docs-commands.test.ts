@@ -90,6 +90,7 @@ const PARSE_ONLY: readonly [RegExp, string][] = [
   [/^instance (list|destroy)/, 'needs libvirt; test/cli/instance.test.ts runs them against a fake virsh'],
   [/^demo/, 'the demo has its own end-to-end test (test/e2e/demo.test.ts)'],
   [/^resize instance\.img --partition 1 20G/, 'grows a filesystem to 20 GiB; test/cli/resize.test.ts covers it at small sizes'],
+  [/^disk build debbase\.img --size 8G/, 'builds an 8 GiB disk from a tarball; test/oracle/mkfs-from-tar.test.ts and test/e2e/debian-tarball.test.ts run disk build'],
 ];
 
 let lines: DocLine[] = [];
@@ -115,6 +116,11 @@ beforeAll(async () => {
   for (const fs of ['root.img', 'rootfs.ext4']) expect((await runInProcess(['mkfs', join(base, fs), '--size', '48M', '--from', tree])).code).toBe(0);
   await cp(tree, join(base, 'rootfs'), { recursive: true, verbatimSymlinks: true });
   await writeFile(join(base, 'motd'), 'Welcome\n');
+  // docs/build.md's inputs: an sfdisk script that fits the fixture disk and the tree as tarballs.
+  await writeFile(join(base, 'layout.sfdisk'), 'label: dos\nsize=16M, type=83, bootable\ntype=5\ntype=82\n');
+  await execa('tar', ['-C', tree, '-cf', join(base, 'rootfs.tar'), '.']);
+  await execa('xz', ['-k', '-T1', join(base, 'rootfs.tar')]);
+  await execa('zstd', ['-q', '-k', join(base, 'rootfs.tar')]);
   await mkdir(join(base, 'overlay/bin'), { recursive: true });
   await writeFile(join(base, 'overlay/bin/app'), '#!/bin/sh\n', { mode: 0o755 });
   await mkdir(join(base, 'images'));
@@ -158,7 +164,7 @@ describe('the command lines of README.md and docs/*.md', () => {
       const outputs = new Set<string>();
       const value = (name: string): string | undefined => (typeof parsed.values[name] === 'string' ? (parsed.values[name] as string) : undefined);
       for (const name of ['output', 'kernel-dir']) if (value(name)) outputs.add(value(name)!.replace(/\/$/, ''));
-      if (['create', 'mkfs'].includes(entry.name)) outputs.add(parsed.positionals[0]!);
+      if (entry.name === 'create' || (entry.name === 'mkfs' && value('partition') === undefined)) outputs.add(parsed.positionals[0]!);
       if (entry.name === 'fs get') outputs.add(parsed.positionals[2]!.replace(/^\.\//, ''));
       const dir = join(scratch, `line-${ran}`);
       await mkdir(dir);
