@@ -83,8 +83,8 @@ function findEntry(commands: readonly CommandEntry[], argv: readonly string[]): 
 /** Lines that are only parsed, never run here, and why. */
 const PARSE_ONLY: readonly [RegExp, string][] = [
   [/^instance create 192\.168\.1\.197 jgoulah/, 'the article defaults: /var/lib/libvirt/images and a running libvirt'],
-  [/^instance create 10\.0\.0\.5 web1 (--dry-run|--disk-only|--nsupdate|--connect)/, 'the default template lives in /var/lib/libvirt/images (or needs ssh to a host)'],
-  [/^instance create 10\.0\.0\.5 web1 --ssh-key/, 'customizes an instance of the default template in /var/lib/libvirt/images; the flags run in test/e2e/debian-*.test.ts and test/unit/instance/customize.test.ts'],
+  [/^instance create (10\.0\.0\.5|192\.168\.1\.198) web1 (--dry-run|--disk-only|--nsupdate|--connect)/, 'the default template lives in /var/lib/libvirt/images (or needs ssh to a host)'],
+  [/^instance create (10\.0\.0\.5|192\.168\.1\.198) web1 --ssh-key/, 'customizes an instance of the default template in /var/lib/libvirt/images; the flags run in test/e2e/debian-*.test.ts and test/unit/instance/customize.test.ts'],
   [/^instance create 10\.0\.0\.5 web1 --template/, 'defines and starts the VM: needs libvirt (the --disk-only form runs in test/cli/instance.test.ts)'],
   [/^instance create --from/, 'needs a fleet file and libvirt; test/cli/instance.test.ts runs fleets'],
   [/^instance (list|destroy)/, 'needs libvirt; test/cli/instance.test.ts runs them against a fake virsh'],
