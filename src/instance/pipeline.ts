@@ -33,7 +33,9 @@ export class InstanceStepError extends DiskwrightError {
   constructor(step: StepName, host: string, error: unknown) {
     const inner = error instanceof DiskwrightError ? error : undefined;
     const message = error instanceof Error ? error.message : String(error);
-    super(inner?.code ?? (step === 'define' || step === 'start' || step === 'upload' ? 'E_VIRT' : 'E_IO'), `instance ${host}: step ${step} failed: ${message}`, {
+    // An AbortSignal's own reason (a DOMException named AbortError) is an abort, not an I/O error.
+    const aborted = !inner && error instanceof Error && error.name === 'AbortError';
+    super(inner?.code ?? (aborted ? 'E_ABORTED' : step === 'define' || step === 'start' || step === 'upload' ? 'E_VIRT' : 'E_IO'), `instance ${host}: step ${step} failed: ${message}`, {
       cause: error,
       hint: inner?.hint,
       path: inner?.path,
