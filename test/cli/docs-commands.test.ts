@@ -116,6 +116,7 @@ beforeAll(async () => {
   for (const fs of ['root.img', 'rootfs.ext4']) expect((await runInProcess(['mkfs', join(base, fs), '--size', '48M', '--from', tree])).code).toBe(0);
   await cp(tree, join(base, 'rootfs'), { recursive: true, verbatimSymlinks: true });
   await writeFile(join(base, 'motd'), 'Welcome\n');
+  await writeFile(join(base, 'edits.txt'), '# fs batch: one commit\nmkdir /srv/www --parents\nput motd /etc/motd --mode 0644\nln /etc/motd /srv/www/motd\n');
   // docs/build.md's inputs: an sfdisk script that fits the fixture disk and the tree as tarballs.
   await writeFile(join(base, 'layout.sfdisk'), 'label: dos\nsize=16M, type=83, bootable\ntype=5\ntype=82\n');
   await execa('tar', ['-C', tree, '-cf', join(base, 'rootfs.tar'), '.']);
@@ -210,6 +211,7 @@ const JSON_CASES: Record<string, { argv: string[]; image?: string; output?: stri
   'fs chmod': { argv: ['fs', 'chmod', 'root.img', '0600', '/etc/hostname'], image: 'root.img' },
   'fs chown': { argv: ['fs', 'chown', 'root.img', '1000:1000', '/home/user'], image: 'root.img' },
   'fs stat': { argv: ['fs', 'stat', 'root.img', '/etc/hostname'] },
+  'fs batch': { argv: ['fs', 'batch', 'root.img', 'edits.txt'], image: 'root.img' },
   kernel: { argv: ['kernel', 'debbase.img', '-p', '1', '-o', 'k'], image: 'debbase.img', output: 'k' },
   'template make': { argv: ['template', 'make', 'debbase.img', '-p', '1', '-o', 't2'], output: 't2' },
   'template ops': { argv: ['template', 'ops'] },

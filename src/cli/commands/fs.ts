@@ -6,6 +6,9 @@ import { withFilesystem, type FileStat, type FilesystemSession, type OpenFilesys
 import { flag, printJson, stringOption, type Command, type CommandContext, type ParsedArgs } from '../command.js';
 import { useImage } from '../image.js';
 import { createProgress } from '../progress.js';
+import { parseCommandLine } from '../args.js';
+import type { Progress } from '../../io/progress.js';
+import { readFile } from 'node:fs/promises';
 
 const LOCATION_OPTIONS = {
   partition: { type: 'string' },
@@ -97,6 +100,96 @@ async function session<T>(image: string, args: ParsedArgs, ctx: CommandContext, 
   return useImage(args, ctx, image, write ? 'write' : 'read', () => withFilesystem(image, openOptions(args, ctx, write), fn));
 }
 
+
+function parseOwnerSpec(spec: string): { uid: number; gid: number | undefined } {
+  const [uidText, gidText] = spec.split(':');
+  const uid = parseId(uidText, 'UID')!;
+  const gid = gidText === undefined ? undefined : parseId(gidText, 'GID')!;
+  return { uid, gid };
+}
+
+type PutSummary = { files: number; directories: number; symlinks: number; bytes: number; skipped: readonly string[] };
+
+/** Checks a put's host source and options now; the returned function does the copy in a session. */
+async function preparePut(source: string, dest: string, args: ParsedArgs): Promise<(fs: FilesystemSession, onProgress?: (p: Progress) => void) => Promise<PutSummary>> {
+  const info = await hostStat(source).catch((error: unknown) => {
+    throw new DiskwrightError('E_NOT_FOUND', `host path ${source} not found`, { path: source, cause: error });
+  });
+  const mode = parseMode(stringOption(args, 'mode'));
+  const own = owners(args);
+  return async (fs, onProgress) => {
+    const progress = onProgress ? { onProgress } : {};
+    if (info.isDirectory()) return fs.copyIn(source, dest, { ...own, ...progress });
+    await fs.putFile(source, dest, { ...own, ...(mode === undefined ? {} : { mode }), parents: flag(args, 'parents'), ...progress });
+    return { files: 1, directories: 0, symlinks: 0, bytes: info.size, skipped: [] };
+  };
+}
+
+/**
+ * The write operations, shared by their own commands and by `fs batch`: `prepare` validates the
+ * operands and options (before any image is opened) and returns the change to make in a session.
+ */
+interface BatchOp {
+  readonly command: string;
+  readonly operands: string;
+  readonly min: number;
+  readonly max: number;
+  prepare(operands: readonly string[], args: ParsedArgs): Promise<(fs: FilesystemSession) => Promise<unknown>>;
+}
+
+const BATCH_OPS: Readonly<Record<'put' | 'rm' | 'mkdir' | 'ln' | 'chmod' | 'chown', BatchOp>> = {
+  put: {
+    command: 'fs put', operands: 'SOURCE DEST', min: 2, max: 2,
+    async prepare([source, dest], args) {
+      const apply = await preparePut(source!, dest!, args);
+      return (fs) => apply(fs);
+    },
+  },
+  rm: {
+    command: 'fs rm', operands: 'PATH...', min: 1, max: 10_000,
+    async prepare(paths, args) {
+      return async (fs) => {
+        for (const path of paths) await fs.rm(path, { recursive: flag(args, 'recursive'), force: flag(args, 'force') });
+      };
+    },
+  },
+  mkdir: {
+    command: 'fs mkdir', operands: 'PATH...', min: 1, max: 10_000,
+    async prepare(paths, args) {
+      const mode = parseMode(stringOption(args, 'mode'));
+      const own = owners(args);
+      return async (fs) => {
+        for (const path of paths) await fs.mkdir(path, { parents: flag(args, 'parents'), ...own, ...(mode === undefined ? {} : { mode }) });
+      };
+    },
+  },
+  ln: {
+    command: 'fs ln', operands: 'TARGET LINKPATH', min: 2, max: 2,
+    async prepare([target, link], args) {
+      const own = owners(args);
+      return (fs) => fs.symlink(target!, link!, own);
+    },
+  },
+  chmod: {
+    command: 'fs chmod', operands: 'MODE PATH...', min: 2, max: 10_000,
+    async prepare([modeText, ...paths], _args) {
+      const mode = parseMode(modeText, 'MODE')!;
+      return async (fs) => {
+        for (const path of paths) await fs.chmod(path, mode);
+      };
+    },
+  },
+  chown: {
+    command: 'fs chown', operands: 'UID[:GID] PATH...', min: 2, max: 10_000,
+    async prepare([spec, ...paths], _args) {
+      const { uid, gid } = parseOwnerSpec(spec!);
+      return async (fs) => {
+        for (const path of paths) await fs.chown(path, uid, gid ?? (await fs.stat(path)).gid);
+      };
+    },
+  },
+};
+
 const ls: Command = {
   name: 'fs ls',
   summary: 'list a directory inside an ext2/3/4 image (modes, owners, sizes, symlink targets)',
@@ -171,17 +264,9 @@ Examples:
   options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, mode: { type: 'string' }, parents: { type: 'boolean' } },
   async run(args, ctx) {
     const [image, source, dest] = positionals(args, 'put', 3, 3, 'IMAGE SOURCE DEST');
-    const info = await hostStat(source!).catch((error: unknown) => {
-      throw new DiskwrightError('E_NOT_FOUND', `host path ${source} not found`, { path: source!, cause: error });
-    });
-    const mode = parseMode(stringOption(args, 'mode'));
-    const own = owners(args);
+    const apply = await preparePut(source!, dest!, args);
     const progress = createProgress(ctx, `put ${dest}`);
-    const summary = await session(image!, args, ctx, true, async (fs) => {
-      if (info.isDirectory()) return fs.copyIn(source!, dest!, { ...own, onProgress: (p) => progress.update(p) });
-      await fs.putFile(source!, dest!, { ...own, ...(mode === undefined ? {} : { mode }), parents: flag(args, 'parents'), onProgress: (p) => progress.update(p) });
-      return { files: 1, directories: 0, symlinks: 0, bytes: info.size, skipped: [] as string[] };
-    }).finally(() => progress.done());
+    const summary = await session(image!, args, ctx, true, (fs) => apply(fs, (p) => progress.update(p))).finally(() => progress.done());
     if (ctx.json) printJson(ctx, { image, dest, ...summary });
     else {
       ctx.stdout.write(`copied ${summary.files} file(s), ${summary.directories} director(ies), ${summary.symlinks} symlink(s), ${summary.bytes} bytes into ${dest}\n`);
@@ -230,9 +315,7 @@ Example:
   options: { ...WRITE_OPTIONS, recursive: { type: 'boolean', short: 'r' }, force: { type: 'boolean', short: 'f' } },
   async run(args, ctx) {
     const [image, ...paths] = positionals(args, 'rm', 2, 10_000, 'IMAGE PATH...');
-    await session(image!, args, ctx, true, async (fs) => {
-      for (const path of paths) await fs.rm(path, { recursive: flag(args, 'recursive'), force: flag(args, 'force') });
-    });
+    await session(image!, args, ctx, true, await BATCH_OPS.rm.prepare(paths, args));
     if (ctx.json) printJson(ctx, { image, removed: paths });
     return 0;
   },
@@ -256,11 +339,7 @@ Example:
   options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, parents: { type: 'boolean' }, mode: { type: 'string' } },
   async run(args, ctx) {
     const [image, ...paths] = positionals(args, 'mkdir', 2, 10_000, 'IMAGE PATH...');
-    const mode = parseMode(stringOption(args, 'mode'));
-    const own = owners(args);
-    await session(image!, args, ctx, true, async (fs) => {
-      for (const path of paths) await fs.mkdir(path, { parents: flag(args, 'parents'), ...own, ...(mode === undefined ? {} : { mode }) });
-    });
+    await session(image!, args, ctx, true, await BATCH_OPS.mkdir.prepare(paths, args));
     if (ctx.json) printJson(ctx, { image, created: paths });
     return 0;
   },
@@ -282,7 +361,7 @@ Example:
   options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, symbolic: { type: 'boolean', short: 's' } },
   async run(args, ctx) {
     const [image, target, link] = positionals(args, 'ln', 3, 3, 'IMAGE TARGET LINKPATH');
-    await session(image!, args, ctx, true, (fs) => fs.symlink(target!, link!, owners(args)));
+    await session(image!, args, ctx, true, await BATCH_OPS.ln.prepare([target!, link!], args));
     if (ctx.json) printJson(ctx, { image, link, target });
     return 0;
   },
@@ -304,9 +383,7 @@ Example:
   async run(args, ctx) {
     const [image, modeText, ...paths] = positionals(args, 'chmod', 3, 10_000, 'IMAGE MODE PATH...');
     const mode = parseMode(modeText, 'MODE')!;
-    await session(image!, args, ctx, true, async (fs) => {
-      for (const path of paths) await fs.chmod(path, mode);
-    });
+    await session(image!, args, ctx, true, await BATCH_OPS.chmod.prepare([modeText!, ...paths], args));
     if (ctx.json) printJson(ctx, { image, mode: `0${mode.toString(8).padStart(3, '0')}`, paths });
     return 0;
   },
@@ -327,12 +404,8 @@ Example:
   options: { ...WRITE_OPTIONS },
   async run(args, ctx) {
     const [image, spec, ...paths] = positionals(args, 'chown', 3, 10_000, 'IMAGE UID[:GID] PATH...');
-    const [uidText, gidText] = spec!.split(':');
-    const uid = parseId(uidText, 'UID')!;
-    const gid = gidText === undefined ? undefined : parseId(gidText, 'GID')!;
-    await session(image!, args, ctx, true, async (fs) => {
-      for (const path of paths) await fs.chown(path, uid, gid ?? (await fs.stat(path)).gid);
-    });
+    const { uid, gid } = parseOwnerSpec(spec!);
+    await session(image!, args, ctx, true, await BATCH_OPS.chown.prepare([spec!, ...paths], args));
     if (ctx.json) printJson(ctx, { image, uid, gid: gid ?? null, paths });
     return 0;
   },
@@ -372,5 +445,140 @@ Example:
   },
 };
 
+
+/** Most lines a batch script may hold (named limit: a script is untrusted input). */
+const MAX_BATCH_LINES = 100_000;
+
+/**
+ * Splits one batch line into words the way a shell would for plain arguments: blanks separate,
+ * '…' keeps everything literally, "…" and \ escape blanks and quotes. No variables, globs or
+ * operators — nothing is ever run.
+ */
+export function splitBatchLine(line: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote === "'") {
+      if (c === "'") quote = undefined;
+      else word += c;
+      continue;
+    }
+    if (c === '\\') {
+      if (i + 1 >= line.length) throw new InvalidArgumentError('a line ends with a lone backslash');
+      word = (word ?? '') + line[++i];
+      continue;
+    }
+    if (quote === '"') {
+      if (c === '"') quote = undefined;
+      else word += c;
+      continue;
+    }
+    if (c === "'" || c === '"') {
+      quote = c;
+      word ??= '';
+    } else if (c === ' ' || c === '\t') {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else {
+      word = (word ?? '') + c;
+    }
+  }
+  if (quote !== undefined) throw new InvalidArgumentError(`unterminated ${quote} quote`);
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+const batch: Command = {
+  name: 'fs batch',
+  summary: 'make many changes inside an ext2/3/4 image in one session and one commit',
+  help: `Usage: diskwright fs batch IMAGE SCRIPT|- [--partition N | --offset BYTES] [--json]
+
+Runs the operations of SCRIPT (a file, or - for stdin) in one process, one session and one atomic
+commit: either every line takes effect or none does. One operation per line, written as the fs
+command without "fs" and without IMAGE, with that command's options:
+  put SOURCE DEST [--mode OCTAL] [--uid N] [--gid N] [--parents]
+  mkdir PATH... [--parents] [--mode OCTAL] [--uid N] [--gid N]
+  rm PATH... [-r] [--force]
+  ln TARGET LINKPATH [--uid N] [--gid N]
+  chmod MODE PATH...
+  chown UID[:GID] PATH...
+Blank lines and lines starting with # are ignored; words are split like shell words ('…', "…", \\),
+with no variables or globs. Every line is checked before the image is opened; errors name the line.
+${LOCATION_HELP}
+${REPLAY_HELP}
+${JSON_HELP}
+
+Example:
+  diskwright fs batch disk.img edits.txt --partition 1`,
+  options: { ...WRITE_OPTIONS },
+  async run(args, ctx) {
+    const [image, script] = positionals(args, 'batch', 2, 2, 'IMAGE SCRIPT|-');
+    const text = await (script === '-' ? readStdin() : readFile(script!, 'utf8')).catch((error: unknown) => {
+      if (error instanceof DiskwrightError) throw error;
+      throw new DiskwrightError('E_NOT_FOUND', `cannot read batch script ${script}: ${(error as Error).message}`, { path: script!, cause: error });
+    });
+    const lines = text.split('\n');
+    if (lines.length > MAX_BATCH_LINES) throw new DiskwrightError('E_LIMIT', `batch script ${script} has ${lines.length} lines, more than ${MAX_BATCH_LINES}`, { hint: 'split it into several scripts' });
+    const steps: { line: number; op: string; apply: (fs: FilesystemSession) => Promise<unknown> }[] = [];
+    for (const [index, raw] of lines.entries()) {
+      const where = `${script === '-' ? 'stdin' : script}:${index + 1}`;
+      try {
+        const trimmed = raw.trim();
+        if (trimmed === '' || trimmed.startsWith('#')) continue;
+        const [word, ...rest] = splitBatchLine(trimmed);
+        const op = BATCH_OPS[word as keyof typeof BATCH_OPS];
+        if (!Object.hasOwn(BATCH_OPS, word!) || op === undefined) {
+          throw new DiskwrightError('E_USAGE', `unknown operation \`${word}\``, { hint: `use one of: ${Object.keys(BATCH_OPS).join(', ')}` });
+        }
+        const opArgs = parseCommandLine(op.command, rest, putOrWriteOptions(word!));
+        const operands = opArgs.positionals;
+        if (operands.length < op.min || operands.length > op.max) throw new DiskwrightError('E_USAGE', `${word}: expected ${op.operands}`, { hint: `run \`diskwright ${op.command} --help\`` });
+        steps.push({ line: index + 1, op: word!, apply: await op.prepare(operands, opArgs) });
+      } catch (error) {
+        if (!(error instanceof DiskwrightError)) throw error;
+        throw new DiskwrightError(error.code, `fs batch: ${where}: ${error.message}`, { ...(error.hint ? { hint: error.hint } : {}), cause: error });
+      }
+    }
+    const progress = createProgress(ctx, `batch ${image}`);
+    await session(image!, args, ctx, true, async (fs) => {
+      for (const [done, step] of steps.entries()) {
+        progress.update({ bytes: done, total: steps.length });
+        try {
+          await step.apply(fs);
+        } catch (error) {
+          if (!(error instanceof DiskwrightError)) throw error;
+          throw new DiskwrightError(error.code, `fs batch: ${script === '-' ? 'stdin' : script}:${step.line}: ${step.op}: ${error.message} (nothing was written)`, {
+            ...(error.hint ? { hint: error.hint } : {}),
+            cause: error,
+          });
+        }
+      }
+      progress.update({ bytes: steps.length, total: steps.length });
+    }).finally(() => progress.done());
+    if (ctx.json) printJson(ctx, { image, operations: steps.length, lines: steps.map((s) => ({ line: s.line, op: s.op })) });
+    else ctx.stdout.write(`applied ${steps.length} operation(s) to ${image} in one commit\n`);
+    return 0;
+  },
+};
+
+/** The options a batch line of this operation takes: its command's own, minus where the image is. */
+function putOrWriteOptions(word: string): Record<string, { type: 'string' | 'boolean'; short?: string }> {
+  switch (word) {
+    case 'put': return { ...OWNER_OPTIONS, mode: { type: 'string' }, parents: { type: 'boolean' } };
+    case 'mkdir': return { ...OWNER_OPTIONS, parents: { type: 'boolean' }, mode: { type: 'string' } };
+    case 'rm': return { recursive: { type: 'boolean', short: 'r' }, force: { type: 'boolean', short: 'f' } };
+    case 'ln': return { ...OWNER_OPTIONS, symbolic: { type: 'boolean', short: 's' } };
+    default: return {};
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** CLI commands of the in-image file-operations area. */
-export const commands: readonly Command[] = [ls, cat, put, get, rm, mkdir, ln, chmod, chown, stat];
+export const commands: readonly Command[] = [ls, cat, put, get, rm, mkdir, ln, chmod, chown, stat, batch];
