@@ -5,7 +5,7 @@ import { recordFormat } from '../disk/format-record.js';
 import { dirname } from 'node:path';
 import { withAtomicPath } from '../io/atomic.js';
 import type { ProgressCallback } from '../io/progress.js';
-import { DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
+import { AbortedError, DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import {
   buildVirshDestroyArgs,
   destroyCommand,
@@ -33,9 +33,7 @@ export class InstanceStepError extends DiskwrightError {
   constructor(step: StepName, host: string, error: unknown) {
     const inner = error instanceof DiskwrightError ? error : undefined;
     const message = error instanceof Error ? error.message : String(error);
-    // An AbortSignal's own reason (a DOMException named AbortError) is an abort, not an I/O error.
-    const aborted = !inner && error instanceof Error && error.name === 'AbortError';
-    super(inner?.code ?? (aborted ? 'E_ABORTED' : step === 'define' || step === 'start' || step === 'upload' ? 'E_VIRT' : 'E_IO'), `instance ${host}: step ${step} failed: ${message}`, {
+    super(inner?.code ?? (step === 'define' || step === 'start' || step === 'upload' ? 'E_VIRT' : 'E_IO'), `instance ${host}: step ${step} failed: ${message}`, {
       cause: error,
       hint: inner?.hint,
       path: inner?.path,
@@ -43,6 +41,16 @@ export class InstanceStepError extends DiskwrightError {
     this.step = step;
     this.host = host;
   }
+}
+
+/**
+ * The error a failed step reports. Once the run is aborted, whatever fails because of it (a read
+ * on a closed descriptor, a temp file removed under the copy) is reported as the abort it is.
+ */
+function stepFailure(step: StepName, host: string, error: unknown, signal: AbortSignal | undefined): InstanceStepError {
+  if (error instanceof InstanceStepError) return error;
+  const aborted = signal?.aborted === true && !isDiskwrightError(error, 'E_ABORTED');
+  return new InstanceStepError(step, host, aborted ? new AbortedError('operation aborted', { cause: error }) : error);
 }
 
 /** Per-step progress/trace events for displays. */
@@ -110,8 +118,7 @@ export async function createInstance(options: CreateInstanceOptions): Promise<In
       options.onStep?.({ host, step, phase: 'done', seconds });
       return result;
     } catch (error) {
-      if (error instanceof InstanceStepError) throw error;
-      throw new InstanceStepError(step, host, error);
+      throw stepFailure(step, host, error, signal);
     }
   };
 
@@ -286,8 +293,7 @@ async function buildDisk(
       renameStarted = performance.now();
     });
   } catch (error) {
-    if (error instanceof InstanceStepError) throw error;
-    throw new InstanceStepError(renamed ? 'rename' : 'copy', spec.host, error);
+    throw stepFailure(renamed ? 'rename' : 'copy', spec.host, error, signal);
   }
   // fsync + rename happened inside withAtomicPath; record them as the rename step.
   timings.push({ step: 'rename', seconds: (performance.now() - renameStarted) / 1000 });

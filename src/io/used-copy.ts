@@ -71,21 +71,14 @@ export async function copyUsedBlocks(src: string, dst: string, options: UsedCopy
   const engine: CopyOptions = { ...USED_COPY_DEFAULTS, ...options };
   const started = performance.now();
   const readExtents = await usedExtentsOrNothing(src);
-  // An abort while the bitmaps were read must win over anything that fails after it (the caller
-  // may already be removing its temp directory, so creating dst would fail with a plain E_IO).
+  // Aborted while the bitmaps were read: do not create the copy at all.
   throwIfAborted(options.signal);
   const source = openSource(src, engine);
   try {
     const job: CopyJob = readExtents
       ? { source, offset: 0, length: source.size, readExtents, outputSize: Math.max(options.size, source.size) }
       : { source, offset: 0, length: Math.min(options.size, source.size), outputSize: options.size };
-    let handle: FileHandle;
-    try {
-      handle = await createExclusive(dst);
-    } catch (error) {
-      throwIfAborted(options.signal);
-      throw error;
-    }
+    const handle = await createExclusive(dst);
     let dataBytes: number;
     try {
       ({ dataBytes } = await copyToHandle(job, handle, engine));

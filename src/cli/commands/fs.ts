@@ -3,7 +3,7 @@ import { stat as hostStat } from 'node:fs/promises';
 import { DiskwrightError, InvalidArgumentError } from '../../errors.js';
 import { parseSize } from '../../bytes/index.js';
 import { withFilesystem, type FileStat, type FilesystemSession, type OpenFilesystemOptions } from '../../ext/index.js';
-import { flag, printJson, stringOption, type Command, type CommandContext, type ParsedArgs } from '../command.js';
+import { flag, printJson, stringOption, type Command, type CommandContext, type OptionSpecs, type ParsedArgs } from '../command.js';
 import { useImage } from '../image.js';
 import { createProgress } from '../progress.js';
 import { parseCommandLine } from '../args.js';
@@ -131,6 +131,8 @@ async function preparePut(source: string, dest: string, args: ParsedArgs): Promi
  */
 interface BatchOp {
   readonly command: string;
+  /** The operation's own options (its command adds where the image is: WRITE_OPTIONS). */
+  readonly options: OptionSpecs;
   readonly operands: string;
   readonly min: number;
   readonly max: number;
@@ -140,6 +142,7 @@ interface BatchOp {
 const BATCH_OPS: Readonly<Record<'put' | 'rm' | 'mkdir' | 'ln' | 'chmod' | 'chown', BatchOp>> = {
   put: {
     command: 'fs put', operands: 'SOURCE DEST', min: 2, max: 2,
+    options: { ...OWNER_OPTIONS, mode: { type: 'string' }, parents: { type: 'boolean' } },
     async prepare([source, dest], args) {
       const apply = await preparePut(source!, dest!, args);
       return (fs) => apply(fs);
@@ -147,6 +150,7 @@ const BATCH_OPS: Readonly<Record<'put' | 'rm' | 'mkdir' | 'ln' | 'chmod' | 'chow
   },
   rm: {
     command: 'fs rm', operands: 'PATH...', min: 1, max: 10_000,
+    options: { recursive: { type: 'boolean', short: 'r' }, force: { type: 'boolean', short: 'f' } },
     async prepare(paths, args) {
       return async (fs) => {
         for (const path of paths) await fs.rm(path, { recursive: flag(args, 'recursive'), force: flag(args, 'force') });
@@ -155,6 +159,7 @@ const BATCH_OPS: Readonly<Record<'put' | 'rm' | 'mkdir' | 'ln' | 'chmod' | 'chow
   },
   mkdir: {
     command: 'fs mkdir', operands: 'PATH...', min: 1, max: 10_000,
+    options: { ...OWNER_OPTIONS, parents: { type: 'boolean' }, mode: { type: 'string' } },
     async prepare(paths, args) {
       const mode = parseMode(stringOption(args, 'mode'));
       const own = owners(args);
@@ -165,6 +170,7 @@ const BATCH_OPS: Readonly<Record<'put' | 'rm' | 'mkdir' | 'ln' | 'chmod' | 'chow
   },
   ln: {
     command: 'fs ln', operands: 'TARGET LINKPATH', min: 2, max: 2,
+    options: { ...OWNER_OPTIONS, symbolic: { type: 'boolean', short: 's' } },
     async prepare([target, link], args) {
       const own = owners(args);
       return (fs) => fs.symlink(target!, link!, own);
@@ -172,6 +178,7 @@ const BATCH_OPS: Readonly<Record<'put' | 'rm' | 'mkdir' | 'ln' | 'chmod' | 'chow
   },
   chmod: {
     command: 'fs chmod', operands: 'MODE PATH...', min: 2, max: 10_000,
+    options: {},
     async prepare([modeText, ...paths], _args) {
       const mode = parseMode(modeText, 'MODE')!;
       return async (fs) => {
@@ -181,6 +188,7 @@ const BATCH_OPS: Readonly<Record<'put' | 'rm' | 'mkdir' | 'ln' | 'chmod' | 'chow
   },
   chown: {
     command: 'fs chown', operands: 'UID[:GID] PATH...', min: 2, max: 10_000,
+    options: {},
     async prepare([spec, ...paths], _args) {
       const { uid, gid } = parseOwnerSpec(spec!);
       return async (fs) => {
@@ -261,7 +269,7 @@ ${REPLAY_HELP}
 Examples:
   diskwright fs put disk.img ./motd /etc/motd --partition 1 --mode 0644
   diskwright fs put root.img ./overlay/ /opt/app --uid 1000 --gid 1000`,
-  options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, mode: { type: 'string' }, parents: { type: 'boolean' } },
+  options: { ...WRITE_OPTIONS, ...BATCH_OPS.put.options },
   async run(args, ctx) {
     const [image, source, dest] = positionals(args, 'put', 3, 3, 'IMAGE SOURCE DEST');
     const apply = await preparePut(source!, dest!, args);
@@ -312,7 +320,7 @@ ${JSON_HELP}
 
 Example:
   diskwright fs rm disk.img /etc/ssh/ssh_host_rsa_key /etc/ssh/ssh_host_rsa_key.pub --partition 1`,
-  options: { ...WRITE_OPTIONS, recursive: { type: 'boolean', short: 'r' }, force: { type: 'boolean', short: 'f' } },
+  options: { ...WRITE_OPTIONS, ...BATCH_OPS.rm.options },
   async run(args, ctx) {
     const [image, ...paths] = positionals(args, 'rm', 2, 10_000, 'IMAGE PATH...');
     await session(image!, args, ctx, true, await BATCH_OPS.rm.prepare(paths, args));
@@ -336,7 +344,7 @@ ${JSON_HELP}
 
 Example:
   diskwright fs mkdir disk.img /etc/systemd/system/serial-getty@ttyS0.service.d --parents --partition 1`,
-  options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, parents: { type: 'boolean' }, mode: { type: 'string' } },
+  options: { ...WRITE_OPTIONS, ...BATCH_OPS.mkdir.options },
   async run(args, ctx) {
     const [image, ...paths] = positionals(args, 'mkdir', 2, 10_000, 'IMAGE PATH...');
     await session(image!, args, ctx, true, await BATCH_OPS.mkdir.prepare(paths, args));
@@ -358,7 +366,7 @@ ${JSON_HELP}
 
 Example:
   diskwright fs ln disk.img /lib/systemd/system/serial-getty@.service /etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service -s --partition 1`,
-  options: { ...WRITE_OPTIONS, ...OWNER_OPTIONS, symbolic: { type: 'boolean', short: 's' } },
+  options: { ...WRITE_OPTIONS, ...BATCH_OPS.ln.options },
   async run(args, ctx) {
     const [image, target, link] = positionals(args, 'ln', 3, 3, 'IMAGE TARGET LINKPATH');
     await session(image!, args, ctx, true, await BATCH_OPS.ln.prepare([target!, link!], args));
@@ -521,18 +529,19 @@ Example:
     });
     const lines = text.split('\n');
     if (lines.length > MAX_BATCH_LINES) throw new DiskwrightError('E_LIMIT', `batch script ${script} has ${lines.length} lines, more than ${MAX_BATCH_LINES}`, { hint: 'split it into several scripts' });
+    const label = script === '-' ? 'stdin' : script;
     const steps: { line: number; op: string; apply: (fs: FilesystemSession) => Promise<unknown> }[] = [];
     for (const [index, raw] of lines.entries()) {
-      const where = `${script === '-' ? 'stdin' : script}:${index + 1}`;
+      const where = `${label}:${index + 1}`;
       try {
         const trimmed = raw.trim();
         if (trimmed === '' || trimmed.startsWith('#')) continue;
         const [word, ...rest] = splitBatchLine(trimmed);
-        const op = BATCH_OPS[word as keyof typeof BATCH_OPS];
-        if (!Object.hasOwn(BATCH_OPS, word!) || op === undefined) {
+        if (!Object.hasOwn(BATCH_OPS, word!)) {
           throw new DiskwrightError('E_USAGE', `unknown operation \`${word}\``, { hint: `use one of: ${Object.keys(BATCH_OPS).join(', ')}` });
         }
-        const opArgs = parseCommandLine(op.command, rest, putOrWriteOptions(word!));
+        const op = BATCH_OPS[word as keyof typeof BATCH_OPS];
+        const opArgs = parseCommandLine(op.command, rest, op.options);
         const operands = opArgs.positionals;
         if (operands.length < op.min || operands.length > op.max) throw new DiskwrightError('E_USAGE', `${word}: expected ${op.operands}`, { hint: `run \`diskwright ${op.command} --help\`` });
         steps.push({ line: index + 1, op: word!, apply: await op.prepare(operands, opArgs) });
@@ -549,7 +558,7 @@ Example:
           await step.apply(fs);
         } catch (error) {
           if (!(error instanceof DiskwrightError)) throw error;
-          throw new DiskwrightError(error.code, `fs batch: ${script === '-' ? 'stdin' : script}:${step.line}: ${step.op}: ${error.message} (nothing was written)`, {
+          throw new DiskwrightError(error.code, `fs batch: ${label}:${step.line}: ${step.op}: ${error.message} (nothing was written)`, {
             ...(error.hint ? { hint: error.hint } : {}),
             cause: error,
           });
@@ -562,17 +571,6 @@ Example:
     return 0;
   },
 };
-
-/** The options a batch line of this operation takes: its command's own, minus where the image is. */
-function putOrWriteOptions(word: string): Record<string, { type: 'string' | 'boolean'; short?: string }> {
-  switch (word) {
-    case 'put': return { ...OWNER_OPTIONS, mode: { type: 'string' }, parents: { type: 'boolean' } };
-    case 'mkdir': return { ...OWNER_OPTIONS, parents: { type: 'boolean' }, mode: { type: 'string' } };
-    case 'rm': return { recursive: { type: 'boolean', short: 'r' }, force: { type: 'boolean', short: 'f' } };
-    case 'ln': return { ...OWNER_OPTIONS, symbolic: { type: 'boolean', short: 's' } };
-    default: return {};
-  }
-}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
