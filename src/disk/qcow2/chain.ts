@@ -3,14 +3,14 @@ import { DiskwrightError } from '../../errors.js';
 import type { Disk } from '../types.js';
 import { Qcow2Disk, type BackingRequest } from './image.js';
 import { MAX_BACKING_DEPTH } from './limits.js';
-import { RawBackingFile } from './raw-file.js';
+import { RawFileDisk } from '../raw.js';
 
-/** Opens a raw backing file; the block layer passes its own RawFileDisk here. */
+/** Opens a raw backing file (default: the block layer's RawFileDisk, read-only). */
 export type RawOpener = (path: string) => Disk;
 
 export interface ChainOptions {
   readonly readOnly?: boolean;
-  /** Raw backing files (default: a read-only raw reader). */
+  /** Raw backing files (default: RawFileDisk, read-only). */
   readonly openRaw?: RawOpener;
 }
 
@@ -30,7 +30,7 @@ function real(path: string, from: string): string {
  */
 export function openQcow2Chain(path: string, options: ChainOptions = {}): Qcow2Disk {
   const seen = new Set<string>([real(path, path)]);
-  const openRaw = options.openRaw ?? ((p: string) => new RawBackingFile(p));
+  const openRaw = options.openRaw ?? ((p: string) => RawFileDisk.open(p, { readOnly: true }));
   const opener = (depth: number) => (request: BackingRequest): Disk => {
     if (depth > MAX_BACKING_DEPTH) {
       throw new DiskwrightError('E_LIMIT', `backing chain of ${path} is deeper than ${MAX_BACKING_DEPTH}`, { path, hint: 'flatten it with qemu-img convert' });
