@@ -112,6 +112,14 @@ export function subnetOf(address: number, prefix: number): Subnet {
   return { network, broadcast, prefix, mask };
 }
 
+/**
+ * The default gateway of a subnet: its first host address (network + 1), the usual router
+ * address (`192.168.1.1` for the article's `192.168.1.197/24`, `10.0.0.1` for `10.0.0.5/24`).
+ */
+export function firstHost(subnet: Subnet): number {
+  return (subnet.network + 1) >>> 0;
+}
+
 /** Why an address cannot be a unicast host address at all, or undefined when it can. */
 export function nonHostReason(value: number): string | undefined {
   const first = value >>> 24;

@@ -59,11 +59,12 @@ export const REQUEST_KEYS = [...CONFIG_KEYS, 'ip', 'host', 'mac'] as const satis
 
 /**
  * The reference article's defaults (its netmask typo `255.255.225.0` corrected). The template
- * default is the article's `debian-tmpl` in the images directory.
+ * default is the article's `debian-tmpl` in the images directory. There is no fixed gateway: it
+ * defaults to the first host of the instance's subnet (the article's 192.168.1.1 for its
+ * 192.168.1.197/24), see `firstHost`.
  */
 export const ARTICLE_DEFAULTS = {
   domain: 'linux.bogus',
-  gateway: '192.168.1.1',
   netmask: '255.255.255.0',
   nameserver: '192.168.1.101',
   disk: '10G',

@@ -2,7 +2,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parseSize } from '../bytes/size.js';
 import { DiskwrightError, InvalidArgumentError } from '../errors.js';
 import { assertCpuset, assertSafeBridge, assertSafeName, assertSafePath, assertSafeUri, parseKernelArgs, type NetworkSpec } from '../virt/index.js';
-import { formatIPv4, nonHostReason, parseIPv4, showValue, subnetOf, validateNetmask, type IPv4 } from './ipv4.js';
+import { firstHost, formatIPv4, nonHostReason, parseIPv4, showValue, subnetOf, validateNetmask, type IPv4 } from './ipv4.js';
 import { validateMac } from './mac.js';
 import { fqdnOf, validateDomain, validateHostname } from './names.js';
 import { TIMEZONE, USER_NAME, type CustomizationRequest } from './customize.js';
@@ -123,19 +123,27 @@ export function validateInstanceRequest(request: InstanceRequest, options: { cwd
     });
   }
 
-  const gateway = attempt(() => hostAddress(request.gateway ?? ARTICLE_DEFAULTS.gateway, 'gateway'));
+  // No --gateway: the first host of the instance's subnet (192.168.1.1 for the article's /24).
+  const gateway =
+    request.gateway !== undefined
+      ? attempt(() => hostAddress(request.gateway!, 'gateway'))
+      : subnet
+        ? { text: formatIPv4(firstHost(subnet)), value: firstHost(subnet) }
+        : undefined;
   if (gateway && ip && subnet && mask) {
     attempt(() => {
+      const given = request.gateway === undefined ? `the default gateway ${gateway.text} (the first host of ${cidr}; no --gateway given)` : `gateway ${gateway.text}`;
       if (subnetOf(gateway.value, mask.prefix).network !== subnet.network) {
-        const given = request.gateway === undefined ? `the default gateway ${gateway.text} (no --gateway given)` : `gateway ${gateway.text}`;
         throw new InvalidArgumentError(`${given} is outside the instance's subnet ${cidr}`, {
           hint: 'pass --gateway inside the subnet or fix --netmask',
         });
       }
       if (gateway.value === subnet.network || gateway.value === subnet.broadcast) {
-        throw new InvalidArgumentError(`gateway ${gateway.text} is the ${gateway.value === subnet.network ? 'network' : 'broadcast'} address of ${cidr}`);
+        throw new InvalidArgumentError(`${given} is the ${gateway.value === subnet.network ? 'network' : 'broadcast'} address of ${cidr}`);
       }
-      if (gateway.value === ip.value) throw new InvalidArgumentError(`gateway ${gateway.text} is the instance's own address`);
+      if (gateway.value === ip.value) {
+        throw new InvalidArgumentError(`${given} is the instance's own address`, { hint: 'pass --gateway with the router\'s address' });
+      }
     });
   }
 

@@ -251,13 +251,13 @@ describe('instance create validation', () => {
   it('reports every problem at once, nsupdate included, with exit 2 and nothing written', async () => {
     const dir = await tempDir('diskwright-instance-problems-');
     const r = await runInProcess(
-      ['instance', 'create', '10.0.0.5', 'web1', '--images-dir', dir, '--ram', 'lots', '--nsupdate', join(dir, 'missing', 'x.nsupdate'), '--nsupdate-server', '300.1.1.1'],
+      ['instance', 'create', '10.0.0.5', 'web1', '--gateway', '192.168.1.1', '--images-dir', dir, '--ram', 'lots', '--nsupdate', join(dir, 'missing', 'x.nsupdate'), '--nsupdate-server', '300.1.1.1'],
       { env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'xdg') } },
     );
     expect(r.code).toBe(2);
     const lines = r.stderr.split('\n');
     expect(lines[0]).toBe('diskwright: 4 problems with instance web1:');
-    expect(r.stderr).toMatch(/- the default gateway 192\.168\.1\.1 \(no --gateway given\) is outside/);
+    expect(r.stderr).toMatch(/- gateway 192\.168\.1\.1 is outside the instance's subnet 10\.0\.0\.0\/24/);
     expect(r.stderr).toMatch(/- .*ram/);
     expect(r.stderr).toMatch(/- .*nsupdate server/);
     expect(r.stderr).toMatch(/- --nsupdate: cannot write .*x\.nsupdate: directory .* does not exist/);

@@ -210,7 +210,8 @@ Defaults are the article's; a config file can change them. Precedence: flags >
 Options:
       --template PATH     template file (default IMAGES_DIR/debian-tmpl); its manifest is PATH.diskwright.json
       --domain D          DNS domain; the FQDN is HOST.D (default linux.bogus)
-      --gateway IP        default 192.168.1.1 (must be inside the subnet)
+      --gateway IP        default: the first host of the subnet of IP and --netmask
+                          (192.168.1.1 for 192.168.1.197/24); must be inside it
       --netmask MASK      contiguous netmask (default 255.255.255.0)
       --nameserver IP     default 192.168.1.101
       --disk SIZE         disk size, e.g. 10G (default 10G; not smaller than the template)

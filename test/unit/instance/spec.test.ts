@@ -42,6 +42,18 @@ describe('validateInstanceRequest', () => {
     rejects({ gateway: '192.168.1.197' }, /own address/);
   });
 
+  it('defaults the gateway to the first host of the subnet of --ip/--netmask', () => {
+    expect(validateInstanceRequest(base).gateway).toBe('192.168.1.1');
+    expect(validateInstanceRequest({ ...base, ip: '10.0.0.5' }).gateway).toBe('10.0.0.1');
+    expect(validateInstanceRequest({ ...base, ip: '172.16.9.20', netmask: '255.255.240.0' }).gateway).toBe('172.16.0.1');
+    expect(validateInstanceRequest({ ...base, ip: '10.1.2.6', netmask: '255.255.255.252' }).gateway).toBe('10.1.2.5');
+    expect(buildKernelArgs(validateInstanceRequest({ ...base, ip: '10.0.0.5' }))).toContain('_gateway=10.0.0.1');
+  });
+
+  it('rejects the derived gateway when it is the instance\'s own address, saying it was derived', () => {
+    rejects({ ip: '10.0.0.1' }, /the default gateway 10\.0\.0\.1 \(the first host of 10\.0\.0\.0\/24; no --gateway given\) is the instance's own address/);
+  });
+
   it('accepts a gateway inside a wider subnet', () => {
     expect(validateInstanceRequest({ ...base, netmask: '255.255.240.0', gateway: '192.168.0.1' }).gateway).toBe('192.168.0.1');
   });
@@ -138,10 +150,10 @@ describe('buildKernelArgs', () => {
 });
 
 describe('validateInstanceRequest reports every problem at once', () => {
-  it('lists all problems, and the default gateway outside the subnet does not hide the others', () => {
+  it('lists all problems, and a gateway outside the subnet does not hide the others', () => {
     let error: unknown;
     try {
-      validateInstanceRequest({ ip: '10.0.0.5', host: 'bad_host!', ram: 'lots', mac: 'zz', graphics: 'spice' });
+      validateInstanceRequest({ ip: '10.0.0.5', host: 'bad_host!', ram: 'lots', mac: 'zz', graphics: 'spice', gateway: '192.168.1.1' });
     } catch (e) {
       error = e;
     }
@@ -149,7 +161,7 @@ describe('validateInstanceRequest reports every problem at once', () => {
     const message = (error as Error).message;
     expect(message).toMatch(/^5 problems with instance bad_host!:\n {2}- /);
     expect(message).toMatch(/host/);
-    expect(message).toMatch(/the default gateway 192\.168\.1\.1 \(no --gateway given\) is outside the instance's subnet 10\.0\.0\.0\/24/);
+    expect(message).toMatch(/gateway 192\.168\.1\.1 is outside the instance's subnet 10\.0\.0\.0\/24/);
     expect(message).toMatch(/ram/);
     expect(message).toMatch(/graphics/);
   });
