@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { DiskwrightError } from '../errors.js';
 import { checkRange } from './bounds.js';
 import { hostError } from './host-error.js';
+import { fileAllocation } from './seek-data.js';
 import type { AllocationExtent, Disk } from './types.js';
 
 /** Punch-hole support (fallocate PUNCH_HOLE on Linux) from fs-native-extensions; see lock.ts. */
@@ -124,17 +125,26 @@ export class RawFileDisk implements Disk {
     // No punch-hole here: write zeros, but only over what does not read as zeros already (a hole
     // stays a hole, and nothing needs space that was not taken before).
     const current = Buffer.allocUnsafe(Math.min(ZERO_SPAN, length));
-    for (let at = position; at < position + length; at += ZERO_SPAN) {
-      const piece = current.subarray(0, Math.min(ZERO_SPAN, position + length - at));
-      this.read(piece, at);
-      if (!piece.equals(ZEROS.subarray(0, piece.length))) this.write(ZEROS.subarray(0, piece.length), at);
+    for (const extent of this.allocation(position, length)) {
+      if (extent.state === 'zero') continue;
+      const stop = extent.position + extent.length;
+      for (let at = extent.position; at < stop; at += ZERO_SPAN) {
+        const piece = current.subarray(0, Math.min(ZERO_SPAN, stop - at));
+        this.read(piece, at);
+        if (!piece.equals(ZEROS.subarray(0, piece.length))) this.write(ZEROS.subarray(0, piece.length), at);
+      }
     }
   }
 
-  /** Node exposes no SEEK_DATA/SEEK_HOLE, so a raw file reports everything as data. */
+  /**
+   * Data extents and holes from the host filesystem (lseek SEEK_DATA/SEEK_HOLE, see seek-data.ts),
+   * so bulk readers skip holes without reading them. Where the host cannot tell, everything is
+   * 'data'. A hole is 'zero'; so is anything past the end of a file another process truncated.
+   */
   allocation(position: number, length: number): AllocationExtent[] {
     checkRange(this.path, this.currentSize, position, length);
-    return length === 0 ? [] : [{ position, length, state: 'data' }];
+    if (length === 0) return [];
+    return fileAllocation(this.fd, position, length) ?? [{ position, length, state: 'data' }];
   }
 
   resize(size: number): void {
