@@ -7,6 +7,7 @@
 import { open } from 'node:fs/promises';
 import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import { withAtomicPath } from '../io/atomic.js';
+import { recordFormat } from '../disk/format-record.js';
 import { planPartitionTable, applyWritesToFile } from '../partition/write.js';
 import { parseSfdiskScript } from '../partition/script.js';
 import type { ResolvedLayout } from '../partition/layout.js';
@@ -122,6 +123,8 @@ export async function buildDisk(output: string, options: DiskBuildOptions): Prom
           }),
         );
       }
+      // diskwright made this disk raw: a qcow2 header its guest writes is never believed (docs/qcow2.md).
+      recordFormat(temp, 'raw');
     },
     { overwrite: options.force === true, ...(options.signal ? { signal: options.signal } : {}) },
   );

@@ -1,6 +1,7 @@
 import { open, stat } from 'node:fs/promises';
 import { DiskwrightError, InvalidArgumentError } from '../errors.js';
 import { withAtomicPath } from '../io/atomic.js';
+import { recordFormat } from '../disk/format-record.js';
 import { runE2fsTool } from './run.js';
 import type { HookFactory } from './pool.js';
 import { dumpFilesystemHeader } from './dump.js';
@@ -141,7 +142,10 @@ export async function makeFilesystem(image: string, options: MakeFilesystemOptio
       } finally {
         await handle.close();
       }
-      return run(temp);
+      const result = await run(temp);
+      // diskwright made this image raw: a qcow2 header its guest writes is never believed (docs/qcow2.md).
+      recordFormat(temp, 'raw');
+      return result;
     },
     { overwrite: options.force === true },
   );

@@ -6,6 +6,7 @@
 import { open, stat } from 'node:fs/promises';
 import { DiskwrightError } from '../errors.js';
 import { withAtomicPath } from '../io/atomic.js';
+import { recordFormat } from '../disk/format-record.js';
 import { sparseCopyFile } from '../io/copy.js';
 import { hasGptSignature } from './gpt.js';
 import { encodeDosTable, encodeGpt, type SectorWrite } from './encode.js';
@@ -84,6 +85,8 @@ export async function writePartitionTable(image: string, scriptText: string, opt
     async (temp) => {
       await sparseCopyFile(image, temp, { ...(options.signal ? { signal: options.signal } : {}) });
       await applyWritesToFile(temp, writes);
+      // The copy is a new file: keep (or give) the raw record, so a guest's qcow2 header is never believed.
+      recordFormat(temp, 'raw');
     },
     { overwrite: true, ...(options.signal ? { signal: options.signal } : {}) },
   );
