@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { DiskFormat } from './types.js';
+import { nativeExtensions } from './native.js';
 
 /**
  * diskwright's own record of the format of an image it made: the extended attribute
@@ -14,12 +14,11 @@ interface Attrs {
   getAttrSync(fd: number, name: string): Buffer | null;
   setAttrSync(fd: number, name: string, value: string): void;
 }
-const require = createRequire(import.meta.url);
 let attrs: Attrs | null | undefined;
 function native(): Attrs | undefined {
   if (attrs === undefined) {
     try {
-      attrs = require('fs-native-extensions') as Attrs;
+      attrs = nativeExtensions<Attrs>();
     } catch {
       attrs = null;
     }

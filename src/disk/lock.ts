@@ -1,9 +1,9 @@
 import { closeSync, fstatSync, openSync, realpathSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
 import { findHolders } from './holders.js';
 import { hostError } from './host-error.js';
+import { nativeExtensions } from './native.js';
 
 /**
  * Inter-process exclusion on images: writers exclusive, readers shared, as kernel open-file-
@@ -16,10 +16,9 @@ interface NativeLocks {
   tryLock(fd: number, offset?: number, length?: number, options?: { shared?: boolean }): boolean;
   unlock(fd: number, offset?: number, length?: number): void;
 }
-const require = createRequire(import.meta.url);
 let native: NativeLocks | undefined;
 function locks(): NativeLocks {
-  native ??= require('fs-native-extensions') as NativeLocks;
+  native ??= nativeExtensions<NativeLocks>();
   return native;
 }
 

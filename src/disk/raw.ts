@@ -1,21 +1,20 @@
 import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { DiskwrightError } from '../errors.js';
 import { checkRange } from './bounds.js';
 import { hostError } from './host-error.js';
 import { fileAllocation } from './seek-data.js';
 import type { AllocationExtent, Disk } from './types.js';
+import { nativeExtensions } from './native.js';
 
 /** Punch-hole support (fallocate PUNCH_HOLE on Linux) from fs-native-extensions; see lock.ts. */
 interface Trim {
   trimSync(fd: number, offset: number, length: number): void;
 }
-const require = createRequire(import.meta.url);
 let trim: Trim | undefined | null;
 function nativeTrim(): Trim | undefined {
   if (trim === undefined) {
     try {
-      trim = require('fs-native-extensions') as Trim;
+      trim = nativeExtensions<Trim>();
     } catch {
       trim = null;
     }
