@@ -20,6 +20,7 @@ export default async function setup(): Promise<() => void> {
     if (tsc.exitCode !== 0) process.stderr.write(`global-setup: tsc reported errors (dist built anyway):\n${tsc.all}\n`);
     await execa('node', ['scripts/copy-assets.mjs'], { stdio: 'inherit' });
     await execa('node', ['scripts/cli-manifest.mjs'], { stdio: 'inherit' });
+    await execa('node', ['scripts/bundle-cli.mjs'], { stdio: 'inherit' });
   }
   return () => rmSync(scratch, { recursive: true, force: true });
 }
