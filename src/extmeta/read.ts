@@ -1,5 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { DiskwrightError, TruncatedError } from '../errors.js';
+import type { Disk } from '../disk/types.js';
 import { parseSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
 import {
   assertBitmapLayoutSupported,
@@ -25,8 +26,11 @@ export interface ByteRange {
   readonly length: bigint;
 }
 
-/** A file opened for positional reads that always closes. */
-async function withImage<T>(image: string, fn: (read: (position: bigint, length: number, what: string) => Uint8Array) => T): Promise<T> {
+type Reader = (position: bigint, length: number, what: string) => Uint8Array;
+
+/** Positional reads of `image` (a path, opened and closed here, or an open Disk the caller owns). */
+async function withImage<T>(image: string | Disk, fn: (read: Reader) => T): Promise<T> {
+  if (typeof image !== 'string') return fn(boundedReader(image.path, BigInt(image.size), (buffer, at) => image.read(buffer, at)));
   let fd: number;
   try {
     fd = openSync(image, 'r');
@@ -35,25 +39,32 @@ async function withImage<T>(image: string, fn: (read: (position: bigint, length:
     throw new DiskwrightError(code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_IO', `cannot open ${image}: ${(error as Error).message}`, { path: image, cause: error });
   }
   try {
-    const size = BigInt(fstatSync(fd).size);
-    const read = (position: bigint, length: number, what: string): Uint8Array => {
-      if (position < 0n || position + BigInt(length) > size) {
-        throw new TruncatedError(`${what} at byte ${position} lies beyond the end of ${image} (${size} bytes)`, { offset: position, path: image, hint: 'the image is truncated or the offset is wrong' });
-      }
-      const buffer = Buffer.alloc(length);
+    const fill = (buffer: Buffer, at: number): number => {
       let done = 0;
-      while (done < length) {
-        const n = readSync(fd, buffer, done, length - done, Number(position) + done);
+      while (done < buffer.length) {
+        const n = readSync(fd, buffer, done, buffer.length - done, at + done);
         if (n === 0) break;
         done += n;
       }
-      if (done < length) throw new TruncatedError(`${what}: short read at byte ${position}`, { offset: position, path: image });
-      return buffer;
+      return done;
     };
-    return fn(read);
+    return fn(boundedReader(image, BigInt(fstatSync(fd).size), fill));
   } finally {
     closeSync(fd);
   }
+}
+
+/** A reader that checks every request against `size` before reading (lengths come from the image). */
+function boundedReader(path: string, size: bigint, fill: (buffer: Buffer, at: number) => number | void): Reader {
+  return (position, length, what) => {
+    if (position < 0n || position + BigInt(length) > size) {
+      throw new TruncatedError(`${what} at byte ${position} lies beyond the end of ${path} (${size} bytes)`, { offset: position, path, hint: 'the image is truncated or the offset is wrong' });
+    }
+    const buffer = Buffer.alloc(length);
+    const done = fill(buffer, Number(position));
+    if (typeof done === 'number' && done < length) throw new TruncatedError(`${what}: short read at byte ${position}`, { offset: position, path });
+    return buffer;
+  };
 }
 
 function base(location: ExtLocation): bigint {
@@ -63,7 +74,7 @@ function base(location: ExtLocation): bigint {
 }
 
 /** Reads and parses the ext2/3/4 superblock of the filesystem at `offset` in `image`. */
-export async function readSuperblock(image: string, location: ExtLocation = {}): Promise<Superblock> {
+export async function readSuperblock(image: string | Disk, location: ExtLocation = {}): Promise<Superblock> {
   const offset = base(location);
   return withImage(image, (read) => parseSuperblock(read(offset + BigInt(SUPERBLOCK_OFFSET), SUPERBLOCK_SIZE, 'ext superblock')));
 }
@@ -72,9 +83,9 @@ export async function readSuperblock(image: string, location: ExtLocation = {}):
  * Byte ranges (relative to the filesystem start) of every allocated block, from the block bitmaps:
  * flex_bg, BLOCK_UNINIT groups and meta_bg are handled; bigalloc and other layouts throw
  * `E_UNSUPPORTED_FEATURE`. Block 0 (boot record / superblock) is always included. Ranges are
- * sorted and merged.
+ * sorted and merged. `image` is a path or an open Disk (any format, a partition window).
  */
-export async function readUsedBlockRanges(image: string, location: ExtLocation = {}): Promise<ByteRange[]> {
+export async function readUsedBlockRanges(image: string | Disk, location: ExtLocation = {}): Promise<ByteRange[]> {
   const offset = base(location);
   return withImage(image, (read) => {
     const sb = parseSuperblock(read(offset + BigInt(SUPERBLOCK_OFFSET), SUPERBLOCK_SIZE, 'ext superblock'));

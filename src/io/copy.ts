@@ -2,10 +2,13 @@ import { writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { AbortedError, DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import { withAtomicOutput } from './atomic.js';
-import { clipExtents, type Extent } from './extents.js';
+import { RawFileDisk } from '../disk/raw.js';
+import type { Disk } from '../disk/types.js';
+import { recordFormat } from '../disk/format-record.js';
+import { DiskSource } from './disk-source.js';
+import { clipExtents, coalesceExtents, intersectExtents, type Extent } from './extents.js';
 import type { ProgressCallback } from './progress.js';
-import { SourceReader } from './source.js';
-import { dataRuns } from './zero.js';
+import { dataRuns, HOLE_BLOCK } from './zero.js';
 
 /** Read size of the copy loop: large enough for full-speed sequential I/O, small enough to stay cache-friendly. */
 export const DEFAULT_CHUNK_BYTES = 2 << 20;
@@ -15,12 +18,17 @@ export const DEFAULT_CHUNK_BYTES = 2 << 20;
  */
 export const DEFAULT_CONCURRENCY = 8;
 
+/** Holes in the source up to this size are read with the data around them (one read, not two). */
+const HOLE_READ_GAP = 256 << 10;
+
 /** What a copy did. */
 export interface CopySummary {
   /** Logical size of the output. */
   readonly bytes: number;
   /** Bytes actually written (the rest are holes). */
   readonly dataBytes: number;
+  /** Bytes of the source read (holes, unallocated and unwanted ranges are skipped). */
+  readonly readBytes: number;
   readonly seconds: number;
 }
 
@@ -40,12 +48,13 @@ export interface CopyOptions {
 
 /** A copy of `[offset, offset + length)` of a source into a fresh output handle. */
 export interface CopyJob {
-  readonly source: SourceReader;
+  readonly source: DiskSource;
   readonly offset: number;
   readonly length: number;
   /**
    * Parts of the range (relative to `offset`) to read; everything else is written as a hole.
-   * Default: the whole range.
+   * Default: the whole range. Either way, what the source's allocation says holds no data
+   * (holes, zero or unallocated clusters) is not read.
    */
   readonly readExtents?: readonly Extent[];
   /** Final size of the output (default `length`; larger leaves a hole at the end). */
@@ -68,8 +77,9 @@ function planReads(extents: readonly Extent[], chunkSizes: readonly number[]): E
 }
 
 /**
- * The copy loop: several large positional reads in flight (O_DIRECT where allowed), a memcmp zero
- * test per 4 KiB block, one write per run of data blocks, holes for the rest and an ftruncate to
+ * The copy loop: the source's data extents (SEEK_DATA/SEEK_HOLE on a raw file, the cluster map
+ * of a qcow2) within the wanted ranges, read as several large positional reads in flight
+ * (O_DIRECT where allowed), a memcmp zero test per 4 KiB block, one write per run of data blocks, holes for the rest and an ftruncate to
  * the exact size at the end. Each lane reads, tests and writes its own chunk, so reads overlap
  * the writes. Measured and dropped: a background fdatasync every 256 MiB (copy 2× slower: it
  * stalls the writers), O_DIRECT writes (less CPU, but slower wall time here), buffered reads of
@@ -77,7 +87,7 @@ function planReads(extents: readonly Extent[], chunkSizes: readonly number[]): E
  * 2–3× slower when the kernel is short of memory: buffered reads of holes fill the page cache)
  * and a worker thread verifying the free blocks (slower).
  */
-export async function copyToHandle(job: CopyJob, handle: FileHandle, options: CopyOptions = {}): Promise<{ dataBytes: number }> {
+export async function copyToHandle(job: CopyJob, handle: FileHandle, options: CopyOptions = {}): Promise<{ dataBytes: number; readBytes: number }> {
   const { source, offset, length } = job;
   const chunkSizes = typeof options.chunkSize === 'number' ? [options.chunkSize] : options.chunkSize ?? [DEFAULT_CHUNK_BYTES];
   if (chunkSizes.length === 0 || chunkSizes.some((c) => !Number.isSafeInteger(c) || c < 1 || c > source.maxRead)) {
@@ -87,11 +97,15 @@ export async function copyToHandle(job: CopyJob, handle: FileHandle, options: Co
   if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) {
     throw new InvalidArgumentError(`Expected \`concurrency\` to be from 1 to 64, got \`${concurrency}\``);
   }
-  const extents = job.readExtents ? clipExtents(job.readExtents, length) : [{ start: 0, length }];
+  const wanted = job.readExtents ? clipExtents(job.readExtents, length) : [{ start: 0, length }];
+  // Small holes between data are read rather than split into small reads; the zero test keeps
+  // them holes. The wanted ranges are never widened (free ext blocks stay unread).
+  const extents = intersectExtents(wanted, coalesceExtents(source.dataExtents(offset, length), HOLE_READ_GAP));
   const reads = planReads(extents, chunkSizes);
   const fd = handle.fd;
   const started = performance.now();
-  let lastReport = started;
+  // The first completed read reports at once, then at most every PROGRESS_INTERVAL_MS.
+  let lastReport = -Infinity;
   let dataBytes = 0;
   let doneBytes = 0;
   let failure: unknown;
@@ -129,7 +143,7 @@ export async function copyToHandle(job: CopyJob, handle: FileHandle, options: Co
           hint: 'the image is truncated or the partition table points past its end',
         });
       }
-      for (const run of dataRuns(bytes, read.length)) {
+      for (const run of dataRuns(bytes, read.length, HOLE_BLOCK, read.start)) {
         writeFully(fd, bytes, run.start, run.length, read.start + run.start);
         dataBytes += run.length;
       }
@@ -151,7 +165,7 @@ export async function copyToHandle(job: CopyJob, handle: FileHandle, options: Co
   await handle.truncate(job.outputSize ?? length);
   throwIfAborted(options.signal);
   report(length);
-  return { dataBytes };
+  return { dataBytes, readBytes: reads.reduce((sum, r) => sum + r.length, 0) };
 }
 
 /** Progress callbacks at most this often. */
@@ -182,21 +196,47 @@ function maxChunk(options: CopyOptions): number {
   return Math.max(1, ...sizes.filter((c) => Number.isSafeInteger(c) && c > 0));
 }
 
-/** Opens `path` as a copy source sized for the given options; the caller closes it. */
-export function openSource(path: string, options: CopyOptions = {}): SourceReader {
-  return SourceReader.open(path, maxChunk(options), { direct: options.direct });
+/** `disk` as a copy source sized for the given options; the caller closes both. */
+export function openSource(disk: Disk, options: CopyOptions = {}): DiskSource {
+  return DiskSource.open(disk, maxChunk(options), { direct: options.direct });
 }
 
-/** Runs `job` into `outPath` atomically (temp beside it, fsync, rename). */
-export async function copyJobToFile(outPath: string, makeJob: (source: SourceReader) => CopyJob | Promise<CopyJob>, sourcePath: string, options: CopyOptions): Promise<CopySummary> {
+/** Where {@link copyJobToFile} writes, and what it records on the output. */
+export interface CopyOutput {
+  readonly path: string;
+  /** Record `user.diskwright.format` on the output before its rename (docs/qcow2.md). */
+  readonly format?: 'raw';
+}
+
+/** Runs `job` over `disk` into `out` atomically (temp beside it, fsync, rename). */
+export async function copyJobToFile(out: string | CopyOutput, makeJob: (source: DiskSource) => CopyJob | Promise<CopyJob>, disk: Disk, options: CopyOptions): Promise<CopySummary> {
+  const { path: outPath, format } = typeof out === 'string' ? { path: out, format: undefined } : out;
   const started = performance.now();
-  const source = openSource(sourcePath, options);
+  const source = openSource(disk, options);
   try {
     const job = await makeJob(source);
-    const { dataBytes } = await withAtomicOutput(outPath, (handle) => copyToHandle(job, handle, options), { overwrite: options.overwrite, signal: options.signal });
-    return { bytes: job.outputSize ?? job.length, dataBytes, seconds: (performance.now() - started) / 1000 };
+    const { dataBytes, readBytes } = await withAtomicOutput(
+      outPath,
+      async (handle, temp) => {
+        const copied = await copyToHandle(job, handle, options);
+        if (format) recordFormat(temp, format);
+        return copied;
+      },
+      { overwrite: options.overwrite, signal: options.signal },
+    );
+    return { bytes: job.outputSize ?? job.length, dataBytes, readBytes, seconds: (performance.now() - started) / 1000 };
   } finally {
     source.close();
+  }
+}
+
+/** Opens `path` as a raw file (its bytes as they are, whatever they hold) for `fn`, then closes it. */
+async function withRawFile<T>(path: string, fn: (disk: Disk) => Promise<T>): Promise<T> {
+  const disk = RawFileDisk.open(path, { readOnly: true });
+  try {
+    return await fn(disk);
+  } finally {
+    disk.close();
   }
 }
 
@@ -217,10 +257,12 @@ export async function copyRange(srcPath: string, dstPath: string, options: CopyR
   for (const [name, value] of [['offset', offset], ['length', length]] as const) {
     if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`Expected \`${name}\` to be a non-negative whole number, got \`${value}\``);
   }
-  return copyJobToFile(dstPath, (source) => {
-    assertInside(source, srcPath, offset, length);
-    return { source, offset, length };
-  }, srcPath, options);
+  return withRawFile(srcPath, (disk) =>
+    copyJobToFile(dstPath, (source) => {
+      assertInside(source, srcPath, offset, length);
+      return { source, offset, length };
+    }, disk, options),
+  );
 }
 
 /** Options of {@link sparseCopyFile}. */
@@ -234,14 +276,16 @@ export async function sparseCopyFile(srcPath: string, dstPath: string, options: 
   if (options.size !== undefined && (!Number.isSafeInteger(options.size) || options.size < 0)) {
     throw new InvalidArgumentError(`Expected \`size\` to be a non-negative whole number of bytes, got \`${options.size}\``);
   }
-  return copyJobToFile(dstPath, (source) => {
-    const size = options.size ?? source.size;
-    return { source, offset: 0, length: Math.min(size, source.size), outputSize: size };
-  }, srcPath, options);
+  return withRawFile(srcPath, (disk) =>
+    copyJobToFile(dstPath, (source) => {
+      const size = options.size ?? source.size;
+      return { source, offset: 0, length: Math.min(size, source.size), outputSize: size };
+    }, disk, options),
+  );
 }
 
 /** Throws E_TRUNCATED when the range runs past the end of the source. */
-export function assertInside(source: SourceReader, path: string, offset: number, length: number): void {
+export function assertInside(source: { readonly size: number }, path: string, offset: number, length: number): void {
   if (offset + length > source.size) {
     throw new DiskwrightError('E_TRUNCATED', `${path} is ${source.size} bytes, too short for the range ${offset}..${offset + length}`, {
       path,

@@ -46,3 +46,31 @@ export function alignExtents(extents: readonly Extent[], align: number): Extent[
 export function extentBytes(extents: readonly Extent[]): number {
   return normalizeExtents(extents).reduce((sum, e) => sum + e.length, 0);
 }
+
+/** The parts covered by both `a` and `b` (normalized). */
+export function intersectExtents(a: readonly Extent[], b: readonly Extent[]): Extent[] {
+  const x = normalizeExtents(a);
+  const y = normalizeExtents(b);
+  const out: Extent[] = [];
+  for (let i = 0, j = 0; i < x.length && j < y.length; ) {
+    const start = Math.max(x[i]!.start, y[j]!.start);
+    const endX = x[i]!.start + x[i]!.length;
+    const endY = y[j]!.start + y[j]!.length;
+    const end = Math.min(endX, endY);
+    if (end > start) out.push({ start, length: end - start });
+    if (endX <= endY) i++;
+    else j++;
+  }
+  return out;
+}
+
+/** Merges extents whose gap is at most `gap` bytes (fewer, larger reads; the gaps are read too). */
+export function coalesceExtents(extents: readonly Extent[], gap: number): Extent[] {
+  const out: Extent[] = [];
+  for (const e of normalizeExtents(extents)) {
+    const last = out[out.length - 1];
+    if (last && e.start - (last.start + last.length) <= gap) out[out.length - 1] = { start: last.start, length: e.start + e.length - last.start };
+    else out.push(e);
+  }
+  return out;
+}

@@ -4,11 +4,9 @@ import { getPartition, partitionByteRange, readPartitionTable } from '../partiti
 import { assertInside, copyJobToFile, type CopyOptions, type CopySummary } from './copy.js';
 import { alignExtents, type Extent } from './extents.js';
 import { HOLE_BLOCK } from './zero.js';
-import { openImage, resolveFormat } from '../disk/open.js';
+import { openImage } from '../disk/open.js';
 import { PartitionWindow } from '../disk/window.js';
-import { recordFormat } from '../disk/format-record.js';
-import { convertDisk } from '../disk/qcow2/convert.js';
-import type { DiskFormat } from '../disk/types.js';
+import type { Disk, DiskFormat } from '../disk/types.js';
 
 /** Options of {@link extractPartition}. */
 export interface ExtractOptions extends CopyOptions {
@@ -29,14 +27,13 @@ export interface ExtractSummary extends CopySummary {
   readonly offset: number;
   /** `full`: byte-identical; `only-used`: allocated ext blocks only. */
   readonly mode: 'full' | 'only-used';
-  /** Bytes of the source read (less than `bytes` with `onlyUsed`). */
-  readonly readBytes: number;
 }
 
 /**
- * Writes partition `partitionNumber` of `imagePath` to `outPath` (atomic, sparse). By default the
- * output is byte-identical to `dd if=IMAGE of=OUT skip=START count=SIZE bs=512`; with `onlyUsed`
- * see {@link ExtractOptions.onlyUsed}.
+ * Writes partition `partitionNumber` of `imagePath` (raw or qcow2, read through the block layer)
+ * to `outPath` as a raw file (atomic, sparse, format recorded). By default the output is
+ * byte-identical to `dd if=IMAGE of=OUT skip=START count=SIZE bs=512` of the raw disk; with
+ * `onlyUsed` see {@link ExtractOptions.onlyUsed}.
  */
 export async function extractPartition(imagePath: string, partitionNumber: number, outPath: string, options: ExtractOptions = {}): Promise<ExtractSummary> {
   if (!Number.isSafeInteger(partitionNumber) || partitionNumber < 1) {
@@ -47,36 +44,28 @@ export async function extractPartition(imagePath: string, partitionNumber: numbe
   const range = partitionByteRange(table, partition);
   const offset = Number(range.offset);
   const length = Number(range.length);
-  if ((options.format ?? resolveFormat(imagePath, undefined).format) === 'qcow2') {
-    if (options.onlyUsed) throw new DiskwrightError('E_UNSUPPORTED_FEATURE', '--only-used reads raw images only', { hint: 'extract a qcow2 partition without --only-used (its unallocated clusters are skipped anyway)' });
-    const disk = openImage(imagePath, { ...(options.format ? { format: options.format } : {}), readOnly: true });
-    try {
-      const copied = await convertDisk(new PartitionWindow(disk, offset, length), outPath, { outputFormat: 'raw', ...options });
-      return { bytes: copied.bytes, dataBytes: copied.dataBytes, seconds: copied.seconds, partition: partitionNumber, offset, mode: 'full', readBytes: length };
-    } finally {
-      disk.close();
-    }
+  // Every format through the block layer: a qcow2 partition is a window of the qcow2 Disk.
+  const disk = openImage(imagePath, { ...(options.format ? { format: options.format } : {}), readOnly: true });
+  try {
+    assertInside(disk, imagePath, offset, length);
+    const readExtents = options.onlyUsed ? await usedExtents(disk, partitionNumber, offset, length) : undefined;
+    const summary = await copyJobToFile(
+      // diskwright made OUT raw: it is never reinterpreted as qcow2 later (docs/qcow2.md).
+      { path: outPath, format: 'raw' },
+      (source) => ({ source, offset, length, readExtents }),
+      disk,
+      options,
+    );
+    return { ...summary, partition: partitionNumber, offset, mode: options.onlyUsed ? 'only-used' : 'full' };
+  } finally {
+    disk.close();
   }
-  const readExtents = options.onlyUsed ? await usedExtents(imagePath, partitionNumber, offset, length) : undefined;
-  const readBytes = readExtents ? readExtents.reduce((sum, e) => sum + Math.min(e.length, length - e.start), 0) : length;
-  const summary = await copyJobToFile(
-    outPath,
-    (source) => {
-      assertInside(source, imagePath, offset, length);
-      return { source, offset, length, readExtents };
-    },
-    imagePath,
-    options,
-  );
-  // diskwright made OUT raw: it is never reinterpreted as qcow2 later (docs/qcow2.md).
-  recordFormat(outPath, 'raw');
-  return { ...summary, partition: partitionNumber, offset, mode: options.onlyUsed ? 'only-used' : 'full', readBytes };
 }
 
-async function usedExtents(imagePath: string, partitionNumber: number, offset: number, length: number): Promise<Extent[]> {
+async function usedExtents(disk: Disk, partitionNumber: number, offset: number, length: number): Promise<Extent[]> {
   let ranges;
   try {
-    ranges = await readUsedBlockRanges(imagePath, { offset });
+    ranges = await readUsedBlockRanges(new PartitionWindow(disk, offset, length));
   } catch (error) {
     if (error instanceof DiskwrightError && error.code === 'E_BAD_SIGNATURE') {
       throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `--only-used needs an ext2/3/4 filesystem, and partition ${partitionNumber} holds none`, {

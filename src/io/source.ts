@@ -40,14 +40,17 @@ export class SourceReader {
   readonly maxRead: number;
   private readonly path: string;
   private readonly bufferedFd: number;
+  /** False when the buffered descriptor belongs to a Disk (it stays open after close). */
+  private readonly ownsBufferedFd: boolean;
   private directFd: number | undefined;
   /** Direct descriptors given up on; lanes may still have reads in flight on them until close. */
   private readonly retired: number[] = [];
   private closed = false;
 
-  private constructor(path: string, bufferedFd: number, directFd: number | undefined, size: number, maxRead: number) {
+  private constructor(path: string, bufferedFd: number, directFd: number | undefined, size: number, maxRead: number, ownsBufferedFd = true) {
     this.path = path;
     this.bufferedFd = bufferedFd;
+    this.ownsBufferedFd = ownsBufferedFd;
     this.directFd = directFd;
     this.size = size;
     this.maxRead = maxRead;
@@ -80,6 +83,23 @@ export class SourceReader {
       }
     }
     return new SourceReader(path, fd, directFd, stats.size, maxRead);
+  }
+
+  /**
+   * A reader of the file under an open raw Disk: buffered reads share the Disk's descriptor (left
+   * open on close), O_DIRECT reads reopen that same file through /proc/self/fd, never by name, so
+   * a file renamed over the path meanwhile is not read.
+   */
+  static forRawDisk(disk: { readonly fd: number; readonly path: string; readonly size: number }, maxRead: number, options: { direct?: boolean } = {}): SourceReader {
+    let directFd: number | undefined;
+    if (options.direct !== false && constants.O_DIRECT !== undefined) {
+      try {
+        directFd = openSync(`/proc/self/fd/${disk.fd}`, constants.O_RDONLY | constants.O_DIRECT);
+      } catch {
+        // O_DIRECT refused (or no /proc): buffered reads.
+      }
+    }
+    return new SourceReader(disk.path, disk.fd, directFd, disk.size, maxRead, false);
   }
 
   /** A buffer for one concurrent reader. */
@@ -124,7 +144,7 @@ export class SourceReader {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    closeSync(this.bufferedFd);
+    if (this.ownsBufferedFd) closeSync(this.bufferedFd);
     this.dropDirect();
     for (const fd of this.retired.splice(0)) closeSync(fd);
   }

@@ -1,8 +1,10 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import { readUsedBlockRanges } from '../extmeta/index.js';
+import { openImage } from '../disk/open.js';
+import type { Disk } from '../disk/types.js';
 import { copyToHandle, openSource, type CopyJob, type CopyOptions, type CopySummary } from './copy.js';
-import { alignExtents, extentBytes, type Extent } from './extents.js';
+import { alignExtents, type Extent } from './extents.js';
 import { HOLE_BLOCK } from './zero.js';
 
 /** Options of {@link copyUsedBlocks}. */
@@ -15,8 +17,6 @@ export interface UsedCopyOptions extends Omit<CopyOptions, 'overwrite'> {
 export interface UsedCopySummary extends CopySummary {
   /** `only-used`: allocated ext blocks only; `full`: the whole file (the bitmaps could not be read). */
   readonly mode: 'only-used' | 'full';
-  /** Bytes of the source read. */
-  readonly readBytes: number;
 }
 
 /**
@@ -31,7 +31,7 @@ export interface UsedCopySummary extends CopySummary {
 export const USED_COPY_DEFAULTS = { direct: false, concurrency: 1, chunkSize: 8 << 20 } as const satisfies CopyOptions;
 
 /** The allocated blocks of the ext filesystem in `src` as whole 4 KiB extents, or undefined when unreadable. */
-async function usedExtentsOrNothing(src: string): Promise<Extent[] | undefined> {
+async function usedExtentsOrNothing(src: Disk): Promise<Extent[] | undefined> {
   try {
     const ranges = await readUsedBlockRanges(src);
     // Whole 4 KiB blocks: holes in the output have that granularity anyway.
@@ -55,42 +55,53 @@ async function createExclusive(dst: string): Promise<FileHandle> {
 }
 
 /**
- * Copies an ext2/3/4 image into a NEW file `dst` (created exclusively; the caller owns its removal
- * and its fsync — the instance pipeline fsyncs once before its rename) with the io copy engine,
- * reading only the blocks the filesystem has allocated (its block bitmaps): on a template that is
- * mostly free space that is ~1/5 of the bytes. Free blocks become holes (stale bytes there are not
- * copied, which also keeps old template data out of instances), and so do all-zero blocks. The
- * result is extended to `size`. When the bitmaps cannot be read (not ext, unsupported layout) it
- * falls back to a whole-file sparse copy resized to `size`.
+ * Copies an ext2/3/4 image (a path, opened through the block layer read-only, or an open Disk the
+ * caller keeps) into a NEW file `dst` (created exclusively; the caller owns its removal and its
+ * fsync — the instance pipeline fsyncs once before its rename) with the io copy engine, reading
+ * only the blocks the filesystem has allocated (its block bitmaps) that the source stores (holes
+ * of a raw file, unallocated qcow2 clusters are skipped): on a template that is mostly free space
+ * that is ~1/5 of the bytes. Free blocks become holes (stale bytes there are not copied, which
+ * also keeps old template data out of instances), and so do all-zero blocks. The result is
+ * extended to `size`. When the bitmaps cannot be read (not ext, unsupported layout) it falls back
+ * to a whole-image sparse copy resized to `size`.
  */
-export async function copyUsedBlocks(src: string, dst: string, options: UsedCopyOptions): Promise<UsedCopySummary> {
+export async function copyUsedBlocks(src: string | Disk, dst: string, options: UsedCopyOptions): Promise<UsedCopySummary> {
   if (!Number.isSafeInteger(options.size) || options.size < 0) {
     throw new InvalidArgumentError(`Expected \`size\` to be a non-negative whole number of bytes, got \`${options.size}\``);
   }
   throwIfAborted(options.signal);
+  if (typeof src !== 'string') return copyDiskUsedBlocks(src, dst, options);
+  const disk = openImage(src, { readOnly: true });
+  try {
+    return await copyDiskUsedBlocks(disk, dst, options);
+  } finally {
+    disk.close();
+  }
+}
+
+async function copyDiskUsedBlocks(disk: Disk, dst: string, options: UsedCopyOptions): Promise<UsedCopySummary> {
   const engine: CopyOptions = { ...USED_COPY_DEFAULTS, ...options };
   const started = performance.now();
-  const readExtents = await usedExtentsOrNothing(src);
+  const readExtents = await usedExtentsOrNothing(disk);
   // Aborted while the bitmaps were read: do not create the copy at all.
   throwIfAborted(options.signal);
-  const source = openSource(src, engine);
+  const source = openSource(disk, engine);
   try {
     const job: CopyJob = readExtents
       ? { source, offset: 0, length: source.size, readExtents, outputSize: Math.max(options.size, source.size) }
       : { source, offset: 0, length: Math.min(options.size, source.size), outputSize: options.size };
     const handle = await createExclusive(dst);
-    let dataBytes: number;
+    let copied: { dataBytes: number; readBytes: number };
     try {
-      ({ dataBytes } = await copyToHandle(job, handle, engine));
+      copied = await copyToHandle(job, handle, engine);
     } finally {
       await handle.close();
     }
     return {
       bytes: job.outputSize ?? job.length,
-      dataBytes,
+      ...copied,
       seconds: (performance.now() - started) / 1000,
       mode: readExtents ? 'only-used' : 'full',
-      readBytes: readExtents ? extentBytes(readExtents.map((e) => ({ start: e.start, length: Math.max(0, Math.min(e.length, job.length - e.start)) }))) : job.length,
     };
   } finally {
     source.close();

@@ -27,15 +27,18 @@ export interface DataRun {
 }
 
 /**
- * Splits `bytes[0, length)` into runs of non-zero blocks of `block` bytes (the last block may be
- * short); all-zero blocks between them are left out so the writer can leave holes.
+ * Splits `bytes[0, length)` into runs of non-zero blocks of `block` bytes; all-zero blocks between
+ * them are left out so the writer can leave holes. `phase` is the output position of `bytes[0]`:
+ * blocks follow the output's grid (multiples of `block`), so a read that starts mid-block still
+ * leaves whole output blocks as holes; the first and last blocks may be short.
  */
-export function dataRuns(bytes: Uint8Array, length = bytes.length, block = HOLE_BLOCK): DataRun[] {
+export function dataRuns(bytes: Uint8Array, length = bytes.length, block = HOLE_BLOCK, phase = 0): DataRun[] {
   const runs: DataRun[] = [];
   if (isAllZero(bytes, 0, length)) return runs;
   let runStart = -1;
-  for (let pos = 0; pos < length; pos += block) {
-    const end = Math.min(length, pos + block);
+  const first = (block - (phase % block)) % block || block;
+  for (let pos = 0; pos < length; pos = pos === 0 ? first : pos + block) {
+    const end = Math.min(length, pos === 0 ? first : pos + block);
     if (isAllZero(bytes, pos, end)) {
       if (runStart >= 0) {
         runs.push({ start: runStart, length: pos - runStart });

@@ -20,7 +20,7 @@ Options:
   -f, --force         replace OUT if it exists
       --format F      IMAGE is raw or qcow2 (default: diskwright's record, else the qcow2 magic;
                       a probed qcow2's backing file is followed only with --format qcow2)
-      --only-used     ext2/3/4 only, raw images only: read and copy just the blocks the filesystem has allocated
+      --only-used     ext2/3/4 only (raw or qcow2): read and copy just the blocks the filesystem has allocated
                       (from its block bitmaps). NOT byte-identical: stale bytes in free blocks
                       become zeros; the result is an equivalent filesystem (e2fsck-clean, same
                       files). Faster on filesystems with dirty free space.

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { alignExtents, clipExtents, extentBytes, normalizeExtents } from '../../../src/io/extents.js';
+import { fc, test } from '@fast-check/vitest';
+import { alignExtents, clipExtents, coalesceExtents, extentBytes, intersectExtents, normalizeExtents, type Extent } from '../../../src/io/extents.js';
+
+const extents = fc.array(fc.record({ start: fc.nat(200), length: fc.nat(40) }), { maxLength: 12 });
+/** Model: the set of covered positions in [0, 256). */
+const cover = (xs: readonly Extent[]): boolean[] => Array.from({ length: 256 }, (_, i) => xs.some((e) => e.start <= i && i < e.start + e.length));
 
 describe('extents', () => {
   it('sorts, merges overlapping and touching ranges and drops empty ones', () => {
@@ -22,5 +27,22 @@ describe('extents', () => {
 
   it('counts covered bytes once', () => {
     expect(extentBytes([{ start: 0, length: 10 }, { start: 5, length: 10 }])).toBe(15);
+  });
+
+  test.prop([extents, extents])('intersect covers exactly the positions both cover (model: position sets)', (a, b) => {
+    const got = intersectExtents(a, b);
+    const ca = cover(a);
+    const cb = cover(b);
+    expect(cover(got)).toEqual(ca.map((x, i) => x && cb[i]!));
+    expect(got).toEqual(normalizeExtents(got));
+  });
+
+  test.prop([extents, fc.nat(20)])('coalesce only fills gaps of at most `gap` bytes and keeps every covered position', (a, gap) => {
+    const got = coalesceExtents(a, gap);
+    const before = cover(a);
+    const after = cover(got);
+    before.forEach((x, i) => x && expect(after[i]).toBe(true));
+    for (let k = 1; k < got.length; k++) expect(got[k]!.start - (got[k - 1]!.start + got[k - 1]!.length)).toBeGreaterThan(gap);
+    expect(extentBytes(got) - extentBytes(a)).toBeLessThanOrEqual(gap * Math.max(0, normalizeExtents(a).length - 1));
   });
 });

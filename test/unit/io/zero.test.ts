@@ -64,4 +64,20 @@ describe('dataRuns', () => {
       }
     },
   );
+
+  test.prop([fc.uint8Array({ maxLength: 20000 }).map((b) => b.map((x) => (x < 230 ? 0 : x))), fc.constantFrom(512, 4096), fc.nat(10000)])(
+    'with a phase, blocks follow the output grid: each output block is wholly in a run or wholly out',
+    (bytes, block, phase) => {
+      const covered = new Uint8Array(bytes.length);
+      for (const r of dataRuns(bytes, bytes.length, block, phase)) covered.fill(1, r.start, r.start + r.length);
+      // Output block k covers buffer positions [k*block - phase, (k+1)*block - phase).
+      for (let k = Math.floor(phase / block); k * block - phase < bytes.length; k++) {
+        const start = Math.max(0, k * block - phase);
+        const end = Math.min(bytes.length, (k + 1) * block - phase);
+        if (end <= start) continue;
+        const hasData = bytes.subarray(start, end).some((b) => b !== 0);
+        for (let i = start; i < end; i++) expect(covered[i]).toBe(hasData ? 1 : 0);
+      }
+    },
+  );
 });
