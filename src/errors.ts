@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'E_SCRIPT'
   | 'E_ABORTED'
   | 'E_UNTRUSTED_BACKING'
+  | 'E_BACKING_CHANGED'
+  | 'E_TEMPLATE_IN_USE'
   | 'E_LOCKED';
 
 export interface ErrorDetails {

@@ -10,7 +10,7 @@ import { nativeExtensions } from './native.js';
  */
 export const FORMAT_XATTR = 'user.diskwright.format';
 
-interface Attrs {
+export interface Attrs {
   getAttrSync(fd: number, name: string): Buffer | null;
   setAttrSync(fd: number, name: string, value: string): void;
 }
@@ -24,6 +24,14 @@ function native(): Attrs | undefined {
     }
   }
   return attrs ?? undefined;
+}
+
+/**
+ * The host's user-xattr calls on open descriptors (fs-native-extensions), or undefined where the
+ * addon is missing; other diskwright records on image files use it too (src/disk/backing-identity.ts).
+ */
+export function fileAttributes(): Attrs | undefined {
+  return native();
 }
 
 /** Records `format` on `path`; false where the host filesystem keeps no user xattrs. */

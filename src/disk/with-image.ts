@@ -2,6 +2,7 @@ import { readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DiskwrightError } from '../errors.js';
 import { hasPendingRecord, recordPath, rollBackInterruptedCommit } from './commit.js';
+import { assertNoDependents } from './dependents.js';
 import { isOpenElsewhere } from './holders.js';
 import { hostError } from './host-error.js';
 import { lockImage, type ImageAccess, type ImageLock } from './lock.js';
@@ -65,6 +66,9 @@ function removeLeftovers(image: string): string[] {
 export async function withImage<T>(image: string, options: WithImageOptions, fn: (context: ImageContext) => Promise<T>): Promise<T> {
   // Nothing to lock or recover: the caller reports a missing image or a directory its own way.
   if (!statSync(image, { throwIfNoEntry: false })?.isFile()) return fn({ path: image, access: options.access, rolledBack: false });
+  // A template that thin instances read through must not change under them (checked before the
+  // lock: the template is read-only then, and opening it for writing would fail less clearly).
+  if (options.access === 'write') assertNoDependents(image, 'write');
   const lock: ImageLock = await lockImage(image, options);
   try {
     let rolledBack = false;

@@ -21,14 +21,15 @@ export function parseRequestObject(value: unknown, source: string, allowed: read
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidArgumentError(`${source}: expected a JSON object`);
   }
-  const out: Record<string, string | number> = {};
+  const out: Record<string, string | number | boolean> = {};
   for (const [key, raw] of Object.entries(value)) {
     if (!allowed.includes(key)) {
       throw new InvalidArgumentError(`${source}: unknown key \`${key}\``, { hint: `allowed keys: ${allowed.join(', ')}` });
     }
     const numeric = key === 'ram' || key === 'cpus' || key === 'disk';
-    if (!(typeof raw === 'string' || (numeric && typeof raw === 'number'))) {
-      throw new InvalidArgumentError(`${source}: \`${key}\` must be a ${numeric ? 'number or string' : 'string'}, got ${JSON.stringify(raw)}`);
+    const boolean = key === 'standalone';
+    if (!(typeof raw === 'string' || (numeric && typeof raw === 'number') || (boolean && typeof raw === 'boolean'))) {
+      throw new InvalidArgumentError(`${source}: \`${key}\` must be a ${numeric ? 'number or string' : boolean ? 'boolean' : 'string'}, got ${JSON.stringify(raw)}`);
     }
     const isPath = ['imagesDir', 'template', 'kernel', 'initrd', 'serialLog', 'sshKey', 'rootPasswordFile', 'firstboot'].includes(key);
     out[key] = isPath && typeof raw === 'string' && raw.length > 0 ? resolve(baseDir, raw) : raw;

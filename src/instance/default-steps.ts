@@ -4,6 +4,8 @@ import { diskFactoryModule } from '../e2fs/in-place.js';
 import { withFilesystem } from '../ext/index.js';
 import { readSuperblock } from '../extmeta/index.js';
 import { copyUsedBlocks } from '../io/index.js';
+import { convertImage } from '../disk/qcow2/convert.js';
+import { createThinOverlay } from './thin.js';
 import { findPlaceholders, MANIFEST_SUFFIX, readTemplateManifest, renderPlaceholders } from '../template/index.js';
 import { applyCustomization, readTemplateFacts, type Customization, type CustomizeReport } from './customize.js';
 import type { PipelineSteps, RenderedFile, TemplateFileEntry, TemplateManifestLike } from './steps.js';
@@ -88,6 +90,10 @@ export const defaultSteps: PipelineSteps = {
     return { blockSize: sb.blockSize, blocksCount: sb.blocksCount, needsRecovery: sb.needsRecovery };
   },
   copy: (src, dst, options) => copyUsedBlocks(src, dst, options),
+  overlay: async (template, image, { size }) => createThinOverlay(template, image, { size }),
+  // The overlay's chain is diskwright's own (recorded format and template identity): trusted.
+  flatten: (overlay, output, { signal, onProgress }) =>
+    convertImage(overlay, output, { inputFormat: 'qcow2', outputFormat: 'qcow2', ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) }),
   // Writes (preen, resize2fs) only ever reach the pipeline's private temp copy, which the pipeline
   // fsyncs and renames at the end: committed without a record or fsync of their own.
   check: (image, { mode, force, signal }) => checkFilesystem(image, { mode, force, durable: false, ...(signal ? { signal } : {}) }),

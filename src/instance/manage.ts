@@ -16,6 +16,8 @@ import {
 } from '../virt/index.js';
 import { validateHostname } from './names.js';
 import { isLocalConnection } from './plan.js';
+import { instanceDiskName } from './spec.js';
+import { releaseThinInstance } from './thin.js';
 
 export interface ManageOptions {
   readonly connect?: string;
@@ -37,7 +39,8 @@ export interface DestroyResult {
 }
 
 /**
- * Powers off (if running) and undefines HOST; removes its `HOST-disk0` disk unless `keepDisk`
+ * Powers off (if running) and undefines HOST; removes its `HOST-disk0` (or thin/standalone
+ * `HOST-disk0.qcow2`) disk unless `keepDisk` — never a thin disk's template
  * (through libvirt's `vol-delete` when the disk is in a pool, else the local file when the
  * connection is local). Disks it did not create (other names, CD-ROMs) are always kept.
  */
@@ -60,17 +63,23 @@ export async function destroyInstance(host: string, options: ManageOptions & { r
   const removed: string[] = [];
   const kept: string[] = [];
   for (const disk of disks) {
-    const ours = disk.device === 'disk' && disk.source.startsWith('/') && basename(disk.source) === `${host}-disk0`;
+    const name = basename(disk.source);
+    const ours = disk.device === 'disk' && disk.source.startsWith('/') && (name === instanceDiskName(host, 'raw') || name === instanceDiskName(host, 'thin'));
     if (!ours || options.keepDisk) {
       if (disk.source !== '-' && disk.source !== '') kept.push(disk.source);
       continue;
     }
+    // A removed thin overlay leaves its template's list of dependents; the template itself (the
+    // overlay's backing file) is never removed.
+    const release = isLocalConnection(options.connect) ? releaseThinInstance(disk.source) : () => undefined;
     const viaLibvirt = await runner('virsh', buildVirshVolDeletePathArgs(disk.source, connect)).catch(() => ({ exitCode: 1, stdout: '', stderr: '' }));
     if (viaLibvirt.exitCode === 0) {
       removed.push(disk.source);
+      release();
     } else if (isLocalConnection(options.connect) && (await stat(disk.source).then(() => true, () => false))) {
       await rm(disk.source, { force: true });
       removed.push(disk.source);
+      release();
     } else {
       kept.push(disk.source);
     }

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { withImage } from '../disk/with-image.js';
 import { recordFormat } from '../disk/format-record.js';
 import { dirname } from 'node:path';
-import { withAtomicPath } from '../io/atomic.js';
+import { tempPathBeside, withAtomicPath } from '../io/atomic.js';
+import { registerThinInstance, releaseThinInstance } from './thin.js';
 import type { ProgressCallback } from '../io/progress.js';
 import { AbortedError, DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import {
@@ -137,7 +138,7 @@ export async function createInstance(options: CreateInstanceOptions): Promise<In
       }),
     );
     if (options.dryRun) return { plan, planned: true };
-    await buildDisk(spec, plan, run, timings, steps, signal, options.onProgress);
+    await buildDisk(spec, plan, run, timings, steps, signal, options.onProgress, (step, note) => options.onStep?.({ host, step, phase: 'done', note }));
     return { plan, planned: false };
   });
   const { plan } = built;
@@ -219,7 +220,10 @@ function serializeDefine<T>(fn: () => Promise<T>): Promise<T> {
 
 type RunStep = <T>(step: StepName, fn: () => Promise<T>) => Promise<T>;
 
-/** copy → preen → resize → render → check in a temp file beside the target, then rename. */
+/**
+ * copy (raw) or overlay (qcow2) → preen → resize → render → customize → check in a temp file
+ * beside the target, (standalone: flatten into a full qcow2) then rename.
+ */
 async function buildDisk(
   spec: InstanceSpec,
   plan: InstancePlan,
@@ -228,75 +232,112 @@ async function buildDisk(
   steps: PipelineSteps,
   signal: AbortSignal | undefined,
   onProgress: ProgressCallback | undefined,
+  onNote: (step: StepName, note: string) => void,
 ): Promise<void> {
   const stepSignal = signal ? { signal } : {};
   let renamed = false;
   let renameStarted = 0;
   try {
-    await withAtomicPath(spec.diskPath, async (temp) => {
-      // e2fsck -fn of the template (read-only) runs in a worker while the main thread copies:
-      // when the template is clean the copy is too (same allocated blocks), and the preen of the
-      // copy would change nothing — it is only run when the template check is not clean.
-      const checkController = new AbortController();
-      const forward = (): void => checkController.abort(signal?.reason);
-      signal?.addEventListener('abort', forward, { once: true });
-      const templateCheck = steps
-        .check(spec.template, { mode: 'check', force: true, signal: checkController.signal })
-        .catch((error: unknown) => ({ exitCode: -1, status: 'error' as const, output: String(error) }));
-      const warming = steps.warmUp?.(spec.template, checkController.signal).catch(() => undefined);
-      let preened = false;
-      let preenDone = false;
+    await withAtomicPath(spec.diskPath, async (target) => {
+      // A standalone qcow2 is built as a thin overlay first, then flattened into the target.
+      const temp = spec.diskKind === 'standalone' ? tempPathBeside(spec.diskPath) : target;
       try {
-        await run('copy', () => steps.copy(spec.template, temp, { size: spec.diskBytes, ...stepSignal, ...(onProgress ? { onProgress } : {}) }));
-        await run('preen', async () => {
-          const template = await templateCheck;
-          throwIfAborted(signal);
-          if (template.status === 'clean' && template.exitCode === 0) return;
-          preened = true;
-          const outcome = await steps.check(temp, { mode: 'preen', force: true, ...stepSignal });
-          if (outcome.status !== 'clean' && outcome.status !== 'fixed') {
-            throw new DiskwrightError('E_FSCK', `e2fsck -fp reported ${outcome.status} (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`, {
-              hint: `check the template with \`diskwright fsck ${spec.template}\``,
-            });
-          }
-        });
-        preenDone = true;
-      } finally {
-        signal?.removeEventListener('abort', forward);
-        // A failed copy or preen: stop the template check and the warm-up instead of waiting.
-        if (!preenDone) checkController.abort();
-        await templateCheck;
-        await warming;
-      }
-      // Start writing the copied data back now, while resize/render/check run in workers: the
-      // fsync before the rename then has only their few changes left to flush.
-      const writeback = earlyWriteback(temp);
-      // resize2fs wants a fresh e2fsck -f; after a clean check of the template, force it.
-      await run('resize', () => steps.grow(temp, { ...stepSignal, force: !preened }));
-      await run('render', async () => {
-        const rendered = await steps.render(temp, plan.files, plan.values, signal);
-        assertAllRendered(plan, rendered);
-      });
-      await run('customize', () => steps.customize(temp, plan.customization, { ...(plan.newFsUuid ? { fsUuid: plan.newFsUuid } : {}), ...stepSignal }));
-      await run('check', async () => {
-        const outcome = await steps.check(temp, { mode: 'check', force: true, ...stepSignal });
-        if (outcome.status !== 'clean' || outcome.exitCode !== 0) {
-          throw new DiskwrightError('E_FSCK', `e2fsck -fn on the finished disk is not clean (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`);
+        await buildInto(spec, plan, temp, run, steps, signal, onProgress);
+        if (spec.diskKind === 'standalone') {
+          await run('flatten', () => steps.flatten(temp, target, { ...stepSignal, ...(onProgress ? { onProgress } : {}) }));
         }
-      });
-      await writeback;
+      } finally {
+        if (temp !== target) await rm(temp, { force: true });
+      }
       throwIfAborted(signal);
       // diskwright made this disk raw: its guest's sector 0 must never make it a qcow2 (docs/qcow2.md).
-      recordFormat(temp, 'raw');
+      // A qcow2 is recorded as one: its backing chain is diskwright's own and trusted.
+      recordFormat(target, spec.diskKind === 'raw' ? 'raw' : 'qcow2');
+      if (spec.diskKind === 'thin') {
+        // Listed before the rename: there is no moment when the overlay exists unlisted.
+        const problem = registerThinInstance(spec.template, spec.diskPath, target);
+        if (problem !== undefined) onNote('overlay', problem);
+      }
       // Past this point only fsync + rename remain.
       renamed = true;
       renameStarted = performance.now();
     });
   } catch (error) {
-    throw stepFailure(renamed ? 'rename' : 'copy', spec.host, error, signal);
+    throw stepFailure(renamed ? 'rename' : spec.diskKind === 'raw' ? 'copy' : 'overlay', spec.host, error, signal);
   }
   // fsync + rename happened inside withAtomicPath; record them as the rename step.
   timings.push({ step: 'rename', seconds: (performance.now() - renameStarted) / 1000 });
+}
+
+/** Builds the instance's filesystem in `temp`: a sparse copy or a qcow2 overlay, then the e2fs steps. */
+async function buildInto(
+  spec: InstanceSpec,
+  plan: InstancePlan,
+  temp: string,
+  run: RunStep,
+  steps: PipelineSteps,
+  signal: AbortSignal | undefined,
+  onProgress: ProgressCallback | undefined,
+): Promise<void> {
+  const stepSignal = signal ? { signal } : {};
+  // e2fsck -fn of the template (read-only) runs in a worker while the main thread copies:
+  // when the template is clean the copy is too (same allocated blocks), and the preen of the
+  // copy would change nothing — it is only run when the template check is not clean.
+  const checkController = new AbortController();
+  const forward = (): void => checkController.abort(signal?.reason);
+  signal?.addEventListener('abort', forward, { once: true });
+  const templateCheck = steps
+    .check(spec.template, { mode: 'check', force: true, signal: checkController.signal })
+    .catch((error: unknown) => ({ exitCode: -1, status: 'error' as const, output: String(error) }));
+  const warming = steps.warmUp?.(spec.template, checkController.signal).catch(() => undefined);
+  let preened = false;
+  let preenDone = false;
+  try {
+    if (spec.diskKind === 'raw') {
+      await run('copy', () => steps.copy(spec.template, temp, { size: spec.diskBytes, ...stepSignal, ...(onProgress ? { onProgress } : {}) }));
+    } else {
+      // The overlay is the copy: its unwritten clusters read from the template, so it is the
+      // template (grown) until the steps below write into it.
+      await run('overlay', () => steps.overlay(spec.template, temp, { size: spec.diskBytes, ...stepSignal }));
+    }
+    await run('preen', async () => {
+      const template = await templateCheck;
+      throwIfAborted(signal);
+      if (template.status === 'clean' && template.exitCode === 0) return;
+      preened = true;
+      const outcome = await steps.check(temp, { mode: 'preen', force: true, ...stepSignal });
+      if (outcome.status !== 'clean' && outcome.status !== 'fixed') {
+        throw new DiskwrightError('E_FSCK', `e2fsck -fp reported ${outcome.status} (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`, {
+          hint: `check the template with \`diskwright fsck ${spec.template}\``,
+        });
+      }
+    });
+    preenDone = true;
+  } finally {
+    signal?.removeEventListener('abort', forward);
+    // A failed copy or preen: stop the template check and the warm-up instead of waiting.
+    if (!preenDone) checkController.abort();
+    await templateCheck;
+    await warming;
+  }
+  // Start writing the copied data back now, while resize/render/check run in workers: the
+  // fsync before the rename then has only their few changes left to flush.
+  const writeback = spec.diskKind === 'raw' ? earlyWriteback(temp) : Promise.resolve();
+  // resize2fs wants a fresh e2fsck -f; after a clean check of the template, force it.
+  await run('resize', () => steps.grow(temp, { ...stepSignal, force: !preened }));
+  await run('render', async () => {
+    const rendered = await steps.render(temp, plan.files, plan.values, signal);
+    assertAllRendered(plan, rendered);
+  });
+  await run('customize', () => steps.customize(temp, plan.customization, { ...(plan.newFsUuid ? { fsUuid: plan.newFsUuid } : {}), ...stepSignal }));
+  await run('check', async () => {
+    const outcome = await steps.check(temp, { mode: 'check', force: true, ...stepSignal });
+    if (outcome.status !== 'clean' || outcome.exitCode !== 0) {
+      throw new DiskwrightError('E_FSCK', `e2fsck -fn on the finished disk is not clean (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`);
+    }
+  });
+  await writeback;
+  throwIfAborted(signal);
 }
 
 function lastLine(output: string): string {
@@ -333,7 +374,9 @@ async function rollback(runner: VirtRunner, spec: InstanceSpec, connect: { conne
     const result = await runner('virsh', buildVirshVolDeleteArgs(spec.pool, `${spec.host}-disk0`, connect)).catch((e: Error) => ({ exitCode: 1, stdout: '', stderr: e.message }));
     if (result.exitCode !== 0) problems.push(`vol-delete: ${firstErrorLine(result)}`);
   }
+  const release = releaseThinInstance(spec.diskPath);
   await rm(spec.diskPath, { force: true });
+  release();
   if (problems.length > 0 && error instanceof Error) {
     error.message += ` (cleanup incomplete: ${problems.join('; ')})`;
   }

@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { DiskwrightError } from '../errors.js';
 import {
   buildVirshNetInfoArgs,
@@ -21,7 +21,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import { prepareCustomization, wantsTemplateFacts, type Customization } from './customize.js';
 import { randomMac } from './mac.js';
-import { buildKernelArgs, placeholderValues, type InstanceSpec } from './spec.js';
+import { buildKernelArgs, instanceDiskName, placeholderValues, type InstanceSpec } from './spec.js';
 import type { PipelineSteps, TemplateFileEntry } from './steps.js';
 
 /** Placeholders the pipeline can fill (the contract's five plus the derived prefix length). */
@@ -30,7 +30,7 @@ export const FILLABLE_PLACEHOLDERS = ['ADDRESS-TMPL', 'NETMASK-TMPL', 'GATEWAY-T
 export const REQUIRED_PLACEHOLDERS = ['ADDRESS-TMPL', 'HOSTNAME-TMPL'] as const;
 
 /** Pipeline step names, in order; error messages name them. */
-export const STEPS = ['validate', 'copy', 'preen', 'resize', 'render', 'customize', 'check', 'rename', 'upload', 'define', 'start'] as const;
+export const STEPS = ['validate', 'copy', 'overlay', 'preen', 'resize', 'render', 'customize', 'check', 'flatten', 'rename', 'upload', 'define', 'start'] as const;
 export type StepName = (typeof STEPS)[number];
 
 /** Everything decided before any byte is written. */
@@ -158,10 +158,12 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
       hint: `create it (\`mkdir -p ${imagesDir}\`) or pass --images-dir DIR`,
     });
   }
-  const targetExists = await stat(spec.diskPath).then(() => true, () => false);
-  if (targetExists) {
-    throw new DiskwrightError('E_EXISTS', `disk ${spec.diskPath} already exists`, {
-      path: spec.diskPath,
+  // HOST-disk0 and HOST-disk0.qcow2 are the same instance's disk: neither may exist.
+  const names = [...new Set([spec.diskPath, join(imagesDir, instanceDiskName(spec.host, 'raw')), join(imagesDir, instanceDiskName(spec.host, 'thin'))])];
+  const existing = (await Promise.all(names.map((path) => stat(path).then(() => path, () => undefined)))).find((path) => path !== undefined);
+  if (existing !== undefined) {
+    throw new DiskwrightError('E_EXISTS', `disk ${existing} already exists`, {
+      path: existing,
       hint: `pick another host name or remove it (\`${destroyCommand(spec.host, spec.connect === undefined ? {} : { connect: spec.connect })}\`)`,
     });
   }
@@ -232,7 +234,8 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
   // The template's arguments (net.ifnames=0 for eth0, noresume) go before the user's own.
   const templateArgs = manifest.kernelArgs === undefined ? [] : parseKernelArgs(manifest.kernelArgs.join(' '), 'template kernelArgs');
   const kernelArgs = [...new Set([...buildKernelArgs({ ...spec, extraKernelArgs: [] }), ...templateArgs, ...spec.extraKernelArgs])];
-  const volume = `${spec.host}-disk0`;
+  const volume = basename(spec.diskPath);
+  const diskFormat = spec.diskKind === 'raw' ? 'raw' : 'qcow2';
   const disk = spec.pool === undefined ? { path: spec.diskPath } : { pool: spec.pool, volume };
   const virtInstall = buildVirtInstallArgs({
     name: spec.host,
@@ -240,6 +243,7 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
     vcpus: spec.vcpus,
     cpu: spec.cpu,
     disk,
+    diskFormat,
     network: spec.network,
     mac,
     kernel,
@@ -252,7 +256,7 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
     graphics: spec.graphics,
     cpuset: spec.cpuset,
   });
-  const steps: StepName[] = ['validate', 'copy', 'preen', 'resize', 'render', 'customize', 'check', 'rename'];
+  const steps: StepName[] = ['validate', spec.diskKind === 'raw' ? 'copy' : 'overlay', 'preen', 'resize', 'render', 'customize', 'check', ...(spec.diskKind === 'standalone' ? ['flatten' as const] : []), 'rename'];
   if (spec.pool !== undefined) steps.push('upload');
   steps.push('define', 'start');
   return {
@@ -273,7 +277,7 @@ export async function planInstance(spec: InstanceSpec, options: PlanOptions): Pr
     virshStart: buildVirshStartArgs(spec.host, connect),
     ...(spec.pool !== undefined
       ? {
-          volCreate: buildVirshVolCreateAsArgs(spec.pool, volume, spec.diskBytes, connect),
+          volCreate: buildVirshVolCreateAsArgs(spec.pool, volume, spec.diskBytes, { ...connect, format: diskFormat }),
           volUpload: buildVirshVolUploadArgs(spec.pool, volume, spec.diskPath, connect),
         }
       : {}),

@@ -45,13 +45,20 @@ export interface InstanceRequest {
   readonly firstboot?: string;
   /** `keep` (default: the template's filesystem UUID) or `new` (a fresh one, fstab follows). */
   readonly fsUuid?: string;
+  /**
+   * Instance disk format: `raw` (default: a sparse copy of the template) or `qcow2` (a thin
+   * overlay whose backing file is the template; with {@link standalone}, a full qcow2).
+   */
+  readonly format?: string;
+  /** With `format: qcow2`: write a full qcow2 with no backing file instead of a thin overlay. */
+  readonly standalone?: boolean | string;
 }
 
 /** Keys a config file or a fleet's `defaults` may set (everything but the per-VM identity). */
 export const CONFIG_KEYS = [
   'domain', 'gateway', 'netmask', 'nameserver', 'disk', 'ram', 'cpus', 'bridge', 'network', 'imagesDir',
   'template', 'kernel', 'initrd', 'connect', 'virtType', 'os', 'cpu', 'pool', 'kernelArgs', 'serialLog', 'graphics', 'cpuset',
-  'sshKey', 'sshUser', 'rootPasswordFile', 'timezone', 'firstboot', 'fsUuid',
+  'sshKey', 'sshUser', 'rootPasswordFile', 'timezone', 'firstboot', 'fsUuid', 'format', 'standalone',
 ] as const satisfies readonly (keyof InstanceRequest)[];
 
 /** Keys of one fleet entry: the config keys plus identity. */

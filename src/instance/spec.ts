@@ -14,6 +14,28 @@ export const MAX_VCPUS = 4096;
 /** Largest instance disk (16 TiB — ext4 with 4 KiB blocks and no 64bit feature tops out there). */
 export const MAX_DISK_BYTES = 16 * 1024 ** 4;
 
+/** How the instance disk is stored (`--format raw|qcow2`, `--standalone`). */
+export type DiskKind = 'raw' | 'thin' | 'standalone';
+
+/** The instance disk's file name in the images directory. */
+export function instanceDiskName(host: string, kind: DiskKind): string {
+  return kind === 'raw' ? `${host}-disk0` : `${host}-disk0.qcow2`;
+}
+
+/** `--format` / `--standalone` → the disk kind (pure; names the option on error). */
+export function parseDiskKind(format: string | undefined, standalone: boolean | string | undefined): DiskKind {
+  const value = format ?? 'raw';
+  if (value !== 'raw' && value !== 'qcow2') throw new InvalidArgumentError(`Expected \`format\` to be raw or qcow2, got ${showValue(String(value))}`);
+  let full: boolean;
+  if (standalone === undefined || standalone === false || standalone === 'false') full = false;
+  else if (standalone === true || standalone === 'true') full = true;
+  else throw new InvalidArgumentError(`Expected \`standalone\` to be true or false, got ${showValue(String(standalone))}`);
+  if (full && value !== 'qcow2') {
+    throw new InvalidArgumentError('--standalone needs --format qcow2 (a raw instance disk never has a backing file)', { hint: 'add --format qcow2, or drop --standalone' });
+  }
+  return value === 'raw' ? 'raw' : full ? 'standalone' : 'thin';
+}
+
 /** A fully validated instance description: every field is safe to put into argv or kernel args. */
 export interface InstanceSpec {
   readonly host: string;
@@ -30,8 +52,13 @@ export interface InstanceSpec {
   readonly network: NetworkSpec;
   readonly imagesDir: string;
   readonly template: string;
-  /** `IMAGES_DIR/HOST-disk0`. */
+  /** `IMAGES_DIR/HOST-disk0` (raw) or `IMAGES_DIR/HOST-disk0.qcow2`. */
   readonly diskPath: string;
+  /**
+   * The instance disk: `raw` (a sparse copy), `thin` (a qcow2 overlay whose backing file is the
+   * raw template) or `standalone` (a full qcow2 with no backing file).
+   */
+  readonly diskKind: DiskKind;
   readonly kernel?: string;
   readonly initrd?: string;
   readonly connect?: string;
@@ -170,7 +197,17 @@ export function validateInstanceRequest(request: InstanceRequest, options: { cwd
 
   const imagesDir = attempt(() => absolutePath(request.imagesDir ?? ARTICLE_DEFAULTS.imagesDir, 'images-dir', cwd));
   const template = attempt(() => absolutePath(request.template ?? join(imagesDir ?? '/', DEFAULT_TEMPLATE_NAME), 'template', cwd));
-  const diskPath = imagesDir !== undefined && host !== undefined ? attempt(() => assertSafePath(join(imagesDir, `${host}-disk0`), 'disk path')) : undefined;
+  const diskKind = attempt(() => parseDiskKind(request.format, request.standalone));
+  attempt(() => {
+    // A thin overlay names its backing file by a path on this host; a remote pool cannot follow it.
+    if (diskKind === 'thin' && request.pool !== undefined) {
+      throw new InvalidArgumentError('--pool uploads the disk to the libvirt host, but a thin qcow2 overlay needs its template beside it', {
+        hint: 'add --standalone (a full qcow2 is uploaded), or use a raw disk',
+      });
+    }
+  });
+  const diskPath =
+    imagesDir !== undefined && host !== undefined && diskKind !== undefined ? attempt(() => assertSafePath(join(imagesDir, instanceDiskName(host, diskKind)), 'disk path')) : undefined;
   attempt(() => {
     if (request.initrd !== undefined && request.kernel === undefined) {
       throw new InvalidArgumentError('--initrd needs --kernel (otherwise the template\'s recorded kernel and initrd are used together)');
@@ -241,6 +278,7 @@ export function validateInstanceRequest(request: InstanceRequest, options: { cwd
     imagesDir: imagesDir!,
     template: template!,
     diskPath: diskPath!,
+    diskKind: diskKind!,
     ...(kernel !== undefined ? { kernel } : {}),
     ...(initrd !== undefined ? { initrd } : {}),
     ...(connect !== undefined ? { connect } : {}),

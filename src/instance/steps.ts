@@ -44,6 +44,13 @@ export interface PipelineSteps {
   readManifest(template: string): Promise<TemplateManifestLike>;
   readSuperblock(image: string): Promise<SuperblockFacts>;
   copy(src: string, dst: string, options: { size: number; signal?: AbortSignal; onProgress?: ProgressCallback }): Promise<unknown>;
+  /**
+   * Thin and standalone qcow2 instances: create `image` (the temp path) as a qcow2 overlay of
+   * `size` bytes whose backing file is the raw template (instead of {@link copy}).
+   */
+  overlay(template: string, image: string, options: { size: number; signal?: AbortSignal }): Promise<unknown>;
+  /** Standalone qcow2 instances: write `output` as a full qcow2 (no backing file) of the finished overlay. */
+  flatten(overlay: string, output: string, options: { signal?: AbortSignal; onProgress?: ProgressCallback }): Promise<unknown>;
   check(image: string, options: { mode: 'check' | 'preen'; force: boolean; signal?: AbortSignal }): Promise<CheckOutcome>;
   /** Grow to fill the file; `force` (resize2fs -f) when the fsck was done on the template instead. */
   grow(image: string, options: { signal?: AbortSignal; force?: boolean }): Promise<unknown>;

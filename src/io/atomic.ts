@@ -3,6 +3,7 @@ import { access, constants, open, rename, rm, stat, type FileHandle } from 'node
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
+import { assertNoDependents } from '../disk/dependents.js';
 
 /** Temp files created by atomic writers that are still pending; removed on process exit too. */
 const pendingTemps = new Set<string>();
@@ -123,6 +124,8 @@ export async function assertOutputWritable(target: string, options: { readonly o
     throw new DiskwrightError('E_EXISTS', `${target} is a directory`, { path: target, hint: `name a file, e.g. ${join(target, 'out.img')}` });
   }
   if (existing && !options.overwrite) await assertAbsent(target);
+  // Replacing a template that thin instances use would leave them over a different file.
+  if (existing?.isFile()) assertNoDependents(target, 'replace');
   const dir = dirname(target);
   const dirInfo = await stat(dir).catch(() => undefined);
   if (!dirInfo) throw new DiskwrightError('E_NOT_FOUND', `cannot write ${target}: directory ${dir} does not exist`, { path: target, hint: `create it first (mkdir -p ${dir})` });

@@ -18,6 +18,8 @@ export interface VirtInstallSpec {
   /** `--cpu` model (default `host`, as in the article). */
   readonly cpu?: string;
   readonly disk: DiskSpec;
+  /** The disk's format (`format=` in --disk); omitted for raw, as the article has it. */
+  readonly diskFormat?: 'raw' | 'qcow2';
   readonly network: NetworkSpec;
   readonly mac: string;
   readonly kernel: string;
@@ -108,7 +110,8 @@ export function buildVirtInstallArgs(spec: VirtInstallSpec): string[] {
     '--vcpus', positiveInt(spec.vcpus, 'cpus', 4096),
     ...(cpuset === 'none' ? [] : [`--cpuset=${cpuset}`]),
     '--cpu', assertSafeName(spec.cpu ?? 'host', 'cpu'),
-    '--disk', `${disk},bus=virtio,cache=none`,
+    // libvirt must not probe a qcow2 overlay's format (and its backing file is then read as raw).
+    '--disk', `${disk}${spec.diskFormat === 'qcow2' ? ',format=qcow2' : ''},bus=virtio,cache=none`,
     '--network', networkArg(spec.network),
     '--mac', spec.mac,
     '--import',
@@ -184,15 +187,15 @@ export function buildVirshPoolUndefineArgs(pool: string, options: ConnectOptions
   return [...connectArgs(options.connect), 'pool-undefine', assertSafeName(pool, 'pool')];
 }
 
-/** `virsh vol-create-as --pool P --name V --capacity BYTES --format raw`. */
-export function buildVirshVolCreateAsArgs(pool: string, volume: string, capacityBytes: number, options: ConnectOptions = {}): string[] {
+/** `virsh vol-create-as --pool P --name V --capacity BYTES --format raw|qcow2`. */
+export function buildVirshVolCreateAsArgs(pool: string, volume: string, capacityBytes: number, options: ConnectOptions & { readonly format?: 'raw' | 'qcow2' } = {}): string[] {
   if (!Number.isSafeInteger(capacityBytes) || capacityBytes <= 0) {
     throw new InvalidArgumentError(`Expected a positive volume capacity in bytes, got ${capacityBytes}`);
   }
   return [
     ...connectArgs(options.connect),
     'vol-create-as', '--pool', assertSafeName(pool, 'pool'), '--name', assertSafeName(volume, 'volume'),
-    '--capacity', String(capacityBytes), '--format', 'raw',
+    '--capacity', String(capacityBytes), '--format', options.format === 'qcow2' ? 'qcow2' : 'raw',
   ];
 }
 

@@ -60,6 +60,7 @@ const REQUEST_FLAGS: readonly [flag: string, key: keyof InstanceRequest][] = [
   ['timezone', 'timezone'],
   ['firstboot', 'firstboot'],
   ['fs-uuid', 'fsUuid'],
+  ['format', 'format'],
 ];
 
 /** The runner for real tools; `DISKWRIGHT_VIRSH` / `DISKWRIGHT_VIRT_INSTALL` may name other programs. */
@@ -68,11 +69,12 @@ function runnerFor(ctx: CommandContext): VirtRunner {
 }
 
 function requestFromFlags(args: ParsedArgs): InstanceRequest {
-  const out: Record<string, string> = {};
+  const out: Record<string, string | boolean> = {};
   for (const [name, key] of REQUEST_FLAGS) {
     const value = stringOption(args, name);
     if (value !== undefined) out[key] = value;
   }
+  if (flag(args, 'standalone')) out.standalone = true;
   return out as InstanceRequest;
 }
 
@@ -90,6 +92,10 @@ function planJson(plan: InstancePlan): Record<string, unknown> {
     mac: plan.mac,
     template: spec.template,
     disk: 'path' in plan.disk ? plan.disk.path : `${plan.disk.pool}/${plan.disk.volume}`,
+    format: spec.diskKind === 'raw' ? 'raw' : 'qcow2',
+    // qemu-img info's names: a thin disk's backing file is the raw template.
+    'backing-filename': spec.diskKind === 'thin' ? spec.template : null,
+    'backing-filename-format': spec.diskKind === 'thin' ? 'raw' : null,
     diskBytes: spec.diskBytes,
     ramMiB: spec.ramMiB,
     vcpus: spec.vcpus,
@@ -122,7 +128,7 @@ function printPlanText(ctx: CommandContext, plan: InstancePlan): void {
     `  address     ${spec.ip}/${spec.prefix} (netmask ${spec.netmask}) gateway ${spec.gateway} nameserver ${spec.nameserver}`,
     `  machine     ${spec.vcpus} vCPU, ${spec.ramMiB} MiB, MAC ${plan.mac}`,
     `  template    ${spec.template}`,
-    `  disk        ${'path' in plan.disk ? plan.disk.path : `pool ${plan.disk.pool}, volume ${plan.disk.volume}`} (${formatBytes(spec.diskBytes)})`,
+    `  disk        ${'path' in plan.disk ? plan.disk.path : `pool ${plan.disk.pool}, volume ${plan.disk.volume}`} (${formatBytes(spec.diskBytes)}, ${spec.diskKind === 'raw' ? 'raw' : spec.diskKind === 'thin' ? `qcow2 over ${spec.template}` : 'standalone qcow2'})`,
     `  kernel      ${plan.kernel}${plan.initrd ? ` + ${plan.initrd}` : ''}`,
     `  render      ${plan.files.map((f) => f.path).join(', ')}`,
     `  libvirt     ${plan.libvirt === 'reachable' ? 'reachable: name and MAC checked' : 'not reachable: name and MAC not checked'}`,
@@ -241,6 +247,10 @@ ${URI_PARAMS_HELP}
       --timezone ZONE     /etc/localtime and /etc/timezone, e.g. Europe/Berlin
       --firstboot FILE    script run once at the first boot (systemd oneshot unit or sysvinit script)
       --fs-uuid keep|new  new: a fresh filesystem UUID for this instance (fstab follows); default keep
+      --format raw|qcow2  instance disk format (default raw). qcow2: IMAGES_DIR/HOST-disk0.qcow2 is a
+                          thin overlay whose backing file is the template (only what the instance
+                          changes is stored; the template is then protected, see docs/instance.md)
+      --standalone        with --format qcow2: a full qcow2 with no backing file
       --disk-only         build the disk, print the virt-install/virsh commands, run neither
       --dry-run           validate and print the plan; write nothing
       --from FLEET.json   create many instances (see docs/instance.md for the format)
@@ -252,6 +262,7 @@ ${URI_PARAMS_HELP}
 Examples:
   diskwright instance create 192.168.1.197 jgoulah
   diskwright instance create 10.0.0.5 web1 --template ./debian-tmpl --images-dir ./images --disk-only --json
+  diskwright instance create 192.168.1.198 web2 --format qcow2      # thin: a few MiB per instance
   diskwright instance create --from fleet.json --jobs 2 --nsupdate fleet.nsupdate
 `,
   options: {
@@ -284,6 +295,8 @@ Examples:
     timezone: { type: 'string' },
     firstboot: { type: 'string' },
     'fs-uuid': { type: 'string' },
+    format: { type: 'string' },
+    standalone: { type: 'boolean' },
     'disk-only': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     from: { type: 'string' },
@@ -439,8 +452,9 @@ const destroy: Command = {
   help: `Usage: diskwright instance destroy HOST [--keep-disk] [--connect URI] [--json]
 
 Powers HOST off if it runs (virsh destroy), undefines it (virsh undefine) and removes its
-HOST-disk0 disk (virsh vol-delete, or the local file on a local connection). Other disks of the
-domain (other names, CD-ROMs) are never removed.
+HOST-disk0 (or HOST-disk0.qcow2) disk (virsh vol-delete, or the local file on a local
+connection). Other disks of the domain (other names, CD-ROMs) are never removed, nor the template
+a thin qcow2 disk was made over (it stops being listed as one of the template's dependents).
 
 Options:
       --keep-disk     keep the disk

@@ -4,6 +4,7 @@ import type { Disk } from '../types.js';
 import { Qcow2Disk, type BackingRequest } from './image.js';
 import { MAX_BACKING_DEPTH } from './limits.js';
 import { RawFileDisk } from '../raw.js';
+import { verifyBackingIdentity } from '../backing-identity.js';
 
 /** Opens a raw backing file (default: the block layer's RawFileDisk, read-only). */
 export type RawOpener = (path: string) => Disk;
@@ -40,6 +41,8 @@ export function openQcow2Chain(path: string, options: ChainOptions = {}): Qcow2D
       throw new DiskwrightError('E_LOOP', `backing chain of ${path} loops back to ${target}`, { path: request.from, hint: 'the image is damaged; rebase it onto the right backing file' });
     }
     seen.add(target);
+    // An overlay diskwright made records who its backing file was: a changed one is refused.
+    verifyBackingIdentity(request.from, request.path);
     if (request.format === 'raw') return openRaw(request.path);
     if (request.format === 'qcow2') return Qcow2Disk.open(request.path, { readOnly: true, openBacking: opener(depth + 1) });
     if (request.format === undefined) {

@@ -1,0 +1,93 @@
+/**
+ * Thin instances (`instance create --format qcow2`): the instance disk is a qcow2 overlay whose
+ * backing file is the raw template. Every later step (resize2fs, rendering, the checks) opens it
+ * through the block layer and writes clusters into the overlay only; the template is only read.
+ *
+ * Protection of the template (docs/instance.md, "Thin instances"):
+ * - the overlay records the template's identity (device, inode, size, mtime and a hash of its
+ *   first 64 KiB) in an xattr; every open of its chain checks it (src/disk/backing-identity.ts);
+ * - the template's directory lists the overlays depending on it; every diskwright writer refuses
+ *   to change or replace it while one lives, and the template is made read-only meanwhile
+ *   (src/disk/dependents.ts).
+ */
+import { realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { backingIdentity, recordBackingIdentity, recordedBackingIdentity } from '../disk/backing-identity.js';
+import { registerDependent, unregisterDependent } from '../disk/dependents.js';
+import { recordFormat } from '../disk/format-record.js';
+import { createQcow2, DEFAULT_CLUSTER_SIZE } from '../disk/qcow2/create.js';
+import { DiskwrightError } from '../errors.js';
+
+/** Options of {@link createThinOverlay}. */
+export interface ThinOverlayOptions {
+  /** Virtual size of the instance disk (the grown size). */
+  readonly size: number;
+  /** qcow2 cluster size (default 64 KiB, qemu-img's). */
+  readonly clusterSize?: number;
+}
+
+/**
+ * Creates `overlay` (which must not exist: the pipeline's temp path) as a qcow2 over `template`
+ * (raw, by its absolute real path), already at the grown size, marked as diskwright's qcow2 (its
+ * backing chain is then trusted without --format) and carrying the template's identity.
+ */
+export function createThinOverlay(template: string, overlay: string, options: ThinOverlayOptions): void {
+  const identity = backingIdentity(template);
+  if (options.size < identity.size) {
+    throw new DiskwrightError('E_INVALID_ARGUMENT', `a thin instance of ${options.size} bytes is smaller than its template (${identity.size} bytes)`, { path: template });
+  }
+  createQcow2(overlay, { size: options.size, clusterSize: options.clusterSize ?? DEFAULT_CLUSTER_SIZE, backingFile: identity.path, backingFormat: 'raw' });
+  if (!recordFormat(overlay, 'qcow2')) {
+    throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `cannot record the format of ${overlay}: the filesystem keeps no user extended attributes`, {
+      path: overlay,
+      hint: 'put the images directory on a filesystem with user xattrs (ext4, xfs, btrfs), or make a raw instance',
+    });
+  }
+  recordBackingIdentity(overlay, identity);
+}
+
+/**
+ * Lists the overlay (`temp` now, `final` after the rename: same inode) as a dependent of
+ * `template`. Returns a problem to report when that was not possible (e.g. a template directory
+ * the user cannot write): the overlay is still refused if the template changes, but diskwright's
+ * writers cannot refuse to change it.
+ */
+export function registerThinInstance(template: string, final: string, temp: string): string | undefined {
+  try {
+    const info = statSync(temp);
+    registerDependent(template, join(realpathSync(dirname(final)), basename(final)), { dev: info.dev, ino: info.ino });
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return `could not list ${final} as a dependent of ${template}${code ? ` (${code})` : ''}: diskwright will not refuse to change the template`;
+  }
+}
+
+/**
+ * Prepares the release of a thin instance disk from its template's list of dependents: reads the
+ * disk's record while it still exists and returns what to call once it is deleted (with no live
+ * dependent left, the template's old mode comes back). Disks without the record: a no-op.
+ */
+export function releaseThinInstance(overlay: string): () => void {
+  let recorded;
+  try {
+    recorded = recordedBackingIdentity(overlay);
+  } catch {
+    return () => undefined;
+  }
+  if (recorded === undefined) return () => undefined;
+  let real = overlay;
+  try {
+    real = realpathSync(overlay);
+  } catch {
+    /* gone already */
+  }
+  const template = recorded.path;
+  return () => {
+    try {
+      unregisterDependent(template, real);
+    } catch {
+      /* the template's directory is not writable: the stale entry is ignored later */
+    }
+  };
+}
