@@ -1,68 +1,14 @@
-import { closeSync, ftruncateSync, openSync } from 'node:fs';
+import { close as closeCallback, ftruncate as ftruncateCallback, openSync, write as writeCallback } from 'node:fs';
 import { DiskwrightError, throwIfAborted } from '../../errors.js';
 import { withAtomicPath } from '../../io/atomic.js';
 import type { Progress } from '../../io/progress.js';
 import { recordFormat } from '../format-record.js';
 import { openImage } from '../open.js';
-import { RawFileDisk } from '../raw.js';
 import type { Disk, DiskFormat } from '../types.js';
-import { compressCluster } from './compress.js';
-import { createQcow2, DEFAULT_CLUSTER_SIZE } from './create.js';
-import { Qcow2Disk } from './image.js';
-import { writeFully } from './raw-file.js';
-import { SourceReader, type ReadLane } from '../../io/source.js';
-
-/** Reads of the chunks of a conversion, in order, one ahead of the caller. */
-interface ChunkReader {
-  next(): Promise<Uint8Array | undefined>;
-  close(): void;
-}
-
-/**
- * A raw source is read with O_DIRECT (holes come back without filling the page cache) and one
- * read in flight while the previous chunk is written; other formats read through the Disk.
- */
-function chunkReader(source: Disk, chunks: readonly { at: number; length: number }[]): ChunkReader {
-  let index = 0;
-  if (source instanceof RawFileDisk) {
-    const reader = SourceReader.open(source.path, CHUNK);
-    // Several reads in flight: O_DIRECT has no kernel read-ahead to hide the device's latency.
-    const lanes: ReadLane[] = Array.from({ length: READS_IN_FLIGHT + 1 }, () => reader.createLane());
-    const start = (i: number): Promise<Buffer> | undefined => (i < chunks.length ? reader.read(lanes[i % lanes.length]!, chunks[i]!.at, chunks[i]!.length) : undefined);
-    const pending: (Promise<Buffer> | undefined)[] = [];
-    for (let i = 0; i < READS_IN_FLIGHT; i++) pending.push(start(i));
-    for (const p of pending) void p?.catch(() => undefined);
-    return {
-      async next() {
-        const current = pending.shift();
-        if (!current) return undefined;
-        const data = await current;
-        const next = start(index + READS_IN_FLIGHT);
-        void next?.catch(() => undefined);
-        pending.push(next);
-        index++;
-        if (data.length !== chunks[index - 1]!.length) throw new DiskwrightError('E_IO', `${source.path} changed size during the conversion`, { path: source.path });
-        return data;
-      },
-      close: () => {
-        // Reads still in flight finish into their lanes; the descriptors close after them.
-        const inFlight = pending.splice(0).filter((p) => p !== undefined);
-        void Promise.allSettled(inFlight).then(() => reader.close());
-      },
-    };
-  }
-  const buffer = new Uint8Array(CHUNK);
-  return {
-    async next() {
-      const chunk = chunks[index++];
-      if (!chunk) return undefined;
-      const view = buffer.subarray(0, chunk.length);
-      source.read(view, chunk.at);
-      return view;
-    },
-    close: () => undefined,
-  };
-}
+import { openChunkSource, type Chunk } from './chunk-source.js';
+import { DEFAULT_CLUSTER_SIZE } from './create.js';
+import { DeflatePool, type CompressedChunk } from './deflate-pool.js';
+import { Qcow2StreamWriter } from './stream-writer.js';
 
 /** Options of {@link convertImage} (qemu-img convert's, by their long names). */
 export interface ConvertOptions {
@@ -91,8 +37,8 @@ const CHUNK = 4 * 1024 * 1024;
 /** Zero detection granularity for raw output (qemu-img's default -S 4k). */
 const RAW_BLOCK = 4096;
 const ZEROS = new Uint8Array(CHUNK);
-/** Raw sources: reads kept in flight ahead of the writer. */
-const READS_IN_FLIGHT = 4;
+/** Chunk buffers: reads in flight ahead of the consumer plus chunks whose writes are pending. */
+const LANES = 6;
 
 /** The ranges of `disk` that may hold non-zero bytes, looking through backing layers. */
 export function dataRanges(disk: Disk, position: number, length: number): { start: number; length: number }[] {
@@ -137,6 +83,11 @@ export async function convertImage(input: string, output: string, options: Conve
 /**
  * {@link convertImage} from an open Disk (a whole image, or a partition window of one — how
  * `extract` copies a partition out of a qcow2).
+ *
+ * One pass, front to back: chunks are read several at once (O_DIRECT for raw files, the host data
+ * runs of a qcow2), all-zero blocks are dropped, and what remains is written asynchronously while
+ * the next chunks are read. qcow2 output is streamed (Qcow2StreamWriter: metadata once, at the
+ * end); `-c` deflates chunks in a worker pool and stores them in guest order.
  */
 export async function convertDisk(source: Disk, output: string, options: Omit<ConvertOptions, 'inputFormat'>): Promise<ConvertSummary> {
   const started = performance.now();
@@ -146,43 +97,48 @@ export async function convertDisk(source: Disk, output: string, options: Omit<Co
     output,
     async (temp) => {
       const block = options.outputFormat === 'qcow2' ? (options.clusterSize ?? DEFAULT_CLUSTER_SIZE) : RAW_BLOCK;
-      let sink: { write(bytes: Uint8Array, at: number): void; close(): void };
-      let qcow: Qcow2Disk | undefined;
-      if (options.outputFormat === 'qcow2') {
-        createQcow2(temp, { size, clusterSize: block });
-        qcow = Qcow2Disk.open(temp, { readOnly: false });
-        sink = qcow;
-        if (qcow.size !== size) throw new DiskwrightError('E_INVALID_ARGUMENT', `the input size ${size} is not a multiple of 512 bytes`, { path: source.path, hint: 'qcow2 sizes are whole sectors' });
-      } else {
-        const fd = openSync(temp, 'wx+', 0o644);
-        ftruncateSync(fd, size);
-        sink = { write: (bytes, at) => writeFully(fd, bytes, at, temp), close: () => closeSync(fd) };
-      }
+      const sink: Sink = options.outputFormat === 'qcow2' ? qcow2Sink(Qcow2StreamWriter.create(temp, { size, clusterSize: block })) : await rawSink(temp, size);
+      const chunks = planChunks(source, size, block);
+      const reader = openChunkSource(source, CHUNK, LANES);
+      const pool = options.compress ? new DeflatePool() : undefined;
+      const inFlight = new Set<Promise<unknown>>();
+      const keep = <T>(p: Promise<T>): Promise<T> => {
+        inFlight.add(p);
+        void p.then(() => inFlight.delete(p), () => inFlight.delete(p));
+        return p;
+      };
       try {
-        const chunks: { at: number; length: number }[] = [];
-        let previousEnd = 0;
-        for (const r of dataRanges(source, 0, size)) {
-          // Whole blocks: qcow2 clusters are then written without a copy-on-write read.
-          const start = Math.max(previousEnd, Math.floor(r.start / block) * block);
-          const end = Math.min(size, Math.ceil((r.start + r.length) / block) * block);
-          for (let at = start; at < end; at += CHUNK) chunks.push({ at, length: Math.min(CHUNK, end - at) });
-          previousEnd = Math.max(previousEnd, end);
+        const consume = pool
+          ? compressingConsumer(pool, sink, block, keep, (n) => (dataBytes += n))
+          : plainConsumer(sink, block, (n) => (dataBytes += n));
+        // Lane i % LANES is read again only once chunk i's writes are done with it.
+        const laneFree: (Promise<unknown> | undefined)[] = new Array(reader.lanes);
+        const reads: Promise<Uint8Array>[] = [];
+        const schedule = (i: number): void => {
+          if (i >= chunks.length) return;
+          const lane = i % reader.lanes;
+          reads[i] = keep((laneFree[lane] ?? Promise.resolve()).then(() => reader.read(chunks[i]!, lane)));
+        };
+        for (let i = 0; i < reader.lanes - 1; i++) schedule(i);
+        for (let i = 0; i < chunks.length; i++) {
+          throwIfAborted(options.signal);
+          schedule(i + reader.lanes - 1);
+          const data = await reads[i]!;
+          delete reads[i];
+          laneFree[i % reader.lanes] = keep(consume.chunk(chunks[i]!, data));
+          const chunk = chunks[i]!;
+          options.onProgress?.({ bytes: Math.min(size, chunk.at + chunk.length), total: size });
         }
-        const reader = chunkReader(source, chunks);
-        try {
-          for (const { at, length } of chunks) {
-            throwIfAborted(options.signal);
-            const chunk = (await reader.next())!;
-            if (options.compress && qcow) dataBytes += await writeCompressedChunk(qcow, chunk, at, block);
-            else dataBytes += writeNonZero(sink, chunk, at, block);
-            options.onProgress?.({ bytes: Math.min(size, at + length), total: size });
-          }
-        } finally {
-          reader.close();
-        }
+        await consume.finish();
+        await Promise.all(laneFree);
+        await sink.finish();
         options.onProgress?.({ bytes: size, total: size });
       } finally {
-        sink.close();
+        // Nothing may still read into a lane or write from one when the files close.
+        await Promise.allSettled([...inFlight]);
+        await pool?.close();
+        reader.close();
+        await sink.close();
       }
       recordFormat(temp, options.outputFormat);
     },
@@ -191,38 +147,152 @@ export async function convertDisk(source: Disk, output: string, options: Omit<Co
   return { format: options.outputFormat, bytes: size, dataBytes, seconds: (performance.now() - started) / 1000 };
 }
 
-/** Writes the non-zero blocks of `chunk` in contiguous runs; returns the bytes written. */
-function writeNonZero(sink: { write(bytes: Uint8Array, at: number): void }, chunk: Uint8Array, at: number, block: number): number {
-  let written = 0;
-  let runStart = -1;
-  for (let off = 0; off <= chunk.length; off += block) {
-    const nonZero = off < chunk.length && !isZero(chunk.subarray(off, Math.min(chunk.length, off + block)));
-    if (nonZero && runStart < 0) runStart = off;
-    if (!nonZero && runStart >= 0) {
-      const end = Math.min(off, chunk.length);
-      sink.write(chunk.subarray(runStart, end), at + runStart);
-      written += end - runStart;
-      runStart = -1;
-    }
+/** Spans of whole blocks that may hold data, cut into chunks of at most CHUNK bytes. */
+function planChunks(source: Disk, size: number, block: number): Chunk[] {
+  const chunks: Chunk[] = [];
+  let previousEnd = 0;
+  for (const r of dataRanges(source, 0, size)) {
+    // Whole blocks: qcow2 clusters are then written whole.
+    const start = Math.max(previousEnd, Math.floor(r.start / block) * block);
+    const end = Math.min(size, Math.ceil((r.start + r.length) / block) * block);
+    for (let at = start; at < end; at += CHUNK) chunks.push({ at, length: Math.min(CHUNK, end - at) });
+    previousEnd = Math.max(previousEnd, end);
   }
-  return written;
+  return chunks;
 }
 
-/** Compresses the non-zero clusters of `chunk` in parallel (libuv thread pool) and stores them. */
-async function writeCompressedChunk(disk: Qcow2Disk, chunk: Uint8Array, at: number, clusterSize: number): Promise<number> {
-  const jobs: Promise<{ cluster: number; data: Uint8Array; compressed: Uint8Array | undefined }>[] = [];
-  for (let off = 0; off < chunk.length; off += clusterSize) {
-    const piece = chunk.subarray(off, Math.min(chunk.length, off + clusterSize));
-    if (isZero(piece)) continue;
-    const full = new Uint8Array(clusterSize);
-    full.set(piece);
-    jobs.push(compressCluster(full).then((compressed) => ({ cluster: (at + off) / clusterSize, data: piece, compressed })));
-  }
-  let written = 0;
-  for (const { cluster, data, compressed } of await Promise.all(jobs)) {
-    if (compressed) disk.writeCompressed(cluster, compressed);
-    else disk.write(data, cluster * clusterSize);
-    written += data.length;
-  }
-  return written;
+/** Where converted data goes: runs of whole blocks in ascending order. */
+interface Sink {
+  /** Stores `bytes` at guest `at`; resolves when `bytes` may be reused. */
+  write(bytes: Uint8Array, at: number): Promise<void>;
+  /** qcow2 only: one compressed cluster. */
+  writeCompressed?(cluster: number, compressed: Uint8Array): Promise<void>;
+  finish(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function qcow2Sink(writer: Qcow2StreamWriter): Sink {
+  return {
+    write: (bytes, at) => writer.writeClusters(at / writer.clusterSize, bytes),
+    writeCompressed: (cluster, compressed) => writer.writeCompressed(cluster, compressed),
+    finish: () => writer.finish(),
+    close: () => writer.close(),
+  };
+}
+
+/** A sparse raw file of `size` bytes: only non-zero runs are written. */
+async function rawSink(path: string, size: number): Promise<Sink> {
+  let fd: number | undefined = openSync(path, 'wx', 0o644);
+  const file = fd;
+  await new Promise<void>((resolve, reject) => ftruncateCallback(file, size, (error) => (error ? reject(ioError(path, 'truncate', 0, error)) : resolve())));
+  return {
+    async write(bytes, at) {
+      let done = 0;
+      while (done < bytes.length) {
+        done += await new Promise<number>((resolve, reject) => {
+          writeCallback(file, bytes, done, bytes.length - done, at + done, (error, n) => (error ? reject(ioError(path, 'write', at + done, error)) : resolve(n)));
+        });
+      }
+    },
+    finish: () => Promise.resolve(),
+    async close() {
+      if (fd === undefined) return;
+      fd = undefined;
+      await new Promise<void>((resolve) => closeCallback(file, () => resolve()));
+    },
+  };
+}
+
+function ioError(path: string, what: string, at: number, error: NodeJS.ErrnoException): DiskwrightError {
+  return new DiskwrightError('E_IO', `${path}: ${what} at ${at} failed: ${error.code ?? String(error)}`, { path, cause: error });
+}
+
+/** Like Promise.all, but settles only when every promise has: no write outlives its buffer or file. */
+async function settleAll(promises: readonly Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(promises)).find((r) => r.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}
+
+interface Consumer {
+  /** Takes one chunk (in order); resolves when the chunk's buffer may be reused. */
+  chunk(chunk: Chunk, data: Uint8Array): Promise<unknown>;
+  /** Stores whatever is still queued. */
+  finish(): Promise<void>;
+}
+
+/** Writes the non-zero blocks of each chunk, one write per contiguous run. */
+function plainConsumer(sink: Sink, block: number, counted: (bytes: number) => void): Consumer {
+  return {
+    chunk(chunk, data) {
+      const writes: Promise<void>[] = [];
+      let runStart = -1;
+      // Up to one step past the last block, which may be short (the disk's end), to close the run.
+      const blocks = Math.ceil(data.length / block);
+      for (let b = 0; b <= blocks; b++) {
+        const off = Math.min(b * block, data.length);
+        const nonZero = b < blocks && !isZero(data.subarray(off, Math.min(data.length, off + block)));
+        if (nonZero && runStart < 0) runStart = off;
+        if (!nonZero && runStart >= 0) {
+          const end = Math.min(off, data.length);
+          writes.push(sink.write(data.subarray(runStart, end), chunk.at + runStart));
+          counted(end - runStart);
+          runStart = -1;
+        }
+      }
+      return settleAll(writes);
+    },
+    finish: () => Promise.resolve(),
+  };
+}
+
+/**
+ * `-c`: each chunk is copied into a transferable buffer and deflated by the pool; results are
+ * stored strictly in submission order, so the image layout does not depend on which worker
+ * finishes first. At most twice the pool size of chunks wait in memory.
+ */
+function compressingConsumer(pool: DeflatePool, sink: Sink, clusterSize: number, keep: <T>(p: Promise<T>) => Promise<T>, counted: (bytes: number) => void): Consumer {
+  const queue: { chunk: Chunk; result: Promise<CompressedChunk> }[] = [];
+  const spare: ArrayBuffer[] = [];
+  const limit = pool.size * 2;
+  const store = async (): Promise<void> => {
+    const { chunk, result } = queue.shift()!;
+    const { buffer, lengths, packed } = await result;
+    const data = new Uint8Array(buffer, 0, chunk.length);
+    const writes: Promise<void>[] = [];
+    let packedAt = 0;
+    let runStart = -1;
+    for (let i = 0; i <= lengths.length; i++) {
+      const kind = i < lengths.length ? lengths[i]! : -1;
+      // Clusters deflate did not shrink are stored as they are, contiguous ones in one write.
+      if (kind === 0 && runStart < 0) runStart = i;
+      if (kind !== 0 && runStart >= 0) {
+        const bytes = data.subarray(runStart * clusterSize, Math.min(chunk.length, i * clusterSize));
+        writes.push(sink.write(bytes, chunk.at + runStart * clusterSize));
+        counted(bytes.length);
+        runStart = -1;
+      }
+      if (kind > 0) {
+        writes.push(sink.writeCompressed!((chunk.at + i * clusterSize) / clusterSize, packed.subarray(packedAt, packedAt + kind)));
+        packedAt += kind;
+        counted(Math.min(clusterSize, chunk.length - i * clusterSize));
+      }
+    }
+    await settleAll(writes);
+    spare.push(buffer);
+  };
+  // Stores run one after another in submission order; chunk n waits for the store of chunk n - limit.
+  const stores: Promise<void>[] = [];
+  let tail: Promise<void> = Promise.resolve();
+  return {
+    chunk(chunk, data) {
+      const buffer = spare.pop() ?? new ArrayBuffer(CHUNK);
+      new Uint8Array(buffer, 0, data.length).set(data);
+      queue.push({ chunk, result: keep(pool.compress(buffer, data.length, clusterSize)) });
+      tail = keep(tail.then(store));
+      stores.push(tail);
+      // The source lane is free once its bytes are copied, unless too many chunks wait.
+      return stores[stores.length - 1 - limit] ?? Promise.resolve();
+    },
+    finish: () => tail,
+  };
 }

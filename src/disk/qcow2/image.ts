@@ -1,4 +1,4 @@
-import { closeSync, fstatSync } from 'node:fs';
+import { closeSync, fstatSync, read as readCallback } from 'node:fs';
 import { DiskwrightError, LimitError } from '../../errors.js';
 import type { AllocationExtent, AllocationState, Disk } from '../types.js';
 import { decompressCluster } from './compress.js';
@@ -7,6 +7,15 @@ import {
 } from './header.js';
 import { L2_CACHE_BYTES, MAX_HOST_OFFSET, MAX_L1_BYTES, MAX_REFTABLE_BYTES, REFBLOCK_CACHE_BYTES } from './limits.js';
 import { openHost, readFully, syncHost, writeFully } from './raw-file.js';
+
+/** One run of {@link Qcow2Disk.storage}: how a guest range is stored in this layer. */
+export interface Qcow2StorageExtent {
+  readonly position: number;
+  readonly length: number;
+  /** `data`: at `host` in this file; `zero`: reads as zeros; `backing`: from the backing Disk; `compressed`: one cluster's part. */
+  readonly state: 'data' | 'zero' | 'backing' | 'compressed';
+  readonly host: number;
+}
 
 /** What the driver asks for when an image names a backing file. */
 export interface BackingRequest {
@@ -425,6 +434,32 @@ export class Qcow2Disk implements Disk {
     decompressCluster(this.header.compressionType, input, bytes, e.host);
     this.lastInflated = { host: e.host, bytes };
     return bytes;
+  }
+
+  /**
+   * Where the guest range `[position, position + length)` is stored in this file, for bulk readers
+   * (convert, extract) that read the data runs themselves with {@link readHostAsync}: `data`
+   * extents carry their host offset (host-contiguous runs merged), `compressed` and `backing`
+   * extents must go through {@link read}.
+   */
+  storage(position: number, length: number): readonly Qcow2StorageExtent[] {
+    this.checkRange(position, length, 'storage query');
+    return this.segments(position, length).map((s) => ({ position: s.guest, length: s.length, state: s.state, host: s.host }));
+  }
+
+  /** Reads host bytes of this file (a `data` extent of {@link storage}) on the libuv pool. */
+  async readHostAsync(buffer: Uint8Array, host: number): Promise<void> {
+    const fd = this.descriptor();
+    let done = 0;
+    while (done < buffer.length) {
+      const n = await new Promise<number>((resolve, reject) => {
+        readCallback(fd, buffer, done, buffer.length - done, host + done, (error, bytes) => (error ? reject(new DiskwrightError('E_IO', `${this.path}: read at ${host + done} failed: ${error.code ?? String(error)}`, { path: this.path, cause: error })) : resolve(bytes)));
+      });
+      if (n === 0) break;
+      done += n;
+    }
+    // Past the end of the file reads as zeros, as in hostRead.
+    if (done < buffer.length) buffer.fill(0, done);
   }
 
   allocation(position: number, length: number): AllocationExtent[] {
