@@ -5,6 +5,7 @@ import { DiskwrightError, throwIfAborted } from '../errors.js';
 import { tempPathBeside } from '../io/atomic.js';
 import { errnoOf, hostError } from './host-error.js';
 import { OVERLAY_BLOCK, type ChangeRun, type Overlay } from './overlay.js';
+import { openQcow2Chain } from './qcow2/chain.js';
 import { RawFileDisk } from './raw.js';
 import type { Disk } from './types.js';
 
@@ -25,13 +26,17 @@ import type { Disk } from './types.js';
  * and never writes into a range the commit did not reach.
  *
  * Record format (little-endian; unchanged from the first undo log, so old records still roll back):
- * header `DWUNDO01`, u64 original file size, u32 entry count, u32 CRC-32 of the first 20 bytes;
+ * header `DWUNDO01` (a raw image: offsets are file offsets) or `DWUNDOQ1` (a qcow2: offsets are
+ * guest offsets of its virtual disk, rolled back through the qcow2 driver with its backing chain),
+ * u64 original (virtual) size, u32 entry count, u32 CRC-32 of the first 20 bytes;
  * then per entry u64 image offset, u32 length, u32 flags (1 = was zeros, no data), u32 CRC-32 of
  * the data, u32 0, and `length` data bytes unless flag 1.
  */
 
 export const RECORD_SUFFIX = '.diskwright-undo';
 const MAGIC = Buffer.from('DWUNDO01', 'latin1');
+/** A record of a qcow2 image's guest-visible bytes (its format must never be re-probed). */
+const MAGIC_QCOW2 = Buffer.from('DWUNDOQ1', 'latin1');
 const HEADER_SIZE = 24;
 const ENTRY_HEADER_SIZE = 24;
 const FLAG_ZERO = 1;
@@ -197,7 +202,7 @@ function writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldS
     }
     writer.drain();
     const header = Buffer.alloc(HEADER_SIZE);
-    MAGIC.copy(header, 0);
+    (base.format === 'qcow2' ? MAGIC_QCOW2 : MAGIC).copy(header, 0);
     header.writeBigUInt64LE(BigInt(oldSize), 8);
     header.writeUInt32LE(entries, 16);
     header.writeUInt32LE(crc32(header.subarray(0, 20)), 20);
@@ -238,11 +243,11 @@ export function commitOverlay(overlay: Overlay, commitOptions: CommitOptions = {
   throwIfAborted(options.signal);
   const durable = options.durable !== false;
   const undoBytes = durable ? writeRecord(base, image, runs, oldSize, options) : 0;
-  if (durable) options.onStep?.({ phase: 'record-durable' });
-  // From here the record exists: a crash is rolled back by the next writer.
+  // From here the record exists: a crash is rolled back by the next writer, a failure right here.
   let reached = 0;
   let bytes = 0;
   try {
+    if (durable) options.onStep?.({ phase: 'record-durable' });
     if (newSize > oldSize) {
       options.onStep?.({ phase: 'grow', size: newSize });
       base.resize!(newSize);
@@ -327,6 +332,23 @@ function oneLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }
 
+/** True when the record beside `image` saved a qcow2's guest-visible bytes. */
+function recordIsQcow2(image: string): boolean {
+  const path = recordPath(image);
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw hostError(error, path, 'open commit record');
+  }
+  try {
+    const magic = Buffer.alloc(MAGIC_QCOW2.length);
+    return readExactly(fd, magic, 0) && magic.equals(MAGIC_QCOW2);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function damaged(path: string, why: string): DiskwrightError {
   return new DiskwrightError('E_IO', `commit record ${path} is damaged (${why}); the image may hold a half-applied commit`, {
     path,
@@ -354,7 +376,7 @@ interface RecordEntry {
 /** Validates the whole record (header and every checksum) before anything is written. */
 function readRecord(fd: number, path: string): { originalSize: number; entries: RecordEntry[] } {
   const header = Buffer.alloc(HEADER_SIZE);
-  if (!readExactly(fd, header, 0) || !header.subarray(0, 8).equals(MAGIC)) throw damaged(path, 'bad header');
+  if (!readExactly(fd, header, 0) || !(header.subarray(0, 8).equals(MAGIC) || header.subarray(0, 8).equals(MAGIC_QCOW2))) throw damaged(path, 'bad header');
   if (header.readUInt32LE(20) !== crc32(header.subarray(0, 20))) throw damaged(path, 'header checksum mismatch');
   const originalSize = Number(header.readBigUInt64LE(8));
   const count = header.readUInt32LE(16);
@@ -429,7 +451,8 @@ function applyRecord(disk: Disk, image: string, limit = Number.POSITIVE_INFINITY
  */
 export function rollBackInterruptedCommit(image: string): boolean {
   if (!hasPendingRecord(image)) return false;
-  const disk = RawFileDisk.open(image, { readOnly: false });
+  // The record says which view it saved: a qcow2's guest bytes, or the raw file's.
+  const disk = recordIsQcow2(image) ? openQcow2Chain(image, { readOnly: false }) : RawFileDisk.open(image, { readOnly: false });
   try {
     applyRecord(disk, image);
   } finally {

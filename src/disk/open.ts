@@ -19,13 +19,19 @@ export interface OpenImageOptions {
 /** How {@link openImage} decided the format (for `info` and messages). */
 export type FormatSource = 'forced' | 'recorded' | 'probed';
 
+/** A format decided by {@link resolveFormat}: what the file is, and on whose word. */
+export interface ResolvedFormat {
+  readonly format: DiskFormat;
+  readonly source: FormatSource;
+}
+
 /**
  * The probing rule (docs/qcow2.md): a forced format wins; then the format diskwright recorded on
  * the file when it made it (the `user.diskwright.format` xattr); then the qcow2 magic. A probed
  * qcow2 is read, but its backing file is never followed (E_UNTRUSTED_BACKING) — a raw disk whose
  * guest wrote a qcow2 header naming a host file must not make diskwright read that file.
  */
-export function resolveFormat(path: string, forced: DiskFormat | undefined): { format: DiskFormat; source: FormatSource } {
+export function resolveFormat(path: string, forced: DiskFormat | undefined): ResolvedFormat {
   if (forced) return { format: forced, source: 'forced' };
   let fd: number;
   try {
@@ -47,7 +53,16 @@ export function resolveFormat(path: string, forced: DiskFormat | undefined): { f
  * plugs in at one place. The caller closes the Disk.
  */
 export function openImage(path: string, options: OpenImageOptions): Disk {
-  const { format, source } = resolveFormat(path, options.format);
+  return openResolved(path, resolveFormat(path, options.format), options);
+}
+
+/**
+ * Opens `path` as the format an earlier {@link resolveFormat} decided (the e2fs worker gets the
+ * parent's decision as data). Only a forced or recorded qcow2 follows its backing chain (each
+ * layer read-only); a probed one that names a backing file is E_UNTRUSTED_BACKING, unopened.
+ */
+export function openResolved(path: string, resolved: ResolvedFormat, options: { readonly readOnly: boolean }): Disk {
+  const { format, source } = resolved;
   if (format === 'raw') return RawFileDisk.open(path, { readOnly: options.readOnly });
   if (format !== 'qcow2') {
     throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `${path}: the ${String(format)} format is not supported`, { path, hint: 'use --format raw or --format qcow2' });

@@ -1,6 +1,7 @@
+import type { DiskFormat } from '../disk/index.js';
 import { DiskwrightError } from '../errors.js';
-import { changeInPlace, runToolOnOverlay } from './in-place.js';
-import { imageSpec, runE2fsTool } from './run.js';
+import { changeInPlace, runToolDirect, runToolOnImage, runToolOnOverlay } from './in-place.js';
+import { imageSpec } from './run.js';
 
 /** `check` = e2fsck -n (read-only), `preen` = -p (safe automatic fixes), `fix` = -y (answer yes). */
 export type CheckMode = 'check' | 'preen' | 'fix';
@@ -18,6 +19,13 @@ export interface CheckFilesystemOptions {
   readonly onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
   /** preen/fix of a private temp image: commit without record or fsync (InPlaceOptions.durable). */
   readonly durable?: boolean;
+  /** The image's format (`--format`; qcow2 trusts its backing chain). Default: the probing rule. */
+  readonly format?: DiskFormat;
+  /**
+   * preen/fix of a new private image (a thin instance's overlay): e2fsck writes the file directly,
+   * no overlay and no commit — the caller renames the file into place when complete.
+   */
+  readonly direct?: boolean;
 }
 
 export type CheckStatus = 'clean' | 'fixed' | 'uncorrectable' | 'error';
@@ -83,11 +91,13 @@ export async function checkFilesystem(image: string, options: CheckFilesystemOpt
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onOutput ? { onOutput: options.onOutput } : {}),
   };
-  if (options.mode === 'check') {
-    const result = await runE2fsTool('e2fsck', argv, run);
+  const format = options.format ? { format: options.format } : {};
+  if (options.mode === 'check' || options.direct) {
+    // -n opens the device read-only: it is served read-only through the block layer.
+    const result = await (options.mode === 'check' ? runToolOnImage : runToolDirect)('e2fsck', argv, image, { ...run, ...format });
     return { exitCode: result.exitCode, status: fsckExitStatus(result.exitCode), output: result.stdout + result.stderr };
   }
-  const { value } = await changeInPlace(image, { ...(options.signal ? { signal: options.signal } : {}), ...(options.durable === false ? { durable: false } : {}) }, async (overlay) => {
+  const { value } = await changeInPlace(image, { ...(options.signal ? { signal: options.signal } : {}), ...(options.durable === false ? { durable: false } : {}), ...format }, async (overlay) => {
     const result = await runToolOnOverlay('e2fsck', argv, overlay, { ...run, servedPath: image });
     return { value: result, commit: (result.exitCode & NOT_COMMITTED) === 0 };
   });

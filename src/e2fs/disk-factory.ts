@@ -1,16 +1,18 @@
 /**
  * The disk factory the e2fs worker imports (runE2fsTool's `diskFactory` hook): it builds, inside
- * the worker thread, the Disks a tool run is served instead of host files — the raw image
- * read-only, or a copy-on-write Overlay over it whose changes go back to the caller (`afterRun`)
- * to be committed there with the one commit mechanism (src/disk/commit.ts). Everything crossing
- * the thread boundary is structured-clonable data: Disk objects cannot.
+ * the worker thread, the Disks a tool run is served instead of host files. The image is opened
+ * through the block layer (`openResolved`: raw, or qcow2 with its trusted backing chain, in the
+ * format the parent decided by the docs/qcow2.md rule) and served read-only, as a copy-on-write
+ * Overlay whose changes go back to the caller (`afterRun`) to be committed there with the one
+ * commit mechanism (src/disk/commit.ts), or — for a new private image only — writable as it is.
+ * Everything crossing the thread boundary is structured-clonable data: Disk objects cannot.
  *
  * Loaded from dist/ (the worker cannot import TypeScript); see {@link diskFactoryModule}.
  */
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tempPathBeside } from '../io/atomic.js';
 import { DiskwrightError } from '../errors.js';
-import { Overlay, PartitionWindow, RawFileDisk, type Disk } from '../disk/index.js';
+import { openResolved, Overlay, PartitionWindow, type Disk, type DiskFormat } from '../disk/index.js';
 
 /** One run of changed bytes, as it crosses between threads. */
 export interface ShippedRun {
@@ -38,8 +40,19 @@ export interface DiskSpec {
   readonly path: string;
   /** The host image file (its real path). */
   readonly image: string;
-  /** `read`: the raw file, read-only. `overlay`: a copy-on-write overlay whose changes come back. */
-  readonly mode: 'read' | 'overlay';
+  /** The image's format as the parent resolved it (default raw). */
+  readonly format?: DiskFormat;
+  /**
+   * Follow the qcow2's backing chain (its format was forced or recorded; default false: a probed
+   * qcow2 naming a backing file is refused with E_UNTRUSTED_BACKING, the file never opened).
+   */
+  readonly trustBacking?: boolean;
+  /**
+   * `read`: the image, read-only. `overlay`: a copy-on-write overlay whose changes come back.
+   * `direct`: the image opened writable and written as the tool writes it — only for a new
+   * private file that is renamed into place when complete (nothing to commit, nothing shipped).
+   */
+  readonly mode: 'read' | 'overlay' | 'direct';
   /** Virtual size of the overlay (a grown image); default the file's size. */
   readonly size?: number;
   /** Changes earlier steps staged (they are the starting point of this run). */
@@ -64,7 +77,7 @@ export const SHIP_IN_MEMORY_BYTES = 128 * 1024 * 1024;
 
 interface Built {
   readonly spec: DiskSpec;
-  readonly raw: RawFileDisk;
+  readonly image: Disk;
   readonly overlay: Overlay | undefined;
 }
 
@@ -215,12 +228,20 @@ export function createDisks(args: DiskFactoryArgs): Record<string, Disk> {
   const disks: Record<string, Disk> = {};
   try {
     for (const spec of args.disks) {
-      const raw = RawFileDisk.open(spec.image, { readOnly: true });
-      let top: Disk = raw;
+      const format = spec.format ?? 'raw';
+      const image = openResolved(spec.image, { format, source: spec.trustBacking === true ? 'forced' : 'probed' }, { readOnly: spec.mode !== 'direct' });
+      let top: Disk = image;
       let overlay: Overlay | undefined;
+      if (spec.mode === 'direct' && spec.size !== undefined && spec.size > image.size) {
+        if (!image.resize) {
+          image.close();
+          throw new DiskwrightError('E_INVALID_ARGUMENT', `${spec.image} cannot change size`, { path: spec.image });
+        }
+        image.resize(spec.size);
+      }
       if (spec.mode === 'overlay') {
-        overlay = new Overlay(raw, spec.memoryLimit !== undefined ? { memoryLimit: spec.memoryLimit } : {});
-        if (spec.size !== undefined && spec.size > raw.size) overlay.resize(spec.size);
+        overlay = new Overlay(image, spec.memoryLimit !== undefined ? { memoryLimit: spec.memoryLimit } : {});
+        if (spec.size !== undefined && spec.size > image.size) overlay.resize(spec.size);
         if (spec.changes) {
           applyShippedChanges(overlay, spec.changes);
           // The sender keeps its own copy; a spill file is read once, by whoever applies it.
@@ -231,12 +252,15 @@ export function createDisks(args: DiskFactoryArgs): Record<string, Disk> {
       const disk = new ServedDisk(
         served,
         () => {
-          overlay?.close();
-          raw.close();
+          try {
+            overlay?.close();
+          } finally {
+            image.close();
+          }
         },
         spec.sparse !== false,
       );
-      built.set(disk, { spec, raw, overlay });
+      built.set(disk, { spec, image, overlay });
       disks[spec.path] = disk;
     }
   } catch (error) {
@@ -246,7 +270,10 @@ export function createDisks(args: DiskFactoryArgs): Record<string, Disk> {
   return disks;
 }
 
-/** The worker hook: after the run, every overlay's changes go back to the caller. */
+/**
+ * The worker hook: after the run, every overlay's changes go back to the caller; a direct image
+ * is flushed (a qcow2's metadata reaches the file; a failure here fails the run, not the close).
+ */
 export function afterRun(disks: Record<string, Disk>, result: { exitCode?: number; failure?: string }): Record<string, ShippedChanges> | undefined {
   // A crashed run's writes are not trusted: the caller gets nothing to commit.
   if (result.failure !== undefined) return undefined;
@@ -254,6 +281,7 @@ export function afterRun(disks: Record<string, Disk>, result: { exitCode?: numbe
   for (const [path, disk] of Object.entries(disks)) {
     const entry = built.get(disk);
     if (entry?.overlay) out[path] = shipChanges(entry.overlay);
+    else if (entry?.spec.mode === 'direct') entry.image.flush();
   }
   return out;
 }

@@ -1,10 +1,14 @@
 import { readFile } from 'node:fs/promises';
+import type { DiskFormat } from '../disk/index.js';
 import { DiskwrightError } from '../errors.js';
-import { imageSpec, runE2fsTool } from './run.js';
+import { runToolOnImage } from './in-place.js';
+import { imageSpec } from './run.js';
 
 export interface DumpHeaderOptions {
   readonly offset?: number | bigint;
   readonly signal?: AbortSignal;
+  /** The image's format (`--format`). Default: diskwright's record, else the qcow2 magic. */
+  readonly format?: DiskFormat;
 }
 
 /** Longest header line accepted from dumpe2fs output (a named limit on tool output). */
@@ -32,7 +36,7 @@ export function parseDumpe2fsHeader(text: string): Record<string, string> {
  * `needs_recovery` in "Filesystem features".
  */
 export async function dumpFilesystemHeader(image: string, options: DumpHeaderOptions = {}): Promise<Record<string, string>> {
-  const result = await runE2fsTool('dumpe2fs', ['-h', imageSpec(image, options.offset)], options.signal ? { signal: options.signal } : {});
+  const result = await runToolOnImage('dumpe2fs', ['-h', imageSpec(image, options.offset)], image, { ...(options.signal ? { signal: options.signal } : {}), ...(options.format ? { format: options.format } : {}) });
   const fields = parseDumpe2fsHeader(result.stdout);
   if (result.exitCode !== 0 || fields['Filesystem magic number'] === undefined) {
     const message = result.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('dumpe2fs 1.')).join('; ');

@@ -1,7 +1,7 @@
-import type { Overlay } from '../disk/index.js';
+import { openImage, type DiskFormat, type Overlay } from '../disk/index.js';
 import { DiskwrightError, InvalidArgumentError } from '../errors.js';
-import { changeInPlace, runToolOnOverlay } from './in-place.js';
-import { imageSpec } from './run.js';
+import { changeInPlace, runToolDirect, runToolOnOverlay } from './in-place.js';
+import { imageSpec, type E2fsToolResult } from './run.js';
 import { dumpFilesystemHeader } from './dump.js';
 import { lastMessage } from './tune.js';
 
@@ -21,6 +21,13 @@ export interface GrowFilesystemOptions {
   readonly signal?: AbortSignal;
   /** False for a private temp image (see InPlaceOptions.durable); default true. */
   readonly durable?: boolean;
+  /** The image's format (`--format`; qcow2 trusts its backing chain). Default: the probing rule. */
+  readonly format?: DiskFormat;
+  /**
+   * A new private image (a thin instance's overlay): resize2fs writes the file directly, no
+   * overlay and no commit; the caller renames the file into place when complete.
+   */
+  readonly direct?: boolean;
 }
 
 export interface GrowResult {
@@ -37,7 +44,13 @@ export interface GrowResult {
  * the old one or the new one, never half-resized.
  */
 export async function growFilesystem(image: string, options: GrowFilesystemOptions = {}): Promise<GrowResult> {
-  const { value } = await changeInPlace(image, { ...(options.signal ? { signal: options.signal } : {}), ...(options.durable === false ? { durable: false } : {}) }, async (overlay) => ({
+  if (options.direct) {
+    const disk = openImage(image, { readOnly: true, ...(options.format ? { format: options.format } : {}) });
+    const size = disk.size;
+    disk.close();
+    return growWith((argv, run) => runToolDirect('resize2fs', argv, image, { ...run, ...(options.format ? { format: options.format } : {}) }), size, image, options);
+  }
+  const { value } = await changeInPlace(image, { ...(options.signal ? { signal: options.signal } : {}), ...(options.durable === false ? { durable: false } : {}), ...(options.format ? { format: options.format } : {}) }, async (overlay) => ({
     value: await growOnOverlay(overlay, image, options),
     commit: true,
   }));
@@ -50,13 +63,20 @@ export async function growFilesystem(image: string, options: GrowFilesystemOptio
  * fails (the overlay then holds only what the caller staged).
  */
 export async function growOnOverlay(overlay: Overlay, image: string, options: GrowFilesystemOptions = {}): Promise<GrowResult> {
-  const before = await dumpFilesystemHeader(image, { ...(options.offset !== undefined ? { offset: options.offset } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+  return growWith((argv, run) => runToolOnOverlay('resize2fs', argv, overlay, { ...run, servedPath: image }), overlay.size, image, options);
+}
+
+type ResizeRun = (argv: string[], run: { env?: Record<string, string>; signal?: AbortSignal }) => Promise<E2fsToolResult>;
+
+/** resize2fs through `runResize` on a container of `containerSize` bytes (the grown image). */
+async function growWith(runResize: ResizeRun, containerSize: number, image: string, options: GrowFilesystemOptions): Promise<GrowResult> {
+  const before = await dumpFilesystemHeader(image, { ...(options.offset !== undefined ? { offset: options.offset } : {}), ...(options.signal ? { signal: options.signal } : {}), ...(options.format ? { format: options.format } : {}) });
   const blockSize = Number(before['Block size']);
   const oldBlocksCount = BigInt(before['Block count'] ?? '0');
   let size = options.size;
   if (size === undefined && options.offset !== undefined && BigInt(options.offset) !== 0n) {
     // resize2fs sizes the whole file, not the part after ?offset=; say the size explicitly.
-    size = overlay.size - Number(options.offset);
+    size = containerSize - Number(options.offset);
   }
   let sizeArg: string[] = [];
   if (size !== undefined) {
@@ -75,8 +95,7 @@ export async function growOnOverlay(overlay: Overlay, image: string, options: Gr
     sizeArg = [`${Math.floor(size / 512)}s`];
   }
   const argv = [...(options.force ? ['-f'] : []), imageSpec(image, options.offset), ...sizeArg];
-  const result = await runToolOnOverlay('resize2fs', argv, overlay, {
-    servedPath: image,
+  const result = await runResize(argv, {
     ...(options.fakeTime !== undefined ? { env: { E2FSPROGS_FAKE_TIME: String(options.fakeTime) } } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });

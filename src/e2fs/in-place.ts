@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { commitOverlay, Overlay, RawFileDisk, withImage, type CommitSummary } from '../disk/index.js';
+import { commitOverlay, openImage, openResolved, Overlay, resolveFormat, withImage, type CommitSummary, type Disk, type DiskFormat } from '../disk/index.js';
 import { DiskwrightError } from '../errors.js';
-import { applyShippedChanges, discardShippedChanges, shipChanges, type DiskFactoryArgs, type ShippedChanges } from './disk-factory.js';
+import { applyShippedChanges, discardShippedChanges, shipChanges, type DiskFactoryArgs, type DiskSpec, type ShippedChanges } from './disk-factory.js';
 import { runE2fsTool, type E2fsTool, type E2fsToolResult, type RunE2fsToolOptions } from './run.js';
 
 /**
@@ -25,6 +25,47 @@ export interface OverlayRunOptions extends Omit<RunE2fsToolOptions, 'diskFactory
   readonly servedPath?: string;
 }
 
+/** Options of {@link runToolOnImage}: the image's format as `--format` gives it. */
+export interface ImageRunOptions extends OverlayRunOptions {
+  /** Forced format (`--format`; qcow2 then trusts the backing chain). Default: the probing rule. */
+  readonly format?: DiskFormat;
+}
+
+/** What the worker needs to open `image` as the parent decided (docs/qcow2.md's rule, here). */
+function imageSource(image: string, format: DiskFormat | undefined): Pick<DiskSpec, 'image' | 'format' | 'trustBacking'> {
+  const resolved = resolveFormat(image, format);
+  // Opened here once so that a refusal (an untrusted backing file, a damaged header) is this
+  // process's typed one-line error, not a worker failure.
+  if (resolved.format === 'qcow2') openResolved(image, resolved, { readOnly: true }).close();
+  return { image: resolve(image), format: resolved.format, trustBacking: resolved.source !== 'probed' };
+}
+
+/** The spec of an already open Disk: its own format, its chain trusted iff the parent opened one. */
+function diskSource(disk: Disk): Pick<DiskSpec, 'image' | 'format' | 'trustBacking'> {
+  return { image: disk.path, format: disk.format, trustBacking: disk.backing !== undefined };
+}
+
+/**
+ * Runs `tool argv` with `image` served read-only through the block layer (raw or qcow2, never a
+ * host-file path into the image): e2fsck -n, dumpe2fs, debugfs reads. `mode` `direct` instead
+ * serves it writable for a new private image (see {@link runToolDirect}).
+ */
+export async function runToolOnImage(tool: E2fsTool, argv: readonly string[], image: string, options: ImageRunOptions = {}, mode: 'read' | 'direct' = 'read'): Promise<E2fsToolResult> {
+  const { servedPath, format, ...runOptions } = options;
+  const args: DiskFactoryArgs = { disks: [{ path: resolve(servedPath ?? image), mode, ...imageSource(image, format) }] };
+  return runE2fsTool(tool, argv, { ...runOptions, diskFactory: { module: diskFactoryModule(), args } });
+}
+
+/**
+ * Runs `tool argv` writing straight into `image` — no overlay, no commit record, nothing shipped
+ * back. Only for a new private file the caller renames into place when complete (a thin
+ * instance's qcow2 overlay, a working copy): a kill leaves a temp file, never a half-changed
+ * image anyone uses. A qcow2's metadata is flushed before the run reports success.
+ */
+export function runToolDirect(tool: E2fsTool, argv: readonly string[], image: string, options: ImageRunOptions = {}): Promise<E2fsToolResult> {
+  return runToolOnImage(tool, argv, image, options, 'direct');
+}
+
 /**
  * Runs `tool argv` with the image under `overlay` served at `servedPath` as a copy-on-write
  * overlay that starts from `overlay`'s changes; the tool's changes land in `overlay` (nothing
@@ -35,7 +76,7 @@ export async function runToolOnOverlay(tool: E2fsTool, argv: readonly string[], 
   const path = resolve(servedPath ?? overlay.path);
   const staged = overlay.clean ? undefined : shipChanges(overlay);
   const args: DiskFactoryArgs = {
-    disks: [{ path, image: overlay.base.path, mode: 'overlay', size: overlay.size, ...(staged ? { changes: staged } : {}) }],
+    disks: [{ path, ...diskSource(overlay.base), mode: 'overlay', size: overlay.size, ...(staged ? { changes: staged } : {}) }],
   };
   let result: E2fsToolResult;
   try {
@@ -59,6 +100,8 @@ export async function runToolOnOverlay(tool: E2fsTool, argv: readonly string[], 
 
 export interface InPlaceOptions {
   readonly signal?: AbortSignal;
+  /** Forced format (`--format`); default: diskwright's record, else the qcow2 magic. */
+  readonly format?: DiskFormat;
   /** Blocks whose old bytes need no saving (ext blocks that were free before the change). */
   readonly needsNoSave?: (position: number, length: number) => boolean;
   /**
@@ -76,14 +119,15 @@ export interface InPlaceOutcome<T> {
 }
 
 /**
- * Opens `image` under the write lock (withImage: an interrupted commit is rolled back first) with a
+ * Opens `image` under the write lock (withImage: an interrupted commit is rolled back first) through
+ * the block layer (raw, or qcow2: the commit then writes into the qcow2) with a
  * copy-on-write overlay, lets `fn` stage changes in it (tools through {@link runToolOnOverlay},
  * direct writes, a grown size), and commits them crash-safely when `fn` asks to. Returns `fn`'s
  * value and the commit summary (undefined when nothing was committed).
  */
 export async function changeInPlace<T>(image: string, options: InPlaceOptions, fn: (overlay: Overlay) => Promise<InPlaceOutcome<T>>): Promise<{ value: T; commit: CommitSummary | undefined }> {
   return withImage(image, { access: 'write', ...(options.signal ? { signal: options.signal } : {}) }, async ({ path: real }) => {
-    const raw = RawFileDisk.open(real, { readOnly: false });
+    const raw = openImage(real, { readOnly: false, ...(options.format ? { format: options.format } : {}) });
     const overlay = new Overlay(raw);
     try {
       const outcome = await fn(overlay);

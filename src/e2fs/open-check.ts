@@ -1,6 +1,8 @@
+import type { DiskFormat } from '../disk/index.js';
 import { DiskwrightError } from '../errors.js';
 import { parseDumpe2fsHeader } from './dump.js';
-import { imageSpec, runE2fsTool } from './run.js';
+import { runToolOnImage } from './in-place.js';
+import { imageSpec } from './run.js';
 
 /**
  * The bundled `ext2fs` package is libext2fs 1.44.1; e2fsprogs 1.47 refuses more damaged images
@@ -110,6 +112,8 @@ export function openProblem(dump: DumpOutput): string | undefined {
 export interface OpenCheckOptions {
   readonly offset?: number | bigint;
   readonly signal?: AbortSignal;
+  /** The image's format (`--format`). Default: diskwright's record, else the qcow2 magic. */
+  readonly format?: DiskFormat;
 }
 
 /**
@@ -117,7 +121,7 @@ export interface OpenCheckOptions {
  * refuse to open; resolves when it would open it. Read-only: runs the WASM dumpe2fs.
  */
 export async function assertOpenableByE2fsprogs(image: string, options: OpenCheckOptions = {}): Promise<void> {
-  const result = await runE2fsTool('dumpe2fs', [imageSpec(image, options.offset)], options.signal ? { signal: options.signal } : {});
+  const result = await runToolOnImage('dumpe2fs', [imageSpec(image, options.offset)], image, { ...(options.signal ? { signal: options.signal } : {}), ...(options.format ? { format: options.format } : {}) });
   const problem = openProblem(result);
   if (problem === undefined) return;
   throw new DiskwrightError('E_EXTFS', `refusing to write ${image}${options.offset ? ` (filesystem at offset ${options.offset})` : ''}: e2fsprogs 1.47 would not open it (${problem})`, {

@@ -1,10 +1,9 @@
-import { readSync } from 'node:fs';
 import { INCOMPAT, RO_COMPAT } from '../extmeta/index.js';
 import type { ExtGeometry } from './superblock.js';
 
 /**
- * Which blocks were free before the session, read from the block bitmaps in the image file
- * (not the overlay). The commit need not save the old bytes of free blocks: rolling back the
+ * Which blocks were free before the session, read from the block bitmaps in the image (its Disk,
+ * not the overlay). The commit need not save the old bytes of free blocks: rolling back the
  * metadata makes them free again. Anything not provably free counts as used.
  * Layout: kernel Documentation/filesystems/ext4/{group_descr,blockgroup}.rst.
  */
@@ -18,7 +17,10 @@ const MAX_GROUPS = 1 << 20;
 
 export type FreeRangeTest = (fsOffset: number, length: number) => boolean;
 
-export function freeBlockTest(fd: number, base: number, geometry: ExtGeometry): FreeRangeTest {
+/** Fills `buffer` from image byte `position`; false when the range is not all there. */
+export type ImageRead = (buffer: Buffer, position: number) => boolean;
+
+export function freeBlockTest(read: ImageRead, base: number, geometry: ExtGeometry): FreeRangeTest {
   const never: FreeRangeTest = () => false;
   // meta_bg scatters the descriptors, bigalloc maps clusters: stay conservative there.
   if (geometry.featureIncompat & INCOMPAT.meta_bg || geometry.featureRoCompat & RO_COMPAT.bigalloc) return never;
@@ -27,7 +29,7 @@ export function freeBlockTest(fd: number, base: number, geometry: ExtGeometry): 
   if (!(groups > 0) || groups > MAX_GROUPS || geometry.blocksPerGroup > bs * 8) return never;
   const gdtStart = (geometry.firstDataBlock + 1) * bs;
   const gdt = Buffer.alloc(groups * geometry.descSize);
-  if (readSync(fd, gdt, 0, gdt.length, base + gdtStart) !== gdt.length) return never;
+  if (!read(gdt, base + gdtStart)) return never;
   const bitmaps = new Map<number, Buffer | null>();
   const bitmapOf = (group: number): Buffer | null => {
     let bitmap = bitmaps.get(group);
@@ -40,7 +42,7 @@ export function freeBlockTest(fd: number, base: number, geometry: ExtGeometry): 
     // An uninitialized bitmap block holds garbage: treat the group as used.
     if (!(flags & BG_BLOCK_UNINIT) && block > 0 && block < Number(geometry.blocksCount)) {
       const bytes = Buffer.alloc(bs);
-      if (readSync(fd, bytes, 0, bs, base + block * bs) === bs) bitmap = bytes;
+      if (read(bytes, base + block * bs)) bitmap = bytes;
     }
     bitmaps.set(group, bitmap);
     return bitmap;

@@ -1,4 +1,5 @@
 import type { ProgressCallback } from '../io/progress.js';
+import type { DiskFormat } from '../disk/types.js';
 
 /**
  * The in-image file-operations interface (issue: in-image editing). Implemented over libext2fs in
@@ -52,6 +53,11 @@ export interface OpenFilesystemOptions {
    * without the undo log and its fsyncs, which protect images other people already rely on.
    */
   readonly scratch?: boolean;
+  /**
+   * The image's format (`--format raw|qcow2`; qcow2 trusts its backing chain). Default: the format
+   * diskwright recorded on the file, else the qcow2 magic (a probed qcow2's backing file is refused).
+   */
+  readonly format?: DiskFormat;
 }
 
 /** An open ext2/3/4 filesystem. */

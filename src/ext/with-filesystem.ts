@@ -2,44 +2,49 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import * as e2fs from '../e2fs/index.js';
 import { startOpenCheck } from '../e2fs/open-check.js';
-import { AbortedError, DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted } from '../errors.js';
+import { AbortedError, DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted, TruncatedError } from '../errors.js';
 import * as partition from '../partition/index.js';
-import type { PartitionTable, Partition } from '../partition/types.js';
 import type { ProgressCallback } from '../io/index.js';
 import { bulkAvailable, debugfsQuote, lastAllocatedInode, ownershipCommands, runDebugfsBatch, type BulkPutPlan } from './bulk.js';
-import { commitOverlay, Overlay, PartitionWindow, RawFileDisk, withImage } from '../disk/index.js';
+import { commitOverlay, openImage, Overlay, PartitionWindow, withImage, type Disk, type DiskFormat } from '../disk/index.js';
 import { Ext2fsDiskAdapter } from './disk-adapter.js';
 import { mapExtError } from './errors-map.js';
 import { freeBlockTest } from './free-blocks.js';
 import { initializeExtents, readInodeTimes, setInodeTimes, type FileExtent, type StoredInodeTimes } from './inode-times.js';
 import { exclusive, ext2fsModule, isWasmAbort, resetExt2fsModule, type Ext2fsMounted, type Ext2fsPromises } from './module.js';
 import { Ext2fsSession } from './session.js';
-import { INCOMPAT } from '../extmeta/index.js';
-import { assertExtSupported, readExtGeometry, type ExtGeometry } from './superblock.js';
+import { INCOMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE } from '../extmeta/index.js';
+import { assertExtSupported, parseExtSuperblock, type ExtGeometry } from './superblock.js';
 import type { FilesystemSession, OpenFilesystemOptions } from './types.js';
 
-/** Engineer A's partition API (contracts.md), looked up at run time so this area builds without it. */
-interface PartitionApi {
-  readPartitionTable(imagePath: string): Promise<PartitionTable>;
-  getPartition(table: PartitionTable, number: number): Partition;
-  partitionByteRange(table: PartitionTable, partition: Partition): { offset: bigint; length: bigint };
-}
-
 /** Engineer C's fsck runner (contracts.md), used only to replay a journal on request. */
-type CheckFilesystem = (image: string, options: { offset?: number; mode: 'check' | 'preen' | 'fix'; force?: boolean; signal?: AbortSignal }) => Promise<{ exitCode: number; status: string; output: string }>;
+type CheckFilesystem = (image: string, options: { offset?: number; mode: 'check' | 'preen' | 'fix'; force?: boolean; signal?: AbortSignal; format?: DiskFormat }) => Promise<{ exitCode: number; status: string; output: string }>;
 
-/** Byte range of the filesystem inside the image file. */
+/** Byte range of the filesystem inside the image (its guest-visible bytes: a qcow2's virtual disk). */
 export interface FilesystemLocation {
   readonly offset: number;
   readonly length: number;
 }
 
-/** Resolves `partition`/`offset` options to the filesystem's byte range inside `image`. */
-export async function locateFilesystem(image: string, options: Pick<OpenFilesystemOptions, 'partition' | 'offset'>): Promise<FilesystemLocation> {
+/**
+ * Resolves `partition`/`offset` options to the filesystem's byte range inside `image`, read
+ * through the block layer (raw or qcow2, `options.format` forcing it).
+ */
+export async function locateFilesystem(image: string, options: Pick<OpenFilesystemOptions, 'partition' | 'offset' | 'format'>): Promise<FilesystemLocation> {
   const info = await stat(image).catch((error: unknown) => {
     throw new DiskwrightError('E_NOT_FOUND', `image ${image} not found`, { path: image, cause: error });
   });
   if (!info.isFile()) throw new InvalidArgumentError(`${image} is not a regular file`, { path: image });
+  const disk = openImage(image, { readOnly: true, ...(options.format ? { format: options.format } : {}) });
+  try {
+    return locateOnDisk(disk, image, options);
+  } finally {
+    disk.close();
+  }
+}
+
+/** {@link locateFilesystem} on an open Disk. */
+function locateOnDisk(disk: Disk, image: string, options: Pick<OpenFilesystemOptions, 'partition' | 'offset'>): FilesystemLocation {
   if (options.partition !== undefined && options.offset !== undefined) {
     throw new InvalidArgumentError('Pass either `partition` or `offset`, not both');
   }
@@ -47,26 +52,44 @@ export async function locateFilesystem(image: string, options: Pick<OpenFilesyst
     if (!Number.isInteger(options.partition) || options.partition < 1) {
       throw new InvalidArgumentError(`Expected \`partition\` to be a partition number ≥ 1, got \`${options.partition}\``);
     }
-    const api = partition as unknown as Partial<PartitionApi>;
-    if (typeof api.readPartitionTable !== 'function' || typeof api.getPartition !== 'function' || typeof api.partitionByteRange !== 'function') {
-      throw new DiskwrightError('E_UNSUPPORTED_FEATURE', 'partition tables are not supported in this build', { hint: 'pass offset (--offset BYTES) instead' });
-    }
-    const table = await api.readPartitionTable(image);
-    const range = api.partitionByteRange(table, api.getPartition(table, options.partition));
+    const table = partition.readDiskPartitionTable(disk);
+    const range = partition.partitionByteRange(table, partition.getPartition(table, options.partition));
     const end = range.offset + range.length;
-    if (end > BigInt(info.size)) {
-      throw new DiskwrightError('E_TRUNCATED', `partition ${options.partition} ends at byte ${end}, past the end of ${image} (${info.size} bytes)`, { path: image });
+    if (end > BigInt(disk.size)) {
+      throw new DiskwrightError('E_TRUNCATED', `partition ${options.partition} ends at byte ${end}, past the end of ${image} (${disk.size} bytes)`, { path: image });
     }
     return { offset: Number(range.offset), length: Number(range.length) };
   }
   const offset = options.offset ?? 0;
-  if (!Number.isSafeInteger(offset) || offset < 0 || offset >= info.size) {
-    throw new InvalidArgumentError(`Expected \`offset\` to be a byte offset inside ${image} (0..${info.size - 1}), got \`${offset}\``);
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset >= disk.size) {
+    throw new InvalidArgumentError(`Expected \`offset\` to be a byte offset inside ${image} (0..${disk.size - 1}), got \`${offset}\``);
   }
-  return { offset, length: info.size - offset };
+  return { offset, length: disk.size - offset };
 }
 
-async function replayJournal(image: string, offset: number, signal?: AbortSignal): Promise<void> {
+/** The superblock of the filesystem at `offset` of `disk`, as the fs layer needs it. */
+function geometryOnDisk(disk: Disk, image: string, offset: number): ExtGeometry {
+  const at = offset + SUPERBLOCK_OFFSET;
+  if (at + SUPERBLOCK_SIZE > disk.size) {
+    throw new TruncatedError(`ext superblock at byte ${at} lies beyond the end of ${image} (${disk.size} bytes)`, { offset: at, path: image, hint: 'the image is truncated or the offset is wrong' });
+  }
+  const bytes = new Uint8Array(SUPERBLOCK_SIZE);
+  disk.read(bytes, at);
+  return parseExtSuperblock(bytes);
+}
+
+/** Where the filesystem is and what it looks like, read once through a read-only Disk. */
+function inspectFilesystem(image: string, options: OpenFilesystemOptions): { location: FilesystemLocation; geometry: ExtGeometry } {
+  const disk = openImage(image, { readOnly: true, ...(options.format ? { format: options.format } : {}) });
+  try {
+    const location = locateOnDisk(disk, image, options);
+    return { location, geometry: geometryOnDisk(disk, image, location.offset) };
+  } finally {
+    disk.close();
+  }
+}
+
+async function replayJournal(image: string, offset: number, signal?: AbortSignal, format?: DiskFormat): Promise<void> {
   const check = (e2fs as unknown as { checkFilesystem?: CheckFilesystem }).checkFilesystem;
   if (typeof check !== 'function') {
     throw new DiskwrightError('E_NEEDS_RECOVERY', `${image}: replaying the journal needs the WASM e2fsprogs runner, which this build lacks`, {
@@ -74,7 +97,7 @@ async function replayJournal(image: string, offset: number, signal?: AbortSignal
       hint: `run \`diskwright fsck --fix ${image}\` (or host e2fsck -p) first`,
     });
   }
-  const result = await check(image, { offset, mode: 'preen', ...(signal ? { signal } : {}) });
+  const result = await check(image, { offset, mode: 'preen', ...(signal ? { signal } : {}), ...(format ? { format } : {}) });
   if (result.status !== 'clean' && result.status !== 'fixed') {
     throw new DiskwrightError('E_NEEDS_RECOVERY', `${image}: journal replay failed (e2fsck exit ${result.exitCode})`, {
       path: image,
@@ -186,8 +209,8 @@ function hostIoError(error: unknown, what: string, image: string): DiskwrightErr
 
 /** The mutable state of one open filesystem: which file it reads, its overlay and its mount. */
 class OpenFilesystem {
-  /** The image file (read-only for readers; the commit writes it). */
-  private raw: RawFileDisk;
+  /** The image through the block layer (raw or qcow2; read-only for readers; the commit writes it). */
+  private raw: Disk;
   /** Every write of the session lands here; the commit moves it to `raw`. */
   private overlay: Overlay;
   /** The filesystem's bytes as libext2fs sees them (a window of the overlay). */
@@ -205,8 +228,9 @@ class OpenFilesystem {
     private readonly signal: AbortSignal | undefined,
     write: boolean,
     private readonly scratch = false,
+    format?: DiskFormat,
   ) {
-    this.raw = RawFileDisk.open(image, { readOnly: !write });
+    this.raw = openImage(image, { readOnly: !write, ...(format ? { format } : {}) });
     this.overlay = new Overlay(this.raw);
     this.disk = new Ext2fsDiskAdapter(new PartitionWindow(this.overlay, location.offset, location.length));
   }
@@ -328,7 +352,12 @@ class OpenFilesystem {
       return;
     }
     const { offset, length } = this.location;
-    const wasFree = freeBlockTest(this.raw.fd, offset, this.geometry);
+    const raw = this.raw;
+    const wasFree = freeBlockTest((buffer, position) => {
+      if (position + buffer.length > raw.size) return false;
+      raw.read(buffer, position);
+      return true;
+    }, offset, this.geometry);
     const summary = commitOverlay(this.overlay, {
       ...(this.signal ? { signal: this.signal } : {}),
       needsNoSave: (position, bytes) => position >= offset && position + bytes <= offset + length && wasFree(position - offset, bytes),
@@ -337,8 +366,11 @@ class OpenFilesystem {
   }
 
   async dispose(): Promise<void> {
-    this.overlay.close();
-    this.raw.close();
+    try {
+      this.overlay.close();
+    } finally {
+      this.raw.close();
+    }
   }
 }
 
@@ -361,12 +393,16 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
   // first.
   return withImage(image, { access: write ? 'write' : 'read', ...(options.signal ? { signal: options.signal } : {}) }, ({ path: real }) => exclusive(real, async () => {
     throwIfAborted(options.signal);
-    const location = await locateFilesystem(image, options);
-    let geometry = await readExtGeometry(image, location.offset);
+    const info = await stat(image).catch((error: unknown) => {
+      throw new DiskwrightError('E_NOT_FOUND', `image ${image} not found`, { path: image, cause: error });
+    });
+    if (!info.isFile()) throw new InvalidArgumentError(`${image} is not a regular file`, { path: image });
+    const format = options.format;
+    let { location, geometry } = inspectFilesystem(real, options);
     assertExtSupported(geometry, image, { write, replayJournal: options.replayJournal === true });
     if (write && geometry.needsRecovery) {
-      await replayJournal(image, location.offset, options.signal);
-      geometry = await readExtGeometry(image, location.offset);
+      await replayJournal(image, location.offset, options.signal, format);
+      ({ location, geometry } = inspectFilesystem(real, options));
       assertExtSupported(geometry, image, { write });
     }
     const fsBytes = Number(geometry.blocksCount) * geometry.blockSize;
@@ -378,8 +414,8 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
     }
     // The bundled libext2fs is 1.44: a write must first pass e2fsprogs 1.47's open checks (in a
     // worker, overlapping the session; awaited before anything reaches the image).
-    const openCheck = write ? startOpenCheck(real, { offset: location.offset, ...(options.signal ? { signal: options.signal } : {}) }) : undefined;
-    const open = new OpenFilesystem(real, location, geometry, options.signal, write, write && options.scratch === true);
+    const openCheck = write ? startOpenCheck(real, { offset: location.offset, ...(options.signal ? { signal: options.signal } : {}), ...(format ? { format } : {}) }) : undefined;
+    const open = new OpenFilesystem(real, location, geometry, options.signal, write, write && options.scratch === true, format);
     try {
       const mounted = await open.mount().catch(async (error: unknown) => {
         await openCheck?.done();

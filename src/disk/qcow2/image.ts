@@ -717,10 +717,11 @@ export class Qcow2Disk implements Disk {
 
   resize(size: number): void {
     if (!Number.isSafeInteger(size) || size < 0) throw new DiskwrightError('E_INVALID_ARGUMENT', `invalid size ${size}`);
-    if (size < this.virtualSize) {
-      throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `${this.path}: shrinking a qcow2 image is not supported`, { path: this.path, hint: 'convert to raw, shrink, convert back' });
-    }
     this.assertOpenForWrite();
+    if (size < this.virtualSize) {
+      this.shrink(size);
+      return;
+    }
     const oldSize = this.virtualSize;
     const needed = Math.ceil(size / (this.cs * this.l2Entries));
     if (needed * 8 > MAX_L1_BYTES) throw new LimitError(`qcow2: ${size} bytes need an L1 table larger than ${MAX_L1_BYTES} bytes`, { hint: 'use a larger --cluster-size' });
@@ -742,6 +743,26 @@ export class Qcow2Disk implements Disk {
     this.headerDirty = true;
     // A longer backing file must not show through the new tail.
     if (this.backing && this.backing.size > oldSize) this.discard(oldSize, Math.min(this.backing.size, size) - oldSize);
+    this.flush();
+  }
+
+  /**
+   * Drops everything past `size` (qemu-img resize --shrink): the rollback of a commit that grew the
+   * image. Clusters wholly past the end become unallocated (their space is freed), the kept part of
+   * the last cluster is unchanged and its tail zeroed, so a later grow reads zeros there.
+   */
+  private shrink(size: number): void {
+    const tail = size % this.cs;
+    if (tail !== 0) this.discard(size, Math.min(this.cs - tail, this.virtualSize - size));
+    const last = Math.ceil(this.virtualSize / this.cs);
+    for (let cluster = Math.ceil(size / this.cs); cluster < last; cluster++) {
+      const e = this.entry(cluster);
+      if (e.kind === 'unallocated') continue;
+      this.setEntry(cluster, 0);
+      this.release(e);
+    }
+    this.virtualSize = size;
+    this.headerDirty = true;
     this.flush();
   }
 
