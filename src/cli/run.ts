@@ -2,6 +2,7 @@ import { DiskwrightError } from '../errors.js';
 import { parseCommandLine } from './args.js';
 import type { CommandContext } from './command.js';
 import { listCommands, loadCommand, type CommandEntry } from './registry.js';
+import { activityFor, interruptedMessage } from './progress.js';
 
 /** Exit codes of every command but fsck (which mirrors e2fsck's). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, aborted: 130, brokenPipe: 141 } as const;
@@ -121,7 +122,7 @@ export async function runCli(argv: readonly string[], ctx: CommandContext): Prom
     // Ctrl-C: name diskwright's step, not the internal tool that happened to be running.
     const error =
       caught instanceof DiskwrightError && caught.code === 'E_ABORTED' && ctx.signal.aborted && commandName !== undefined
-        ? new DiskwrightError('E_ABORTED', `${commandName} interrupted`, { hint: 'nothing half-done was left: outputs are removed and in-place changes rolled back', cause: caught })
+        ? new DiskwrightError('E_ABORTED', interruptedMessage(commandName, activityFor(ctx.signal)), { hint: 'nothing half-done was left: outputs are removed and in-place changes rolled back; run the command again', cause: caught })
         : caught;
     ctx.stderr.write(json && !debug ? formatJsonError(error) : formatError(error, debug));
     return exitCodeFor(error);

@@ -2,6 +2,7 @@ import type { DiskFormat } from '../disk/index.js';
 import { DiskwrightError } from '../errors.js';
 import { changeInPlace, runToolDirect, runToolOnImage, runToolOnOverlay } from './in-place.js';
 import { imageSpec } from './run.js';
+import { e2fsckProgressFilter, type PassCallback } from './progress.js';
 
 /** `check` = e2fsck -n (read-only), `preen` = -p (safe automatic fixes), `fix` = -y (answer yes). */
 export type CheckMode = 'check' | 'preen' | 'fix';
@@ -26,6 +27,8 @@ export interface CheckFilesystemOptions {
    * no overlay and no commit — the caller renames the file into place when complete.
    */
   readonly direct?: boolean;
+  /** e2fsck's passes as they run (e2fsck -C 0; its bar is removed from `output` and `onOutput`). */
+  readonly onPass?: PassCallback;
 }
 
 export type CheckStatus = 'clean' | 'fixed' | 'uncorrectable' | 'error';
@@ -80,26 +83,47 @@ const NOT_COMMITTED = FSCK_EXIT.ERROR | FSCK_EXIT.USAGE | FSCK_EXIT.CANCELED | F
  * repaired one, never half-repaired.
  */
 export async function checkFilesystem(image: string, options: CheckFilesystemOptions): Promise<CheckResult> {
-  const argv = [...fsckArgs(options.mode, options.force), imageSpec(image, options.offset)];
+  const { onPass } = options;
+  const argv = [...fsckArgs(options.mode, options.force), ...(onPass ? ['-C', '0'] : []), imageSpec(image, options.offset)];
   const env: Record<string, string> = {};
   if (options.fakeTime !== undefined) {
     env.E2FSCK_TIME = String(options.fakeTime);
     env.E2FSPROGS_FAKE_TIME = String(options.fakeTime);
   }
+  const onOutput = passFilteredOutput(options.onOutput, onPass);
   const run = {
     env,
     ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+    ...(onOutput ? { onOutput } : {}),
   };
+  const output = (result: { stdout: string; stderr: string }): string => (onPass ? withoutProgressBar(result.stdout) : result.stdout) + result.stderr;
   const format = options.format ? { format: options.format } : {};
   if (options.mode === 'check' || options.direct) {
     // -n opens the device read-only: it is served read-only through the block layer.
     const result = await (options.mode === 'check' ? runToolOnImage : runToolDirect)('e2fsck', argv, image, { ...run, ...format });
-    return { exitCode: result.exitCode, status: fsckExitStatus(result.exitCode), output: result.stdout + result.stderr };
+    return { exitCode: result.exitCode, status: fsckExitStatus(result.exitCode), output: output(result) };
   }
   const { value } = await changeInPlace(image, { ...(options.signal ? { signal: options.signal } : {}), ...(options.durable === false ? { durable: false } : {}), ...format }, async (overlay) => {
     const result = await runToolOnOverlay('e2fsck', argv, overlay, { ...run, servedPath: image });
     return { value: result, commit: (result.exitCode & NOT_COMMITTED) === 0 };
   });
-  return { exitCode: value.exitCode, status: fsckExitStatus(value.exitCode), output: value.stdout + value.stderr };
+  return { exitCode: value.exitCode, status: fsckExitStatus(value.exitCode), output: output(value) };
+}
+
+/** e2fsck -C 0's bar segments (`\x01…\x02`) removed: the log reads as e2fsck's without a bar. */
+export function withoutProgressBar(text: string): string {
+  return text.replace(/\x01[^\x02]*\x02/g, '');
+}
+
+/** The caller's output callback fed through the bar filter, which reports passes. */
+function passFilteredOutput(
+  onOutput: CheckFilesystemOptions['onOutput'],
+  onPass: PassCallback | undefined,
+): CheckFilesystemOptions['onOutput'] {
+  if (!onPass) return onOutput;
+  const filter = e2fsckProgressFilter(onPass);
+  return (stream, text) => {
+    const shown = stream === 'stdout' ? filter.write(text) : text;
+    if (shown !== '') onOutput?.(stream, shown);
+  };
 }

@@ -4,6 +4,7 @@ import { changeInPlace, runToolDirect, runToolOnOverlay } from './in-place.js';
 import { imageSpec, type E2fsToolResult } from './run.js';
 import { dumpFilesystemHeader } from './dump.js';
 import { lastMessage } from './tune.js';
+import { resize2fsProgressReader, type PassCallback } from './progress.js';
 
 export interface GrowFilesystemOptions {
   /** Byte offset of the filesystem inside the image (a partition). */
@@ -28,6 +29,8 @@ export interface GrowFilesystemOptions {
    * overlay and no commit; the caller renames the file into place when complete.
    */
   readonly direct?: boolean;
+  /** resize2fs's passes as they run (resize2fs -p). */
+  readonly onPass?: PassCallback;
 }
 
 export interface GrowResult {
@@ -66,7 +69,7 @@ export async function growOnOverlay(overlay: Overlay, image: string, options: Gr
   return growWith((argv, run) => runToolOnOverlay('resize2fs', argv, overlay, { ...run, servedPath: image }), overlay.size, image, options);
 }
 
-type ResizeRun = (argv: string[], run: { env?: Record<string, string>; signal?: AbortSignal }) => Promise<E2fsToolResult>;
+type ResizeRun = (argv: string[], run: { env?: Record<string, string>; signal?: AbortSignal; onOutput?: (stream: 'stdout' | 'stderr', text: string) => void }) => Promise<E2fsToolResult>;
 
 /** resize2fs through `runResize` on a container of `containerSize` bytes (the grown image). */
 async function growWith(runResize: ResizeRun, containerSize: number, image: string, options: GrowFilesystemOptions): Promise<GrowResult> {
@@ -94,8 +97,10 @@ async function growWith(runResize: ResizeRun, containerSize: number, image: stri
     }
     sizeArg = [`${Math.floor(size / 512)}s`];
   }
-  const argv = [...(options.force ? ['-f'] : []), imageSpec(image, options.offset), ...sizeArg];
+  const argv = [...(options.force ? ['-f'] : []), ...(options.onPass ? ['-p'] : []), imageSpec(image, options.offset), ...sizeArg];
+  const readPasses = options.onPass ? resize2fsProgressReader(options.onPass) : undefined;
   const result = await runResize(argv, {
+    ...(readPasses ? { onOutput: (stream: 'stdout' | 'stderr', text: string) => (stream === 'stdout' ? readPasses(text) : undefined) } : {}),
     ...(options.fakeTime !== undefined ? { env: { E2FSPROGS_FAKE_TIME: String(options.fakeTime) } } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });

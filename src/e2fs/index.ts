@@ -19,3 +19,4 @@ export { dumpFilesystemHeader, parseDumpe2fsHeader, headerNeedsRecovery, type Du
 export { findFilesystem, parsePartitionNumber, type FilesystemPlace } from './locate.js';
 export { assertOpenableByE2fsprogs, startOpenCheck, openProblem, type PendingOpenCheck, type DumpOutput, type OpenCheckOptions } from './open-check.js';
 export { resizeImage, maxPartitionSectors, assertResizable, type ResizeImageOptions, type ResizeImageResult } from './resize-image.js';
+export { e2fsckProgressFilter, resize2fsProgressReader, e2fsckPassAt, E2FSCK_PASSES, RESIZE2FS_PASSES, type PassProgress, type PassCallback, type OutputFilter } from './progress.js';

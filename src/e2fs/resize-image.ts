@@ -5,6 +5,7 @@ import { getPartition, planPartitionResize, readDiskPartitionTable, readPartitio
 import type { PartitionTable } from '../partition/index.js';
 import { growOnOverlay, type GrowResult } from './grow.js';
 import { changeInPlace } from './in-place.js';
+import type { PassCallback } from './progress.js';
 import { dumpFilesystemHeader, headerNeedsRecovery } from './dump.js';
 
 /** GPT entry size assumed when the table does not say (UEFI 2.x: 128 bytes). */
@@ -19,6 +20,8 @@ export interface ResizeImageOptions {
   readonly partition?: number;
   readonly fakeTime?: number;
   readonly signal?: AbortSignal;
+  /** resize2fs's passes as they run. */
+  readonly onPass?: PassCallback;
 }
 
 export interface ResizeImageResult extends GrowResult {
@@ -98,19 +101,20 @@ export async function resizeImage(image: string, options: ResizeImageOptions): P
   }
   const oldImageSize = (await stat(image)).size;
   const common = { ...(options.fakeTime !== undefined ? { fakeTime: options.fakeTime } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+  const passes = options.onPass ? { onPass: options.onPass } : {};
   const inPlace = options.signal ? { signal: options.signal } : {};
   throwIfAborted(options.signal);
 
   if (options.partition === undefined) {
     assertResizable(image, await dumpFilesystemHeader(image, common)); // refuse before anything is staged
     if (size < oldImageSize) {
-      const { value: grown } = await changeInPlace(image, inPlace, async (overlay) => ({ value: await growOnOverlay(overlay, image, { ...common, size, allowShrink: true }), commit: true }));
+      const { value: grown } = await changeInPlace(image, inPlace, async (overlay) => ({ value: await growOnOverlay(overlay, image, { ...common, ...passes, size, allowShrink: true }), commit: true }));
       await setFileSize(image, size);
       return { ...grown, imageSize: size, oldImageSize, offset: 0n };
     }
     const { value: grown } = await changeInPlace(image, inPlace, async (overlay) => {
       overlay.resize(size);
-      return { value: await growOnOverlay(overlay, image, common), commit: true };
+      return { value: await growOnOverlay(overlay, image, { ...common, ...passes }), commit: true };
     });
     return { ...grown, imageSize: size, oldImageSize, offset: 0n };
   }
@@ -143,7 +147,7 @@ export async function resizeImage(image: string, options: ResizeImageOptions): P
     const reader = diskReader(overlay);
     const grownTable = readDiskPartitionTable(overlay);
     for (const write of await planPartitionResize(reader, grownTable, number, newSectors, image)) overlay.write(write.bytes, Number(write.offset));
-    return { value: await growOnOverlay(overlay, image, { ...common, offset, size: Number(newSectors * ss) }), commit: true };
+    return { value: await growOnOverlay(overlay, image, { ...common, ...passes, offset, size: Number(newSectors * ss) }), commit: true };
   });
   return { ...grown, imageSize: size, oldImageSize, offset, partition: number, partitionSectors: newSectors };
 }

@@ -639,7 +639,7 @@ export class Ext2fsSession implements FilesystemSession {
     await this.bulk!(commands, onProgress ? () => {
       done += writeSizes[written] ?? 0;
       written += 1;
-      onProgress({ bytes: done, total });
+      onProgress({ bytes: done, total, files: written, totalFiles: summary.files });
     } : undefined, `copying ${hostDir} to ${p}`);
     return summary;
   }
@@ -671,7 +671,7 @@ export class Ext2fsSession implements FilesystemSession {
       } else if (info.isFile()) {
         summary.bytes += await this.writeChunks(target, hostChunks(hostPath), { mode: info.mode & 0o7777, uid, gid }, 0o644, fresh);
         summary.files += 1;
-        onProgress?.({ bytes: summary.bytes });
+        onProgress?.({ bytes: summary.bytes, files: summary.files });
       } else if (info.isSymbolicLink()) {
         const linkTarget = await hostReadlink(hostPath);
         const existing = fresh ? undefined : await this.rawLstat(target);

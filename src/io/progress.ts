@@ -6,6 +6,10 @@ export interface Progress {
   readonly total?: number;
   /** Bytes per second, when the operation measures it. */
   readonly speed?: number;
+  /** Files done so far, for copies of many files. */
+  readonly files?: number;
+  /** Files expected, when known. */
+  readonly totalFiles?: number;
 }
 
 /** Callback long operations accept next to their AbortSignal. */

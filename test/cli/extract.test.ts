@@ -114,7 +114,7 @@ describe('diskwright extract', () => {
     child.kill('SIGINT');
     const result = await child;
     expect(result.exitCode, result.stderr).toBe(130);
-    expect(result.stderr).toMatch(/^diskwright: extract interrupted \[E_ABORTED\]/);
+    expect(result.stderr).toMatch(/^diskwright: extract interrupted during extract p1; no \S+interrupted\.img written, \S+big\.img unchanged \[E_ABORTED\]/);
     expect((await readdir(dir)).filter((n) => n.includes('interrupted'))).toEqual([]);
   });
 });

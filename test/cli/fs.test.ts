@@ -133,7 +133,7 @@ describe('diskwright fs put with --json', () => {
     const result = await runInProcess(['fs', 'mkdir', image, '/interrupted'], { signal: controller.signal });
     expect(result.code).toBe(130);
     // The message names diskwright's step, not the internal tool that was running.
-    expect(result.stderr).toMatch(/^diskwright: fs mkdir interrupted \[E_ABORTED\]\n/);
+    expect(result.stderr).toMatch(/^diskwright: fs mkdir interrupted; \S+ unchanged \[E_ABORTED\]\n/);
     expect(await sha256(image)).toBe(before);
   });
 });

@@ -4,7 +4,7 @@ import { DiskwrightError, InvalidArgumentError } from '../../errors.js';
 import { convertImage } from '../../disk/qcow2/convert.js';
 import type { DiskFormat } from '../../disk/types.js';
 import { flag, printJson, stringOption, type Command, type ParsedArgs } from '../command.js';
-import { createProgress } from '../progress.js';
+import { createProgress, noteLeaves } from '../progress.js';
 
 /** `--format` / `-O` values. */
 export function formatOption(args: ParsedArgs, name: string): DiskFormat | undefined {
@@ -56,6 +56,8 @@ Examples:
     const clusterSize = clusterText === undefined ? undefined : parseSize(clusterText, 'cluster-size');
     if (clusterSize !== undefined && outputFormat !== 'qcow2') throw new InvalidArgumentError('--cluster-size needs -O qcow2');
     const progress = createProgress(ctx, `convert ${outputFormat}`);
+    noteLeaves(ctx, `no ${output} written`);
+    noteLeaves(ctx, `${input} unchanged`);
     let summary;
     try {
       summary = await convertImage(input, output, {

@@ -1,7 +1,7 @@
 import { extractPartition, formatBytes, DiskwrightError, InvalidArgumentError } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
 import { useImage } from '../image.js';
-import { createProgress } from '../progress.js';
+import { createProgress, noteLeaves } from '../progress.js';
 import { formatOption } from './convert.js';
 
 const extract: Command = {
@@ -49,6 +49,7 @@ Example:
       throw new InvalidArgumentError(`Expected \`--partition\` to be a partition number like 1 or 5, got \`${partitionText}\``);
     }
     const progress = createProgress(ctx, `extract p${partitionText}`);
+    noteLeaves(ctx, `no ${output} written`);
     let summary;
     try {
       summary = await useImage(args, ctx, image, 'read', () =>

@@ -1,6 +1,7 @@
 import { checkFilesystem, DiskwrightError, findFilesystem, parsePartitionNumber, type CheckMode } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
 import { useImage } from '../image.js';
+import { createPassReporter, createStepReporter, noteStep } from '../progress.js';
 
 const fsck: Command = {
   name: 'fsck',
@@ -40,14 +41,27 @@ Examples:
     if (flag(args, 'fix') && flag(args, 'preen')) throw new DiskwrightError('E_USAGE', 'fsck: --fix and --preen exclude each other', { hint: 'pick one' });
     const mode: CheckMode = flag(args, 'fix') ? 'fix' : flag(args, 'preen') ? 'preen' : 'check';
     const partitionText = stringOption(args, 'partition');
+    // e2fsck prints its own "Pass N:" lines except when preening; a log needs no second copy.
+    const passes = createPassReporter(ctx, createStepReporter(ctx, { quiet: mode !== 'preen' }));
     const { where, result } = await useImage(args, ctx, image, mode === 'check' ? 'read' : 'write', async () => {
+      noteStep(ctx, 'opening the filesystem');
       const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText));
       const result = await checkFilesystem(image, {
         mode,
         offset: where.offset,
         signal: ctx.signal,
-        ...(ctx.json ? {} : { onOutput: (stream: 'stdout' | 'stderr', text: string) => (stream === 'stdout' ? ctx.stdout : ctx.stderr).write(text) }),
+        onPass: passes.onPass,
+        ...(ctx.json
+          ? {}
+          : {
+              onOutput: (stream: 'stdout' | 'stderr', text: string) => {
+                // e2fsck's lines start on a clean line, not after the redrawn pass bar.
+                if (ctx.isTTY) ctx.stderr.write('\r\x1b[2K');
+                (stream === 'stdout' ? ctx.stdout : ctx.stderr).write(text);
+              },
+            }),
       });
+      passes.done();
       return { where, result };
     });
     if (ctx.json) printJson(ctx, { image, partition: where.partition ?? null, mode, exitCode: result.exitCode, status: result.status, log: result.output });

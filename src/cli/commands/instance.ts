@@ -349,7 +349,7 @@ Examples:
           cwd,
           signal: ctx.signal,
           onProgress: (p) => progress.update(p),
-          ...(onStep ? { onStep } : {}),
+          onStep,
         });
       } finally {
         progress.done();
@@ -396,7 +396,7 @@ Examples:
     const progress = createProgress(ctx, `copy ${spec.host}`);
     let result: InstanceResult;
     try {
-      result = await createInstance({ spec, steps: defaultSteps, runner, dryRun, diskOnly, signal: ctx.signal, onProgress: (p) => progress.update(p), ...(onStep ? { onStep } : {}) });
+      result = await createInstance({ spec, steps: defaultSteps, runner, dryRun, diskOnly, signal: ctx.signal, onProgress: (p) => progress.update(p), onStep });
     } finally {
       progress.done();
     }

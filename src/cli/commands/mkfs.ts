@@ -1,6 +1,7 @@
 import { DiskwrightError, makeFilesystem, makeFilesystemInPartition, parseSize, type FilesystemType, type PartitionFsType } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
 import { fillReporter } from '../fill-progress.js';
+import { noteLeaves, noteStep } from '../progress.js';
 import { readFile } from 'node:fs/promises';
 import { parseOwner, parseOwnerMap, withFill } from '../../build/index.js';
 
@@ -66,11 +67,15 @@ Examples:
     if (ownerText !== undefined && ownerMapPath !== undefined) throw new DiskwrightError('E_USAGE', 'mkfs: give --owner or --owner-map, not both', { hint: 'a map file can send every id to 0 too' });
     const owner = ownerText !== undefined ? parseOwner(ownerText) : ownerMapPath !== undefined ? parseOwnerMap(await readFile(ownerMapPath, 'utf8'), ownerMapPath) : undefined;
     const progress = fillReporter(ctx);
+    // Before the fill reports figures: an archive is decompressed and indexed, a tree opened.
+    noteStep(ctx, from === undefined ? 'making the filesystem' : `reading ${from}`);
+    const filled = (): string => (from === undefined ? '' : ` from ${from}${progress.closing() ? ` (${progress.closing()})` : ''}`);
     if (partitionText !== undefined) {
       if (!/^[1-9][0-9]{0,2}$/.test(partitionText)) throw new DiskwrightError('E_USAGE', `mkfs: --partition expects a partition number like 1 or 5, got \`${partitionText}\``, { hint: '`diskwright partitions IMAGE` lists them' });
       if (sizeText !== undefined) throw new DiskwrightError('E_USAGE', 'mkfs: --size cannot be combined with --partition (the filesystem fills the partition)', { hint: 'drop --size' });
       const partType = (stringOption(args, 'type') ?? 'ext4') as PartitionFsType;
       if (!['ext2', 'ext3', 'ext4', 'swap'].includes(partType)) throw new DiskwrightError('E_USAGE', `mkfs: --type must be ext2, ext3, ext4 or swap, got \`${partType}\``, { hint: 'e.g. --type ext3' });
+      noteLeaves(ctx, `${image} unchanged`);
       const result = await makeFilesystemInPartition(image, Number(partitionText), {
         type: partType,
         force: flag(args, 'force'),
@@ -82,7 +87,7 @@ Examples:
         onFillProgress: progress.update,
       }).finally(() => progress.done());
       if (ctx.json) printJson(ctx, { output: image, partition: result.partition, offset: result.offset, type: result.type, size: result.size, from: from ?? null, label: label ?? null });
-      else ctx.stdout.write(`${image} partition ${result.partition}: ${result.type === 'swap' ? 'swap area' : `${result.type} filesystem`} of ${result.size} bytes at offset ${result.offset}${from !== undefined ? ` from ${from}` : ''}\n`);
+      else ctx.stdout.write(`${image} partition ${result.partition}: ${result.type === 'swap' ? 'swap area' : `${result.type} filesystem`} of ${result.size} bytes at offset ${result.offset}${filled()}\n`);
       return 0;
     }
     if (sizeText === undefined) throw new DiskwrightError('E_USAGE', 'mkfs: --size is required', { hint: 'e.g. --size 8G, or --partition N inside a partitioned image' });
@@ -97,9 +102,10 @@ Examples:
       ...(label !== undefined ? { label } : {}),
       ...(uuid !== undefined ? { uuid } : {}),
     };
+    noteLeaves(ctx, `${image} not written`);
     await withFill(image, { ...(from !== undefined ? { from } : {}), ...(owner !== undefined ? { owner } : {}), onFillProgress: progress.update, signal: ctx.signal }, base, (options) => makeFilesystem(image, options)).finally(() => progress.done());
     if (ctx.json) printJson(ctx, { output: image, type, size, from: from ?? null, label: label ?? null });
-    else ctx.stdout.write(`${image}: ${type} filesystem of ${size} bytes${from !== undefined ? ` from ${from}` : ''}\n`);
+    else ctx.stdout.write(`${image}: ${type} filesystem of ${size} bytes${filled()}\n`);
     return 0;
   },
 };

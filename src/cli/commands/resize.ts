@@ -1,6 +1,7 @@
 import { DiskwrightError, formatBytes, parsePartitionNumber, resizeImage } from '../../index.js';
 import { ALLOW_UNALIGNED_OPTION, diskSize, printJson, stringOption, type Command } from '../command.js';
 import { useImage } from '../image.js';
+import { createPassReporter, noteStep } from '../progress.js';
 import { stat } from 'node:fs/promises';
 
 const resize: Command = {
@@ -43,13 +44,18 @@ Examples:
       size = diskSize(args, sizeText, 'SIZE');
     }
     const partitionText = stringOption(args, 'partition');
-    const result = await useImage(args, ctx, image, 'write', () =>
-      resizeImage(image, {
+    const passes = createPassReporter(ctx);
+    const result = await useImage(args, ctx, image, 'write', async () => {
+      noteStep(ctx, 'reading the filesystem');
+      const resized = await resizeImage(image, {
         size,
         signal: ctx.signal,
+        onPass: passes.onPass,
         ...(partitionText !== undefined ? { partition: parsePartitionNumber(partitionText) } : {}),
-      }),
-    );
+      });
+      passes.done();
+      return resized;
+    });
     if (ctx.json) {
       printJson(ctx, {
         image,
