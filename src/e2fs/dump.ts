@@ -36,7 +36,8 @@ export function parseDumpe2fsHeader(text: string): Record<string, string> {
  * `needs_recovery` in "Filesystem features".
  */
 export async function dumpFilesystemHeader(image: string, options: DumpHeaderOptions = {}): Promise<Record<string, string>> {
-  const result = await runToolOnImage('dumpe2fs', ['-h', imageSpec(image, options.offset)], image, { ...(options.signal ? { signal: options.signal } : {}), ...(options.format ? { format: options.format } : {}) });
+  // On this thread: -h reads the superblock and the journal's, bounded work a worker start outweighs.
+  const result = await runToolOnImage('dumpe2fs', ['-h', imageSpec(image, options.offset)], image, { inThread: true, ...(options.signal ? { signal: options.signal } : {}), ...(options.format ? { format: options.format } : {}) });
   const fields = parseDumpe2fsHeader(result.stdout);
   if (result.exitCode !== 0 || fields['Filesystem magic number'] === undefined) {
     const message = result.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('dumpe2fs 1.')).join('; ');

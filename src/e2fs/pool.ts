@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { AbortedError, DiskwrightError } from '../errors.js';
 
 /** Host fds one run may hold at once that the pool can close after killing a worker. */
-const MAX_TRACKED_FDS = 64;
+export const MAX_TRACKED_FDS = 64;
 
 /** What the worker needs for one tool run. */
 export interface WorkerJob {
@@ -61,7 +61,8 @@ interface Slot {
   current: (Pending & { id: number; cleanup: () => void }) | undefined;
 }
 
-interface DoneMessage {
+/** What worker.mjs's runJob answers for one run (posted as a message, or returned on this thread). */
+export interface DoneMessage {
   type: 'done';
   id: number;
   exitCode?: number;
@@ -170,28 +171,10 @@ export class E2fsWorkerPool {
     slot.current = undefined;
     slot.worker.unref();
     current.cleanup();
-    if (message.hookError !== undefined) {
-      // A Disk or Tree method threw: the tool only saw EIO, so its output cannot be trusted.
-      current.reject(
-        new DiskwrightError('E_IO', `${current.job.tool}: a disk or tree hook failed: ${firstLine(message.hookError)}`, {
-          hint: 'the tool saw an I/O error; run with --debug for the hook’s stack',
-          cause: new Error(`${message.hookError}\n${Buffer.from(message.stderr).toString('utf8')}`),
-        }),
-      );
-    } else if (message.failure !== undefined || message.exitCode === undefined) {
-      current.reject(
-        new DiskwrightError('E_WASM', `${current.job.tool} (WebAssembly) failed: ${firstLine(message.failure ?? 'no exit code')}`, {
-          hint: 'run with --debug for details; this is a diskwright bug, please report it with the image if possible',
-          cause: new Error(`${message.failure}\n${Buffer.from(message.stderr).toString('utf8')}`),
-        }),
-      );
-    } else {
-      current.resolve({
-        exitCode: message.exitCode,
-        stdout: Buffer.from(message.stdout),
-        stderr: Buffer.from(message.stderr),
-        ...(message.diskResult !== undefined ? { diskResult: message.diskResult } : {}),
-      });
+    try {
+      current.resolve(settleRun(current.job.tool, message));
+    } catch (error) {
+      current.reject(error);
     }
     this.dispatch();
   }
@@ -224,6 +207,29 @@ export class E2fsWorkerPool {
     }
     this.dispatch();
   }
+}
+
+/** A run's `done` message as its result; throws E_IO (a hook failed) or E_WASM (the tool crashed). */
+export function settleRun(tool: string, message: DoneMessage): WorkerResult {
+  if (message.hookError !== undefined) {
+    // A Disk or Tree method threw: the tool only saw EIO, so its output cannot be trusted.
+    throw new DiskwrightError('E_IO', `${tool}: a disk or tree hook failed: ${firstLine(message.hookError)}`, {
+      hint: 'the tool saw an I/O error; run with --debug for the hook’s stack',
+      cause: new Error(`${message.hookError}\n${Buffer.from(message.stderr).toString('utf8')}`),
+    });
+  }
+  if (message.failure !== undefined || message.exitCode === undefined) {
+    throw new DiskwrightError('E_WASM', `${tool} (WebAssembly) failed: ${firstLine(message.failure ?? 'no exit code')}`, {
+      hint: 'run with --debug for details; this is a diskwright bug, please report it with the image if possible',
+      cause: new Error(`${message.failure}\n${Buffer.from(message.stderr).toString('utf8')}`),
+    });
+  }
+  return {
+    exitCode: message.exitCode,
+    stdout: Buffer.from(message.stdout),
+    stderr: Buffer.from(message.stderr),
+    ...(message.diskResult !== undefined ? { diskResult: message.diskResult } : {}),
+  };
 }
 
 function closeTrackedFds(shared: SharedArrayBuffer): void {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, join } from 'node:path';
 import { DiskwrightError, InvalidArgumentError } from '../errors.js';
+import { runOnThisThread } from './in-thread.js';
 import { E2fsWorkerPool, type HookFactory } from './pool.js';
 
 /** The e2fsprogs tools diskwright ships as WebAssembly (wasm/dist/). */
@@ -30,6 +31,11 @@ export interface RunE2fsToolOptions {
   readonly diskFactory?: HookFactory;
   /** Virtual directory trees for `mke2fs -d`: an ES module exporting `createTrees(args)` → `{absolute root → Tree}`. */
   readonly treeFactory?: HookFactory;
+  /**
+   * Run on the calling thread, not in a worker (in-thread.ts): for short runs of bounded work
+   * only (a header read), since the run blocks the event loop and `signal` is checked only before.
+   */
+  readonly inThread?: boolean;
 }
 
 export interface E2fsToolResult {
@@ -111,24 +117,23 @@ export async function runE2fsTool(tool: E2fsTool, argv: readonly string[], optio
   const stdin = typeof options.stdin === 'string' ? new TextEncoder().encode(options.stdin) : options.stdin;
   const onOutput = options.onOutput;
   const decoder = { 1: new TextDecoder(), 2: new TextDecoder() };
-  const result = await e2fsPool().run(
-    {
-      wasmDir,
-      tool,
-      argv,
-      env: { ...defaultE2fsEnv(), ...options.env },
-      sparse: options.sparse !== false,
-      cwd: process.cwd(),
-      ...(stdin ? { stdin } : {}),
-      ...(options.argv0 !== undefined ? { argv0: options.argv0 } : {}),
-      ...(options.diskFactory ? { diskFactory: options.diskFactory } : {}),
-      ...(options.treeFactory ? { treeFactory: options.treeFactory } : {}),
-    },
-    {
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(onOutput ? { onOutput: (fd: 1 | 2, bytes: Uint8Array) => onOutput(fd === 1 ? 'stdout' : 'stderr', decoder[fd].decode(bytes, { stream: true })) } : {}),
-    },
-  );
+  const job = {
+    wasmDir,
+    tool,
+    argv,
+    env: { ...defaultE2fsEnv(), ...options.env },
+    sparse: options.sparse !== false,
+    cwd: process.cwd(),
+    ...(stdin ? { stdin } : {}),
+    ...(options.argv0 !== undefined ? { argv0: options.argv0 } : {}),
+    ...(options.diskFactory ? { diskFactory: options.diskFactory } : {}),
+    ...(options.treeFactory ? { treeFactory: options.treeFactory } : {}),
+  };
+  const runOptions = {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(onOutput ? { onOutput: (fd: 1 | 2, bytes: Uint8Array) => onOutput(fd === 1 ? 'stdout' : 'stderr', decoder[fd].decode(bytes, { stream: true })) } : {}),
+  };
+  const result = options.inThread === true ? await runOnThisThread(job, runOptions) : await e2fsPool().run(job, runOptions);
   return {
     exitCode: result.exitCode,
     stdout: result.stdout.toString('utf8'),

@@ -223,9 +223,12 @@ function run(job, fds, hooks) {
   };
 }
 
+/** One run on the importing thread (src/e2fs/in-thread.ts: short header reads need no worker). */
+export { runJob };
+
 // Jobs run one at a time (the pool sends the next only after `done`), so a promise chain suffices.
 let queue = Promise.resolve();
-parentPort.on('message', (job) => {
+parentPort?.on('message', (job) => {
   queue = queue.then(async () => {
     let result;
     try {

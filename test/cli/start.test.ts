@@ -1,7 +1,7 @@
 // What a start of the built CLI loads (issue 14, fast start). Timings live in bench/cli-start.mjs;
-// these tests pin the causes: the bundle instead of ~100 modules, only the running command's chunk,
-// no addon-resolution stack, no worker thread for a header read.
-import { writeFile } from 'node:fs/promises';
+// these tests pin the causes: one bundle instead of ~100 modules, the running command's only, no
+// addon-resolution stack, no worker thread for a header read.
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -64,6 +64,11 @@ async function loadedBy(args: string[]): Promise<Loaded> {
   };
 }
 
+/** Our own files the start loaded besides the `bin` shim (packages and Node's own excluded). */
+function ours(loaded: Loaded): string[] {
+  return loaded.esm.filter((p) => !p.startsWith('node_modules/') && p !== 'dist/cli/main.js').sort();
+}
+
 let image: string;
 
 beforeAll(async () => {
@@ -78,29 +83,38 @@ beforeAll(async () => {
 });
 
 describe('the built CLI starts fast', () => {
-  it('runs --help from the bundle entry and the manifest alone', async () => {
+  it('runs --help from the shim, the manifest and the bundle without commands', async () => {
     const loaded = await loadedBy(['--help']);
     expect(loaded.code).toBe(0);
     expect(loaded.stdout).toMatch(/^Commands:$/m);
-    const ours = loaded.esm.filter((p) => !p.startsWith('node_modules/'));
-    // The shim, the bundle's entry and the chunks of argument parsing and errors: no command.
-    expect(ours.every((p) => p === 'dist/cli/main.js' || p.startsWith('dist/cli/bundle/')), ours.join('\n')).toBe(true);
-    expect(ours.some((p) => /bundle\/(?!chunk-)[a-z]+-[A-Z0-9]{8}\.js$/.test(p)), ours.join('\n')).toBe(false);
-    expect(ours.length).toBeLessThanOrEqual(8);
+    expect(ours(loaded)).toEqual(['dist/cli/bundle/cli.js']);
   });
 
-  it('lists a directory loading only its own command chunk, no unbundled dist module, and the addon without require-addon', async () => {
+  it('lists a directory from its own bundle only, and loads the lock addon without require-addon', async () => {
     const loaded = await loadedBy(['fs', 'ls', image, '/etc']);
     expect(loaded.code, loaded.stderr).toBe(0);
     expect(loaded.stdout).toBe('motd');
-    const ours = loaded.esm.filter((p) => !p.startsWith('node_modules/'));
-    expect(ours.every((p) => p === 'dist/cli/main.js' || p.startsWith('dist/cli/bundle/')), ours.join('\n')).toBe(true);
-    expect(ours.filter((p) => /bundle\/(?!chunk-)[a-z]+-[A-Z0-9]{8}\.js$/.test(p)).map((p) => p.replace(/.*bundle\/([a-z]+)-.*/, '$1'))).toEqual(['fs']);
-    expect(ours.length).toBeLessThanOrEqual(20);
-    // The prebuilt lock addon is loaded straight from its file (src/disk/native.ts).
+    expect(ours(loaded)).toEqual(['dist/cli/bundle/fs.js']);
+    // The prebuilt addon is handed to the package directly (src/disk/native.ts).
     expect(loaded.cjs).toContain('node_modules/fs-native-extensions/index.js');
     expect(loaded.cjs.some((p) => p.includes('require-addon') || p.includes('bare-'))).toBe(false);
     expect(loaded.workers).toBe(0);
+  });
+
+  it('reads the superblock for info without starting a worker thread', async () => {
+    const loaded = await loadedBy(['info', image, '--json']);
+    expect(loaded.code, loaded.stderr).toBe(0);
+    expect(JSON.parse(loaded.stdout)).toMatchObject({ kind: 'ext4', needsRecovery: false });
+    expect(ours(loaded)).toEqual(['dist/cli/bundle/info.js', 'dist/e2fs/worker.mjs']);
+    expect(loaded.workers).toBe(0);
+  });
+
+  it('routes every command of the manifest to the bundle that holds it', async () => {
+    const manifest = JSON.parse(await readFile(join(root, 'dist/cli/commands/manifest.json'), 'utf8')) as { name: string; file: string }[];
+    for (const file of new Set(manifest.map((c) => c.file))) {
+      const bundle = await readFile(join(root, 'dist/cli/bundle', file), 'utf8');
+      for (const c of manifest.filter((m) => m.file === file)) expect(bundle, `${c.name} in ${file}`).toContain(`name: ${JSON.stringify(c.name)}`);
+    }
   });
 
   it('prints stack traces that name the TypeScript sources with --debug', async () => {
