@@ -226,6 +226,14 @@ function run(job, fds, hooks) {
 /** One run on the importing thread (src/e2fs/in-thread.ts: short header reads need no worker). */
 export { runJob };
 
+/**
+ * Serves hook factory `url` from a module the importing thread already has (in-thread.ts: the CLI
+ * bundle's own disk factory) instead of importing the unbundled copy and its ~80 modules.
+ */
+export function provideFactory(url, module) {
+  factories.set(url, Promise.resolve(module));
+}
+
 // Jobs run one at a time (the pool sends the next only after `done`), so a promise chain suffices.
 let queue = Promise.resolve();
 parentPort?.on('message', (job) => {
