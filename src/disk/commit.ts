@@ -1,8 +1,9 @@
-import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32 } from '../bytes/index.js';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
 import { tempPathBeside } from '../io/atomic.js';
+import { testFaultPoint, testFaultsActive } from '../io/test-fault.js';
 import { errnoOf, hostError } from './host-error.js';
 import { OVERLAY_BLOCK, type ChangeRun, type Overlay } from './overlay.js';
 import { openQcow2Chain } from './qcow2/chain.js';
@@ -73,10 +74,13 @@ export function fsyncDirOf(path: string): void {
 /** Where a commit is; tests throw from {@link CommitOptions.onStep} to simulate a failure there. */
 export type CommitStep =
   | { readonly phase: 'record'; readonly position: number }
+  | { readonly phase: 'record-written' }
+  | { readonly phase: 'record-synced' }
   | { readonly phase: 'record-durable' }
   | { readonly phase: 'grow'; readonly size: number }
   | { readonly phase: 'write'; readonly position: number; readonly length: number }
-  | { readonly phase: 'written' };
+  | { readonly phase: 'written' }
+  | { readonly phase: 'flushed' };
 
 export interface CommitOptions {
   readonly signal?: AbortSignal;
@@ -207,6 +211,7 @@ function writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldS
     header.writeUInt32LE(entries, 16);
     header.writeUInt32LE(crc32(header.subarray(0, 20)), 20);
     writer.writeAt(header, 0);
+    options.onStep?.({ phase: 'record-written' });
     try {
       fsyncSync(fd);
     } catch (error) {
@@ -214,6 +219,7 @@ function writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldS
     }
     closeSync(fd);
     fd = -1;
+    options.onStep?.({ phase: 'record-synced' });
     renameSync(temp, final);
   } catch (error) {
     if (fd >= 0) closeSync(fd);
@@ -272,6 +278,8 @@ export function commitOverlay(overlay: Overlay, commitOptions: CommitOptions = {
     }
     options.onStep?.({ phase: 'written' });
     if (durable) base.flush();
+    // Data durable, record still there: a crash here still rolls back (to the old image).
+    options.onStep?.({ phase: 'flushed' });
   } catch (error) {
     if (!durable) throw error;
     try {
@@ -298,32 +306,17 @@ export function commitOverlay(overlay: Overlay, commitOptions: CommitOptions = {
   return { bytes, undoBytes, blocks, size: newSize };
 }
 
-/** Commit steps seen by this process (for DISKWRIGHT_TEST_FAULT). */
-let stepsSeen = 0;
-
 /**
- * Crash and disk-full tests of whole commands (test/helpers/crash.ts): `DISKWRIGHT_TEST_FAULT=N:kill`
- * SIGKILLs the process at the N-th commit step it reaches, `N:enospc` fails that step with ENOSPC;
- * `DISKWRIGHT_TEST_FAULT_LOG=FILE` appends `N PHASE` per step. Steps are counted across every
- * commit of the process. Unset in normal use.
+ * Crash and disk-full tests of whole commands: every commit step is a fault point of
+ * src/io/test-fault.ts (`DISKWRIGHT_TEST_FAULT=N:kill|enospc`, `DISKWRIGHT_TEST_FAULT_LOG`).
  */
 function withTestFault(options: CommitOptions): CommitOptions {
-  const spec = process.env.DISKWRIGHT_TEST_FAULT;
-  const log = process.env.DISKWRIGHT_TEST_FAULT_LOG;
-  const match = spec ? /^(\d+):(kill|enospc)$/.exec(spec) : null;
-  if (!match && !log) return options;
-  const at = match ? Number(match[1]) : 0;
+  if (!testFaultsActive()) return options;
   return {
     ...options,
     onStep: (step) => {
       options.onStep?.(step);
-      stepsSeen += 1;
-      if (log) appendFileSync(log, `${stepsSeen} ${step.phase}\n`);
-      if (!match || stepsSeen !== at) return;
-      if (match[2] === 'kill') process.kill(process.pid, 'SIGKILL');
-      const error = new Error(`ENOSPC: no space left on device (injected at commit step ${at})`) as NodeJS.ErrnoException;
-      error.code = 'ENOSPC';
-      throw error;
+      testFaultPoint(step.phase);
     },
   };
 }

@@ -5,6 +5,7 @@ import { hasPendingRecord, recordPath, rollBackInterruptedCommit } from './commi
 import { assertNoDependents } from './dependents.js';
 import { isOpenElsewhere } from './holders.js';
 import { hostError } from './host-error.js';
+import { completePendingRenames, hasPendingRenames, pendingRenamesError } from '../io/rename-set.js';
 import { lockImage, type ImageAccess, type ImageLock } from './lock.js';
 
 /** Options of {@link withImage}. */
@@ -32,8 +33,11 @@ export function pendingCommitError(image: string): DiskwrightError {
   });
 }
 
-/** Leftover temp files of a killed run beside `image` (`.NAME.diskwright-*.tmp`) nobody has open. */
-function removeLeftovers(image: string): string[] {
+/**
+ * Removes leftover temp files of killed runs beside `image` (`.NAME.diskwright-*.tmp`) that no
+ * other process has open; returns their paths.
+ */
+export function removeLeftoverTemps(image: string): string[] {
   const dir = dirname(image);
   const prefix = `.${basename(image)}.diskwright-`;
   let names: string[];
@@ -64,6 +68,12 @@ function removeLeftovers(image: string): string[] {
  * a directory) runs `fn` unlocked, so the caller's own validation reports it.
  */
 export async function withImage<T>(image: string, options: WithImageOptions, fn: (context: ImageContext) => Promise<T>): Promise<T> {
+  // A set of outputs (template + manifest + kernel) past its commit point: readers refuse,
+  // writers complete it (roll forward) — before the existence check, the image may be one of them.
+  if (hasPendingRenames(image)) {
+    if (options.access === 'read') throw pendingRenamesError(image);
+    completePendingRenames(image);
+  }
   // Nothing to lock or recover: the caller reports a missing image or a directory its own way.
   if (!statSync(image, { throwIfNoEntry: false })?.isFile()) return fn({ path: image, access: options.access, rolledBack: false });
   // A template that thin instances read through must not change under them (checked before the
@@ -80,7 +90,7 @@ export async function withImage<T>(image: string, options: WithImageOptions, fn:
         throw hostError(error, image, 'rolling back an interrupted commit of');
       }
     }
-    if (options.access === 'write' && lock.outermost) removeLeftovers(lock.path);
+    if (options.access === 'write' && lock.outermost) removeLeftoverTemps(lock.path);
     return await fn({ path: lock.path, access: options.access, rolledBack });
   } finally {
     lock.release();
@@ -88,9 +98,13 @@ export async function withImage<T>(image: string, options: WithImageOptions, fn:
 }
 
 /**
- * Rolls back an interrupted commit on `image` (under the write lock) and removes leftover temp
- * files of killed runs: `diskwright recover`. Returns true when there was a commit to roll back.
+ * Rolls back an interrupted commit on `image` (under the write lock), completes a set of outputs
+ * an interrupted run left half renamed (template + manifest, src/io/rename-set.ts) and removes
+ * leftover temp files of killed runs: `diskwright recover`. Returns true when there was anything
+ * to roll back or complete.
  */
 export async function recoverImage(image: string, options: { wait?: boolean; signal?: AbortSignal } = {}): Promise<boolean> {
-  return withImage(image, { access: 'write', ...options }, async ({ rolledBack }) => rolledBack);
+  const completed = hasPendingRenames(image);
+  const rolledBack = await withImage(image, { access: 'write', ...options }, async ({ rolledBack }) => rolledBack);
+  return completed || rolledBack;
 }

@@ -1,6 +1,6 @@
 import { open, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { withImage } from '../disk/with-image.js';
+import { removeLeftoverTemps, withImage } from '../disk/with-image.js';
 import { recordFormat } from '../disk/format-record.js';
 import { dirname } from 'node:path';
 import { tempPathBeside, withAtomicPath } from '../io/atomic.js';
@@ -237,6 +237,8 @@ async function buildDisk(
   const stepSignal = signal ? { signal } : {};
   let renamed = false;
   let renameStarted = 0;
+  // Temp disks of killed runs for this host (nobody has them open) would pile up: remove them.
+  removeLeftoverTemps(spec.diskPath);
   try {
     await withAtomicPath(spec.diskPath, async (target) => {
       // A standalone qcow2 is built as a thin overlay first, then flattened into the target.

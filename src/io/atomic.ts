@@ -4,6 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
 import { assertNoDependents } from '../disk/dependents.js';
+import { testFaultPoint } from './test-fault.js';
 
 /** Temp files created by atomic writers that are still pending; removed on process exit too. */
 const pendingTemps = new Set<string>();
@@ -61,13 +62,16 @@ export async function withAtomicOutput<T>(
       throw outputError(target, error);
     });
     const result = await fn(handle, temp);
+    testFaultPoint('output-written');
     if (options.fsync !== false) await handle.sync();
     await handle.close();
     handle = undefined;
     throwIfAborted(options.signal);
     if (!options.overwrite) await assertAbsent(target);
+    testFaultPoint('output-synced');
     await rename(temp, target);
     pendingTemps.delete(temp);
+    testFaultPoint('output-renamed');
     return result;
   } catch (error) {
     await handle?.close().catch(() => undefined);
@@ -92,6 +96,7 @@ export async function withAtomicPath<T>(
   pendingTemps.add(temp);
   try {
     const result = await fn(temp);
+    testFaultPoint('output-written');
     if (options.fsync !== false) {
       const handle = await open(temp, 'r+');
       try {
@@ -102,8 +107,10 @@ export async function withAtomicPath<T>(
     }
     throwIfAborted(options.signal);
     if (!options.overwrite) await assertAbsent(target);
+    testFaultPoint('output-synced');
     await rename(temp, target);
     pendingTemps.delete(temp);
+    testFaultPoint('output-renamed');
     return result;
   } catch (error) {
     // The temp may be a directory tree (fs get of a directory); it is ours, so remove it whole.

@@ -93,6 +93,10 @@ export interface StagedKernel {
   readonly files: KernelFiles;
   /** Renames the temp copies to their final names (refusing existing ones unless overwrite). */
   commit(): Promise<void>;
+  /** The `[temp, final]` renames `commit` does, for a caller that renames them in one set with its own outputs. */
+  readonly renames: readonly (readonly [temp: string, final: string])[];
+  /** Refuses final names that appeared meanwhile (unless overwrite); `commit` checks this too. */
+  assertFinalsAbsent(): Promise<void>;
   /** Removes the temp copies (and the output directory if this run created it). */
   discard(): Promise<void>;
 }
@@ -127,6 +131,10 @@ export async function stageKernel(fs: FilesystemSession, options: Omit<ExtractKe
   }
   return {
     files: initrd ? { version: found.version, kernel, initrd } : { version: found.version, kernel },
+    renames: pairs.map(([, temp, final]) => [temp, final] as const),
+    async assertFinalsAbsent() {
+      if (!options.overwrite) for (const [, , final] of pairs) await assertAbsent(final);
+    },
     async commit() {
       if (!options.overwrite) for (const [, , final] of pairs) await assertAbsent(final);
       for (const [, temp, final] of pairs) await rename(temp, final);

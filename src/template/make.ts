@@ -1,7 +1,9 @@
-import { rm, stat } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted } from '../errors.js';
-import { withAtomicPath } from '../io/atomic.js';
+import { assertOutputWritable, tempPathBeside } from '../io/atomic.js';
+import { commitRenames, completePendingRenames, hasPendingRenames } from '../io/rename-set.js';
+import { removeLeftoverTemps } from '../disk/with-image.js';
 import { extractPartition } from '../io/index.js';
 import type { ProgressCallback } from '../io/progress.js';
 import { getPartition, readPartitionTable } from '../partition/index.js';
@@ -9,7 +11,7 @@ import { applyTemplateOperations } from './apply.js';
 import { openFilesystem, readFilesystemFacts } from './filesystem.js';
 import { findKernel, stageKernel, type StagedKernel } from './kernel.js';
 import { withFilesystem } from '../ext/index.js';
-import { INTERFACE_NAME, manifestPath, writeTemplateManifest, type TemplateManifest } from './manifest.js';
+import { INTERFACE_NAME, manifestPath, serializeTemplateManifest, type TemplateManifest } from './manifest.js';
 import { DEFAULT_INTERFACE, selectOperations } from './operations/index.js';
 
 export interface MakeTemplateOptions {
@@ -67,6 +69,11 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
   const source = resolve(disk);
   if (output === source) throw new InvalidArgumentError('the template must not be the source disk itself', { path: output });
   const manifestFile = manifestPath(output);
+  // A killed run that got past its commit point is completed first (roll forward), and temp files
+  // of killed runs beside the outputs are removed: the next run sees an old or a new pair.
+  completePendingRenames(output);
+  removeLeftoverTemps(output);
+  removeLeftoverTemps(manifestFile);
   const outDirStat = await stat(dirname(output)).catch(() => undefined);
   if (!outDirStat?.isDirectory()) {
     throw new DiskwrightError('E_NOT_FOUND', `directory ${dirname(output)} for the template does not exist`, {
@@ -89,87 +96,91 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
     });
   }
   await precheckSource(source, disk, partition.number, options.kernelDir !== undefined, options.signal);
+  await assertOutputWritable(output, { overwrite: options.overwrite });
   let staged: StagedKernel | undefined;
-  let manifestWritten = false;
+  const temp = tempPathBeside(output);
+  const manifestTemp = tempPathBeside(manifestFile);
   try {
-    return await withAtomicPath(
-      output,
-      async (temp) => {
-        await extractPartition(source, partition.number, temp, {
-          overwrite: true,
-          signal: options.signal,
-          onProgress: options.onProgress,
+    await extractPartition(source, partition.number, temp, {
+      overwrite: true,
+      signal: options.signal,
+      onProgress: options.onProgress,
+    });
+    throwIfAborted(options.signal);
+    const filesystem = await readFilesystemFacts(temp).catch((error: unknown) => {
+      if (isDiskwrightError(error, 'E_BAD_SIGNATURE')) {
+        throw new DiskwrightError('E_BAD_SIGNATURE', `partition ${partition.number} of ${disk} holds no ext2/3/4 filesystem`, {
+          path: disk,
+          hint: 'pick the partition holding the root filesystem (see `diskwright partitions`)',
+          cause: error,
         });
-        throwIfAborted(options.signal);
-        const filesystem = await readFilesystemFacts(temp).catch((error: unknown) => {
-          if (isDiskwrightError(error, 'E_BAD_SIGNATURE')) {
-            throw new DiskwrightError('E_BAD_SIGNATURE', `partition ${partition.number} of ${disk} holds no ext2/3/4 filesystem`, {
-              path: disk,
-              hint: 'pick the partition holding the root filesystem (see `diskwright partitions`)',
-              cause: error,
-            });
-          }
-          throw error;
+      }
+      throw error;
+    });
+    const applied = await openFilesystem(temp, { write: true, scratch: true, replayJournal: options.replayJournal === true, signal: options.signal }, (fs) =>
+      applyTemplateOperations(fs, {
+        ops: options.ops,
+        skip: options.skip,
+        signal: options.signal,
+        context: { interface: nic, filesystem: { uuid: filesystem.uuid, label: filesystem.label ?? '' } },
+      }),
+    ).catch((error: unknown) => {
+      // The session names the temp copy; say which partition of which disk it is.
+      if (isDiskwrightError(error, 'E_NEEDS_RECOVERY')) {
+        throw new DiskwrightError('E_NEEDS_RECOVERY', `partition ${partition.number} of ${disk}: the ext journal needs recovery (the filesystem was not cleanly unmounted)`, {
+          path: disk,
+          hint: 'pass --replay-journal to replay it in the template copy (the source disk is not written), or shut the VM down cleanly first',
+          cause: error,
         });
-        const applied = await openFilesystem(temp, { write: true, scratch: true, replayJournal: options.replayJournal === true, signal: options.signal }, (fs) =>
-          applyTemplateOperations(fs, {
-            ops: options.ops,
-            skip: options.skip,
-            signal: options.signal,
-            context: { interface: nic, filesystem: { uuid: filesystem.uuid, label: filesystem.label ?? '' } },
-          }),
-        ).catch((error: unknown) => {
-          // The session names the temp copy; say which partition of which disk it is.
-          if (isDiskwrightError(error, 'E_NEEDS_RECOVERY')) {
-            throw new DiskwrightError('E_NEEDS_RECOVERY', `partition ${partition.number} of ${disk}: the ext journal needs recovery (the filesystem was not cleanly unmounted)`, {
-              path: disk,
-              hint: 'pass --replay-journal to replay it in the template copy (the source disk is not written), or shut the VM down cleanly first',
-              cause: error,
-            });
-          }
-          throw error;
-        });
-        throwIfAborted(options.signal);
-        let kernel: TemplateManifest['kernel'];
-        const kernelDir = options.kernelDir;
-        if (kernelDir !== undefined) {
-          staged = await openFilesystem(temp, { signal: options.signal }, (fs) =>
-            stageKernel(fs, { outDir: kernelDir, overwrite: options.overwrite, signal: options.signal }),
-          );
-          kernel = staged.files;
-        }
-        const manifest: TemplateManifest = {
-          version: 1,
-          createdAt: new Date().toISOString(),
-          source: {
-            disk: source,
-            partition: partition.number,
-            start: Number(partition.start),
-            sectors: Number(partition.size),
-            sectorSize: table.sectorSize,
-          },
-          filesystem,
-          files: applied.files,
-          operations: applied.operations,
-          ...(kernel ? { kernel } : {}),
-          network: { interface: nic },
-          // eth0 is the kernel's own name for the first NIC; predictable naming would rename it.
-          kernelArgs: [...(nic === DEFAULT_INTERFACE ? ['net.ifnames=0'] : []), ...applied.kernelArgs],
-        };
-        throwIfAborted(options.signal);
-        await writeTemplateManifest(output, manifest, { overwrite: options.overwrite });
-        manifestWritten = true;
-        await staged?.commit();
-        return manifest;
+      }
+      throw error;
+    });
+    throwIfAborted(options.signal);
+    let kernel: TemplateManifest['kernel'];
+    const kernelDir = options.kernelDir;
+    if (kernelDir !== undefined) {
+      staged = await openFilesystem(temp, { signal: options.signal }, (fs) =>
+        stageKernel(fs, { outDir: kernelDir, overwrite: options.overwrite, signal: options.signal }),
+      );
+      kernel = staged.files;
+    }
+    const manifest: TemplateManifest = {
+      version: 1,
+      createdAt: new Date().toISOString(),
+      source: {
+        disk: source,
+        partition: partition.number,
+        start: Number(partition.start),
+        sectors: Number(partition.size),
+        sectorSize: table.sectorSize,
       },
-      { overwrite: options.overwrite },
-    );
+      filesystem,
+      files: applied.files,
+      operations: applied.operations,
+      ...(kernel ? { kernel } : {}),
+      network: { interface: nic },
+      // eth0 is the kernel's own name for the first NIC; predictable naming would rename it.
+      kernelArgs: [...(nic === DEFAULT_INTERFACE ? ['net.ifnames=0'] : []), ...applied.kernelArgs],
+    };
+    await writeFile(manifestTemp, serializeTemplateManifest(manifest), { flag: 'wx', mode: 0o644 });
+    throwIfAborted(options.signal);
+    if (!options.overwrite) for (const path of [output, manifestFile]) await assertAbsentNow(path);
+    await staged?.assertFinalsAbsent();
+    // Template, manifest and kernel files appear as one set (old or new after a crash).
+    commitRenames(output, [[temp, output], [manifestTemp, manifestFile], ...(staged?.renames ?? [])]);
+    return manifest;
   } catch (error) {
-    // The template was not renamed: remove what this run wrote beside it.
+    // Past the commit point the temps are what the next run completes the set from: keep them.
+    if (hasPendingRenames(output)) throw error;
+    // Nothing was renamed: remove what this run wrote beside the outputs.
     await staged?.discard();
-    if (manifestWritten) await rm(manifestFile, { force: true });
+    await Promise.all([rm(temp, { force: true }), rm(manifestTemp, { force: true })]);
     throw error;
   }
+}
+
+async function assertAbsentNow(path: string): Promise<void> {
+  if (await exists(path)) throw new DiskwrightError('E_EXISTS', `${path} already exists`, { path, hint: 'choose another -o path or pass --force to replace it' });
 }
 
 /**

@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { DiskwrightError, LimitError } from '../errors.js';
 import { withAtomicOutput } from '../io/atomic.js';
+import { hasPendingRenames, pendingRenamesError } from '../io/rename-set.js';
 import type { OperationReport, TemplatedFile } from './apply.js';
 import type { FilesystemFacts } from './filesystem.js';
 
@@ -37,12 +38,17 @@ export function manifestPath(template: string): string {
   return `${template}${MANIFEST_SUFFIX}`;
 }
 
+/** The manifest file's bytes. */
+export function serializeTemplateManifest(manifest: TemplateManifest): string {
+  return `${JSON.stringify(manifest, null, 2)}\n`;
+}
+
 /** Writes the manifest atomically (temp file beside it, fsync, rename). */
 export async function writeTemplateManifest(template: string, manifest: TemplateManifest, options: { overwrite?: boolean } = {}): Promise<void> {
   await withAtomicOutput(
     manifestPath(template),
     async (handle) => {
-      await handle.writeFile(`${JSON.stringify(manifest, null, 2)}\n`);
+      await handle.writeFile(serializeTemplateManifest(manifest));
     },
     { overwrite: options.overwrite },
   );
@@ -107,6 +113,8 @@ export function parseTemplateManifest(value: unknown, path = 'manifest'): Templa
 
 /** Reads and checks the manifest beside a template (`<template>.diskwright.json`). */
 export async function readTemplateManifest(templatePath: string): Promise<TemplateManifest> {
+  // A template make killed past its commit point: the manifest may not match the template yet.
+  if (hasPendingRenames(templatePath)) throw pendingRenamesError(templatePath);
   const path = manifestPath(templatePath);
   const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') {

@@ -68,7 +68,7 @@ describe('commitOverlay', () => {
     expect(readFileSync(file).equals(after)).toBe(true);
     expect(summary.blocks).toBe(3 + 2);
     expect(summary.size).toBe(SIZE + 8192);
-    expect(steps).toEqual(['record', 'record', 'record-durable', 'grow', 'write', 'write', 'written']);
+    expect(steps).toEqual(['record', 'record', 'record-written', 'record-synced', 'record-durable', 'grow', 'write', 'write', 'written', 'flushed']);
     expect(hasPendingRecord(file)).toBe(false);
     expect(readdirSync(dir)).toEqual(['a.img']);
   });
