@@ -1,10 +1,19 @@
 import { constants, deflateRaw, inflateRawSync } from 'node:zlib';
+import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
-import { Decompress } from 'fzstd';
+import type { Decompress as ZstdDecompress } from 'fzstd';
 import { DiskwrightError } from '../../errors.js';
 import type { CompressionType } from './header.js';
 
 const deflateRawAsync = promisify(deflateRaw);
+const require = createRequire(import.meta.url);
+let zstd: typeof ZstdDecompress | undefined;
+
+/** fzstd on first use: only zstd images need it, and loading it costs every start ~40 ms cold. */
+function zstdDecompress(): typeof ZstdDecompress {
+  zstd ??= (require('fzstd') as { Decompress: typeof ZstdDecompress }).Decompress;
+  return zstd;
+}
 
 function damaged(offset: number, cause: unknown): DiskwrightError {
   return new DiskwrightError('E_OUT_OF_RANGE', `qcow2: the compressed cluster at ${offset} does not decompress`, { offset, cause, hint: 'the image is damaged; `qemu-img check` may tell more' });
@@ -30,6 +39,7 @@ export function decompressCluster(type: CompressionType, input: Uint8Array, out:
   }
   // zstd: QEMU writes one frame; stream it and stop at a cluster's worth (trailing bytes ignored).
   let filled = 0;
+  const Decompress = zstdDecompress();
   const stream = new Decompress((chunk) => {
     const take = Math.min(chunk.length, out.length - filled);
     out.set(chunk.subarray(0, take), filled);

@@ -1,4 +1,4 @@
-import { close as closeCallback, ftruncate as ftruncateCallback, openSync, write as writeCallback } from 'node:fs';
+import { ftruncateSync } from 'node:fs';
 import { DiskwrightError, throwIfAborted } from '../../errors.js';
 import { withAtomicPath } from '../../io/atomic.js';
 import type { Progress } from '../../io/progress.js';
@@ -8,6 +8,7 @@ import type { Disk, DiskFormat } from '../types.js';
 import { openChunkSource, type Chunk } from './chunk-source.js';
 import { DEFAULT_CLUSTER_SIZE } from './create.js';
 import { DeflatePool, type CompressedChunk } from './deflate-pool.js';
+import { OutputFile } from './output-file.js';
 import { Qcow2StreamWriter } from './stream-writer.js';
 
 /** Options of {@link convertImage} (qemu-img convert's, by their long names). */
@@ -97,7 +98,7 @@ export async function convertDisk(source: Disk, output: string, options: Omit<Co
     output,
     async (temp) => {
       const block = options.outputFormat === 'qcow2' ? (options.clusterSize ?? DEFAULT_CLUSTER_SIZE) : RAW_BLOCK;
-      const sink: Sink = options.outputFormat === 'qcow2' ? qcow2Sink(Qcow2StreamWriter.create(temp, { size, clusterSize: block })) : await rawSink(temp, size);
+      const sink: Sink = options.outputFormat === 'qcow2' ? qcow2Sink(Qcow2StreamWriter.create(temp, { size, clusterSize: block })) : rawSink(temp, size);
       const chunks = planChunks(source, size, block);
       const reader = openChunkSource(source, CHUNK, LANES);
       const pool = options.compress ? new DeflatePool() : undefined;
@@ -181,30 +182,19 @@ function qcow2Sink(writer: Qcow2StreamWriter): Sink {
 }
 
 /** A sparse raw file of `size` bytes: only non-zero runs are written. */
-async function rawSink(path: string, size: number): Promise<Sink> {
-  let fd: number | undefined = openSync(path, 'wx', 0o644);
-  const file = fd;
-  await new Promise<void>((resolve, reject) => ftruncateCallback(file, size, (error) => (error ? reject(ioError(path, 'truncate', 0, error)) : resolve())));
+function rawSink(path: string, size: number): Sink {
+  const file = OutputFile.create(path);
+  try {
+    ftruncateSync(file.descriptor, size);
+  } catch (error) {
+    void file.close();
+    throw new DiskwrightError('E_IO', `${path}: cannot extend to ${size} bytes: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { path, cause: error });
+  }
   return {
-    async write(bytes, at) {
-      let done = 0;
-      while (done < bytes.length) {
-        done += await new Promise<number>((resolve, reject) => {
-          writeCallback(file, bytes, done, bytes.length - done, at + done, (error, n) => (error ? reject(ioError(path, 'write', at + done, error)) : resolve(n)));
-        });
-      }
-    },
-    finish: () => Promise.resolve(),
-    async close() {
-      if (fd === undefined) return;
-      fd = undefined;
-      await new Promise<void>((resolve) => closeCallback(file, () => resolve()));
-    },
+    write: (bytes, at) => file.write(bytes, at),
+    finish: () => file.settle(),
+    close: () => file.close(),
   };
-}
-
-function ioError(path: string, what: string, at: number, error: NodeJS.ErrnoException): DiskwrightError {
-  return new DiskwrightError('E_IO', `${path}: ${what} at ${at} failed: ${error.code ?? String(error)}`, { path, cause: error });
 }
 
 /** Like Promise.all, but settles only when every promise has: no write outlives its buffer or file. */

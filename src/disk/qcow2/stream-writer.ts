@@ -1,20 +1,13 @@
-import { close as closeCallback, write as writeCallback } from 'node:fs';
 import { DiskwrightError, LimitError } from '../../errors.js';
 import { clusterBitsOf } from './create.js';
 import { encodeQcow2Header } from './header.js';
 import { MAX_HOST_OFFSET, MAX_L1_BYTES, MAX_REFTABLE_BYTES } from './limits.js';
-import { openHost } from './raw-file.js';
+import { OutputFile } from './output-file.js';
 
 /** L1/L2 "copied" flag (refcount exactly 1), qcow2.txt bit 63. */
 const COPIED = 1n << 63n;
 /** L2 "compressed" flag, qcow2.txt bit 62. */
 const COMPRESSED = 1n << 62n;
-
-function writeAt(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    writeCallback(fd, buffer, offset, length, position, (error, written) => (error ? reject(error) : resolve(written)));
-  });
-}
 
 /**
  * A new qcow2 image written front to back in one pass, for `convert`: guest clusters arrive in
@@ -34,7 +27,8 @@ export class Qcow2StreamWriter {
   private readonly cb: number;
   private readonly l2Entries: number;
   private readonly l1: Uint8Array;
-  private fd: number | undefined;
+  private readonly file: OutputFile;
+  private finished = false;
   /** The L2 table being filled, and which L1 entry it belongs to (-1: none). */
   private l2: Uint8Array;
   private l2Index = -1;
@@ -46,8 +40,8 @@ export class Qcow2StreamWriter {
   private readonly pending = new Set<Promise<unknown>>();
   private failure: unknown;
 
-  private constructor(readonly path: string, fd: number, readonly size: number, clusterSize: number) {
-    this.fd = fd;
+  private constructor(readonly path: string, file: OutputFile, readonly size: number, clusterSize: number) {
+    this.file = file;
     this.clusterSize = clusterSize;
     this.cb = Math.log2(clusterSize);
     this.l2Entries = clusterSize / 8;
@@ -64,8 +58,7 @@ export class Qcow2StreamWriter {
     if (!Number.isSafeInteger(options.size) || options.size < 0 || options.size % 512 !== 0) {
       throw new DiskwrightError('E_INVALID_ARGUMENT', `the input size ${options.size} is not a multiple of 512 bytes`, { path, hint: 'qcow2 sizes are whole sectors' });
     }
-    const fd = openHost(path, 'wx');
-    return new Qcow2StreamWriter(path, fd, options.size, options.clusterSize);
+    return new Qcow2StreamWriter(path, OutputFile.create(path), options.size, options.clusterSize);
   }
 
   /**
@@ -79,7 +72,7 @@ export class Qcow2StreamWriter {
     const host = this.end;
     this.end = host + count * this.clusterSize;
     this.checkEnd();
-    const written = this.track(this.writeAll(bytes, host));
+    const written = this.track(this.file.write(bytes, host));
     // Entries after the data: an L2 table completed here is appended behind the run.
     for (let i = 0; i < count; i++) this.setEntry(cluster + i, BigInt(host + i * this.clusterSize) | COPIED);
     return written;
@@ -104,7 +97,7 @@ export class Qcow2StreamWriter {
     for (let c = Math.floor(start / this.clusterSize); c <= Math.floor((spanEnd - 1) / this.clusterSize); c++) this.shared.set(c, (this.shared.get(c) ?? 0) + 1);
     this.end = last + 1;
     this.checkEnd();
-    const written = this.track(this.writeAll(compressed, start));
+    const written = this.track(this.file.write(compressed, start));
     this.setEntry(cluster, COMPRESSED | (BigInt(sectors) << BigInt(62 - (this.cb - 8))) | BigInt(start));
     return written;
   }
@@ -145,26 +138,25 @@ export class Qcow2StreamWriter {
     const refTableOffset = (before + blocks) * cs;
     this.end = total * cs;
     this.checkEnd();
-    this.track(this.writeAll(l1Bytes, l1Offset));
-    this.track(this.writeAll(refBlocks, before * cs));
-    this.track(this.writeAll(refTable, refTableOffset));
+    this.track(this.file.write(l1Bytes, l1Offset));
+    this.track(this.file.write(refBlocks, before * cs));
+    this.track(this.file.write(refTable, refTableOffset));
     await this.drain();
+    await this.file.settle();
     const header = encodeQcow2Header({
       version: 3, clusterBits: this.cb, size: this.size, l1Size: this.l1.length / 8, l1TableOffset: l1Offset,
       refcountTableOffset: refTableOffset, refcountTableClusters: tableClusters,
     });
     // The header last: before it, the file is not a qcow2 image at all.
-    await this.writeAll(header, 0);
+    await this.file.write(header, 0);
+    this.finished = true;
     await this.close();
   }
 
   /** Waits for pending writes and closes the file (idempotent; after a failure too). */
   async close(): Promise<void> {
     await Promise.allSettled([...this.pending]);
-    const fd = this.fd;
-    if (fd === undefined) return;
-    this.fd = undefined;
-    await new Promise<void>((resolve) => closeCallback(fd, () => resolve()));
+    await this.file.close();
   }
 
   /** Host bytes written so far (data and tables). */
@@ -174,7 +166,7 @@ export class Qcow2StreamWriter {
 
   private claim(cluster: number, count: number): void {
     if (this.failure) throw this.failure;
-    if (this.fd === undefined) throw new DiskwrightError('E_IO', `${this.path}: written after finish`, { path: this.path });
+    if (this.finished) throw new DiskwrightError('E_IO', `${this.path}: written after finish`, { path: this.path });
     if (!Number.isSafeInteger(cluster) || cluster < this.nextGuest || (cluster + count) * this.clusterSize >= this.size + this.clusterSize) {
       throw new DiskwrightError('E_INVALID_ARGUMENT', `qcow2 stream: guest clusters ${cluster}+${count} are out of order or past the end`, { path: this.path });
     }
@@ -204,25 +196,13 @@ export class Qcow2StreamWriter {
     this.checkEnd();
     new DataView(this.l1.buffer).setBigUint64(this.l2Index * 8, BigInt(at) | COPIED);
     const table = this.l2;
-    this.track(this.writeAll(table, at));
+    this.track(this.file.write(table, at));
     this.l2 = new Uint8Array(this.clusterSize);
     this.l2Index = -1;
   }
 
   private checkEnd(): void {
     if (this.end > MAX_HOST_OFFSET) throw new LimitError('qcow2: the image file would exceed 64 PiB', { path: this.path });
-  }
-
-  private async writeAll(buffer: Uint8Array, position: number): Promise<void> {
-    const fd = this.fd;
-    if (fd === undefined) throw new DiskwrightError('E_IO', `${this.path}: written after close`, { path: this.path });
-    let done = 0;
-    try {
-      while (done < buffer.length) done += await writeAt(fd, buffer, done, buffer.length - done, position + done);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      throw new DiskwrightError('E_IO', `${this.path}: write at ${position + done} failed: ${code ?? String(error)}`, { path: this.path, cause: error });
-    }
   }
 
   /** Keeps a write in the pending set; its failure also fails every later call. */
