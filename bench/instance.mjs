@@ -6,6 +6,11 @@
 //            debugfs -w edits, e2fsck -fn;
 //   article: the article's steps — plain cp, qemu-img resize, fsck -fy, resize2fs, (mount+sed needs
 //            root: debugfs -w edits instead), fsck -pv.
+// Thin qcow2 instances (`--format qcow2`: an overlay over the template, the e2fs steps writing into
+// it) against the same host pipeline (target ≤ 0.1× its time, ≤ 8 MiB allocated) and against
+// `qemu-img create -f qcow2 -b TEMPLATE -F raw` — alone (no identity inside: a lower bound) and
+// with the host edits, which cannot open a qcow2 (no qemu-nbd rootless, no guestfish here): the raw
+// host pipeline, then `qemu-img convert -O qcow2 -B TEMPLATE` to keep only what differs.
 // Also the CLI in a fresh process per run (module loading included). Prints medians of several
 // runs (variants interleaved, `sync` before each, so load swings hit all of them) and the ratios.
 // Target: diskwright ≤ 1.0× host.
@@ -16,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { closeE2fsPool, createInstance, defaultSteps, extractPartition, parseSize } from '../dist/index.js';
+import { closeE2fsPool, createInstance, defaultSteps, extractPartition, parseSize, releaseThinInstance } from '../dist/index.js';
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => {
@@ -138,6 +143,73 @@ function diskwrightCli() {
   return { seconds };
 }
 
+/** `instance create --format qcow2 --disk-only` in-process: a thin overlay over the template. */
+async function diskwrightThin() {
+  const dir = join(work, `thin${run}`);
+  sh('mkdir', [dir]);
+  const started = performance.now();
+  const result = await createInstance({
+    request: { ip: VALUES['ADDRESS-TMPL'], host: 'jgoulah', template, imagesDir: dir, disk: DISK, format: 'qcow2' },
+    diskOnly: true,
+    steps: defaultSteps,
+    runner: unreachable,
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const out = join(dir, 'jgoulah-disk0.qcow2');
+  const bytes = allocated(out);
+  verifyQcow2(out);
+  const steps = Object.fromEntries(result.steps.map((s) => [s.step, s.seconds]));
+  // What destroy does: the overlay leaves the template's dependents (its mode comes back).
+  const release = releaseThinInstance(out);
+  rmSync(out);
+  release();
+  rmSync(dir, { recursive: true, force: true });
+  return { seconds, steps, bytes };
+}
+
+/** `qemu-img create -f qcow2 -b TEMPLATE -F raw`: the overlay alone, no identity inside. */
+function qemuOverlayOnly() {
+  const out = join(work, `qemu-overlay${run}.qcow2`);
+  const started = performance.now();
+  sh('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', template, '-F', 'raw', out, String(DISK_BYTES)]);
+  const seconds = (performance.now() - started) / 1000;
+  const bytes = allocated(out);
+  rmSync(out, { force: true });
+  return { seconds, bytes };
+}
+
+/** The host edits cannot open a qcow2: the raw host pipeline, then only what differs into an overlay. */
+function hostThin() {
+  const edited = join(work, `hostthin${run}.raw`);
+  const out = join(work, `hostthin${run}.qcow2`);
+  const started = performance.now();
+  sh('cp', ['--sparse=always', template, edited]);
+  sh('truncate', ['-s', String(DISK_BYTES), edited]);
+  if (shExit('e2fsck', ['-fp', edited]) > 1) throw new Error('host e2fsck -fp failed');
+  sh('resize2fs', [edited]);
+  debugfsEdits(edited, render, `hostthin${run}`);
+  if (shExit('e2fsck', ['-fn', edited]) !== 0) throw new Error(`host e2fsck -fn not clean: ${lastOutput}`);
+  sh('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', '-B', template, '-F', 'raw', edited, out]);
+  const seconds = (performance.now() - started) / 1000;
+  const bytes = allocated(out);
+  rmSync(edited, { force: true });
+  verifyQcow2(out);
+  rmSync(out, { force: true });
+  return { seconds, bytes };
+}
+
+/** A thin instance must check clean in qemu-img and, converted to raw, pass {@link verify}. */
+function verifyQcow2(image) {
+  if (shExit('qemu-img', ['check', '-q', '-f', 'qcow2', image]) !== 0) throw new Error(`${image}: qemu-img check: ${lastOutput}`);
+  const raw = `${image}.verify.raw`;
+  sh('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', image, raw]);
+  try {
+    verify(raw);
+  } finally {
+    rmSync(raw, { force: true });
+  }
+}
+
 function hostPipeline() {
   const out = join(work, `host${run}`);
   const started = performance.now();
@@ -188,11 +260,13 @@ function dropCaches() {
     dropWarned = true;
   }
 }
-const times = { diskwright: [], cli: [], host: [], article: [] };
+const times = { diskwright: [], cli: [], host: [], article: [], thin: [], qemuOverlay: [], hostThin: [] };
+const allocatedBytes = { thin: [], qemuOverlay: [], hostThin: [] };
+const thinSteps = [];
 const stepTimes = [];
 for (run = 0; run < RUNS; run++) {
   // Rotate the order so neither side always runs with a warmer cache.
-  const order = [['diskwright', diskwright], ['cli', diskwrightCli], ['host', hostPipeline], ['article', articleSteps]];
+  const order = [['diskwright', diskwright], ['cli', diskwrightCli], ['host', hostPipeline], ['article', articleSteps], ['thin', diskwrightThin], ['qemuOverlay', qemuOverlayOnly], ['hostThin', hostThin]];
   for (let i = 0; i < run % 4; i++) order.push(order.shift());
   for (const [name, fn] of order) {
     // Start every variant from the same state: no dirty pages left by the previous one and, when
@@ -202,9 +276,10 @@ for (run = 0; run < RUNS; run++) {
     dropCaches();
     const r = await fn();
     times[name].push(r.seconds);
-    if (r.steps) stepTimes.push(r.steps);
+    if (r.bytes !== undefined) allocatedBytes[name].push(r.bytes);
+    if (r.steps) (name === 'thin' ? thinSteps : stepTimes).push(r.steps);
   }
-  console.log(`run ${run + 1}: diskwright ${times.diskwright.at(-1).toFixed(2)} s, cli ${times.cli.at(-1).toFixed(2)} s, host ${times.host.at(-1).toFixed(2)} s, article ${times.article.at(-1).toFixed(2)} s`);
+  console.log(`run ${run + 1}: diskwright ${times.diskwright.at(-1).toFixed(2)} s, cli ${times.cli.at(-1).toFixed(2)} s, host ${times.host.at(-1).toFixed(2)} s, article ${times.article.at(-1).toFixed(2)} s, thin ${times.thin.at(-1).toFixed(2)} s, qemu-img create -b ${times.qemuOverlay.at(-1).toFixed(3)} s, host+convert -B ${times.hostThin.at(-1).toFixed(2)} s`);
 }
 await closeE2fsPool();
 
@@ -217,3 +292,13 @@ console.log(`  diskwright instance create --disk-only  ${m.diskwright.toFixed(2)
 console.log(`  same via the CLI, fresh process each    ${m.cli.toFixed(2)} s   ratio cli/host           ${(m.cli / m.host).toFixed(2)}×`);
 console.log(`  host pipeline (cp --sparse, e2fsprogs)  ${m.host.toFixed(2)} s   ratio diskwright/host    ${(m.diskwright / m.host).toFixed(2)}× (target ≤ 1.0×)`);
 console.log(`  article steps (plain cp, qemu-img, …)   ${m.article.toFixed(2)} s   ratio diskwright/article ${(m.diskwright / m.article).toFixed(2)}×`);
+
+const m2 = { thin: median(times.thin), qemuOverlay: median(times.qemuOverlay), hostThin: median(times.hostThin) };
+const mb = (name) => (median(allocatedBytes[name]) / 2 ** 20).toFixed(2);
+const thinStepMedians = Object.fromEntries(Object.keys(thinSteps[0]).map((k) => [k, median(thinSteps.map((s) => s[k]))]));
+console.log(`\nthin qcow2 steps (median s): ${Object.entries(thinStepMedians).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+console.log(`thin instances, median over ${RUNS} runs (same runs as above):`);
+console.log(`  diskwright instance create --format qcow2  ${m2.thin.toFixed(2)} s, ${mb('thin')} MiB allocated   ratio thin/host ${(m2.thin / m.host).toFixed(3)}× (target ≤ 0.1×, ≤ 8 MiB)`);
+console.log(`  qemu-img create -f qcow2 -b (no identity)  ${m2.qemuOverlay.toFixed(3)} s, ${mb('qemuOverlay')} MiB allocated   ratio thin/it ${(m2.thin / m2.qemuOverlay).toFixed(1)}×`);
+console.log(`  host pipeline + qemu-img convert -B       ${m2.hostThin.toFixed(2)} s, ${mb('hostThin')} MiB allocated   ratio thin/it ${(m2.thin / m2.hostThin).toFixed(3)}×`);
+console.log('  (the host tools do not fsync; diskwright fsyncs the instance disk before its rename)');

@@ -17,6 +17,8 @@ export interface QemuBootOptions {
   readonly kernel: string;
   readonly initrd?: string;
   readonly disk: string;
+  /** The disk's format (default raw); never probed (a qcow2 overlay reads its raw backing file). */
+  readonly format?: 'raw' | 'qcow2';
   /** The kernel command line (diskwright's args plus {@link BOOT_EXTRA_KERNEL_ARGS}). */
   readonly append: string;
   /** Serial console log file. */
@@ -56,7 +58,7 @@ export function buildQemuArgs(options: QemuBootOptions): string[] {
     '-kernel', options.kernel,
     ...(options.initrd === undefined ? [] : ['-initrd', options.initrd]),
     '-append', options.append,
-    '-drive', `file=${qemuOptionValue(options.disk)},if=virtio,format=raw`,
+    '-drive', `file=${qemuOptionValue(options.disk)},if=virtio,format=${options.format === 'qcow2' ? 'qcow2' : 'raw'}`,
     '-nic', 'user,model=virtio-net-pci,restrict=on',
     '-nographic',
     '-serial', `file:${options.log}`,

@@ -75,20 +75,29 @@ export function backingIdentity(path: string): BackingIdentity {
  * keeps no user xattrs: without the record a changed template could not be told.
  */
 export function recordBackingIdentity(overlay: string, identity: BackingIdentity): void {
-  const api = fileAttributes();
-  const refuse = (cause?: unknown): never => {
+  if (!writeIdentityRecord(overlay, BACKING_XATTR, identity)) {
     throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `cannot record the template's identity on ${overlay}: the filesystem keeps no user extended attributes`, {
       path: overlay,
-      ...(cause === undefined ? {} : { cause }),
       hint: 'put the images directory on a filesystem with user xattrs (ext4, xfs, btrfs), or make a raw or --standalone instance',
     });
-  };
-  if (!api) return refuse();
-  const fd = openSync(overlay, 'r');
+  }
+}
+
+/** Writes an identity as the xattr `name` of `path`; false where that is not possible. */
+export function writeIdentityRecord(path: string, name: string, identity: BackingIdentity): boolean {
+  const api = fileAttributes();
+  if (!api) return false;
+  let fd: number;
   try {
-    api.setAttrSync(fd, BACKING_XATTR, JSON.stringify(identity));
-  } catch (error) {
-    refuse(error);
+    fd = openSync(path, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    api.setAttrSync(fd, name, JSON.stringify(identity));
+    return true;
+  } catch {
+    return false;
   } finally {
     closeSync(fd);
   }
@@ -96,39 +105,47 @@ export function recordBackingIdentity(overlay: string, identity: BackingIdentity
 
 /** The identity recorded on `overlay`, or undefined when diskwright recorded none. */
 export function recordedBackingIdentity(overlay: string): BackingIdentity | undefined {
+  return readIdentityRecord(overlay, BACKING_XATTR);
+}
+
+/**
+ * The identity held in the xattr `name` of `path`; undefined when there is none. A record that
+ * is there but unreadable is E_BACKING_CHANGED (nothing can be concluded from it).
+ */
+export function readIdentityRecord(path: string, name: string): BackingIdentity | undefined {
   const api = fileAttributes();
   if (!api) return undefined;
   let fd: number;
   try {
-    fd = openSync(overlay, 'r');
+    fd = openSync(path, 'r');
   } catch {
     return undefined;
   }
   let raw: Buffer | null;
   try {
-    raw = api.getAttrSync(fd, BACKING_XATTR);
+    raw = api.getAttrSync(fd, name);
   } catch {
     return undefined;
   } finally {
     closeSync(fd);
   }
   if (raw === null) return undefined;
-  if (raw.length > MAX_RECORD_BYTES) throw badRecord(overlay, `is ${raw.length} bytes`);
+  if (raw.length > MAX_RECORD_BYTES) throw badRecord(path, name, `is ${raw.length} bytes`);
   let value: unknown;
   try {
     value = JSON.parse(raw.toString('utf8'));
   } catch {
-    throw badRecord(overlay, 'is not JSON');
+    throw badRecord(path, name, 'is not JSON');
   }
   const v = value as Partial<BackingIdentity> | null;
   const strings = [v?.path, v?.dev, v?.ino, v?.mtimeNs, v?.fingerprint];
-  if (v?.version !== 1 || strings.some((s) => typeof s !== 'string') || typeof v.size !== 'number') throw badRecord(overlay, 'has an unknown shape');
+  if (v?.version !== 1 || strings.some((s) => typeof s !== 'string') || typeof v.size !== 'number') throw badRecord(path, name, 'has an unknown shape');
   return v as BackingIdentity;
 }
 
-function badRecord(overlay: string, why: string): DiskwrightError {
-  return new DiskwrightError('E_BACKING_CHANGED', `${overlay}: its record of the backing file (${BACKING_XATTR}) ${why}`, {
-    path: overlay,
+function badRecord(path: string, name: string, why: string): DiskwrightError {
+  return new DiskwrightError('E_BACKING_CHANGED', `${path}: diskwright's record ${name} ${why}`, {
+    path,
     hint: 'diskwright cannot tell whether the template changed; destroy the instance and create it again',
   });
 }

@@ -96,8 +96,8 @@ export const defaultSteps: PipelineSteps = {
     convertImage(overlay, output, { inputFormat: 'qcow2', outputFormat: 'qcow2', ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) }),
   // Writes (preen, resize2fs) only ever reach the pipeline's private temp copy, which the pipeline
   // fsyncs and renames at the end: committed without a record or fsync of their own.
-  check: (image, { mode, force, signal }) => checkFilesystem(image, { mode, force, durable: false, ...(signal ? { signal } : {}) }),
-  grow: (image, { signal, force }) => growFilesystem(image, { durable: false, ...(force ? { force } : {}), ...(signal ? { signal } : {}) }),
+  check: (image, { mode, force, signal, direct }) => checkFilesystem(image, { mode, force, durable: false, ...(direct ? { direct } : {}), ...(signal ? { signal } : {}) }),
+  grow: (image, { signal, force, direct }) => growFilesystem(image, { durable: false, ...(force ? { force } : {}), ...(direct ? { direct } : {}), ...(signal ? { signal } : {}) }),
   render: renderTemplateFiles,
   inspectTemplate: (template, request, signal) => withFilesystem(template, signal ? { signal } : {}, (fs) => readTemplateFacts(fs, request)),
   customize: customizeImage,

@@ -12,3 +12,4 @@ export * from './pipeline.js';
 export * from './manage.js';
 export * from './fleet-run.js';
 export * from './default-steps.js';
+export { createThinOverlay, registerThinInstance, releaseThinInstance, type ThinOverlayOptions } from './thin.js';

@@ -4,7 +4,7 @@ import { removeLeftoverTemps, withImage } from '../disk/with-image.js';
 import { recordFormat } from '../disk/format-record.js';
 import { dirname } from 'node:path';
 import { tempPathBeside, withAtomicPath } from '../io/atomic.js';
-import { registerThinInstance, releaseThinInstance } from './thin.js';
+import { recordTemplateClean, registerThinInstance, releaseThinInstance, templateIdentity, templateKnownClean } from './thin.js';
 import type { ProgressCallback } from '../io/progress.js';
 import { AbortedError, DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import {
@@ -282,15 +282,25 @@ async function buildInto(
   onProgress: ProgressCallback | undefined,
 ): Promise<void> {
   const stepSignal = signal ? { signal } : {};
+  // The qcow2 overlay is a new private file: its tools write it directly (no overlay, no commit).
+  const direct = spec.diskKind === 'raw' ? {} : { direct: true };
   // e2fsck -fn of the template (read-only) runs in a worker while the main thread copies:
   // when the template is clean the copy is too (same allocated blocks), and the preen of the
   // copy would change nothing — it is only run when the template check is not clean.
   const checkController = new AbortController();
   const forward = (): void => checkController.abort(signal?.reason);
   signal?.addEventListener('abort', forward, { once: true });
-  const templateCheck = steps
-    .check(spec.template, { mode: 'check', force: true, signal: checkController.signal })
-    .catch((error: unknown) => ({ exitCode: -1, status: 'error' as const, output: String(error) }));
+  // A thin instance's template is usually unchanged since its last clean check (it is protected
+  // while overlays depend on it): a recorded clean check of the same identity stands.
+  const thin = spec.diskKind !== 'raw';
+  const identity = thin ? templateIdentity(spec.template) : undefined;
+  const templateCheck = (thin && templateKnownClean(spec.template)
+    ? Promise.resolve({ exitCode: 0, status: 'clean' as const, output: 'clean when last checked (same identity)' })
+    : steps.check(spec.template, { mode: 'check', force: true, signal: checkController.signal }).then((outcome) => {
+        if (identity !== undefined && outcome.status === 'clean' && outcome.exitCode === 0) recordTemplateClean(spec.template, identity);
+        return outcome;
+      })
+  ).catch((error: unknown) => ({ exitCode: -1, status: 'error' as const, output: String(error) }));
   const warming = steps.warmUp?.(spec.template, checkController.signal).catch(() => undefined);
   let preened = false;
   let preenDone = false;
@@ -307,7 +317,7 @@ async function buildInto(
       throwIfAborted(signal);
       if (template.status === 'clean' && template.exitCode === 0) return;
       preened = true;
-      const outcome = await steps.check(temp, { mode: 'preen', force: true, ...stepSignal });
+      const outcome = await steps.check(temp, { mode: 'preen', force: true, ...direct, ...stepSignal });
       if (outcome.status !== 'clean' && outcome.status !== 'fixed') {
         throw new DiskwrightError('E_FSCK', `e2fsck -fp reported ${outcome.status} (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`, {
           hint: `check the template with \`diskwright fsck ${spec.template}\``,
@@ -326,7 +336,7 @@ async function buildInto(
   // fsync before the rename then has only their few changes left to flush.
   const writeback = spec.diskKind === 'raw' ? earlyWriteback(temp) : Promise.resolve();
   // resize2fs wants a fresh e2fsck -f; after a clean check of the template, force it.
-  await run('resize', () => steps.grow(temp, { ...stepSignal, force: !preened }));
+  await run('resize', () => steps.grow(temp, { ...stepSignal, ...direct, force: !preened }));
   await run('render', async () => {
     const rendered = await steps.render(temp, plan.files, plan.values, signal);
     assertAllRendered(plan, rendered);

@@ -51,9 +51,13 @@ export interface PipelineSteps {
   overlay(template: string, image: string, options: { size: number; signal?: AbortSignal }): Promise<unknown>;
   /** Standalone qcow2 instances: write `output` as a full qcow2 (no backing file) of the finished overlay. */
   flatten(overlay: string, output: string, options: { signal?: AbortSignal; onProgress?: ProgressCallback }): Promise<unknown>;
-  check(image: string, options: { mode: 'check' | 'preen'; force: boolean; signal?: AbortSignal }): Promise<CheckOutcome>;
-  /** Grow to fill the file; `force` (resize2fs -f) when the fsck was done on the template instead. */
-  grow(image: string, options: { signal?: AbortSignal; force?: boolean }): Promise<unknown>;
+  /** `direct`: a preen writes the (new, private) qcow2 overlay itself, no overlay or commit. */
+  check(image: string, options: { mode: 'check' | 'preen'; force: boolean; signal?: AbortSignal; direct?: boolean }): Promise<CheckOutcome>;
+  /**
+   * Grow to fill the file; `force` (resize2fs -f) when the fsck was done on the template instead;
+   * `direct` as for {@link check}.
+   */
+  grow(image: string, options: { signal?: AbortSignal; force?: boolean; direct?: boolean }): Promise<unknown>;
   render(image: string, files: readonly TemplateFileEntry[], values: Readonly<Record<string, string>>, signal?: AbortSignal): Promise<RenderedFile[]>;
   /** Reads what the customization needs from the template (read-only; only when something is asked for). */
   inspectTemplate(template: string, request: CustomizationRequest, signal?: AbortSignal): Promise<TemplateFacts>;

@@ -12,7 +12,7 @@
  */
 import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { backingIdentity, recordBackingIdentity, recordedBackingIdentity } from '../disk/backing-identity.js';
+import { backingIdentity, identityChange, readIdentityRecord, recordBackingIdentity, recordedBackingIdentity, writeIdentityRecord, type BackingIdentity } from '../disk/backing-identity.js';
 import { registerDependent, unregisterDependent } from '../disk/dependents.js';
 import { recordFormat } from '../disk/format-record.js';
 import { createQcow2, DEFAULT_CLUSTER_SIZE } from '../disk/qcow2/create.js';
@@ -90,4 +90,35 @@ export function releaseThinInstance(overlay: string): () => void {
       /* the template's directory is not writable: the stale entry is ignored later */
     }
   };
+}
+
+/**
+ * The xattr on a template that records the identity it had when `e2fsck -fn` found it clean:
+ * the same file with the same size, mtime and first 64 KiB need no new check before the next
+ * thin instance (the instance itself is always checked).
+ */
+export const CHECKED_XATTR = 'user.diskwright.checked';
+
+/** True when `template` is, by its identity, the file a clean `e2fsck -fn` was recorded for. */
+export function templateKnownClean(template: string): boolean {
+  try {
+    const recorded = readIdentityRecord(template, CHECKED_XATTR);
+    return recorded !== undefined && identityChange(recorded, backingIdentity(template)) === undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** The template's identity now, to record after a clean check (taken before the check starts). */
+export function templateIdentity(template: string): BackingIdentity | undefined {
+  try {
+    return backingIdentity(template);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Records that `template` (as `identity` says) was found clean; best effort (needs write access). */
+export function recordTemplateClean(template: string, identity: BackingIdentity): void {
+  writeIdentityRecord(template, CHECKED_XATTR, identity);
 }

@@ -20,6 +20,7 @@ describe('an instance built by diskwright boots under QEMU', () => {
   let kit: BootKit;
   let template: string;
   let instanceDisk: string;
+  let imagesDir: string;
   let kernelArgs: string[];
   /** The kernel and initrd diskwright recorded in the template (copied out of its /boot). */
   let bootFiles: { kernel: string; initrd: string | undefined };
@@ -59,7 +60,7 @@ describe('an instance built by diskwright boots under QEMU', () => {
     expect(manifest.files.map((f) => f.path)).toEqual(expect.arrayContaining(['/etc/hostname', '/etc/network/interfaces']));
 
     // 5. instance: diskwright instance create --disk-only (copy, grow, fsck, resize2fs, render, fsck)
-    const imagesDir = join(dir, 'images');
+    imagesDir = join(dir, 'images');
     await mkdir(imagesDir);
     const created = await runBin([
       'instance', 'create', INSTANCE.ip, INSTANCE.host,
@@ -108,5 +109,33 @@ describe('an instance built by diskwright boots under QEMU', () => {
     expect(() => verifyGuestIdentity(report, { hostnames: [INSTANCE.host, `${INSTANCE.host}.${INSTANCE.domain}`], address: INSTANCE.ip, prefix: INSTANCE.prefix })).toThrow(
       /hostname is `HOSTNAME-TMPL`.*eth0 has no IPv4 address/,
     );
+  }, 150_000);
+
+  // Last: the thin instance makes the template read-only (its backing file), and the test above
+  // boots the template itself read-write.
+  it('boots a thin qcow2 instance (backing file: the raw template) with its own hostname and address', async () => {
+    const thin = { host: 'web02', ip: '10.0.2.15' };
+    const created = await runBin([
+      'instance', 'create', thin.ip, thin.host,
+      '--template', template, '--domain', INSTANCE.domain, '--gateway', INSTANCE.gateway, '--netmask', INSTANCE.netmask,
+      '--nameserver', INSTANCE.nameserver, '--disk', '128M', '--images-dir', imagesDir, '--format', 'qcow2', '--disk-only', '--json',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const plan = JSON.parse(created.stdout) as { disk: string; format: string; kernelArgs: string[] };
+    expect(plan).toMatchObject({ format: 'qcow2', disk: join(imagesDir, 'web02-disk0.qcow2') });
+    const result = await bootDisk({
+      kernel: bootFiles.kernel,
+      ...(bootFiles.initrd ? { initrd: bootFiles.initrd } : {}),
+      disk: plan.disk,
+      format: 'qcow2',
+      append: [...plan.kernelArgs, ...BOOT_EXTRA_KERNEL_ARGS].join(' '),
+      log: join(dir, 'thin-console.log'),
+      timeoutMs: BOOT_TIMEOUT_MS,
+    });
+    process.stderr.write(`e2e: thin qcow2 boot ${result.seconds.toFixed(1)} s\n`);
+    expect(result.timedOut, result.console.slice(-2000)).toBe(false);
+    const report = parseGuestConsole(result.console);
+    verifyGuestIdentity(report, { hostnames: [thin.host, `${thin.host}.${INSTANCE.domain}`], address: thin.ip, prefix: INSTANCE.prefix });
+    expect(report.interfacesAddress).toBe(thin.ip);
   }, 150_000);
 });

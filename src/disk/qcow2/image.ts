@@ -147,6 +147,8 @@ export class Qcow2Disk implements Disk {
   /** Refcount decrements to apply once the metadata no longer referencing them is durable. */
   private pendingFree: { start: number; length: number }[] = [];
   private lastInflated: { host: number; bytes: Uint8Array } | undefined;
+  /** Scratch for {@link sameAsBacking} (at most one cluster). */
+  private compareScratch = new Uint8Array(0);
 
   private constructor(readonly path: string, fd: number, header: Qcow2Header, fileSize: number, readOnly: boolean, backing: Disk | undefined) {
     this.fd = fd;
@@ -612,6 +614,12 @@ export class Qcow2Disk implements Disk {
       const n = Math.min(this.cs - inCluster, endPos - pos);
       const e = this.entry(cluster);
       const src = buffer.subarray(pos - position, pos - position + n);
+      if (e.kind === 'unallocated' && this.backing && this.sameAsBacking(src, pos)) {
+        // Nothing the guest sees changes: store nothing (libext2fs rewrites every bitmap and
+        // descriptor block on close; a thin overlay would copy each one up).
+        pos += n;
+        continue;
+      }
       if (e.kind === 'data' && e.copied) {
         // In place; extend over following clusters that are in place and contiguous too.
         let run = n;
@@ -653,6 +661,14 @@ export class Qcow2Disk implements Disk {
       this.release(e);
       pos += n;
     }
+  }
+
+  /** True when `bytes` equal what the backing chain shows at `guest` (an unallocated range). */
+  private sameAsBacking(bytes: Uint8Array, guest: number): boolean {
+    if (this.compareScratch.length < bytes.length) this.compareScratch = new Uint8Array(bytes.length);
+    const current = this.compareScratch.subarray(0, bytes.length);
+    this.readBacking(current, guest);
+    return Buffer.from(current.buffer, current.byteOffset, current.length).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
   }
 
   /**
