@@ -87,6 +87,7 @@ const PARSE_ONLY: readonly [RegExp, string][] = [
   [/^instance create (10\.0\.0\.5|192\.168\.1\.198) web1 --ssh-key/, 'customizes an instance of the default template in /var/lib/libvirt/images; the flags run in test/e2e/debian-*.test.ts and test/unit/instance/customize.test.ts'],
   [/^instance create 10\.0\.0\.5 web1 --template/, 'defines and starts the VM: needs libvirt (the --disk-only form runs in test/cli/instance.test.ts)'],
   [/^instance create --from/, 'needs a fleet file and libvirt; test/cli/instance.test.ts runs fleets'],
+  [/^instance create 192\.168\.1\.19[89] web[23] --format qcow2/, 'thin instances of the default template in /var/lib/libvirt/images; test/oracle/instance-thin.test.ts and test/e2e/boot.test.ts run them'],
   [/^instance (list|destroy)/, 'needs libvirt; test/cli/instance.test.ts runs them against a fake virsh'],
   [/^demo/, 'the demo has its own end-to-end test (test/e2e/demo.test.ts)'],
   [/^resize instance\.img --partition 1 20G/, 'grows a filesystem to 20 GiB; test/cli/resize.test.ts covers it at small sizes'],
