@@ -1,59 +1,27 @@
-import { createRequire } from 'node:module';
+import { libc } from './libc.js';
 import type { AllocationExtent } from './types.js';
 
-/**
- * lseek(2) with SEEK_DATA / SEEK_HOLE, which Node does not expose. It is called through koffi
- * (a prebuilt FFI: one native package serves every libc function, installed from npm without a
- * compiler), loaded lazily because it costs 10–30 ms and only bulk readers need it.
- */
-interface Lseek {
-  (fd: number, offset: number, whence: number): number;
-}
-interface Koffi {
-  load(path: string | null): { func(signature: string): Lseek };
-  errno(): number;
-}
-
-/** Linux's values (linux/fs.h); macOS swaps them, so other systems are not asked. */
+/** Linux's values (linux/fs.h); macOS swaps them, and libc() is Linux-only. */
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 /** "No data at or after this offset" (lseek(2)). */
 const ENXIO = 6;
 
-const require = createRequire(import.meta.url);
-let native: { lseek: Lseek; errno: () => number } | null | undefined;
-
-function nativeLseek(): { lseek: Lseek; errno: () => number } | undefined {
-  if (native === undefined) {
-    native = null;
-    if (process.platform === 'linux') {
-      try {
-        const koffi = require('koffi') as Koffi;
-        // The process's own symbols: whichever libc node is linked against (glibc or musl).
-        const lseek = koffi.load(null).func('int64_t lseek(int fd, int64_t offset, int whence)');
-        native = { lseek, errno: () => koffi.errno() };
-      } catch {
-        // No prebuilt binary for this platform: callers treat everything as data.
-      }
-    }
-  }
-  return native ?? undefined;
-}
-
 /** True when {@link fileAllocation} can tell holes from data on this host. */
 export function canSeekData(): boolean {
-  return nativeLseek() !== undefined;
+  return libc() !== undefined;
 }
 
 /**
- * The data extents and holes of `[position, position + length)` of the open file `fd`, in order
+ * lseek(2) with SEEK_DATA / SEEK_HOLE, which Node does not expose (through koffi, see libc.ts):
+ * the data extents and holes of `[position, position + length)` of the open file `fd`, in order
  * and covering the range exactly, from SEEK_DATA/SEEK_HOLE. Bytes past the end of the file are
  * holes (they read as zeros). Returns undefined where the host cannot tell (no native lseek, or
  * an unexpected error): the caller then treats the range as data. Moves the descriptor's file
  * offset, which positional I/O never uses.
  */
 export function fileAllocation(fd: number, position: number, length: number): AllocationExtent[] | undefined {
-  const sys = nativeLseek();
+  const sys = libc();
   if (!sys) return undefined;
   const end = position + length;
   const out: AllocationExtent[] = [];

@@ -20,15 +20,14 @@ export interface UsedCopySummary extends CopySummary {
 }
 
 /**
- * Engine settings of this copy. Its source is a template read again for every instance, so reads
- * go through the page cache (a warm template is a memcpy; O_DIRECT re-reads the disk every time),
- * one at a time in 8 MiB pieces: fewer hand-offs to libuv's pool, which are slow while e2fsck
- * workers hold the cores. Measured on the seed template (1.5 GiB allocated), the copy step of
- * `bench/instance.mjs`, 16 interleaved runs, medians: 8 MiB ×1 buffered 0.53 s, the former
- * synchronous 1 MiB loop 0.75 s; in other interleaved sets 2 MiB ×2 buffered 1.5 s (copy alone
- * 0.42 s), 2 MiB ×8 O_DIRECT 2.0 s, 2 MiB ×1 on the main thread (readSync) 1.2 s.
+ * Engine settings of this copy: extract's (O_DIRECT, 8 reads of 2 MiB in flight). Measured on the
+ * seed template (1.5 GiB allocated) copied to a 10 GiB instance disk, this loaded 2-core VM,
+ * medians of 3 interleaved runs: O_DIRECT 2 MiB ×8 1.27 s cold / 1.71 s with the template in the
+ * page cache; the former buffered 8 MiB ×1 8.9 s cold / 14.1 s warm (one read at a time waits
+ * for the libuv pool and for dirty-page throttling in turn); buffered 2 MiB ×8 2.6 / 1.7 s;
+ * buffered 4 MiB ×4 5.4 / 7.4 s. (An earlier, quieter set had 8 MiB ×1 buffered at 0.53 s warm.)
  */
-export const USED_COPY_DEFAULTS = { direct: false, concurrency: 1, chunkSize: 8 << 20 } as const satisfies CopyOptions;
+export const USED_COPY_DEFAULTS = { direct: true, concurrency: 8, chunkSize: 2 << 20 } as const satisfies CopyOptions;
 
 /** The allocated blocks of the ext filesystem in `src` as whole 4 KiB extents, or undefined when unreadable. */
 async function usedExtentsOrNothing(src: Disk): Promise<Extent[] | undefined> {

@@ -1,0 +1,41 @@
+import { createRequire } from 'node:module';
+
+/**
+ * The libc calls Node does not expose (lseek with SEEK_DATA/SEEK_HOLE),
+ * called through koffi 3.3.4: a prebuilt FFI whose per-platform binaries come from npm, so no
+ * compiler is needed. Loaded lazily (10–30 ms) because only bulk readers and writers need it;
+ * undefined where it cannot load (then callers keep Node-only behaviour). Add a call here, not a
+ * second loader.
+ */
+export interface Libc {
+  lseek(fd: number, offset: number, whence: number): number;
+  /** errno of the last call made through this object. */
+  errno(): number;
+}
+
+interface Koffi {
+  load(path: string | null): { func(signature: string): (...args: number[]) => number };
+  errno(): number;
+}
+
+const require = createRequire(import.meta.url);
+let loaded: Libc | null | undefined;
+
+/** The libc calls, or undefined on hosts other than Linux or without koffi's prebuilt binary. */
+export function libc(): Libc | undefined {
+  if (loaded === undefined) {
+    loaded = null;
+    if (process.platform === 'linux') {
+      try {
+        const koffi = require('koffi') as Koffi;
+        // The process's own symbols: whichever libc node is linked against (glibc or musl).
+        const lib = koffi.load(null);
+        const lseek = lib.func('int64_t lseek(int fd, int64_t offset, int whence)');
+        loaded = { lseek, errno: () => koffi.errno() };
+      } catch {
+        // No prebuilt binary for this platform.
+      }
+    }
+  }
+  return loaded ?? undefined;
+}
