@@ -94,10 +94,7 @@ export async function copyToHandle(job: CopyJob, handle: FileHandle, options: Co
   if (chunkSizes.length === 0 || chunkSizes.some((c) => !Number.isSafeInteger(c) || c < 1 || c > source.maxRead)) {
     throw new InvalidArgumentError(`Expected \`chunkSize\` to be whole numbers from 1 to ${source.maxRead}, got \`${String(options.chunkSize)}\``);
   }
-  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
-  if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-    throw new InvalidArgumentError(`Expected \`concurrency\` to be from 1 to 64, got \`${concurrency}\``);
-  }
+  const concurrency = Math.min(concurrencyOf(options), source.lanes);
   const wanted = job.readExtents ? clipExtents(job.readExtents, length) : [{ start: 0, length }];
   // Small holes between data are read rather than split into small reads; the zero test keeps
   // them holes. The wanted ranges are never widened (free ext blocks stay unread).
@@ -126,8 +123,7 @@ export async function copyToHandle(job: CopyJob, handle: FileHandle, options: Co
   }
   throwIfAborted(options.signal);
 
-  const lane = async (): Promise<void> => {
-    const buffer = source.createLane();
+  const lane = async (buffer: number): Promise<void> => {
     while (failure === undefined && next < reads.length) {
       if (options.signal?.aborted) {
         failure ??= new AbortedError('operation aborted', { cause: options.signal.reason });
@@ -156,8 +152,8 @@ export async function copyToHandle(job: CopyJob, handle: FileHandle, options: Co
       }
     }
   };
-  const lanes = Array.from({ length: Math.min(concurrency, Math.max(1, reads.length)) }, () =>
-    lane().catch((error: unknown) => {
+  const lanes = Array.from({ length: Math.min(concurrency, Math.max(1, reads.length)) }, (_, i) =>
+    lane(i).catch((error: unknown) => {
       failure ??= error;
     }),
   );
@@ -197,9 +193,17 @@ function maxChunk(options: CopyOptions): number {
   return Math.max(1, ...sizes.filter((c) => Number.isSafeInteger(c) && c > 0));
 }
 
-/** `disk` as a copy source sized for the given options; the caller closes both. */
+function concurrencyOf(options: CopyOptions): number {
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+    throw new InvalidArgumentError(`Expected \`concurrency\` to be from 1 to 64, got \`${concurrency}\``);
+  }
+  return concurrency;
+}
+
+/** `disk` as a copy source sized for the given options (a lane per read in flight); the caller closes both. */
 export function openSource(disk: Disk, options: CopyOptions = {}): DiskSource {
-  return DiskSource.open(disk, maxChunk(options), { direct: options.direct });
+  return DiskSource.open(disk, maxChunk(options), { lanes: concurrencyOf(options), direct: options.direct });
 }
 
 /** Where {@link copyJobToFile} writes, and what it records on the output. */

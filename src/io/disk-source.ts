@@ -1,62 +1,40 @@
-import { RawFileDisk } from '../disk/raw.js';
-import { PartitionWindow } from '../disk/window.js';
+import { openChunkSource, type ChunkSource } from '../disk/qcow2/chunk-source.js';
 import { dataRanges } from '../disk/qcow2/convert.js';
 import type { Disk } from '../disk/types.js';
-import { DiskwrightError } from '../errors.js';
 import type { Extent } from './extents.js';
-import { SourceReader, type ReadLane } from './source.js';
-
-/** A raw file under a chain of windows: where a Disk's bytes really are. */
-function rawBase(disk: Disk): { raw: RawFileDisk; offset: number } | undefined {
-  let offset = 0;
-  let at: Disk = disk;
-  while (at instanceof PartitionWindow) {
-    offset += at.offset;
-    at = at.parent;
-  }
-  return at instanceof RawFileDisk ? { raw: at, offset } : undefined;
-}
-
-/** Read lane of a Disk that is not a raw file: a plain buffer of the largest read. */
-class PlainLane {
-  readonly buffer: Buffer;
-  constructor(span: number) {
-    this.buffer = Buffer.allocUnsafeSlow(span);
-  }
-}
 
 /**
- * A Disk as the copy engine's source. Where the Disk is a raw file (or a partition window of one)
- * reads go to the host file asynchronously, with O_DIRECT where allowed, so several can be in
- * flight ({@link SourceReader}); any other format (qcow2, an overlay) reads through `Disk.read`.
- * Either way {@link dataExtents} says which ranges may hold data, so holes, zero clusters and
- * unallocated ranges are skipped without reading them.
+ * A Disk as the copy engine's source: {@link dataExtents} says which ranges may hold data (holes,
+ * zero and unallocated clusters are skipped without reading them), and reads go through the
+ * block layer's fastest reader for the format (openChunkSource: a raw file, also under partition
+ * windows, with O_DIRECT and several reads in flight; a qcow2 by its host data runs, several at
+ * once; anything else through `Disk.read`). One lane per concurrent reader.
  */
 export class DiskSource {
   readonly size: number;
   readonly path: string;
-  private readonly base: { reader: SourceReader; offset: number } | undefined;
+  private readonly chunks: ChunkSource;
   private closed = false;
 
   private constructor(
     readonly disk: Disk,
     readonly maxRead: number,
+    lanes: number,
     direct: boolean | undefined,
   ) {
     this.size = disk.size;
     this.path = disk.path;
-    const raw = rawBase(disk);
-    this.base = raw ? { reader: SourceReader.forRawDisk(raw.raw, maxRead, { direct }), offset: raw.offset } : undefined;
+    this.chunks = openChunkSource(disk, maxRead, lanes, { direct });
   }
 
-  /** A source over `disk` (which the caller keeps and closes) for reads of up to `maxRead` bytes. */
-  static open(disk: Disk, maxRead: number, options: { direct?: boolean } = {}): DiskSource {
-    return new DiskSource(disk, maxRead, options.direct);
+  /** A source over `disk` (which the caller keeps and closes) for `lanes` readers of up to `maxRead` bytes. */
+  static open(disk: Disk, maxRead: number, options: { lanes: number; direct?: boolean }): DiskSource {
+    return new DiskSource(disk, maxRead, options.lanes, options.direct);
   }
 
-  /** True while reads bypass the page cache. */
-  get direct(): boolean {
-    return this.base?.reader.direct ?? false;
+  /** Concurrent readers this source has buffers for. */
+  get lanes(): number {
+    return this.chunks.lanes;
   }
 
   /**
@@ -68,31 +46,20 @@ export class DiskSource {
     return dataRanges(this.disk, start, length).map((r) => ({ start: r.start - start, length: r.length }));
   }
 
-  /** A buffer for one concurrent reader. */
-  createLane(): ReadLane | PlainLane {
-    return this.base ? this.base.reader.createLane() : new PlainLane(this.maxRead);
-  }
-
   /**
-   * Reads `length` bytes at `position` into `lane` and returns a view of them, valid until the
-   * lane's next read. Short only where a raw file ends early (another process truncated it).
+   * Reads `length` bytes at `position` into lane `lane` and returns a view of them, valid until
+   * that lane's next read.
    */
-  async read(lane: ReadLane | PlainLane, position: number, length: number): Promise<Buffer> {
+  async read(lane: number, position: number, length: number): Promise<Uint8Array> {
     if (this.closed) throw new Error('DiskSource used after close');
     if (length > this.maxRead) throw new RangeError(`read of ${length} bytes exceeds the source's limit of ${this.maxRead}`);
-    if (this.base) return this.base.reader.read(lane as ReadLane, this.base.offset + position, length);
-    if (position + length > this.size) {
-      throw new DiskwrightError('E_OUT_OF_RANGE', `read of ${length} bytes at ${position} is outside ${this.path} (${this.size} bytes)`, { path: this.path, offset: position });
-    }
-    const view = lane.buffer.subarray(0, length);
-    this.disk.read(view, position);
-    return view;
+    return this.chunks.read({ at: position, length }, lane);
   }
 
-  /** Idempotent; leaves the Disk open. */
+  /** Idempotent; leaves the Disk open. Call it only once no read is in flight. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.base?.reader.close();
+    this.chunks.close();
   }
 }

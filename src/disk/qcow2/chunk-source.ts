@@ -37,17 +37,19 @@ function unwrap(disk: Disk): { base: Disk; offset: number } {
  * The fastest way to read `source` here: a raw file with O_DIRECT (holes come back without filling
  * the page cache) and several reads in flight; a qcow2 image by reading its host data runs
  * directly, several at once, zero-filling what is unallocated; anything else (compressed
- * clusters, backing layers, other Disks) through the synchronous Disk read.
+ * clusters, backing layers, other Disks) through the synchronous Disk read. `direct: false`
+ * reads a raw file through the page cache.
  */
-export function openChunkSource(source: Disk, maxChunk: number, lanes: number): ChunkSource {
+export function openChunkSource(source: Disk, maxChunk: number, lanes: number, options: { direct?: boolean } = {}): ChunkSource {
   const { base, offset } = unwrap(source);
-  if (base instanceof RawFileDisk) return rawSource(base, offset, maxChunk, lanes);
+  if (base instanceof RawFileDisk) return rawSource(base, offset, maxChunk, lanes, options.direct);
   if (base instanceof Qcow2Disk) return qcow2Source(base, offset, maxChunk, lanes);
   return syncSource(source, maxChunk, lanes);
 }
 
-function rawSource(disk: RawFileDisk, offset: number, maxChunk: number, count: number): ChunkSource {
-  const reader = SourceReader.open(disk.path, maxChunk);
+function rawSource(disk: RawFileDisk, offset: number, maxChunk: number, count: number, direct: boolean | undefined): ChunkSource {
+  // The open Disk's own file (reopened through /proc/self/fd for O_DIRECT), never a second open by name.
+  const reader = SourceReader.forRawDisk(disk, maxChunk, { direct });
   const lanes: ReadLane[] = Array.from({ length: count }, () => reader.createLane());
   return {
     lanes: count,
