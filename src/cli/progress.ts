@@ -181,12 +181,12 @@ export function createStepReporter(ctx: CommandContext, options: { readonly quie
       else ctx.stderr.write(`\r\x1b[2K${doneLine(event)}`);
     };
   }
-  const timers = new Map<string, { timer: NodeJS.Timeout; logged: boolean }>();
+  const timers = new Map<string, { timer: NodeJS.Timeout; logged: boolean; started: number }>();
   return (event) => {
     track(event);
     const key = `${event.host ?? ''}\0${event.step}`;
     if (event.phase === 'start') {
-      const entry = { logged: false, timer: setTimeout(() => {
+      const entry = { logged: false, started: performance.now(), timer: setTimeout(() => {
         entry.logged = true;
         ctx.stderr.write(`${who(event)}${event.step}…\n`);
       }, LOG_AFTER_MS) };
@@ -199,7 +199,9 @@ export function createStepReporter(ctx: CommandContext, options: { readonly quie
     const entry = timers.get(key);
     timers.delete(key);
     if (entry) clearTimeout(entry.timer);
-    if (entry?.logged || event.note) ctx.stderr.write(doneLine(event));
+    // A synchronous step (a commit) blocks the timer: its duration still earns it the line.
+    const long = entry !== undefined && (entry.logged || performance.now() - entry.started >= LOG_AFTER_MS);
+    if (long || event.note) ctx.stderr.write(doneLine(event));
   };
 }
 

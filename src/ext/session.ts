@@ -363,6 +363,8 @@ export class Ext2fsSession implements FilesystemSession {
       let position = 0;
       const buffer = Buffer.allocUnsafe(IO_CHUNK);
       while (position < s.size) {
+        // A large file is many reads: Ctrl-C is honoured between them, not after the whole file.
+        throwIfAborted(this.signal);
         const want = Math.min(IO_CHUNK, s.size - position);
         const { bytesRead } = await this.call('read', p, () => handle.read(buffer, 0, want, position));
         if (bytesRead <= 0) break;
@@ -686,7 +688,7 @@ export class Ext2fsSession implements FilesystemSession {
     }
   }
 
-  async copyOut(path: string, hostPath: string, options: { overwrite?: boolean } = {}): Promise<TreeCopySummary> {
+  async copyOut(path: string, hostPath: string, options: { overwrite?: boolean; onProgress?: ProgressCallback } = {}): Promise<TreeCopySummary> {
     const p = normalizeImagePath(path);
     return this.serial(async () => {
       const summary = emptySummary();
@@ -696,7 +698,7 @@ export class Ext2fsSession implements FilesystemSession {
         await withAtomicPath(
           hostPath,
           async (temp) => {
-            await this.copyOutTree(p, temp, s.mode & 0o7777, summary, 0);
+            await this.copyOutTree(p, temp, s.mode & 0o7777, summary, 0, options.onProgress);
           },
           { fsync: false },
         );
@@ -711,6 +713,7 @@ export class Ext2fsSession implements FilesystemSession {
             for await (const chunk of this.fileChunks(p)) {
               await handle.write(chunk);
               summary.bytes += chunk.length;
+              options.onProgress?.({ bytes: summary.bytes, total: s.size });
             }
             await handle.chmod(s.mode & 0o7777);
           },
@@ -724,7 +727,7 @@ export class Ext2fsSession implements FilesystemSession {
     });
   }
 
-  private async copyOutTree(dir: string, hostDir: string, mode: number, summary: ReturnType<typeof emptySummary>, depth: number): Promise<void> {
+  private async copyOutTree(dir: string, hostDir: string, mode: number, summary: ReturnType<typeof emptySummary>, depth: number, onProgress?: ProgressCallback): Promise<void> {
     if (depth > MAX_TREE_DEPTH) throw new LimitError(`${dir}: directories nest deeper than ${MAX_TREE_DEPTH}`, { path: dir });
     await hostMkdir(hostDir, { mode: 0o700 });
     summary.directories += 1;
@@ -736,7 +739,7 @@ export class Ext2fsSession implements FilesystemSession {
       const s = await this.call('lstat', child, () => this.fs.lstat(child));
       const kind = kindOf(s.mode);
       if (kind === 'directory') {
-        await this.copyOutTree(child, hostChild, s.mode & 0o7777, summary, depth + 1);
+        await this.copyOutTree(child, hostChild, s.mode & 0o7777, summary, depth + 1, onProgress);
       } else if (kind === 'symlink') {
         await hostSymlink(await this.readlinkOf(child), hostChild);
         summary.symlinks += 1;
@@ -746,12 +749,14 @@ export class Ext2fsSession implements FilesystemSession {
           for await (const chunk of this.fileChunks(child)) {
             await handle.write(chunk);
             summary.bytes += chunk.length;
+            onProgress?.({ bytes: summary.bytes, files: summary.files });
           }
           await handle.chmod(s.mode & 0o7777);
         } finally {
           await handle.close();
         }
         summary.files += 1;
+        onProgress?.({ bytes: summary.bytes, files: summary.files });
       } else {
         summary.skipped.push(`${child}: ${kind} not copied`);
       }

@@ -58,6 +58,8 @@ export interface OpenFilesystemOptions {
    * diskwright recorded on the file, else the qcow2 magic (a probed qcow2's backing file is refused).
    */
   readonly format?: DiskFormat;
+  /** Called when a write session starts committing its changes to the image (a display's step). */
+  readonly onCommit?: () => void;
 }
 
 /** An open ext2/3/4 filesystem. */
@@ -94,7 +96,7 @@ export interface FilesystemSession {
    * Copies a file, symlink or directory tree out of the image to `hostPath` (atomically: a temp
    * beside it, renamed when complete). Permission bits are kept; owners are not (no root).
    */
-  copyOut(path: string, hostPath: string, options?: { overwrite?: boolean }): Promise<TreeCopySummary>;
+  copyOut(path: string, hostPath: string, options?: { overwrite?: boolean; onProgress?: ProgressCallback }): Promise<TreeCopySummary>;
 }
 
 /** What a tree copy did. */

@@ -440,6 +440,7 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
         await open.unmount(session);
       }
       await openCheck?.done();
+      if (write) options.onCommit?.();
       if (write) await open.commit(session).catch((error: unknown) => {
         throw hostIoError(error, 'committing the changes', real);
       });

@@ -1,4 +1,4 @@
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -19,10 +19,27 @@ let dir: string;
 /** A 64 GiB ext2 (no uninit_bg: e2fsck reads every inode table, resize2fs extends them all). */
 let big: string;
 let bigCopy: string;
+/** A host tree: a 3 GiB sparse file (below 4 GiB: fs put of a larger one fails in debugfs today) (seconds to copy, nothing to create) and 300 small files. */
+let payload: string;
+/** An ext4 image holding `payload` (made by host mke2fs -d, which keeps the holes). */
+let filled: string;
+let filledCopy: string;
 
 beforeAll(async () => {
   await requireTool('qemu-img', 'qemu-utils');
+  await requireTool('mke2fs', 'e2fsprogs');
   dir = await tempDir();
+  payload = join(dir, 'payload');
+  await mkdir(join(payload, 'etc'), { recursive: true });
+  await writeFile(join(payload, 'holes.bin'), '');
+  await truncate(join(payload, 'holes.bin'), 3 * 2 ** 30);
+  for (let i = 0; i < 300; i++) await writeFile(join(payload, 'etc', `f${i}`), `file ${i}\n`);
+  filled = join(dir, 'filled.ext4');
+  await writeFile(filled, '');
+  await truncate(filled, 8 * 2 ** 30);
+  await execa('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', payload, filled]);
+  filledCopy = join(dir, 'filled.orig');
+  await execa('cp', ['--sparse=always', filled, filledCopy]);
   big = join(dir, 'big.ext2');
   const made = await runBin(['mkfs', big, '--type', 'ext2', '--size', '64G']);
   expect(made.code, made.stderr).toBe(0);
@@ -78,8 +95,8 @@ async function expectUnchanged(image: string, copy: string): Promise<void> {
   expect(compared.exitCode, compared.stdout + compared.stderr).toBe(0);
 }
 
-async function leftovers(): Promise<string[]> {
-  return (await readdir(dir)).filter((name) => name.startsWith('.') || name.includes('.tmp'));
+async function leftovers(where = dir): Promise<string[]> {
+  return (await readdir(where)).filter((name) => name.startsWith('.') || name.includes('.tmp'));
 }
 
 const ANY_STEP = /"event":"step","step":"pass 1 \([a-z ,]+\)","phase":"start"/;
@@ -112,17 +129,43 @@ describe('Ctrl-C', () => {
   }, 60_000);
 
   it('mkfs --from: stops during the fill, no image and no temp file left', async () => {
-    const tree = join(dir, 'tree');
-    await mkdir(tree);
-    // 24 × 16 MiB of non-zero bytes: several seconds of mke2fs -d on this machine.
-    const block = Buffer.alloc(16 << 20, 0x5a);
-    for (let i = 0; i < 24; i++) await writeFile(join(tree, `f${i}`), block);
-    const image = join(dir, 'filled.img');
-    const run = await interrupt(['mkfs', image, '--size', '2G', '--from', tree], /"event":"progress","step":"fill"/);
+    const image = join(dir, 'made.img');
+    const run = await interrupt(['mkfs', image, '--size', '8G', '--from', payload], /"event":"progress","step":"fill"/);
     expectPrompt(run);
     expect(errorLine(run.stderr).message).toBe(`mkfs interrupted during fill; ${image} not written`);
     expect(run.stderr).not.toMatch(/mke2fs|worker/);
     await expect(stat(image)).rejects.toThrow();
     expect(await leftovers()).toEqual([]);
+  }, 60_000);
+
+  it('fs put of a large file: stops during the copy, image unchanged', async () => {
+    const run = await interrupt(['fs', 'put', filled, join(payload, 'holes.bin'), '/copy.bin'], /"event":"progress","step":"put \/copy\.bin"/);
+    expectPrompt(run);
+    expect(errorLine(run.stderr).message).toBe(`fs put interrupted during put /copy.bin; ${filled} unchanged`);
+    expect(run.stderr).not.toMatch(/debugfs|worker/);
+    await expectUnchanged(filled, filledCopy);
+    expect(await leftovers()).toEqual([]);
+  }, 60_000);
+
+  it('fs put of a tree (the bulk path): stops during the copy, image unchanged', async () => {
+    const run = await interrupt(['fs', 'put', filled, payload, '/tree'], /"event":"progress","step":"put \/tree"/);
+    expectPrompt(run);
+    expect(errorLine(run.stderr).message).toBe(`fs put interrupted during put /tree; ${filled} unchanged`);
+    expect(run.stderr).not.toMatch(/debugfs|worker/);
+    await expectUnchanged(filled, filledCopy);
+    expect(await leftovers()).toEqual([]);
+  }, 60_000);
+
+  it('fs get of a large file and of a tree: stops during the copy, no output and no temp left', async () => {
+    const out = join(dir, 'out');
+    await mkdir(out);
+    for (const [path, name] of [['/holes.bin', 'holes.bin'], ['/', 'tree']] as const) {
+      const dest = join(out, name);
+      const run = await interrupt(['fs', 'get', filled, path, dest], new RegExp(`"event":"progress","step":"get ${path.replace(/[.]/g, '\\.')}"`));
+      expectPrompt(run);
+      expect(errorLine(run.stderr).message).toBe(`fs get interrupted during get ${path}; no ${dest} written, ${filled} unchanged`);
+      expect(await readdir(out)).toEqual([]);
+    }
+    await expectUnchanged(filled, filledCopy);
   }, 60_000);
 });

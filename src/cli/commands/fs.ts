@@ -5,7 +5,7 @@ import { parseSize } from '../../bytes/index.js';
 import { withFilesystem, type FileStat, type FilesystemSession, type OpenFilesystemOptions } from '../../ext/index.js';
 import { flag, printJson, stringOption, type Command, type CommandContext, type OptionSpecs, type ParsedArgs } from '../command.js';
 import { useImage } from '../image.js';
-import { createProgress } from '../progress.js';
+import { createProgress, createStepReporter, formatSeconds, noteLeaves } from '../progress.js';
 import { parseCommandLine } from '../args.js';
 import type { Progress } from '../../io/progress.js';
 import { readFile } from 'node:fs/promises';
@@ -96,8 +96,20 @@ function longLine(entry: FileStat): string {
   return `${modeString(entry)} ${String(entry.nlink).padStart(3)} ${String(entry.uid).padStart(5)} ${String(entry.gid).padStart(5)} ${String(entry.size).padStart(10)} ${when} ${entry.name}${link}`;
 }
 
-async function session<T>(image: string, args: ParsedArgs, ctx: CommandContext, write: boolean, fn: (fs: FilesystemSession) => Promise<T>): Promise<T> {
-  return useImage(args, ctx, image, write ? 'write' : 'read', () => withFilesystem(image, openOptions(args, ctx, write), fn));
+async function session<T>(image: string, args: ParsedArgs, ctx: CommandContext, write: boolean, fn: (fs: FilesystemSession) => Promise<T>, beforeCommit?: () => void): Promise<T> {
+  if (!write) return useImage(args, ctx, image, 'read', () => withFilesystem(image, openOptions(args, ctx, false), fn));
+  // Writing the staged changes into the image is a step of its own (seconds for a large put).
+  const report = createStepReporter(ctx);
+  let committing: number | undefined;
+  const value = await useImage(args, ctx, image, 'write', () =>
+    withFilesystem(image, { ...openOptions(args, ctx, true), onCommit: () => {
+      beforeCommit?.();
+      committing = performance.now();
+      report({ step: 'commit', phase: 'start' });
+    } }, fn),
+  );
+  if (committing !== undefined) report({ step: 'commit', phase: 'done', seconds: (performance.now() - committing) / 1000 });
+  return value;
 }
 
 
@@ -274,10 +286,10 @@ Examples:
     const [image, source, dest] = positionals(args, 'put', 3, 3, 'IMAGE SOURCE DEST');
     const apply = await preparePut(source!, dest!, args);
     const progress = createProgress(ctx, `put ${dest}`);
-    const summary = await session(image!, args, ctx, true, (fs) => apply(fs, (p) => progress.update(p))).finally(() => progress.done());
+    const summary = await session(image!, args, ctx, true, (fs) => apply(fs, (p) => progress.update(p)), () => progress.done()).finally(() => progress.done());
     if (ctx.json) printJson(ctx, { image, dest, ...summary });
     else {
-      ctx.stdout.write(`copied ${summary.files} file(s), ${summary.directories} director(ies), ${summary.symlinks} symlink(s), ${summary.bytes} bytes into ${dest}\n`);
+      ctx.stdout.write(`copied ${summary.files} file(s), ${summary.directories} director(ies), ${summary.symlinks} symlink(s), ${summary.bytes} bytes into ${dest} in ${formatSeconds(progress.seconds())}\n`);
       for (const skipped of summary.skipped) ctx.stderr.write(`diskwright: skipped ${skipped}\n`);
     }
     return 0;
@@ -300,9 +312,11 @@ Example:
   options: { ...LOCATION_OPTIONS, force: { type: 'boolean', short: 'f' } },
   async run(args, ctx) {
     const [image, path, dest] = positionals(args, 'get', 3, 3, 'IMAGE PATH HOSTDEST');
-    const summary = await session(image!, args, ctx, false, (fs) => fs.copyOut(path!, dest!, { overwrite: flag(args, 'force') }));
+    noteLeaves(ctx, `no ${dest} written`);
+    const progress = createProgress(ctx, `get ${path}`);
+    const summary = await session(image!, args, ctx, false, (fs) => fs.copyOut(path!, dest!, { overwrite: flag(args, 'force'), onProgress: (p) => progress.update(p) })).finally(() => progress.done());
     if (ctx.json) printJson(ctx, { image, path, output: dest, ...summary });
-    else ctx.stdout.write(`copied ${summary.files} file(s), ${summary.directories} director(ies), ${summary.symlinks} symlink(s), ${summary.bytes} bytes to ${dest}\n`);
+    else ctx.stdout.write(`copied ${summary.files} file(s), ${summary.directories} director(ies), ${summary.symlinks} symlink(s), ${summary.bytes} bytes to ${dest} in ${formatSeconds(progress.seconds())}\n`);
     return 0;
   },
 };
