@@ -119,9 +119,12 @@ describe('diskwright fs put with --json', () => {
     await makeExtImage(target, 'ext4', '64M');
     const result = await runInProcess(['fs', 'put', target, big, '/big.bin', '--json']);
     expect(result.code).toBe(0);
-    const events = result.stderr.trim().split('\n').map((l) => JSON.parse(l) as { event: string; bytes: number; total: number });
-    expect(events.length).toBeGreaterThan(0);
-    expect(events.every((e) => e.event === 'progress' && e.total === data.length && e.bytes <= data.length)).toBe(true);
+    const events = result.stderr.trim().split('\n').map((l) => JSON.parse(l) as { event: string; bytes: number; total: number; step: string; phase?: string });
+    const progress = events.filter((e) => e.event === 'progress');
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.every((e) => e.total === data.length && e.bytes <= data.length)).toBe(true);
+    // After the copy, writing the staged changes into the image is a step of its own.
+    expect(events.filter((e) => e.event === 'step').map((e) => `${e.step} ${e.phase}`)).toEqual(['commit start', 'commit done']);
     expect(JSON.parse(result.stdout)).toMatchObject({ files: 1, bytes: data.length });
     expect((await hostCat(target, '/big.bin')).equals(data)).toBe(true);
   });
