@@ -88,6 +88,19 @@ describe('diskwright convert', () => {
     const exists = await runInProcess(['convert', raw, join(dir, 'back.raw')]);
     expect(exists.stderr).toMatch(/E_EXISTS/);
   });
+
+  it('refuses -c --compression-type zstd with one line and a hint, and writes nothing', async () => {
+    const out = join(dir, 'zstd.qcow2');
+    const result = await runInProcess(['convert', raw, out, '-O', 'qcow2', '-c', '--compression-type', 'zstd']);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/E_UNSUPPORTED_FEATURE/);
+    expect(result.stderr).toMatch(/hint: .*compression_type=zstd/);
+    expect(result.stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
+    expect(() => statSync(out)).toThrow();
+    const zlib = await runInProcess(['convert', raw, out, '-O', 'qcow2', '-c', '--compression-type', 'zlib']);
+    expect(zlib.code).toBe(0);
+    await expectClean(out, raw);
+  });
 });
 
 describe('diskwright create --format qcow2 and info', () => {

@@ -17,7 +17,7 @@ export function formatOption(args: ParsedArgs, name: string): DiskFormat | undef
 const convert: Command = {
   name: 'convert',
   summary: 'convert a disk image between raw and qcow2 (sparse, atomic), like qemu-img convert',
-  help: `Usage: diskwright convert IN OUT [-O raw|qcow2] [-c] [--cluster-size N] [--format FMT] [--force] [--json]
+  help: `Usage: diskwright convert IN OUT [-O raw|qcow2] [-c [--compression-type zlib]] [--cluster-size N] [--format FMT] [--force] [--json]
 
 Copies what a guest sees of IN into a new image OUT, like \`qemu-img convert\`: unallocated and
 all-zero ranges are skipped (holes in raw output, unallocated clusters in qcow2), a backing chain
@@ -29,7 +29,8 @@ trust its backing chain (docs/qcow2.md explains why).
 
 Options:
   -O, --output-format F  raw (default) or qcow2
-  -c, --compress         qcow2 output: deflate-compress clusters (in parallel on the thread pool)
+  -c, --compress         qcow2 output: deflate-compress clusters (on one worker thread per core)
+      --compression-type T  with -c: zlib (the default and the only one; zstd is refused)
       --cluster-size N   qcow2 output cluster size, 512 to 2M (default 64K)
       --format F         input format: raw or qcow2
   -f, --force            replace OUT if it exists
@@ -42,6 +43,7 @@ Examples:
   options: {
     'output-format': { type: 'string', short: 'O' },
     compress: { type: 'boolean', short: 'c' },
+    'compression-type': { type: 'string' },
     'cluster-size': { type: 'string' },
     format: { type: 'string' },
     force: { type: 'boolean', short: 'f' },
@@ -52,6 +54,16 @@ Examples:
       throw new DiskwrightError('E_USAGE', 'convert: expected IN and OUT', { hint: 'diskwright convert IN OUT -O qcow2' });
     }
     const outputFormat = formatOption(args, 'output-format') ?? 'raw';
+    const compressionType = stringOption(args, 'compression-type');
+    if (compressionType !== undefined) {
+      if (!flag(args, 'compress')) throw new InvalidArgumentError('--compression-type needs -c');
+      if (compressionType === 'zstd') {
+        throw new DiskwrightError('E_UNSUPPORTED_FEATURE', 'convert -c writes deflate (zlib) only: Node 20 has no zstd encoder', {
+          hint: 'drop --compression-type (zlib is read by every qemu), or use qemu-img convert -c -O qcow2 -o compression_type=zstd',
+        });
+      }
+      if (compressionType !== 'zlib') throw new InvalidArgumentError(`Expected \`--compression-type\` to be zlib or zstd, got \`${compressionType}\``);
+    }
     const clusterText = stringOption(args, 'cluster-size');
     const clusterSize = clusterText === undefined ? undefined : parseSize(clusterText, 'cluster-size');
     if (clusterSize !== undefined && outputFormat !== 'qcow2') throw new InvalidArgumentError('--cluster-size needs -O qcow2');
