@@ -1,6 +1,8 @@
 import type { ImageAccess } from '../disk/lock.js';
+import type { DiskFormat } from '../disk/types.js';
 import { withImage } from '../disk/with-image.js';
-import { flag, type CommandContext, type ParsedArgs } from './command.js';
+import { InvalidArgumentError } from '../errors.js';
+import { flag, stringOption, type CommandContext, type ParsedArgs } from './command.js';
 import { noteLeaves } from './progress.js';
 
 /**
@@ -12,4 +14,25 @@ export function useImage<T>(args: ParsedArgs, ctx: CommandContext, image: string
   // Readers never write it, writers change it only by an atomic commit: an interrupt leaves it as it was.
   noteLeaves(ctx, `${image} unchanged`);
   return withImage(image, { access, wait: flag(args, 'wait'), signal: ctx.signal }, () => fn());
+}
+
+/** `--format` / `-O` values. */
+export function formatOption(args: ParsedArgs, name: string): DiskFormat | undefined {
+  const value = stringOption(args, name);
+  if (value === undefined) return undefined;
+  if (value !== 'raw' && value !== 'qcow2') throw new InvalidArgumentError(`Expected \`--${name}\` to be raw or qcow2, got \`${value}\``);
+  return value;
+}
+
+/** `--format`, the same option on every command that takes an image (`-f` is --force). */
+export const FORMAT_OPTION = { format: { type: 'string' } } as const;
+
+/** The help line of {@link FORMAT_OPTION}. */
+export const FORMAT_HELP = `      --format F     IMAGE is raw or qcow2 (default: the format diskwright recorded on it, else the
+                     qcow2 magic; a probed qcow2's backing file is followed only with --format qcow2)`;
+
+/** `--format` as an options fragment to spread (`{}` when not given). */
+export function imageFormat(args: ParsedArgs): { format?: DiskFormat } {
+  const format = formatOption(args, 'format');
+  return format ? { format } : {};
 }

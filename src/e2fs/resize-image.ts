@@ -1,5 +1,5 @@
-import { open, stat } from 'node:fs/promises';
-import type { Disk } from '../disk/index.js';
+import { open } from 'node:fs/promises';
+import { openImage, type Disk, type DiskFormat } from '../disk/index.js';
 import { DiskwrightError, InvalidArgumentError, throwIfAborted } from '../errors.js';
 import { getPartition, planPartitionResize, readDiskPartitionTable, readPartitionTable, type PlanReader } from '../partition/index.js';
 import type { PartitionTable } from '../partition/index.js';
@@ -22,6 +22,11 @@ export interface ResizeImageOptions {
   readonly signal?: AbortSignal;
   /** resize2fs's passes as they run. */
   readonly onPass?: PassCallback;
+  /**
+   * The image's format (`--format raw|qcow2`); default: diskwright's record, else the qcow2 magic.
+   * A qcow2's virtual size is what is resized (the file grows only by the clusters written).
+   */
+  readonly format?: DiskFormat;
 }
 
 export interface ResizeImageResult extends GrowResult {
@@ -66,7 +71,19 @@ export function maxPartitionSectors(table: PartitionTable, start: bigint, diskSe
   return lastUsable - start + 1n;
 }
 
-async function setFileSize(image: string, size: number): Promise<void> {
+/** Shrinks the image after its filesystem was shrunk: the file, or a qcow2's virtual size. */
+async function setImageSize(image: string, size: number, format: DiskFormat | undefined): Promise<void> {
+  const disk = openImage(image, { readOnly: false, ...(format ? { format } : {}) });
+  if (disk.format !== 'raw') {
+    try {
+      disk.resize!(size);
+      disk.flush();
+    } finally {
+      disk.close();
+    }
+    return;
+  }
+  disk.close();
   const handle = await open(image, 'r+');
   try {
     await handle.truncate(size);
@@ -99,17 +116,20 @@ export async function resizeImage(image: string, options: ResizeImageOptions): P
   if (!Number.isSafeInteger(size) || size <= 0 || size % 512 !== 0) {
     throw new InvalidArgumentError(`Expected the new image size to be a positive multiple of 512 bytes, got \`${size}\``);
   }
-  const oldImageSize = (await stat(image)).size;
-  const common = { ...(options.fakeTime !== undefined ? { fakeTime: options.fakeTime } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+  const format = options.format ? { format: options.format } : {};
+  const probe = openImage(image, { readOnly: true, ...format });
+  const oldImageSize = probe.size;
+  probe.close();
+  const common = { ...(options.fakeTime !== undefined ? { fakeTime: options.fakeTime } : {}), ...(options.signal ? { signal: options.signal } : {}), ...format };
   const passes = options.onPass ? { onPass: options.onPass } : {};
-  const inPlace = options.signal ? { signal: options.signal } : {};
+  const inPlace = { ...(options.signal ? { signal: options.signal } : {}), ...format };
   throwIfAborted(options.signal);
 
   if (options.partition === undefined) {
     assertResizable(image, await dumpFilesystemHeader(image, common)); // refuse before anything is staged
     if (size < oldImageSize) {
       const { value: grown } = await changeInPlace(image, inPlace, async (overlay) => ({ value: await growOnOverlay(overlay, image, { ...common, ...passes, size, allowShrink: true }), commit: true }));
-      await setFileSize(image, size);
+      await setImageSize(image, size, options.format);
       return { ...grown, imageSize: size, oldImageSize, offset: 0n };
     }
     const { value: grown } = await changeInPlace(image, inPlace, async (overlay) => {
@@ -128,7 +148,7 @@ export async function resizeImage(image: string, options: ResizeImageOptions): P
       hint: 'give a size at least as large as the image',
     });
   }
-  const table = await readPartitionTable(image);
+  const table = await readPartitionTable(image, format);
   const part = getPartition(table, number);
   const ss = BigInt(table.sectorSize);
   if (BigInt(size) % ss !== 0n) throw new InvalidArgumentError(`Expected the new image size to be a multiple of the ${ss}-byte sector size, got \`${size}\``);

@@ -1,3 +1,4 @@
+import type { DiskFormat } from '../disk/types.js';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { tempPathBeside } from '../io/atomic.js';
 import { join, posix, resolve } from 'node:path';
@@ -86,6 +87,8 @@ export interface ExtractKernelOptions {
   /** Replace files of the same name in outDir. */
   readonly overwrite?: boolean;
   readonly signal?: AbortSignal;
+  /** The image's format (`--format raw|qcow2`); default: diskwright's record, else the qcow2 magic. */
+  readonly format?: DiskFormat;
 }
 
 /** Kernel files copied to temp names in the output directory, renamed into place by `commit`. */
@@ -159,7 +162,7 @@ async function assertAbsent(path: string): Promise<void> {
  * when both copies succeeded: a failure leaves `outDir` as it was.
  */
 export async function extractKernel(image: string, options: ExtractKernelOptions): Promise<KernelFiles> {
-  const staged = await openFilesystem(image, { partition: options.partition, signal: options.signal }, (fs) => stageKernel(fs, options));
+  const staged = await openFilesystem(image, { partition: options.partition, signal: options.signal, ...(options.format ? { format: options.format } : {}) }, (fs) => stageKernel(fs, options));
   try {
     throwIfAborted(options.signal);
     await staged.commit();

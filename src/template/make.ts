@@ -1,5 +1,6 @@
 import { rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import type { DiskFormat } from '../disk/types.js';
 import { DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import { assertOutputWritable, tempPathBeside } from '../io/atomic.js';
 import { commitRenames, completePendingRenames, hasPendingRenames } from '../io/rename-set.js';
@@ -40,6 +41,11 @@ export interface MakeTemplateOptions {
   readonly signal?: AbortSignal;
   /** Progress of the partition copy. */
   readonly onProgress?: ProgressCallback;
+  /**
+   * The source disk's format (`--format raw|qcow2`, e.g. a cloud image); default: diskwright's
+   * record, else the qcow2 magic. The template itself is always a raw filesystem image.
+   */
+  readonly format?: DiskFormat;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -88,20 +94,22 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
       }
     }
   }
-  const table = await readPartitionTable(source);
+  const format = options.format ? { format: options.format } : {};
+  const table = await readPartitionTable(source, format);
   const partition = getPartition(table, options.partition);
   if (partition.kind === 'extended') {
     throw new InvalidArgumentError(`partition ${partition.number} is the extended container, not a filesystem`, {
       hint: 'pick the partition holding the root filesystem (see `diskwright partitions`)',
     });
   }
-  await precheckSource(source, disk, partition.number, options.kernelDir !== undefined, options.signal);
+  await precheckSource(source, disk, partition.number, options.kernelDir !== undefined, options.signal, options.format);
   await assertOutputWritable(output, { overwrite: options.overwrite });
   let staged: StagedKernel | undefined;
   const temp = tempPathBeside(output);
   const manifestTemp = tempPathBeside(manifestFile);
   try {
     await extractPartition(source, partition.number, temp, {
+      ...format,
       overwrite: true,
       signal: options.signal,
       onProgress: options.onProgress,
@@ -188,8 +196,8 @@ async function assertAbsentNow(path: string): Promise<void> {
  * /etc directory), and with --kernel-dir it must hold a kernel — both found in a second, not
  * after copying gigabytes. A filesystem that cannot be opened read-only is left to the main path.
  */
-async function precheckSource(source: string, disk: string, partition: number, wantKernel: boolean, signal: AbortSignal | undefined): Promise<void> {
-  const problem = await withFilesystem(source, { partition, ...(signal ? { signal } : {}) }, async (fs) => {
+async function precheckSource(source: string, disk: string, partition: number, wantKernel: boolean, signal: AbortSignal | undefined, format: DiskFormat | undefined): Promise<void> {
+  const problem = await withFilesystem(source, { partition, ...(signal ? { signal } : {}), ...(format ? { format } : {}) }, async (fs) => {
     const etc = await fs.stat('/etc').catch(() => undefined);
     if (etc?.kind !== 'directory') {
       return new DiskwrightError('E_TEMPLATE', `partition ${partition} of ${disk} has no /etc: it is not a root filesystem, so there is nothing to templatize`, {

@@ -3,16 +3,11 @@ import { formatBytes, parseSize } from '../../bytes/size.js';
 import { DiskwrightError, InvalidArgumentError } from '../../errors.js';
 import { convertImage } from '../../disk/qcow2/convert.js';
 import type { DiskFormat } from '../../disk/types.js';
-import { flag, printJson, stringOption, type Command, type ParsedArgs } from '../command.js';
+import { flag, printJson, stringOption, type Command } from '../command.js';
+import { formatOption } from '../image.js';
 import { createProgress, noteLeaves } from '../progress.js';
 
-/** `--format` / `-O` values. */
-export function formatOption(args: ParsedArgs, name: string): DiskFormat | undefined {
-  const value = stringOption(args, name);
-  if (value === undefined) return undefined;
-  if (value !== 'raw' && value !== 'qcow2') throw new InvalidArgumentError(`Expected \`--${name}\` to be raw or qcow2, got \`${value}\``);
-  return value;
-}
+export { formatOption };
 
 const convert: Command = {
   name: 'convert',

@@ -4,7 +4,7 @@ import { DiskwrightError, InvalidArgumentError } from '../../errors.js';
 import { parseSize } from '../../bytes/index.js';
 import { withFilesystem, type FileStat, type FilesystemSession, type OpenFilesystemOptions } from '../../ext/index.js';
 import { flag, printJson, stringOption, type Command, type CommandContext, type OptionSpecs, type ParsedArgs } from '../command.js';
-import { useImage } from '../image.js';
+import { FORMAT_OPTION, imageFormat, useImage } from '../image.js';
 import { createProgress, createStepReporter, formatSeconds, noteLeaves } from '../progress.js';
 import { parseCommandLine } from '../args.js';
 import type { Progress } from '../../io/progress.js';
@@ -13,12 +13,15 @@ import { readFile } from 'node:fs/promises';
 const LOCATION_OPTIONS = {
   partition: { type: 'string' },
   offset: { type: 'string' },
+  ...FORMAT_OPTION,
 } as const;
 const WRITE_OPTIONS = { ...LOCATION_OPTIONS, 'replay-journal': { type: 'boolean' } } as const;
 const OWNER_OPTIONS = { uid: { type: 'string' }, gid: { type: 'string' } } as const;
 
 const LOCATION_HELP = `  -p, --partition N the filesystem is partition N of a disk image (MBR or GPT)
-  --offset BYTES    the filesystem starts at this byte offset (e.g. 1048576 or 2048s)`;
+  --offset BYTES    the filesystem starts at this byte offset (e.g. 1048576 or 2048s)
+  --format F        IMAGE is raw or qcow2 (default: diskwright's record on it, else the qcow2
+                    magic; a probed qcow2's backing file is followed only with --format qcow2)`;
 const REPLAY_HELP = `  --replay-journal  replay a journal that needs recovery instead of refusing to write`;
 const JSON_HELP = `  --json            print what was done as one JSON object (docs/json.md)`;
 
@@ -44,6 +47,7 @@ function openOptions(args: ParsedArgs, ctx: CommandContext, write: boolean): Ope
     ...(partition === undefined ? {} : { partition: Number(partition) }),
     ...(offset === undefined ? {} : { offset: parseSize(offset, '--offset') }),
     ...(flag(args, 'replay-journal') ? { replayJournal: true } : {}),
+    ...imageFormat(args),
   };
 }
 

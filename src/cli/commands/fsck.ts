@@ -1,15 +1,16 @@
 import { checkFilesystem, DiskwrightError, findFilesystem, parsePartitionNumber, type CheckMode } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
-import { useImage } from '../image.js';
+import { FORMAT_HELP, FORMAT_OPTION, imageFormat, useImage } from '../image.js';
 import { createPassReporter, createStepReporter, noteStep } from '../progress.js';
 
 const fsck: Command = {
   name: 'fsck',
   summary: 'check or repair an ext2/3/4 filesystem (e2fsck in WebAssembly; exit code is e2fsck\'s)',
-  help: `Usage: diskwright fsck IMAGE [--partition N] [--fix | --preen] [--json]
+  help: `Usage: diskwright fsck IMAGE [--partition N] [--fix | --preen] [--format raw|qcow2] [--json]
 
 Runs e2fsck 1.47.0 (built to WebAssembly, no host e2fsprogs or root needed) on the filesystem of
-IMAGE, or on partition N of a disk image in place (no extraction).
+IMAGE, or on partition N of a disk image in place (no extraction). IMAGE may be a qcow2: repairs
+are committed into it (the backing file of an overlay is only read).
 
 Modes:
   (default)  e2fsck -fn: check only, never write
@@ -24,6 +25,7 @@ Options:
       --fix          repair (e2fsck -fy)
       --preen        repair safe problems only (e2fsck -p; long only here: -p is
                      --partition in every diskwright command)
+${FORMAT_HELP}
       --json         print {"image","partition","mode","exitCode","status","log"}; status is clean/fixed/uncorrectable/error
 
 Examples:
@@ -34,6 +36,7 @@ Examples:
     partition: { type: 'string', short: 'p' },
     fix: { type: 'boolean' },
     preen: { type: 'boolean' },
+    ...FORMAT_OPTION,
   },
   async run(args, ctx) {
     const [image, ...extra] = args.positionals;
@@ -45,8 +48,10 @@ Examples:
     const passes = createPassReporter(ctx, createStepReporter(ctx, { quiet: mode !== 'preen' }));
     const { where, result } = await useImage(args, ctx, image, mode === 'check' ? 'read' : 'write', async () => {
       noteStep(ctx, 'opening the filesystem');
-      const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText));
+      const format = imageFormat(args);
+      const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText), format);
       const result = await checkFilesystem(image, {
+        ...format,
         mode,
         offset: where.offset,
         signal: ctx.signal,

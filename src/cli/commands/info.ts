@@ -1,10 +1,10 @@
 // Direct area imports, not the library barrel: this command must start fast (bench/cli-start.mjs).
-import { DiskwrightError } from '../../errors.js';
+import { DiskwrightError, isDiskwrightError } from '../../errors.js';
 import { dumpFilesystemHeader, headerNeedsRecovery, findFilesystem, parsePartitionNumber } from '../../e2fs/index.js';
 import { imageInfo, type ImageInfo } from '../../disk/qcow2/info.js';
 import { formatBytes } from '../../bytes/size.js';
 import { printJson, stringOption, type Command } from '../command.js';
-import { formatOption } from './convert.js';
+import { formatOption } from '../image.js';
 
 /** qemu-img info's human lines for one layer and its backing chain. */
 function imageLines(info: ImageInfo): string[] {
@@ -56,17 +56,27 @@ Examples:
     if (!image || extra.length > 0) throw new DiskwrightError('E_USAGE', 'info: expected exactly one IMAGE argument', { hint: 'diskwright info IMAGE [--partition N]' });
     const partitionText = stringOption(args, 'partition');
     const opened = await useImage(args, ctx, image, 'read', async () => {
-      const layer = imageInfo(image, formatOption(args, 'format'));
-      if (layer.format === 'qcow2') return { layer };
-      const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText));
-      return { layer, where, fields: await dumpFilesystemHeader(image, { offset: where.offset, signal: ctx.signal }) };
+      const forced = formatOption(args, 'format');
+      const layer = imageInfo(image, forced);
+      // A probed qcow2 naming a backing file is described from its header only (docs/qcow2.md).
+      if (layer['format-source'] === 'probed' && layer['backing-filename'] !== undefined) return { layer, note: `${image} names a backing file that diskwright was not told to trust; pass --format qcow2 to show its filesystem` };
+      const format = forced ? { format: forced } : {};
+      const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText), format);
+      try {
+        return { layer, where, fields: await dumpFilesystemHeader(image, { offset: where.offset, signal: ctx.signal, ...format }) };
+      } catch (error) {
+        // A qcow2 is usually a whole disk: without --partition its image facts are the answer.
+        if (layer.format === 'qcow2' && partitionText === undefined && isDiskwrightError(error, 'E_BAD_SIGNATURE')) {
+          return { layer, note: `no ext2/3/4 filesystem at the start of ${image}; pass --partition N for one of its partitions` };
+        }
+        throw error;
+      }
     });
     const image_ = opened.layer;
-    if (!opened.where) {
-      // The filesystem tools read raw files until they read through the Disk layer (issue 9).
+    if (!opened.where || !opened.fields) {
       if (ctx.json) printJson(ctx, { image, imageInfo: image_ });
       else ctx.stdout.write(`${imageLines(image_).join('\n')}\n`);
-      if (partitionText !== undefined) ctx.stderr.write(`diskwright: note: the filesystem inside a qcow2 image is not shown yet; \`diskwright convert ${image} IMAGE.raw\` and run info on that\n`);
+      if (opened.note) ctx.stderr.write(`diskwright: note: ${opened.note}\n`);
       return 0;
     }
     const { where, fields } = opened;

@@ -1,12 +1,12 @@
 import { DiskwrightError, extractKernel } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
-import { useImage } from '../image.js';
+import { FORMAT_OPTION, imageFormat, useImage } from '../image.js';
 import { parsePartitionOption } from './template.js';
 
 const kernel: Command = {
   name: 'kernel',
   summary: 'Copy the newest kernel and its initrd out of an image (no VM, no mount)',
-  help: `Usage: diskwright kernel IMAGE [--partition N] -o DIR [--force] [--json]
+  help: `Usage: diskwright kernel IMAGE [--partition N] -o DIR [--format raw|qcow2] [--force] [--json]
 
 Finds the newest /boot/vmlinuz-* in the image (version order of \`sort -V\`), follows symlinks
 (e.g. /vmlinuz → boot/vmlinuz-6.1.0-13-amd64), and copies it with the initrd of the same version
@@ -18,6 +18,8 @@ Options:
   -p, --partition N partition of a disk image holding /boot (omit for a filesystem image)
   -o, --output DIR  directory for the files (created if missing)
   -f, --force       replace files of the same name in DIR
+  --format F        IMAGE is raw or qcow2, e.g. a cloud image (default: diskwright's record on it,
+                    else the qcow2 magic; a probed qcow2's backing file needs --format qcow2)
   --json            print {image, output, version, kernel, initrd} as JSON
   -h, --help        show this help
 
@@ -29,6 +31,7 @@ Examples:
     partition: { type: 'string' },
     output: { type: 'string', short: 'o' },
     force: { type: 'boolean' },
+    ...FORMAT_OPTION,
   },
   async run(args, ctx) {
     if (args.positionals.length !== 1) {
@@ -42,6 +45,7 @@ Examples:
         outDir,
         overwrite: flag(args, 'force'),
         signal: ctx.signal,
+        ...imageFormat(args),
       }),
     );
     if (ctx.json) printJson(ctx, { image: args.positionals[0], output: outDir, ...files });

@@ -7,7 +7,7 @@ import {
   type TemplateManifest,
 } from '../../index.js';
 import { flag, printJson, stringOption, type Command, type CommandContext, type ParsedArgs } from '../command.js';
-import { useImage } from '../image.js';
+import { FORMAT_OPTION, imageFormat, useImage } from '../image.js';
 import { createProgress } from '../progress.js';
 
 /** `--ops a,b` → ['a','b']; empty items are a usage error. */
@@ -68,7 +68,8 @@ const make: Command = {
   name: 'template make',
   summary: 'Extract a partition into a template and templatize it (placeholders, sysprep) without mounting',
   help: `Usage: diskwright template make DISK --partition N -o TEMPLATE [--ops a,b] [--skip c]
-                                [--kernel-dir DIR] [--interface NAME] [--replay-journal] [--force] [--json]
+                                [--kernel-dir DIR] [--interface NAME] [--replay-journal] [--format raw|qcow2]
+                                [--force] [--json]
 
 Copies partition N of the disk image out (sparse, byte-identical to the article's
 \`dd skip=START count=SECTORS bs=512\`), then edits the copy in place — no mount, chroot or root —
@@ -77,6 +78,7 @@ GATEWAY-TMPL, HOSTNAME-TMPL, NAMESERVER-TMPL (and PREFIX-TMPL, derived from the 
 netplan/NetworkManager) in the network files, an emptied machine-id, no SSH host keys, a serial
 console. Writes TEMPLATE.diskwright.json beside it: which files carry which placeholders and what
 each operation did. All outputs appear only when every step succeeded; the source disk is only read.
+DISK may be a qcow2 (a cloud image); the template is always a raw filesystem image.
 
 Options:
   -p, --partition N partition holding the root filesystem (see \`diskwright partitions DISK\`)
@@ -90,6 +92,8 @@ Options:
                     hardware; with another name, instances keep the kernel's predictable names)
   --replay-journal  replay the journal of a filesystem that was not cleanly unmounted (in the
                     template copy only; without it such a filesystem is refused)
+  --format F        DISK is raw or qcow2 (default: diskwright's record on it, else the qcow2
+                    magic; a probed qcow2's backing file is followed only with --format qcow2)
   -f, --force       replace an existing template, manifest and kernel files
   --json            print {output, ...the manifest} as JSON (docs/json.md)
   -h, --help        show this help
@@ -107,6 +111,7 @@ Examples:
     interface: { type: 'string' },
     'replay-journal': { type: 'boolean' },
     force: { type: 'boolean' },
+    ...FORMAT_OPTION,
   },
   async run(args, ctx) {
     const disk = onePositional(args, 'template make', 'DISK');
@@ -126,6 +131,7 @@ Examples:
           interface: stringOption(args, 'interface'),
           overwrite: flag(args, 'force'),
           replayJournal: flag(args, 'replay-journal'),
+          ...imageFormat(args),
           signal: ctx.signal,
           onProgress: (p) => progress.update(p),
         }),
