@@ -109,6 +109,23 @@ describe('the built CLI starts fast', () => {
     expect(loaded.workers).toBe(0);
   });
 
+  it('lists partitions without loading any WebAssembly (neither ext2fs nor an e2fsprogs tool)', async () => {
+    const disk = join(image, '..', 'disk.img');
+    // An MBR with one Linux partition; the table is all partitions reads.
+    const mbr = Buffer.alloc(1 << 20);
+    mbr.writeUInt8(0x83, 446 + 4);
+    mbr.writeUInt32LE(2048, 446 + 8);
+    mbr.writeUInt32LE(0x7fe, 446 + 12);
+    mbr.writeUInt16LE(0xaa55, 510);
+    await writeFile(disk, Buffer.concat([mbr, Buffer.alloc(1 << 20)]));
+    const loaded = await loadedBy(['partitions', disk, '--json']);
+    expect(loaded.code, loaded.stderr).toBe(0);
+    expect(JSON.parse(loaded.stdout).partitiontable.partitions).toHaveLength(1);
+    expect(ours(loaded)).toEqual(['dist/cli/bundle/partitions.js']);
+    expect(loaded.cjs.some((p) => p.includes('node_modules/ext2fs/') || p.includes('wasm/dist/'))).toBe(false);
+    expect(loaded.workers).toBe(0);
+  });
+
   it('routes every command of the manifest to the bundle that holds it', async () => {
     const manifest = JSON.parse(await readFile(join(root, 'dist/cli/commands/manifest.json'), 'utf8')) as { name: string; file: string }[];
     for (const file of new Set(manifest.map((c) => c.file))) {
