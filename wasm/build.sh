@@ -105,6 +105,19 @@ extern int dw_gethostname(char *name, size_t len);\
   grep -q 'print_time(f, (long long) ctx->num);' "$tree/e2fsck/message.c"
   grep -q 'static void print_time(FILE \*f, long long t)' "$tree/e2fsck/message.c"
   grep -q 'dw_asctime64((double) t, buf64);' "$tree/e2fsck/message.c"
+  # debugfs `dw_alloc FILE BLOCKS`: allocate a large file's blocks without writing them
+  # (lib/debugfs-dw-alloc.c says why); diskwright writes the data itself in large writes.
+  cp "$here/lib/debugfs-dw-alloc.c" "$tree/debugfs/dw_alloc.c"
+  grep -q '#include "dw_alloc.c"' "$tree/debugfs/debugfs.c" || printf '\n#include "dw_alloc.c" /* diskwright */\n' >> "$tree/debugfs/debugfs.c"
+  if ! grep -q do_dw_alloc "$tree/debugfs/debug_cmds.ct"; then
+    sed -i 's/^request do_fallocate, "Allocate uninitialized blocks to an inode",$/request do_dw_alloc, "Allocate a file'"'"'s blocks without writing them (diskwright)",\
+\tdw_alloc;\
+\
+&/' "$tree/debugfs/debug_cmds.ct"
+  fi
+  grep -q 'request do_dw_alloc' "$tree/debugfs/debug_cmds.ct"
+  # debugfs.c includes dw_alloc.c: make it rebuild when that changes.
+  touch "$tree/debugfs/debugfs.c"
 }
 
 configure() {

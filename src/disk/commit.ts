@@ -182,25 +182,35 @@ function writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldS
       }
       entries += 1;
     };
+    /** The old bytes of [position, +length) as entries: pieces of whole blocks, zero (a hole entry) or data. */
+    const saveOld = (position: number, length: number): void => {
+      const old = Buffer.allocUnsafe(length);
+      base.read(old, position);
+      const zeroAt = (at: number): boolean => isZero(old.subarray(at, Math.min(at + OVERLAY_BLOCK, old.length)));
+      let start = 0;
+      while (start < old.length) {
+        const zero = zeroAt(start);
+        let stop = Math.min(start + OVERLAY_BLOCK, old.length);
+        while (stop < old.length && zeroAt(stop) === zero) stop = Math.min(stop + OVERLAY_BLOCK, old.length);
+        emit(position + start, old.subarray(start, stop), zero);
+        start = stop;
+      }
+    };
     for (const run of runs) {
       throwIfAborted(options.signal);
       const end = Math.min(run.position + run.length, oldSize);
       if (run.position >= end) continue;
       options.onStep?.({ phase: 'record', position: run.position });
-      const old = Buffer.allocUnsafe(end - run.position);
-      base.read(old, run.position);
-      // Pieces of whole blocks: skipped (provably unused), zero (a hole entry) or data.
-      const kindAt = (at: number): 'skip' | 'zero' | 'data' => {
-        const length = Math.min(OVERLAY_BLOCK, old.length - at);
-        if (options.needsNoSave?.(run.position + at, length)) return 'skip';
-        return isZero(old.subarray(at, at + length)) ? 'zero' : 'data';
-      };
+      // Blocks the caller proves unused are neither saved nor read (a large file written into free
+      // space would otherwise read all of its blocks' old bytes here).
+      const length = end - run.position;
+      const skipAt = (at: number): boolean => options.needsNoSave?.(run.position + at, Math.min(OVERLAY_BLOCK, length - at)) === true;
       let start = 0;
-      while (start < old.length) {
-        const kind = kindAt(start);
-        let stop = Math.min(start + OVERLAY_BLOCK, old.length);
-        while (stop < old.length && kindAt(stop) === kind) stop = Math.min(stop + OVERLAY_BLOCK, old.length);
-        if (kind !== 'skip') emit(run.position + start, old.subarray(start, stop), kind === 'zero');
+      while (start < length) {
+        const skip = skipAt(start);
+        let stop = Math.min(start + OVERLAY_BLOCK, length);
+        while (stop < length && skipAt(stop) === skip) stop = Math.min(stop + OVERLAY_BLOCK, length);
+        if (!skip) saveOld(run.position + start, stop - start);
         start = stop;
       }
     }

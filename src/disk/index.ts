@@ -13,6 +13,7 @@ export {
   type CommitStep,
   type CommitSummary,
 } from './commit.js';
+export { FreeBlockWriter, type ImageRange } from './free-writes.js';
 export { openImage, openResolved, resolveFormat, type FormatSource, type OpenImageOptions, type ResolvedFormat } from './open.js';
 export { recordFormat, FORMAT_XATTR } from './format-record.js';
 export { Qcow2Disk, openQcow2Chain, createQcow2, hasQcow2Magic, type Qcow2Facts } from './qcow2/index.js';

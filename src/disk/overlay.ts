@@ -200,6 +200,19 @@ export class Overlay implements Disk {
     return out;
   }
 
+  /**
+   * Drops this layer's changes of the whole blocks in `[position, position + length)` (both
+   * multiples of {@link OVERLAY_BLOCK}): reads there see the base again. For a caller that has
+   * written newer bytes of those blocks straight to the base (free-writes.ts).
+   */
+  forget(position: number, length: number): void {
+    checkRange(this.path, this.virtualSize, position, length);
+    if (position % OVERLAY_BLOCK !== 0 || length % OVERLAY_BLOCK !== 0) {
+      throw new DiskwrightError('E_INVALID_ARGUMENT', `Expected whole ${OVERLAY_BLOCK}-byte blocks to forget in ${this.path}, got \`${position}+${length}\``, { path: this.path });
+    }
+    for (let index = position / OVERLAY_BLOCK; index < (position + length) / OVERLAY_BLOCK; index += 1) this.drop(index);
+  }
+
   /** Grows (or shrinks back towards the base size) the virtual size; blocks past a shrink are dropped. */
   resize(size: number): void {
     if (!Number.isSafeInteger(size) || size < this.base.size) {

@@ -124,10 +124,3 @@ export function ownershipCommands(quoted: string, mode: number, uid: number, gid
   if (gid !== 0) commands.push(`sif ${quoted} gid ${gid}`);
   return commands;
 }
-
-/** The inode number debugfs reported ("Allocated inode: N", on stdout) for the last file it created. */
-export function lastAllocatedInode(stderr: string): number | undefined {
-  const all = [...stderr.matchAll(/^Allocated inode: (\d+)$/gm)];
-  const last = all.at(-1);
-  return last ? Number(last[1]) : undefined;
-}

@@ -186,75 +186,9 @@ export function setInodeTimes(geometry: ExtGeometry, access: ByteAccess, ino: nu
   });
 }
 
-// Extent tree in i_block (kernel Documentation/filesystems/ext4/ifork.rst).
-const I_FLAGS = 0x20;
-const I_BLOCK = 0x28;
-const EXT4_EXTENTS_FL = 0x80000;
-const EXTENT_MAGIC = 0xf30a;
-const EXT_INIT_MAX_LEN = 32768;
-
 /** A run of a file: `length` blocks from logical block `logical` stored at physical block `physical`. */
 export interface FileExtent {
   readonly logical: number;
   readonly length: number;
   readonly physical: number;
-}
-
-/** Flips uninitialized extents in an extent node (header at `at`) to initialized; collects them. */
-function initializeLeaf(node: Buffer, at: number, found: FileExtent[]): void {
-  const entries = node.readUInt16LE(at + 2);
-  for (let i = 0; i < entries; i += 1) {
-    const e = at + 12 + i * 12;
-    let length = node.readUInt16LE(e + 4);
-    if (length > EXT_INIT_MAX_LEN) {
-      length -= EXT_INIT_MAX_LEN;
-      node.writeUInt16LE(length, e + 4);
-    }
-    found.push({ logical: node.readUInt32LE(e), length, physical: node.readUInt16LE(e + 6) * 2 ** 32 + node.readUInt32LE(e + 8) });
-  }
-}
-
-/**
- * For a file whose extent tree has depth 0 (extents in the inode) or 1 (one level of leaf blocks):
- * marks every uninitialized extent (as debugfs `fallocate` leaves them) initialized — fixing the
- * leaf blocks' metadata_csum tails — and returns the extents. Returns undefined, changing nothing,
- * for any other layout (block maps, deeper trees).
- */
-export function initializeExtents(geometry: ExtGeometry, access: ByteAccess, ino: number): FileExtent[] | undefined {
-  const position = inodePosition(geometry, access, ino);
-  const inode = Buffer.alloc(geometry.inodeSize);
-  access.readInto(inode, 0, geometry.inodeSize, position);
-  if (!(inode.readUInt32LE(I_FLAGS) & EXT4_EXTENTS_FL) || inode.readUInt16LE(I_BLOCK) !== EXTENT_MAGIC) return undefined;
-  const entries = inode.readUInt16LE(I_BLOCK + 2);
-  const depth = inode.readUInt16LE(I_BLOCK + 6);
-  if (entries > 4) return undefined;
-  const found: FileExtent[] = [];
-  if (depth === 0) {
-    patchInode(geometry, access, ino, (node) => initializeLeaf(node, I_BLOCK, found));
-    return found;
-  }
-  if (depth !== 1) return undefined;
-  const bs = geometry.blockSize;
-  const leaves: { block: number; bytes: Buffer }[] = [];
-  for (let i = 0; i < entries; i += 1) {
-    const e = I_BLOCK + 12 + i * 12;
-    const block = inode.readUInt16LE(e + 8) * 2 ** 32 + inode.readUInt32LE(e + 4);
-    const bytes = Buffer.alloc(bs);
-    access.readInto(bytes, 0, bs, block * bs);
-    if (bytes.readUInt16LE(0) !== EXTENT_MAGIC || bytes.readUInt16LE(6) !== 0) return undefined;
-    if (12 + 12 * bytes.readUInt16LE(4) + 4 > bs) return undefined;
-    leaves.push({ block, bytes });
-  }
-  for (const leaf of leaves) {
-    initializeLeaf(leaf.bytes, 0, found);
-    if (geometry.metadataCsum) {
-      const tail = 12 + 12 * leaf.bytes.readUInt16LE(4);
-      let crc = crc32cUpdate(csumSeed(geometry), le32(ino));
-      crc = crc32cUpdate(crc, inode.subarray(I_GENERATION, I_GENERATION + 4));
-      crc = crc32cUpdate(crc, leaf.bytes.subarray(0, tail));
-      leaf.bytes.writeUInt32LE(crc, tail);
-    }
-    access.writeFrom(leaf.bytes, 0, bs, leaf.block * bs);
-  }
-  return found;
 }

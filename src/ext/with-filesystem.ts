@@ -5,12 +5,12 @@ import { startOpenCheck } from '../e2fs/open-check.js';
 import { AbortedError, DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted, TruncatedError } from '../errors.js';
 import * as partition from '../partition/index.js';
 import type { ProgressCallback } from '../io/index.js';
-import { bulkAvailable, debugfsQuote, lastAllocatedInode, ownershipCommands, runDebugfsBatch, type BulkPutPlan } from './bulk.js';
-import { commitOverlay, openImage, Overlay, PartitionWindow, withImage, type Disk, type DiskFormat } from '../disk/index.js';
+import { bulkAvailable, debugfsQuote, ownershipCommands, runDebugfsBatch, type BulkPutPlan } from './bulk.js';
+import { commitOverlay, FreeBlockWriter, openImage, Overlay, PartitionWindow, withImage, type Disk, type DiskFormat } from '../disk/index.js';
 import { Ext2fsDiskAdapter } from './disk-adapter.js';
 import { mapExtError } from './errors-map.js';
 import { freeBlockTest } from './free-blocks.js';
-import { initializeExtents, readInodeTimes, setInodeTimes, type FileExtent, type StoredInodeTimes } from './inode-times.js';
+import { readInodeTimes, setInodeTimes, type FileExtent, type StoredInodeTimes } from './inode-times.js';
 import { exclusive, ext2fsModule, isWasmAbort, resetExt2fsModule, type Ext2fsMounted, type Ext2fsPromises } from './module.js';
 import { Ext2fsSession } from './session.js';
 import { INCOMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE } from '../extmeta/index.js';
@@ -107,7 +107,17 @@ async function replayJournal(image: string, offset: number, signal?: AbortSignal
 }
 
 /** How the last write session of this process committed (benches and reports read it). */
-export let lastCommit: { readonly bytes: number; readonly undoBytes: number; readonly path: 'overlay'; readonly directPuts: number; readonly bulk: boolean } | undefined;
+export let lastCommit:
+  | {
+      readonly bytes: number;
+      readonly undoBytes: number;
+      readonly path: 'overlay';
+      readonly directPuts: number;
+      readonly bulk: boolean;
+      /** File data written in place into blocks the committed filesystem did not use (part of `bytes`). */
+      readonly inPlaceBytes: number;
+    }
+  | undefined;
 
 /**
  * Copies `size` bytes of `source` into the file's blocks through `write` (filesystem positions);
@@ -153,44 +163,31 @@ async function copyIntoExtents(
   }
 }
 
+/** Most `dw_extent` lines one dw_alloc may print (a fragmented 1 TiB file; named limit). */
+const MAX_ALLOCATED_EXTENTS = 1 << 24;
+
 /**
- * The data blocks of a block-mapped file of `count` blocks from debugfs `blocks FILE`, as extents.
- * debugfs lists the indirect blocks too, each before the blocks it maps (ext2fs_block_iterate3
- * without DEPTH_TRAVERSE): 12 direct blocks, then IND + its blocks, DIND + (IND + blocks)…, TIND…
- * Undefined when the output holds no list of the expected length.
+ * The data blocks debugfs `dw_alloc` gave a file of `count` blocks, from its `dw_extent LOGICAL
+ * PHYSICAL LENGTH` lines, in logical order. Throws E_EXTFS unless they cover blocks 0..count-1
+ * exactly, once each, inside the filesystem's `blocksCount` blocks.
  */
-export function listedDataBlocks(output: string, quoted: string, count: number, blockSize: number): FileExtent[] | undefined {
-  const lines = output.split('\n');
-  const at = lines.findIndex((line) => line.trim() === `debugfs: blocks ${quoted}`);
-  const list = at < 0 ? undefined : lines[at + 1]?.trim();
-  if (!list || !/^\d+( \d+)*$/.test(list)) return undefined;
-  const numbers = list.split(' ').map(Number);
-  const perBlock = blockSize / 4;
+export function allocatedExtents(output: string, dest: string, count: number, blocksCount: number): FileExtent[] {
   const extents: FileExtent[] = [];
-  let index = 0;
-  let logical = 0;
-  const take = (n: number): void => {
-    for (let k = 0; k < n; k += 1) {
-      const physical = numbers[index++]!;
-      const last = extents.at(-1);
-      if (last && last.physical + last.length === physical) extents[extents.length - 1] = { ...last, length: last.length + 1 };
-      else extents.push({ logical, physical, length: 1 });
-      logical += 1;
-    }
-  };
-  const left = (): number => count - logical;
-  /** A mapping block of `depth` (1 = IND) and what it maps, as far as the file reaches. */
-  const mapped = (depth: number): void => {
-    index += 1;
-    for (let k = 0; k < perBlock && left() > 0; k += 1) {
-      if (depth === 1) take(Math.min(perBlock, left()));
-      else mapped(depth - 1);
-      if (depth === 1) break;
-    }
-  };
-  take(Math.min(12, count));
-  for (let depth = 1; depth <= 3 && left() > 0; depth += 1) mapped(depth);
-  return index === numbers.length && logical === count ? extents : undefined;
+  const bad = (why: string): DiskwrightError => new DiskwrightError('E_EXTFS', `debugfs allocated ${dest} badly: ${why}`, { path: dest, hint: 'this is a diskwright bug; run with --debug' });
+  for (const match of output.matchAll(/^dw_extent (\d+) (\d+) (\d+)$/gm)) {
+    if (extents.length >= MAX_ALLOCATED_EXTENTS) throw bad(`more than ${MAX_ALLOCATED_EXTENTS} extents`);
+    const [logical, physical, length] = [Number(match[1]), Number(match[2]), Number(match[3])];
+    if (!(length > 0) || physical < 1 || physical + length > blocksCount) throw bad(`extent ${match[0].slice(10)} is outside the filesystem`);
+    extents.push({ logical, physical, length });
+  }
+  extents.sort((a, b) => a.logical - b.logical);
+  let next = 0;
+  for (const e of extents) {
+    if (e.logical !== next) throw bad(`no block ${next}`);
+    next += e.length;
+  }
+  if (next !== count) throw bad(`${next} blocks, expected ${count}`);
+  return extents;
 }
 
 /** Bytes per read/write when copying a file straight into its blocks. */
@@ -220,6 +217,11 @@ class OpenFilesystem {
   private bulkSteps = 0;
   /** Files written by fallocate + direct block writes in this session. */
   private directPuts = 0;
+  /** Which filesystem blocks the committed image uses (its bitmaps; they change only by a commit). */
+  private committedFree: ReturnType<typeof freeBlockTest> | undefined;
+  /** Large files' data written in place into blocks the committed filesystem does not use. */
+  private freeWriter: FreeBlockWriter | undefined;
+  private committed = false;
 
   constructor(
     private readonly image: string,
@@ -293,10 +295,10 @@ class OpenFilesystem {
   }
 
   /**
-   * putFile of a large file. On extent filesystems debugfs only allocates (`fallocate`, metadata
-   * only); the extents are then marked initialized in the inode and the data is written straight
-   * to its blocks in large sequential writes — much faster than block-by-block copying. Other
-   * layouts use debugfs `write`.
+   * putFile of a large file: debugfs `dw_alloc` (the project's own command, wasm/lib/debugfs-dw-alloc.c)
+   * allocates the file's blocks without writing them — initialized extents, or a block map whose
+   * indirect blocks it writes once each — and lists them; the data is then written straight to
+   * those blocks in large sequential writes. inline_data filesystems use debugfs `write`.
    */
   async bulkPut(session: Ext2fsSession, plan: BulkPutPlan): Promise<void> {
     const dst = debugfsQuote(plan.dest)!;
@@ -309,66 +311,84 @@ class OpenFilesystem {
     const bs = this.geometry.blockSize;
     const blocks = Math.ceil(plan.size / bs);
     const reportDone = (): void => plan.onProgress?.({ bytes: plan.size, total: plan.size });
-    // inline_data: debugfs fallocate refuses the inline inode `write /dev/null` makes.
+    // inline_data: `write /dev/null` makes an inline inode, which has no blocks to allocate.
     if (this.geometry.featureIncompat & INCOMPAT.inline_data || blocks === 0) {
       await this.bulk(session, plain, step);
       reportDone();
       return;
     }
-    // Extent files get uninitialized extents (marked initialized below); block-mapped files get
-    // zeroed blocks (zeros over holes are not even staged) whose numbers `blocks` lists.
-    const extentFs = (this.geometry.featureIncompat & INCOMPAT.extent) !== 0;
-    const allocate = [...remove, `write /dev/null ${dst}`, `fallocate ${dst} 0 ${blocks - 1}`, `sif ${dst} size ${plan.size}`, ...finish, ...(extentFs ? [] : [`blocks ${dst}`])];
-    const done = await this.bulk(session, allocate, step, async (output) => {
-      const ino = lastAllocatedInode(output);
-      if (ino === undefined) return false;
-      const extents = extentFs ? initializeExtents(this.geometry, this.disk, ino) : listedDataBlocks(output, dst, blocks, bs);
-      if (!extents) return false;
-      const sorted = [...extents].sort((a, b) => a.logical - b.logical);
-      let next = 0;
-      for (const e of sorted) {
-        if (e.logical !== next) throw new DiskwrightError('E_EXTFS', `fallocate left a gap in ${plan.dest} at block ${next}`, { path: plan.dest });
-        next += e.length;
-      }
-      if (next !== blocks) throw new DiskwrightError('E_EXTFS', `fallocate gave ${plan.dest} ${next} blocks, expected ${blocks}`, { path: plan.dest });
-      // The data goes into the overlay too: the commit writes it with the metadata, old or new.
-      await copyIntoExtents(plan.source, (buffer, position) => this.disk.writeFrom(buffer, 0, buffer.length, position), sorted, bs, plan.size, this.signal, plan.onProgress);
-      this.directPuts += 1;
-      return true;
+    const allocate = [...remove, `write /dev/null ${dst}`, `dw_alloc ${dst} ${blocks}`, `sif ${dst} size ${plan.size}`, ...finish];
+    await this.bulk(session, allocate, step, (output) => {
+      const sorted = allocatedExtents(output, plan.dest, blocks, Number(this.geometry.blocksCount));
+      // Into blocks the committed filesystem does not use the data goes in place (no overlay copy,
+      // no undo record: the commit's metadata makes it part of the file); elsewhere into the overlay.
+      const writer = this.inPlaceWriter();
+      const { offset } = this.location;
+      return copyIntoExtents(plan.source, (buffer, position) => writer.write(buffer, offset + position), sorted, bs, plan.size, this.signal, plan.onProgress).then(() => {
+        this.directPuts += 1;
+        return true;
+      });
     });
-    // A layout we do not patch (deeper extent tree): redo it the plain way.
-    if (!done) await this.bulk(session, [`rm ${dst}`, ...plain.slice(remove.length)], step);
     reportDone();
+  }
+
+  /** True when image range `[position, +bytes)` lies in the filesystem and is free in the committed bitmaps. */
+  private unusedByCommitted(position: number, bytes: number): boolean {
+    const { offset, length } = this.location;
+    if (position < offset || position + bytes > offset + length) return false;
+    const raw = this.raw;
+    this.committedFree ??= freeBlockTest(
+      (buffer, at) => {
+        if (at + buffer.length > raw.size) return false;
+        raw.read(buffer, at);
+        return true;
+      },
+      offset,
+      this.geometry,
+    );
+    return this.committedFree(position - offset, bytes);
+  }
+
+  private inPlaceWriter(): FreeBlockWriter {
+    // Only a raw file takes bytes outside the commit: a qcow2 write also changes the image's own
+    // metadata (L2 tables, refcounts), which only the commit makes crash-safe.
+    const raw = this.raw.format === 'raw';
+    this.freeWriter ??= new FreeBlockWriter(this.overlay, (position, bytes) => raw && this.unusedByCommitted(position, bytes));
+    return this.freeWriter;
   }
 
   /** Makes the session's changes durable in the image (all or nothing). */
   async commit(session: Ext2fsSession): Promise<void> {
     this.flushTimes(session);
     throwIfAborted(this.signal);
-    if (this.overlay.clean) return;
-    if (this.scratch) {
-      const summary = commitOverlay(this.overlay, { durable: false });
-      lastCommit = { bytes: summary.bytes, undoBytes: 0, path: 'overlay', directPuts: this.directPuts, bulk: this.bulkSteps > 0 };
+    if (this.overlay.clean) {
+      this.committed = true;
       return;
     }
-    const { offset, length } = this.location;
-    const raw = this.raw;
-    const wasFree = freeBlockTest((buffer, position) => {
-      if (position + buffer.length > raw.size) return false;
-      raw.read(buffer, position);
-      return true;
-    }, offset, this.geometry);
-    const summary = commitOverlay(this.overlay, {
-      ...(this.signal ? { signal: this.signal } : {}),
-      needsNoSave: (position, bytes) => position >= offset && position + bytes <= offset + length && wasFree(position - offset, bytes),
-    });
-    lastCommit = { bytes: summary.bytes, undoBytes: summary.undoBytes, path: 'overlay', directPuts: this.directPuts, bulk: this.bulkSteps > 0 };
+    const inPlace = this.freeWriter?.bytesInPlace ?? 0;
+    try {
+      const summary = this.scratch
+        ? commitOverlay(this.overlay, { durable: false })
+        : commitOverlay(this.overlay, {
+            ...(this.signal ? { signal: this.signal } : {}),
+            needsNoSave: (position, bytes) => this.unusedByCommitted(position, bytes),
+          });
+      this.committed = true;
+      this.freeWriter?.keep();
+      lastCommit = { bytes: summary.bytes + inPlace, undoBytes: summary.undoBytes, path: 'overlay', directPuts: this.directPuts, bulk: this.bulkSteps > 0, inPlaceBytes: inPlace };
+    } catch (error) {
+      // The commit rolled the metadata back; the data written in place goes too.
+      this.freeWriter?.undo();
+      throw error;
+    }
   }
 
   async dispose(): Promise<void> {
     try {
-      this.overlay.close();
+      // Not committed (the callback threw, Ctrl-C, a refusal): the image's bytes are the old ones again.
+      if (!this.committed) this.freeWriter?.undo();
     } finally {
+      this.overlay.close();
       this.raw.close();
     }
   }

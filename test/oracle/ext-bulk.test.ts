@@ -37,7 +37,11 @@ describe('bulk writes', () => {
     const image = join(dir, 'big.img');
     await makeExtImage(image, 'ext4', '400M');
     await withFilesystem(image, { write: true }, (fs) => fs.putFile(src, '/srv/big.bin', { parents: true, mode: 0o600 }));
+    // Into free blocks, in place (1 KiB blocks: the 4 KiB pages the data shares with a group's
+    // metadata go through the overlay); the undo record holds only metadata.
     expect(lastCommit).toMatchObject({ path: 'overlay', bulk: true, directPuts: 1 });
+    expect(lastCommit!.inPlaceBytes).toBeGreaterThan(BIG * 0.99);
+    expect(lastCommit!.undoBytes).toBeLessThan(1024 * 1024);
     await rm(src);
     expect((await hostFsck(image)).exitCode).toBe(0);
     expect(await hostStat(image, '/srv/big.bin')).toMatchObject({ size: BIG, mode: 0o600 });
@@ -127,7 +131,7 @@ describe('mixing the bulk path (WASM debugfs) with per-call operations', () => {
     expect((await readFile(dumped)).equals(data)).toBe(true);
   });
 
-  it('writes large files on ext3 (block maps) by fallocate and the blocks debugfs lists, which host debugfs reads back', { timeout: 120_000 }, async () => {
+  it('writes large files on ext3 (block maps built by dw_alloc), which host debugfs reads back', { timeout: 120_000 }, async () => {
     const src = join(dir, 'ext3.bin');
     const data = Buffer.alloc(5 * 1024 * 1024 + 17);
     for (let i = 0; i < data.length; i += 512) data.writeUInt32LE(i ^ 0x5a5a5a5a, i);
@@ -135,8 +139,11 @@ describe('mixing the bulk path (WASM debugfs) with per-call operations', () => {
     const image = join(dir, 'ext3-bulk.img');
     await makeExtImage(image, 'ext3', '64M');
     await withFilesystem(image, { write: true }, (fs) => fs.putFile(src, '/blob', { uid: 5, gid: 6, mode: 0o444 }));
-    // 1 KiB blocks: 12 direct blocks, IND, DIND with its INDs — the data blocks are told apart.
+    // 1 KiB blocks: 12 direct blocks, IND, DIND with its INDs. A 4 KiB page holding an indirect
+    // block goes through the overlay; the pages of data only are written in place.
     expect(lastCommit).toMatchObject({ path: 'overlay', bulk: true, directPuts: 1 });
+    expect(lastCommit!.inPlaceBytes).toBeGreaterThan(data.length * 0.9);
+    expect(lastCommit!.inPlaceBytes).toBeLessThan(data.length);
     expect((await hostFsck(image)).exitCode).toBe(0);
     expect(await hostStat(image, '/blob')).toMatchObject({ mode: 0o444, uid: 5, gid: 6, size: data.length });
     const dumped = join(dir, 'ext3.out');
@@ -196,6 +203,29 @@ describe('mixing the bulk path (WASM debugfs) with per-call operations', () => {
       expect(await fs.readlink('/my dir/link with space')).toBe('dir with space/ünï/f 1.txt');
       expect(await fs.readText('/my dir/link with space')).toBe('x1');
     });
+  });
+
+  it('writes into the overlay, not in place, the blocks a session freed and reuses for a large file (they are in use until the commit)', { timeout: 120_000 }, async () => {
+    const image = join(dir, 'reuse.img');
+    await makeExtImage(image, 'ext4', '32M');
+    const old = join(dir, 'old.bin');
+    await writeFile(old, Buffer.alloc(20 * 1024 * 1024, 7));
+    await withFilesystem(image, { write: true }, (fs) => fs.putFile(old, '/old'));
+    const src = join(dir, 'new.bin');
+    const data = Buffer.alloc(24 * 1024 * 1024);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+    await writeFile(src, data);
+    // 32 MiB filesystem: the new file cannot fit without the 20 MiB the rm frees.
+    await withFilesystem(image, { write: true }, async (fs) => {
+      await fs.rm('/old');
+      await fs.putFile(src, '/new');
+    });
+    expect(lastCommit).toMatchObject({ directPuts: 1 });
+    expect(lastCommit!.inPlaceBytes).toBeLessThan(data.length - 12 * 1024 * 1024);
+    expect((await hostFsck(image)).exitCode).toBe(0);
+    const dumped = join(dir, 'new.out');
+    await execa('debugfs', ['-R', `dump /new ${dumped}`, image], { env: SBIN_ENV });
+    expect((await readFile(dumped)).equals(data)).toBe(true);
   });
 
   it('leaves the image byte-identical and no temp file behind when the callback throws after a bulk write', { timeout: 120_000 }, async () => {
