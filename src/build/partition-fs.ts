@@ -5,7 +5,6 @@
  * layer's commit (the old bytes are recorded first; a kill leaves the old partition). A private
  * image being built (disk build) is written directly.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
 import { tempPathBeside } from '../io/atomic.js';
@@ -83,17 +82,21 @@ function commitPartition(image: string, offset: number, length: number, content:
     try {
       if (typeof content === 'string') {
         overlay.discard(offset, length);
-        const fd = openSync(content, 'r');
+        const source = RawFileDisk.open(content, { readOnly: true });
         try {
           const buffer = Buffer.alloc(COPY_CHUNK);
-          for (let at = 0; at < length; at += COPY_CHUNK) {
-            throwIfAborted(signal);
-            const n = readSync(fd, buffer, 0, Math.min(COPY_CHUNK, length - at), at);
-            if (n === 0) break;
-            for (const run of dataRuns(buffer, n)) overlay.write(buffer.subarray(run.start, run.start + run.length), offset + at + run.start);
+          // Only the content's data extents: its holes (most of a fresh filesystem) are not read.
+          for (const extent of source.allocation(0, Math.min(length, source.size))) {
+            if (extent.state === 'zero') continue;
+            for (let at = extent.position; at < extent.position + extent.length; at += COPY_CHUNK) {
+              throwIfAborted(signal);
+              const piece = buffer.subarray(0, Math.min(COPY_CHUNK, extent.position + extent.length - at));
+              source.read(piece, at);
+              for (const run of dataRuns(piece, piece.length)) overlay.write(piece.subarray(run.start, run.start + run.length), offset + at + run.start);
+            }
           }
         } finally {
-          closeSync(fd);
+          source.close();
         }
       } else overlay.write(content, offset);
       commitOverlay(overlay, signal ? { signal } : {});
