@@ -226,6 +226,14 @@ export class Qcow2Disk implements Disk {
     return this.virtualSize;
   }
 
+  /**
+   * The descriptor of this layer's own file: bulk readers reopen it through /proc/self/fd to read
+   * {@link storage}'s data runs with O_DIRECT (buffered reads of them took 2–3× longer cold).
+   */
+  get hostFd(): number {
+    return this.descriptor();
+  }
+
   /** The header facts `info` reports. */
   facts(): Qcow2Facts {
     return factsOf(this.header);
