@@ -1,3 +1,4 @@
+import { RECORD_SUFFIX } from '../disk/commit.js';
 import { rm, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { DiskwrightError } from '../errors.js';
@@ -73,11 +74,16 @@ export async function destroyInstance(host: string, options: ManageOptions & { r
     // overlay's backing file) is never removed.
     const release = isLocalConnection(options.connect) ? releaseThinInstance(disk.source) : () => undefined;
     const viaLibvirt = await runner('virsh', buildVirshVolDeletePathArgs(disk.source, connect)).catch(() => ({ exitCode: 1, stdout: '', stderr: '' }));
+    // A commit record of the removed disk must not outlive it: the next disk of that name would
+    // get it "rolled back" onto it (src/disk/commit.ts).
+    const dropRecord = (): Promise<void> => (isLocalConnection(options.connect) ? rm(`${disk.source}${RECORD_SUFFIX}`, { force: true }) : Promise.resolve());
     if (viaLibvirt.exitCode === 0) {
       removed.push(disk.source);
+      await dropRecord();
       release();
     } else if (isLocalConnection(options.connect) && (await stat(disk.source).then(() => true, () => false))) {
       await rm(disk.source, { force: true });
+      await dropRecord();
       removed.push(disk.source);
       release();
     } else {

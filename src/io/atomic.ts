@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { access, constants, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -131,6 +131,7 @@ export async function assertOutputWritable(target: string, options: { readonly o
     throw new DiskwrightError('E_EXISTS', `${target} is a directory`, { path: target, hint: `name a file, e.g. ${join(target, 'out.img')}` });
   }
   if (existing && !options.overwrite) await assertAbsent(target);
+  assertNoPendingRecord(target, existing !== undefined);
   // Replacing a template that thin instances use would leave them over a different file.
   if (existing?.isFile()) assertNoDependents(target, 'replace');
   const dir = dirname(target);
@@ -139,6 +140,28 @@ export async function assertOutputWritable(target: string, options: { readonly o
   if (!dirInfo.isDirectory()) throw new DiskwrightError('E_IO', `cannot write ${target}: ${dir} is not a directory`, { path: target, hint: 'choose an output path inside a directory' });
   await access(dir, constants.W_OK | constants.X_OK).catch((error: unknown) => {
     throw outputError(target, error);
+  });
+}
+
+/** The commit record beside an image (src/disk/commit.ts's RECORD_SUFFIX; not imported: cycle). */
+const UNDO_SUFFIX = '.diskwright-undo';
+
+/**
+ * A new output must not inherit a commit record: beside an existing target it belongs to that
+ * file's interrupted write (replacing it would lose the rollback and leave the record to be
+ * applied to the new file), so that is refused; beside a missing target the record's image is
+ * gone and it is removed, as it would corrupt the new file at the next writer's rollback.
+ */
+function assertNoPendingRecord(target: string, targetExists: boolean): void {
+  const record = `${target}${UNDO_SUFFIX}`;
+  if (!existsSync(record)) return;
+  if (!targetExists) {
+    rmSync(record, { force: true });
+    return;
+  }
+  throw new DiskwrightError('E_NEEDS_RECOVERY', `${target}: an interrupted diskwright write left ${record}; replacing the image now would lose it`, {
+    path: target,
+    hint: `run \`diskwright recover ${target}\` first, then run this command again`,
   });
 }
 

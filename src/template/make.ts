@@ -94,6 +94,8 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
       }
     }
   }
+  // The output can be written (and an image there has no pending commit), before any reading.
+  await assertOutputWritable(output, { overwrite: options.overwrite });
   const format = options.format ? { format: options.format } : {};
   const table = await readPartitionTable(source, format);
   const partition = getPartition(table, options.partition);
@@ -103,7 +105,6 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
     });
   }
   await precheckSource(source, disk, partition.number, options.kernelDir !== undefined, options.signal, options.format);
-  await assertOutputWritable(output, { overwrite: options.overwrite });
   let staged: StagedKernel | undefined;
   const temp = tempPathBeside(output);
   const manifestTemp = tempPathBeside(manifestFile);

@@ -232,13 +232,16 @@ process.stdout.write(out ?? '');
     ]);
   });
 
-  it('destroy stops, undefines and removes the local HOST-disk0 file', async () => {
+  it('destroy stops, undefines and removes the local HOST-disk0 file, and the commit record an interrupted write left beside it', async () => {
+    // A stale record would be "rolled back" onto the next web1-disk0 by its first writer.
+    await writeFile(join(root, 'web1-disk0.diskwright-undo'), 'record of the removed disk');
     const r = await runInProcess(['instance', 'destroy', 'web1'], { env: fakeEnv });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(`instance web1 stopped and undefined; removed ${join(root, 'web1-disk0')}\n`);
     const calls = (await readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as string[]);
     expect(calls.slice(-5).map((c) => c[0])).toEqual(['domstate', 'domblklist', 'destroy', 'undefine', 'vol-delete']);
     expect((await listDir(root)).includes('web1-disk0')).toBe(false);
+    expect((await listDir(root)).includes('web1-disk0.diskwright-undo')).toBe(false);
   });
 
   it('destroy refuses a hostile host name with exit 2', async () => {

@@ -4,7 +4,7 @@ import { DiskwrightError, InvalidArgumentError } from '../../errors.js';
 import { convertImage } from '../../disk/qcow2/convert.js';
 import type { DiskFormat } from '../../disk/types.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
-import { formatOption } from '../image.js';
+import { formatOption, useImage } from '../image.js';
 import { createProgress, noteLeaves } from '../progress.js';
 
 export { formatOption };
@@ -67,15 +67,18 @@ Examples:
     noteLeaves(ctx, `${input} unchanged`);
     let summary;
     try {
-      summary = await convertImage(input, output, {
-        inputFormat: formatOption(args, 'format'),
-        outputFormat,
-        compress: flag(args, 'compress'),
-        clusterSize,
-        overwrite: flag(args, 'force'),
-        signal: ctx.signal,
-        onProgress: (p) => progress.update(p),
-      });
+      // A reader of IN: an image with an interrupted commit is refused, not copied half-written.
+      summary = await useImage(args, ctx, input, 'read', () =>
+        convertImage(input, output, {
+          inputFormat: formatOption(args, 'format'),
+          outputFormat,
+          compress: flag(args, 'compress'),
+          clusterSize,
+          overwrite: flag(args, 'force'),
+          signal: ctx.signal,
+          onProgress: (p) => progress.update(p),
+        }),
+      );
     } finally {
       progress.done();
     }

@@ -1,5 +1,6 @@
 import { DiskwrightError, makeFilesystem, makeFilesystemInPartition, parseSize, type FilesystemType, type PartitionFsType } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
+import { useImage } from '../image.js';
 import { fillReporter } from '../fill-progress.js';
 import { noteLeaves, noteStep } from '../progress.js';
 import { readFile } from 'node:fs/promises';
@@ -76,16 +77,19 @@ Examples:
       const partType = (stringOption(args, 'type') ?? 'ext4') as PartitionFsType;
       if (!['ext2', 'ext3', 'ext4', 'swap'].includes(partType)) throw new DiskwrightError('E_USAGE', `mkfs: --type must be ext2, ext3, ext4 or swap, got \`${partType}\``, { hint: 'e.g. --type ext3' });
       noteLeaves(ctx, `${image} unchanged`);
-      const result = await makeFilesystemInPartition(image, Number(partitionText), {
-        type: partType,
-        force: flag(args, 'force'),
-        signal: ctx.signal,
-        ...(from !== undefined ? { from } : {}),
-        ...(owner !== undefined ? { owner } : {}),
-        ...(label !== undefined ? { label } : {}),
-        ...(uuid !== undefined ? { uuid } : {}),
-        onFillProgress: progress.update,
-      }).finally(() => progress.done());
+      // A writer into an existing image: an interrupted commit is rolled back first.
+      const result = await useImage(args, ctx, image, 'write', () =>
+        makeFilesystemInPartition(image, Number(partitionText), {
+          type: partType,
+          force: flag(args, 'force'),
+          signal: ctx.signal,
+          ...(from !== undefined ? { from } : {}),
+          ...(owner !== undefined ? { owner } : {}),
+          ...(label !== undefined ? { label } : {}),
+          ...(uuid !== undefined ? { uuid } : {}),
+          onFillProgress: progress.update,
+        }),
+      ).finally(() => progress.done());
       if (ctx.json) printJson(ctx, { output: image, partition: result.partition, offset: result.offset, type: result.type, size: result.size, from: from ?? null, label: label ?? null });
       else ctx.stdout.write(`${image} partition ${result.partition}: ${result.type === 'swap' ? 'swap area' : `${result.type} filesystem`} of ${result.size} bytes at offset ${result.offset}${filled()}\n`);
       return 0;

@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { DiskwrightError, formatSfdiskJson, formatSfdiskList, writePartitionTable } from '../../index.js';
 import type { Command } from '../command.js';
+import { useImage } from '../image.js';
 
 /** Reads all of stdin as text (the script when SCRIPT is `-` or omitted). */
 async function readStdin(): Promise<string> {
@@ -67,7 +68,8 @@ Examples:
         throw new DiskwrightError(error.code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_IO', `cannot read the script ${scriptPath}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`, { path: scriptPath, cause: error });
       });
     }
-    const result = await writePartitionTable(image, text, { signal: ctx.signal });
+    // A writer: an interrupted commit is rolled back before the table is rewritten.
+    const result = await useImage(args, ctx, image, 'write', () => writePartitionTable(image, text, { signal: ctx.signal }));
     for (const note of result.ignored) ctx.stderr.write(`diskwright: note: script line ${note.line} ignored: ${note.reason}\n`);
     for (const warning of result.table.warnings) ctx.stderr.write(`diskwright: warning: ${warning}\n`);
     ctx.stdout.write(ctx.json ? formatSfdiskJson(result.table, image) : formatSfdiskList(result.table, image));

@@ -186,7 +186,8 @@ Examples:
   options: {},
   async run(args, ctx) {
     const template = onePositional(args, 'template show', 'TEMPLATE');
-    const manifest = await readTemplateManifest(template);
+    // A reader of the template: refused while it has an interrupted write or a half-renamed set.
+    const manifest = await useImage(args, ctx, template, 'read', () => readTemplateManifest(template));
     if (ctx.json) printJson(ctx, manifest);
     else printManifest(ctx, template, manifest);
     return 0;
