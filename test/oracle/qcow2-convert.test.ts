@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +85,31 @@ describe('convert streams qcow2 images that qemu-img checks clean and finds iden
     const anchor = join(dir, 'many-qemu.qcow2');
     await execa('qemu-img', ['convert', '-c', '-f', 'raw', '-O', 'qcow2', '-o', 'cluster_size=512', raw, anchor]);
     expect(statSync(a).size).toBeLessThan(statSync(anchor).size * 1.1);
+  });
+
+  it('stops a -c conversion on abort with E_ABORTED, leaving neither the output nor a temp file', async () => {
+    const size = 16 * 1024 * 1024;
+    const raw = join(dir, 'abort.raw');
+    writeSpreadRaw(raw, size);
+    const out = join(dir, 'abort.qcow2');
+    const controller = new AbortController();
+    const run = convertImage(raw, out, {
+      inputFormat: 'raw', outputFormat: 'qcow2', clusterSize: 512, compress: true, signal: controller.signal,
+      onProgress: (p) => {
+        if (p.bytes >= size / 4 && p.bytes < size) controller.abort();
+      },
+    });
+    await expect(run).rejects.toMatchObject({ code: 'E_ABORTED' });
+    expect(() => statSync(out)).toThrow();
+    expect(readdirSync(dir).filter((name) => name.startsWith('.abort.qcow2'))).toEqual([]);
+  });
+
+  it('converts an empty disk into a valid empty image', async () => {
+    const raw = join(dir, 'empty.raw');
+    writeFileSync(raw, new Uint8Array(0));
+    const out = join(dir, 'empty.qcow2');
+    await convertImage(raw, out, { inputFormat: 'raw', outputFormat: 'qcow2' });
+    await expectClean(out, raw);
   });
 
   it('gives each chunk its own results whatever order the workers finish in', async () => {
