@@ -111,14 +111,22 @@ describe('crash safety of in-place writes (kill -9 and ENOSPC at commit steps; h
     expect(seen).toEqual(new Set(['old']));
   });
 
-  it('ENOSPC at a commit step: one-line error, the image is the old one and clean, and the next write succeeds', async () => {
+  it('ENOSPC at each kind of commit step and at random ones: one-line error, the image is the old one and clean, and the next write succeeds', { timeout: 180_000 }, async () => {
     const c = cases[1]![1];
     const work = join(dir, 'enospc.img');
     const expected = await expectedStates(c, work);
     copyFileSync(c.pristine, work);
     const steps = await commitSteps(c.args(work), join(dir, 'steps-enospc.log'));
     const writes = steps.filter((s) => s.phase === 'write');
-    for (const step of [steps.find((s) => s.phase === 'record')!.n, writes[0]!.n, writes[writes.length - 1]!.n]) await enospcAtStep(c, work, step, expected);
+    // Every phase once (record saving, its sync and rename, grow, data writes, the final flush),
+    // the last data write, and two steps drawn from a seeded generator.
+    let seed = 0x9e3779b9;
+    const random = (): number => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+    const drawn = [0, 1].map(() => steps[Math.floor(random() * steps.length)]!.n);
+    const points = [...new Set([...firstOfEachPhase(steps), writes.at(-1)!.n, ...drawn])];
+    for (let i = 0; i < points.length; i += 2) {
+      await Promise.all(points.slice(i, i + 2).map((step) => enospcAtStep(c, `${work}-${step}`, step, expected)));
+    }
   });
 
   // A real disk full: root mounts a small tmpfs (CI runs as root).
