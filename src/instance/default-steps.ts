@@ -1,6 +1,6 @@
 import { DiskwrightError, isDiskwrightError } from '../errors.js';
 import { checkFilesystem, growFilesystem, runE2fsTool } from '../e2fs/index.js';
-import { diskFactoryModule } from '../e2fs/in-place.js';
+import { diskFactoryModule, runToolDirect } from '../e2fs/in-place.js';
 import { withFilesystem } from '../ext/index.js';
 import { readSuperblock } from '../extmeta/index.js';
 import { copyUsedBlocks } from '../io/index.js';
@@ -70,7 +70,8 @@ export async function customizeImage(image: string, customization: Customization
   const signal = options.signal ? { signal: options.signal } : {};
   const report = await withFilesystem(image, { write: true, scratch: true, ...signal }, (fs) => applyCustomization(fs, customization));
   if (options.fsUuid !== undefined) {
-    const result = await runE2fsTool('tune2fs', ['-f', '-U', options.fsUuid, image], signal);
+    // Through the block layer (a thin instance is a qcow2); the disk is the pipeline's private temp.
+    const result = await runToolDirect('tune2fs', ['-f', '-U', options.fsUuid, image], image, signal);
     if (result.exitCode !== 0) {
       throw new DiskwrightError('E_EXTFS', `tune2fs -U failed (exit ${result.exitCode}): ${(result.stderr || result.stdout).trim().split('\n').pop()}`, { path: image });
     }
