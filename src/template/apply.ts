@@ -25,6 +25,8 @@ export interface ApplyOptions {
   readonly signal?: AbortSignal;
   /** What the operations know beyond the files (the NIC name, the filesystem's identity). */
   readonly context?: OperationContext;
+  /** Each selected operation starting and finishing (a display's steps). */
+  readonly onOperation?: (event: { readonly name: string; readonly phase: 'start' | 'done'; readonly seconds?: number }) => void;
 }
 
 /**
@@ -45,7 +47,10 @@ export async function applyTemplateOperations(
       operations.push({ name: operation.name, status: 'skipped' });
       continue;
     }
+    options.onOperation?.({ name: operation.name, phase: 'start' });
+    const started = performance.now();
     const outcome = await operation.apply(fs, options.context ?? DEFAULT_CONTEXT);
+    options.onOperation?.({ name: operation.name, phase: 'done', seconds: (performance.now() - started) / 1000 });
     operations.push({ name: operation.name, status: outcome.status, detail: outcome.detail });
     for (const file of outcome.files) owned.set(file.path, file.text);
     for (const arg of outcome.kernelArgs ?? []) kernelArgs.add(arg);

@@ -46,6 +46,18 @@ export interface MakeTemplateOptions {
    * record, else the qcow2 magic. The template itself is always a raw filesystem image.
    */
   readonly format?: DiskFormat;
+  /**
+   * The steps as they start and finish: `check source`, `extract pN`, `operation NAME` for each
+   * selected operation, `commit` (the edits into the copy), `kernel copy`, `manifest`.
+   */
+  readonly onStep?: (event: TemplateStepEvent) => void;
+}
+
+/** One step of {@link makeTemplate} starting or finishing (`done` carries its time). */
+export interface TemplateStepEvent {
+  readonly step: string;
+  readonly phase: 'start' | 'done';
+  readonly seconds?: number;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -104,17 +116,27 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
       hint: 'pick the partition holding the root filesystem (see `diskwright partitions`)',
     });
   }
-  await precheckSource(source, disk, partition.number, options.kernelDir !== undefined, options.signal, options.format);
+  const onStep = options.onStep;
+  const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    onStep?.({ step: name, phase: 'start' });
+    const started = performance.now();
+    const value = await fn();
+    onStep?.({ step: name, phase: 'done', seconds: (performance.now() - started) / 1000 });
+    return value;
+  };
+  await step('check source', () => precheckSource(source, disk, partition.number, options.kernelDir !== undefined, options.signal, options.format));
   let staged: StagedKernel | undefined;
   const temp = tempPathBeside(output);
   const manifestTemp = tempPathBeside(manifestFile);
   try {
-    await extractPartition(source, partition.number, temp, {
-      ...format,
-      overwrite: true,
-      signal: options.signal,
-      onProgress: options.onProgress,
-    });
+    await step(`extract p${partition.number}`, () =>
+      extractPartition(source, partition.number, temp, {
+        ...format,
+        overwrite: true,
+        signal: options.signal,
+        onProgress: options.onProgress,
+      }),
+    );
     throwIfAborted(options.signal);
     const filesystem = await readFilesystemFacts(temp).catch((error: unknown) => {
       if (isDiskwrightError(error, 'E_BAD_SIGNATURE')) {
@@ -126,13 +148,27 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
       }
       throw error;
     });
-    const applied = await openFilesystem(temp, { write: true, scratch: true, replayJournal: options.replayJournal === true, signal: options.signal }, (fs) =>
-      applyTemplateOperations(fs, {
-        ops: options.ops,
-        skip: options.skip,
+    let committing: number | undefined;
+    const applied = await openFilesystem(
+      temp,
+      {
+        write: true,
+        scratch: true,
+        replayJournal: options.replayJournal === true,
         signal: options.signal,
-        context: { interface: nic, filesystem: { uuid: filesystem.uuid, label: filesystem.label ?? '' } },
-      }),
+        onCommit: () => {
+          committing = performance.now();
+          onStep?.({ step: 'commit', phase: 'start' });
+        },
+      },
+      (fs) =>
+        applyTemplateOperations(fs, {
+          ops: options.ops,
+          skip: options.skip,
+          signal: options.signal,
+          context: { interface: nic, filesystem: { uuid: filesystem.uuid, label: filesystem.label ?? '' } },
+          ...(onStep ? { onOperation: (event) => onStep({ step: `operation ${event.name}`, phase: event.phase, ...(event.seconds === undefined ? {} : { seconds: event.seconds }) }) } : {}),
+        }),
     ).catch((error: unknown) => {
       // The session names the temp copy; say which partition of which disk it is.
       if (isDiskwrightError(error, 'E_NEEDS_RECOVERY')) {
@@ -144,15 +180,18 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
       }
       throw error;
     });
+    if (committing !== undefined) onStep?.({ step: 'commit', phase: 'done', seconds: (performance.now() - committing) / 1000 });
     throwIfAborted(options.signal);
     let kernel: TemplateManifest['kernel'];
     const kernelDir = options.kernelDir;
     if (kernelDir !== undefined) {
-      staged = await openFilesystem(temp, { signal: options.signal }, (fs) =>
-        stageKernel(fs, { outDir: kernelDir, overwrite: options.overwrite, signal: options.signal }),
+      staged = await step('kernel copy', () =>
+        openFilesystem(temp, { signal: options.signal }, (fs) => stageKernel(fs, { outDir: kernelDir, overwrite: options.overwrite, signal: options.signal })),
       );
       kernel = staged.files;
     }
+    onStep?.({ step: 'manifest', phase: 'start' });
+    const manifestStarted = performance.now();
     const manifest: TemplateManifest = {
       version: 1,
       createdAt: new Date().toISOString(),
@@ -177,6 +216,7 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
     await staged?.assertFinalsAbsent();
     // Template, manifest and kernel files appear as one set (old or new after a crash).
     commitRenames(output, [[temp, output], [manifestTemp, manifestFile], ...(staged?.renames ?? [])]);
+    onStep?.({ step: 'manifest', phase: 'done', seconds: (performance.now() - manifestStarted) / 1000 });
     return manifest;
   } catch (error) {
     // Past the commit point the temps are what the next run completes the set from: keep them.

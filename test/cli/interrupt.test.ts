@@ -5,6 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { binPath, runBin } from '../helpers/cli.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
+import { makeDiskFromTree } from '../helpers/debian-like.js';
+import { makeTemplate } from '../oracle/instance-helpers.js';
 
 // Ctrl-C on every long command: each runs on an input that takes well over 3 s, gets SIGINT once it
 // has reported a step (--json), and must print one line naming diskwright's step and what it left,
@@ -57,8 +59,8 @@ interface Interrupted {
 }
 
 /** Runs `diskwright ARGS --json`, sends SIGINT when a stderr line matches `ready`, and times the end. */
-async function interrupt(args: readonly string[], ready: RegExp, options: { cwd?: string } = {}): Promise<Interrupted> {
-  const child = execa(process.execPath, [binPath, ...args, '--json'], { reject: false, ...(options.cwd ? { cwd: options.cwd } : {}) });
+async function interrupt(args: readonly string[], ready: RegExp, options: { env?: NodeJS.ProcessEnv } = {}): Promise<Interrupted> {
+  const child = execa(process.execPath, [binPath, ...args, '--json'], { reject: false, ...(options.env ? { env: options.env } : {}) });
   let stderr = '';
   let signalled: number | undefined;
   let reported: number | undefined;
@@ -167,5 +169,44 @@ describe('Ctrl-C', () => {
       expect(await readdir(out)).toEqual([]);
     }
     await expectUnchanged(filled, filledCopy);
+  }, 60_000);
+
+  it('template make: stops during the partition copy, no template, manifest or temp left, disk unchanged', async () => {
+    const work = join(dir, 'tmpl');
+    const tree = join(work, 'tree');
+    await mkdir(join(tree, 'etc'), { recursive: true });
+    await writeFile(join(tree, 'etc/hostname'), 'debian\n');
+    await writeFile(join(tree, 'blob'), Buffer.alloc(128 << 20, 0x5a));
+    const disk = join(work, 'disk.img');
+    await makeDiskFromTree(tree, disk, { type: 'ext4', fsMiB: 200 });
+    const diskCopy = join(work, 'disk.orig');
+    await execa('cp', ['--sparse=always', disk, diskCopy]);
+    const output = join(work, 'out-tmpl');
+    const run = await interrupt(['template', 'make', disk, '--partition', '1', '-o', output], /"step":"extract p1","phase":"start"/);
+    expectPrompt(run);
+    expect(errorLine(run.stderr).message).toBe(`template make interrupted during extract p1; no ${output} written, ${disk} unchanged`);
+    await expectUnchanged(disk, diskCopy);
+    expect((await readdir(work)).sort()).toEqual(['disk.img', 'disk.orig', 'tree']);
+  }, 60_000);
+
+  it('instance create: stops while the disk is resized, no disk or temp left, template unchanged', async () => {
+    const work = join(dir, 'inst');
+    const images = join(work, 'images');
+    await mkdir(images, { recursive: true });
+    const { template } = await makeTemplate(work, { size: '32M' });
+    const templateCopy = join(work, 'template.orig');
+    await execa('cp', ['--sparse=always', template, templateCopy]);
+    const env = { ...process.env, XDG_CONFIG_HOME: join(work, 'xdg') };
+    // A 64 GiB disk from a 32 MiB ext3: resize2fs adds ~500 block groups (seconds).
+    const run = await interrupt(
+      ['instance', 'create', '192.168.1.197', 'web1', '--template', template, '--images-dir', images, '--disk', '64G', '--disk-only'],
+      /"host":"web1","step":"resize","phase":"start"/,
+      { env },
+    );
+    expectPrompt(run);
+    expect(errorLine(run.stderr).message).toBe(`instance create interrupted during resize of web1; no ${join(images, 'web1-disk0')} written, ${template} unchanged`);
+    expect(run.stderr).not.toMatch(/resize2fs|e2fsck|worker/);
+    await expectUnchanged(template, templateCopy);
+    expect(await readdir(images)).toEqual([]);
   }, 60_000);
 });

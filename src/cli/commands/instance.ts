@@ -27,7 +27,7 @@ import {
   type VirtRunner,
 } from '../../index.js';
 import { flag, printJson, stringOption, type CommandContext, type Command, type ParsedArgs } from '../command.js';
-import { createProgress, createStepReporter } from '../progress.js';
+import { createProgress, createStepReporter, noteLeaves } from '../progress.js';
 
 /** Flags of `instance create` that map 1:1 onto request keys. */
 const REQUEST_FLAGS: readonly [flag: string, key: keyof InstanceRequest][] = [
@@ -393,6 +393,10 @@ Examples:
       throw new InvalidArgumentError(`${lines.length} problems with instance ${host}:\n  - ${lines.join('\n  - ')}`, { hint: 'fix them all and run again; nothing was written' });
     }
     if (!spec) throw new Error('unreachable: no spec and no problem');
+    if (!dryRun) {
+      noteLeaves(ctx, `no ${spec.diskPath} written`);
+      noteLeaves(ctx, `${spec.template} unchanged`);
+    }
     const progress = createProgress(ctx, `copy ${spec.host}`);
     let result: InstanceResult;
     try {

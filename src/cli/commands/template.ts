@@ -8,7 +8,7 @@ import {
 } from '../../index.js';
 import { flag, printJson, stringOption, type Command, type CommandContext, type ParsedArgs } from '../command.js';
 import { FORMAT_OPTION, imageFormat, useImage } from '../image.js';
-import { createProgress } from '../progress.js';
+import { createProgress, createStepReporter, noteLeaves } from '../progress.js';
 
 /** `--ops a,b` → ['a','b']; empty items are a usage error. */
 export function parseOperationList(value: string | undefined, option: string): string[] | undefined {
@@ -118,7 +118,10 @@ Examples:
     const partition = parsePartitionOption(stringOption(args, 'partition'), true)!;
     const output = stringOption(args, 'output');
     if (output === undefined) throw new DiskwrightError('E_USAGE', 'template make: -o TEMPLATE is required', { hint: 'run `diskwright template make --help`' });
-    const progress = createProgress(ctx, 'extract');
+    // The copy's bar is created when its step starts (it names the running step until done).
+    let progress: ReturnType<typeof createProgress> | undefined;
+    const report = createStepReporter(ctx);
+    noteLeaves(ctx, `no ${output} written`);
     let manifest: TemplateManifest;
     try {
       manifest = await useImage(args, ctx, disk, 'read', () =>
@@ -133,11 +136,16 @@ Examples:
           replayJournal: flag(args, 'replay-journal'),
           ...imageFormat(args),
           signal: ctx.signal,
-          onProgress: (p) => progress.update(p),
+          onProgress: (p) => progress?.update(p),
+          onStep: (event) => {
+            if (event.phase === 'done') progress?.done();
+            report(event);
+            if (event.phase === 'start' && event.step.startsWith('extract ')) progress = createProgress(ctx, event.step);
+          },
         }),
       );
     } finally {
-      progress.done();
+      progress?.done();
     }
     if (ctx.json) printJson(ctx, { output, ...manifest });
     else printManifest(ctx, output, manifest);
