@@ -184,7 +184,9 @@ describe('Ctrl-C', () => {
     const output = join(work, 'out-tmpl');
     const run = await interrupt(['template', 'make', disk, '--partition', '1', '-o', output], /"step":"extract p1","phase":"start"/);
     expectPrompt(run);
-    expect(errorLine(run.stderr).message).toBe(`template make interrupted during extract p1; no ${output} written, ${disk} unchanged`);
+    // The copy is ~0.3 s unloaded: on a busy machine the signal may land in the step after it.
+    expect(errorLine(run.stderr).message).toMatch(/^template make interrupted during (extract p1|operation [a-z-]+|commit); no \S+ written, \S+ unchanged$/);
+    expect(errorLine(run.stderr).message).toContain(`no ${output} written, ${disk} unchanged`);
     await expectUnchanged(disk, diskCopy);
     expect((await readdir(work)).sort()).toEqual(['disk.img', 'disk.orig', 'tree']);
   }, 60_000);
