@@ -237,6 +237,7 @@ async function buildDisk(
   const stepSignal = signal ? { signal } : {};
   let renamed = false;
   let renameStarted = 0;
+  let unlist = (): void => undefined;
   // Temp disks of killed runs for this host (nobody has them open) would pile up: remove them.
   removeLeftoverTemps(spec.diskPath);
   try {
@@ -257,14 +258,17 @@ async function buildDisk(
       recordFormat(target, spec.diskKind === 'raw' ? 'raw' : 'qcow2');
       if (spec.diskKind === 'thin') {
         // Listed before the rename: there is no moment when the overlay exists unlisted.
-        const problem = registerThinInstance(spec.template, spec.diskPath, target);
-        if (problem !== undefined) onNote('overlay', problem);
+        const listed = registerThinInstance(spec.template, spec.diskPath, target);
+        if (listed.problem !== undefined) onNote('overlay', listed.problem);
+        unlist = listed.undo;
       }
       // Past this point only fsync + rename remain.
       renamed = true;
       renameStarted = performance.now();
     });
   } catch (error) {
+    // The fsync or rename failed: the listed overlay never appeared (the template's mode comes back).
+    unlist();
     throw stepFailure(renamed ? 'rename' : spec.diskKind === 'raw' ? 'copy' : 'overlay', spec.host, error, signal);
   }
   // fsync + rename happened inside withAtomicPath; record them as the rename step.

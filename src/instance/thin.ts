@@ -48,18 +48,27 @@ export function createThinOverlay(template: string, overlay: string, options: Th
 
 /**
  * Lists the overlay (`temp` now, `final` after the rename: same inode) as a dependent of
- * `template`. Returns a problem to report when that was not possible (e.g. a template directory
- * the user cannot write): the overlay is still refused if the template changes, but diskwright's
- * writers cannot refuse to change it.
+ * `template`. `problem` says when that was not possible (e.g. a template directory the user
+ * cannot write): the overlay is still refused if the template changes, but diskwright's writers
+ * cannot refuse to change it. `undo` removes the entry again (the rename failed).
  */
-export function registerThinInstance(template: string, final: string, temp: string): string | undefined {
+export function registerThinInstance(template: string, final: string, temp: string): { problem?: string; undo: () => void } {
   try {
     const info = statSync(temp);
-    registerDependent(template, join(realpathSync(dirname(final)), basename(final)), { dev: info.dev, ino: info.ino });
-    return undefined;
+    const listed = join(realpathSync(dirname(final)), basename(final));
+    registerDependent(template, listed, { dev: info.dev, ino: info.ino });
+    return {
+      undo: () => {
+        try {
+          unregisterDependent(template, listed);
+        } catch {
+          /* a stale entry is ignored later */
+        }
+      },
+    };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    return `could not list ${final} as a dependent of ${template}${code ? ` (${code})` : ''}: diskwright will not refuse to change the template`;
+    return { problem: `could not list ${final} as a dependent of ${template}${code ? ` (${code})` : ''}: diskwright will not refuse to change the template`, undo: () => undefined };
   }
 }
 

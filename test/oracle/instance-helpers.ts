@@ -129,3 +129,14 @@ export function fakeLibvirt(options: { reachable?: boolean; fail?: string; defin
   };
   return { runner, calls, domains };
 }
+
+/** A libvirt that knows one shut-off domain `web1` whose only disk is `disk` (for destroy). */
+export function libvirtWithDisk(disk: string): VirtRunner {
+  return async (_tool, argv) => {
+    const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '' });
+    if (argv[0] === 'domstate') return ok('shut off\n');
+    if (argv[0] === 'domblklist') return ok(` Type   Device   Target   Source\n------------------------------------\n file   disk     vda      ${disk}\n`);
+    if (argv[0] === 'vol-delete') return { exitCode: 1, stdout: '', stderr: 'error: no storage vol with matching path' };
+    return ok();
+  };
+}

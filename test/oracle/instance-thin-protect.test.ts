@@ -8,11 +8,10 @@ import { dependentsDir, liveDependents } from '../../src/disk/dependents.js';
 import { openImage } from '../../src/disk/index.js';
 import { destroyInstance } from '../../src/instance/index.js';
 import { createThinOverlay, registerThinInstance } from '../../src/instance/thin.js';
-import type { VirtRunner } from '../../src/virt/index.js';
 import { runInProcess } from '../helpers/cli.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
-import { makeTemplate, sha256, TOOL_ENV } from './instance-helpers.js';
+import { libvirtWithDisk, makeTemplate, sha256, TOOL_ENV } from './instance-helpers.js';
 
 let root: string;
 let counter = 0;
@@ -30,23 +29,9 @@ async function thinInstance(): Promise<{ template: string; overlay: string; dir:
   const overlay = join(dir, 'images', 'web1-disk0.qcow2');
   const temp = join(dir, 'images', '.web1-disk0.qcow2.tmp');
   createThinOverlay(template, temp, { size: 64 * 1024 * 1024 });
-  expect(registerThinInstance(template, overlay, temp)).toBeUndefined();
+  expect(registerThinInstance(template, overlay, temp).problem).toBeUndefined();
   await execa('mv', [temp, overlay]);
   return { template, overlay, dir };
-}
-
-/** A libvirt that knows one shut-off domain `web1` whose disk is `disk`. */
-function libvirtWith(disk: string): { runner: VirtRunner; calls: string[][] } {
-  const calls: string[][] = [];
-  const runner: VirtRunner = async (_tool, argv) => {
-    calls.push([...argv]);
-    const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '' });
-    if (argv[0] === 'domstate') return ok('shut off\n');
-    if (argv[0] === 'domblklist') return ok(` Type   Device   Target   Source\n------------------------------------\n file   disk     vda      ${disk}\n`);
-    if (argv[0] === 'vol-delete') return { exitCode: 1, stdout: '', stderr: 'error: no storage vol with matching path' };
-    return ok();
-  };
-  return { runner, calls };
 }
 
 describe('thin instance overlays record their template (qemu-img as oracle)', () => {
@@ -126,8 +111,7 @@ describe('a template that thin instances depend on is protected', () => {
   it('instance destroy removes the overlay, never the template, and gives the template its mode back', async () => {
     const { template, overlay } = await thinInstance();
     const hash = await sha256(template);
-    const { runner } = libvirtWith(overlay);
-    const result = await destroyInstance('web1', { runner });
+    const result = await destroyInstance('web1', { runner: libvirtWithDisk(overlay) });
     expect(result.removedDisks).toEqual([overlay]);
     expect(statSync(overlay, { throwIfNoEntry: false })).toBeUndefined();
     expect(await sha256(template)).toBe(hash);

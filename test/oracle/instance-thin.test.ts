@@ -14,7 +14,7 @@ import { makeSeed } from '../../fixtures/make-seed.mjs';
 import { runInProcess } from '../helpers/cli.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
-import { debugfsCat, dumpe2fsHeader, fakeLibvirt, hostFsck, INTERFACES, makeTemplate, sha256, TOOL_ENV } from './instance-helpers.js';
+import { debugfsCat, dumpe2fsHeader, fakeLibvirt, hostFsck, INTERFACES, libvirtWithDisk, makeTemplate, sha256, TOOL_ENV } from './instance-helpers.js';
 
 const RENDERED = ['/etc/hostname', '/etc/resolv.conf', '/etc/network/interfaces'];
 const GiB = 1024 ** 3;
@@ -107,7 +107,7 @@ describe('instance create --format qcow2 makes a thin overlay over the template'
       expect(refused.stderr).toMatch(/changed since the overlay was made.*\[E_BACKING_CHANGED\]/);
     }
     const hash = await sha256(own);
-    const destroyed = await destroyInstance('web1', { runner: domblklistRunner(thin.disk) });
+    const destroyed = await destroyInstance('web1', { runner: libvirtWithDisk(thin.disk) });
     expect(destroyed.removedDisks).toEqual([thin.disk]);
     expect(statSync(thin.disk, { throwIfNoEntry: false })).toBeUndefined();
     expect(await sha256(own)).toBe(hash);
@@ -145,14 +145,3 @@ describe('instance create --format qcow2 makes a thin overlay over the template'
     expect(await debugfsCat(raw, '/etc/hostname')).toBe('web1.linux.bogus');
   }, 120_000);
 });
-
-/** A libvirt that knows one shut-off domain `web1` whose disk is `disk`. */
-function domblklistRunner(disk: string) {
-  return async (_tool: string, argv: readonly string[]) => {
-    const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '' });
-    if (argv[0] === 'domstate') return ok('shut off\n');
-    if (argv[0] === 'domblklist') return ok(` Type   Device   Target   Source\n------------------------------------\n file   disk     vda      ${disk}\n`);
-    if (argv[0] === 'vol-delete') return { exitCode: 1, stdout: '', stderr: 'error: no storage vol with matching path' };
-    return ok();
-  };
-}
