@@ -107,10 +107,11 @@ async function growWith(runResize: ResizeRun, containerSize: number, image: stri
   const output = result.stdout + result.stderr;
   if (result.exitCode !== 0) {
     const needsCheck = /Please run 'e2fsck -f/.test(output);
-    throw new DiskwrightError('E_EXTFS', `resize2fs failed on ${image}: ${lastMessage(output)}`, {
+    // diskwright's step in the words, resize2fs's own diagnostic kept (it says why).
+    throw new DiskwrightError('E_EXTFS', `resizing the filesystem in ${image} failed: ${lastMessage(output)}`, {
       path: image,
       actual: result.exitCode,
-      hint: needsCheck ? 'run `diskwright fsck --fix IMAGE` first (the filesystem is not known clean)' : 'see the resize2fs message above; the filesystem was not changed if it refused to start',
+      hint: needsCheck ? 'run `diskwright fsck --fix IMAGE` first (the filesystem is not known clean)' : 'the filesystem was not changed; the reason above is the resizer\'s own',
     });
   }
   const match = /(?:is now|already) (\d+) \((\d+)k\) blocks long/.exec(output);

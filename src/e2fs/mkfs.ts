@@ -110,7 +110,7 @@ export async function makeFilesystem(image: string, options: MakeFilesystemOptio
     });
     const output = result.stdout + result.stderr;
     if (result.exitCode !== 0) {
-      throw new DiskwrightError('E_EXTFS', `mke2fs failed for ${image}: ${lastMessage(output)}`, {
+      throw new DiskwrightError('E_EXTFS', `making the filesystem for ${image} failed: ${lastMessage(output)}`, {
         path: image,
         actual: result.exitCode,
         hint: 'check the size, label and source directory',

@@ -43,7 +43,7 @@ export async function tuneFilesystem(image: string, options: TuneFilesystemOptio
   });
   const output = result.stdout + result.stderr;
   if (result.exitCode !== 0) {
-    throw new DiskwrightError('E_EXTFS', `tune2fs ${options.args.join(' ')} failed on ${image}: ${lastMessage(output)}`, {
+    throw new DiskwrightError('E_EXTFS', `changing the filesystem settings of ${image} (${options.args.join(' ')}) failed: ${lastMessage(output)}`, {
       path: image,
       actual: result.exitCode,
       hint: 'see `tune2fs` options in tune2fs(8); run diskwright fsck first if the filesystem has errors',

@@ -99,7 +99,7 @@ async function replayJournal(image: string, offset: number, signal?: AbortSignal
   }
   const result = await check(image, { offset, mode: 'preen', ...(signal ? { signal } : {}), ...(format ? { format } : {}) });
   if (result.status !== 'clean' && result.status !== 'fixed') {
-    throw new DiskwrightError('E_NEEDS_RECOVERY', `${image}: journal replay failed (e2fsck exit ${result.exitCode})`, {
+    throw new DiskwrightError('E_NEEDS_RECOVERY', `${image}: replaying the journal failed (filesystem check exit code ${result.exitCode})`, {
       path: image,
       hint: `run \`diskwright fsck --fix ${image}\``,
     });

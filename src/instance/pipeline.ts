@@ -323,7 +323,7 @@ async function buildInto(
       preened = true;
       const outcome = await steps.check(temp, { mode: 'preen', force: true, ...direct, ...stepSignal });
       if (outcome.status !== 'clean' && outcome.status !== 'fixed') {
-        throw new DiskwrightError('E_FSCK', `e2fsck -fp reported ${outcome.status} (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`, {
+        throw new DiskwrightError('E_FSCK', `the filesystem check (preen) reported ${outcome.status} (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`, {
           hint: `check the template with \`diskwright fsck ${spec.template}\``,
         });
       }
@@ -349,7 +349,7 @@ async function buildInto(
   await run('check', async () => {
     const outcome = await steps.check(temp, { mode: 'check', force: true, ...stepSignal });
     if (outcome.status !== 'clean' || outcome.exitCode !== 0) {
-      throw new DiskwrightError('E_FSCK', `e2fsck -fn on the finished disk is not clean (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`);
+      throw new DiskwrightError('E_FSCK', `the final filesystem check of the finished disk is not clean (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`);
     }
   });
   await writeback;
