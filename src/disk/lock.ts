@@ -75,6 +75,7 @@ export async function lockImage(path: string, options: LockOptions): Promise<Ima
     mine.count += 1;
     return handle(real, options.access, mine, false);
   }
+  let retries = 0;
   for (;;) {
     throwIfAborted(options.signal);
     let fd: number;
@@ -104,7 +105,14 @@ export async function lockImage(path: string, options: LockOptions): Promise<Ima
       continue;
     }
     closeSync(fd);
-    if (!options.wait) throw busy(path, real, options.access);
+    if (!options.wait) {
+      const error = busy(path, real, options.access);
+      // The holder can finish between our try and the scan of the holders: with nobody left to
+      // name, try again rather than report a lock nobody holds (bounded: a holder we cannot see,
+      // such as a process in another PID namespace, still gets the refusal).
+      if (error === undefined && (retries += 1) <= 3) continue;
+      throw error ?? busyError(path, 'write', '');
+    }
     await sleep(WAIT_POLL_MS, undefined, options.signal ? { signal: options.signal } : {}).catch(() => undefined);
   }
 }
@@ -130,12 +138,18 @@ function handle(real: string, access: ImageAccess, entry: Held, outermost: boole
   };
 }
 
-function busy(path: string, real: string, access: ImageAccess): DiskwrightError {
+/** The refusal naming who holds the lock, or undefined when nobody visible holds it any more. */
+function busy(path: string, real: string, access: ImageAccess): DiskwrightError | undefined {
   const holders = findHolders(real).filter((h) => h.lock !== undefined);
+  if (holders.length === 0) return undefined;
   const writer = holders.find((h) => h.lock === 'WRITE');
   const pids = (writer ? [writer] : holders).map((h) => h.pid);
-  const who = pids.length > 0 ? ` (pid ${pids.join(', ')})` : '';
-  const message = writer || access === 'read' ? `${path} is being changed by another diskwright process${who}` : `${path} is being read by another diskwright process${who}`;
+  return busyError(path, writer || access === 'read' ? 'write' : 'read', ` (pid ${pids.join(', ')})`);
+}
+
+/** "IMAGE is being changed/read by another diskwright process (pid N)". */
+function busyError(path: string, heldFor: ImageAccess, who: string): DiskwrightError {
+  const message = heldFor === 'write' ? `${path} is being changed by another diskwright process${who}` : `${path} is being read by another diskwright process${who}`;
   return new DiskwrightError('E_LOCKED', message, { path, hint: 'wait for it to finish, or pass --wait to queue behind it' });
 }
 
