@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DiskwrightError } from '../errors.js';
+import { resolveFormat } from '../disk/open.js';
 import {
   buildVirshNetInfoArgs,
   buildVirshStartArgs,
@@ -116,6 +117,14 @@ function checkManifestFiles(files: readonly TemplateFileEntry[], template: strin
 export async function planInstance(spec: InstanceSpec, options: PlanOptions): Promise<InstancePlan> {
   const { runner, signal } = options;
   const templateBytes = await fileSize(spec.template, 'template', 'pass --template PATH (made by `diskwright template make`)');
+  // A template is the raw filesystem image `template make` writes (a thin instance's backing file
+  // is recorded as raw); a qcow2 here would otherwise fail later as "no ext2/3/4 filesystem".
+  if (resolveFormat(spec.template, undefined).format === 'qcow2') {
+    throw new DiskwrightError('E_TEMPLATE', `template ${spec.template} is a qcow2 image; instance create takes a raw template (as \`template make\` writes it)`, {
+      path: spec.template,
+      hint: `convert it with \`diskwright convert ${spec.template} TEMPLATE.raw -O raw\` and copy its manifest beside it, or make it again with \`diskwright template make\``,
+    });
+  }
   const manifest = await options.steps.readManifest(spec.template);
   if (!Array.isArray(manifest.files)) throw new DiskwrightError('E_TEMPLATE', `template manifest of ${spec.template} has no files list`, { path: spec.template });
   checkManifestFiles(manifest.files, spec.template);

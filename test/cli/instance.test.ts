@@ -60,6 +60,19 @@ describe('diskwright instance create', () => {
     expect(await sha256(template)).toBe(templateHash);
   });
 
+  it('refuses a qcow2 template in one line naming the conversion, before writing anything', async () => {
+    const dir = await images();
+    const qcow2 = join(root, 'tmpl', 'as.qcow2');
+    expect((await runBin(['convert', template, qcow2, '-O', 'qcow2'], { env })).code).toBe(0);
+    await writeFile(`${qcow2}.diskwright.json`, await readFile(`${template}.diskwright.json`));
+    const r = await runBin(['instance', 'create', '10.0.0.5', 'q1', '--template', qcow2, '--images-dir', dir, '--disk', '64M', '--disk-only'], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`template ${qcow2} is a qcow2 image; instance create takes a raw template`);
+    expect(r.stderr).toContain('[E_TEMPLATE]');
+    expect(r.stderr).toContain(`diskwright convert ${qcow2} TEMPLATE.raw -O raw`);
+    expect(await listDir(dir)).toEqual([]);
+  });
+
   it('rejects the article\'s netmask with exit 2 and one line', async () => {
     const dir = await images();
     const r = await runInProcess(['instance', 'create', '192.168.1.197', 'jgoulah', ...common(dir), '--netmask', '255.255.225.0'], { env });
