@@ -335,15 +335,19 @@ function oneLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }
 
-/** True when the record beside `image` saved a qcow2's guest-visible bytes. */
-function recordIsQcow2(image: string): boolean {
+/** Opens the record beside `image` for reading; a failure names the record. */
+function openRecord(image: string): { fd: number; path: string } {
   const path = recordPath(image);
-  let fd: number;
   try {
-    fd = openSync(path, 'r');
+    return { fd: openSync(path, 'r'), path };
   } catch (error) {
     throw hostError(error, path, 'open commit record');
   }
+}
+
+/** True when the record beside `image` saved a qcow2's guest-visible bytes. */
+function recordIsQcow2(image: string): boolean {
+  const { fd } = openRecord(image);
   try {
     const magic = Buffer.alloc(MAGIC_QCOW2.length);
     return readExactly(fd, magic, 0) && magic.equals(MAGIC_QCOW2);
@@ -414,13 +418,7 @@ function readRecord(fd: number, path: string): { originalSize: number; entries: 
  * that does not is punched), truncates to the original size, fsyncs, removes the record.
  */
 function applyRecord(disk: Disk, image: string, limit = Number.POSITIVE_INFINITY): void {
-  const path = recordPath(image);
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (error) {
-    throw hostError(error, path, 'open commit record');
-  }
+  const { fd, path } = openRecord(image);
   try {
     const { originalSize, entries } = readRecord(fd, path);
     // Free space first (truncate the grown tail, punch what were holes), then restore data: the

@@ -2,31 +2,13 @@ import { execa } from 'execa';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createQcow2 } from '../../src/disk/qcow2/index.js';
-import { binPath, runInProcess } from '../helpers/cli.js';
+import { runInProcess } from '../helpers/cli.js';
+import { plantQcow2Header, tracedCli } from '../helpers/qcow2.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
 
 let dir: string;
 let sentinel: string;
-
-/** Runs the built CLI under strace and returns the exit code, stderr and every path it touched. */
-async function traced(args: string[]): Promise<{ code: number; stderr: string; trace: string }> {
-  const log = join(dir, `trace-${Math.random().toString(36).slice(2)}.log`);
-  const result = await execa('strace', ['-f', '-qq', '-e', 'trace=%file', '-o', log, process.execPath, binPath, ...args], { reject: false });
-  return { code: result.exitCode ?? -1, stderr: result.stderr, trace: readFileSync(log, 'utf8') };
-}
-
-/** A raw disk whose guest wrote a qcow2 header (512-byte clusters) naming `backing` into sector 0. */
-function plantQcow2Header(disk: string, backing: string): void {
-  const fake = join(dir, `fake-${Math.random().toString(36).slice(2)}.qcow2`);
-  createQcow2(fake, { size: 1024 * 1024, clusterSize: 512, backingFile: backing, backingFormat: 'raw' });
-  const header = readFileSync(fake);
-  const bytes = readFileSync(disk);
-  header.copy(bytes, 0);
-  // Keep the file itself (and its xattr) — a guest writes through the existing file.
-  writeFileSync(disk, bytes, { flag: 'r+' });
-}
 
 beforeAll(async () => {
   await requireTool('strace', 'strace');
@@ -40,16 +22,16 @@ describe('a raw disk that carries a qcow2 header never makes diskwright open its
     const disk = join(dir, 'instance.img');
     expect((await runInProcess(['create', disk, '--size', '8M'])).code).toBe(0);
     for (const backing of ['/etc/shadow', sentinel]) {
-      plantQcow2Header(disk, backing);
-      const info = await traced(['info', disk, '--json']);
+      plantQcow2Header(disk, backing, dir);
+      const info = await tracedCli(dir, ['info', disk, '--json']);
       expect(info.trace).not.toContain(backing);
       expect(info.stderr).toMatch(/E_BAD_SIGNATURE/); // read as raw: no filesystem there, no qcow2 either
-      const convert = await traced(['convert', disk, join(dir, `copy-${backing.length}.raw`), '--json']);
+      const convert = await tracedCli(dir, ['convert', disk, join(dir, `copy-${backing.length}.raw`), '--json']);
       expect(convert.trace).not.toContain(backing);
       expect(convert.code).toBe(0);
       // The copy is the raw disk, header bytes and all: nothing was reinterpreted.
       expect(Buffer.compare(readFileSync(join(dir, `copy-${backing.length}.raw`)), readFileSync(disk))).toBe(0);
-      const partitions = await traced(['partitions', disk, '--json']);
+      const partitions = await tracedCli(dir, ['partitions', disk, '--json']);
       expect(partitions.trace).not.toContain(backing);
     }
   });
@@ -57,17 +39,17 @@ describe('a raw disk that carries a qcow2 header never makes diskwright open its
   it('a copy without diskwright\'s record is probed as qcow2 but its backing file is refused, not opened', async () => {
     const disk = join(dir, 'foreign.img');
     writeFileSync(disk, Buffer.alloc(8 * 1024 * 1024));
-    plantQcow2Header(disk, sentinel);
+    plantQcow2Header(disk, sentinel, dir);
     const copy = join(dir, 'foreign-copy.img');
     copyFileSync(disk, copy);
     for (const args of [['convert', copy, join(dir, 'x.raw')], ['info', copy], ['convert', copy, join(dir, 'y.raw'), '--format', 'raw']]) {
-      const run = await traced(args);
+      const run = await tracedCli(dir, args);
       expect(run.trace).not.toContain(sentinel);
       if (args.includes('--format')) expect(run.code).toBe(0);
       else if (args[0] === 'convert') expect(run.stderr).toMatch(/E_UNTRUSTED_BACKING/);
     }
     // Only an explicit --format qcow2 follows it — the user's decision, and then it is read.
-    const trusted = await traced(['convert', copy, join(dir, 'z.raw'), '--format', 'qcow2']);
+    const trusted = await tracedCli(dir, ['convert', copy, join(dir, 'z.raw'), '--format', 'qcow2']);
     expect(trusted.trace).toContain(sentinel);
   });
 });
@@ -87,8 +69,8 @@ describe('diskwright records the format of the raw disks it makes', () => {
     } finally {
       closeSync(fd);
     }
-    plantQcow2Header(out, sentinel);
-    const run = await traced(['convert', out, join(dir, 'p1-copy.raw')]);
+    plantQcow2Header(out, sentinel, dir);
+    const run = await tracedCli(dir, ['convert', out, join(dir, 'p1-copy.raw')]);
     expect(run.code).toBe(0);
     expect(run.trace).not.toContain(sentinel);
   });

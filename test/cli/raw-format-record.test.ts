@@ -1,10 +1,10 @@
-import { execa } from 'execa';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { recordedFormatOf } from '../../src/disk/format-record.js';
 import { createQcow2 } from '../../src/disk/qcow2/index.js';
-import { binPath, runInProcess } from '../helpers/cli.js';
+import { runInProcess } from '../helpers/cli.js';
+import { plantQcow2Header, tracedCli } from '../helpers/qcow2.js';
 import { makeDiskFromTree, writeDebianLikeTree } from '../helpers/debian-like.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -21,26 +21,6 @@ function recorded(path: string): string | undefined {
   const fd = openSync(path, 'r');
   try {
     return recordedFormatOf(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Runs the built CLI under strace; returns its exit code and every path it touched. */
-async function traced(args: string[]): Promise<{ code: number; stderr: string; trace: string }> {
-  const log = join(dir, `trace-${Math.random().toString(36).slice(2)}.log`);
-  const result = await execa('strace', ['-f', '-qq', '-e', 'trace=%file', '-o', log, process.execPath, binPath, ...args], { reject: false });
-  return { code: result.exitCode ?? -1, stderr: result.stderr, trace: readFileSync(log, 'utf8') };
-}
-
-/** What a guest does: writes a qcow2 header naming `backing` into sector 0 through the existing file. */
-function plantQcow2Header(disk: string, backing: string): void {
-  const fake = join(dir, `fake-${Math.random().toString(36).slice(2)}.qcow2`);
-  createQcow2(fake, { size: 1024 * 1024, clusterSize: 512, backingFile: backing, backingFormat: 'raw' });
-  const header = readFileSync(fake).subarray(0, 4096);
-  const fd = openSync(disk, 'r+');
-  try {
-    writeFileSync(fd, header);
   } finally {
     closeSync(fd);
   }
@@ -137,11 +117,11 @@ describe('every raw image diskwright creates carries user.diskwright.format=raw'
     const out = await make();
     expect(recorded(out)).toBe('raw');
     const backing = '/etc/shadow';
-    plantQcow2Header(out, backing);
+    plantQcow2Header(out, backing, dir);
     // The record survives the guest's write; readers take the file as raw and never open the named file.
     expect(recorded(out)).toBe('raw');
     for (const args of [['info', out, '--json'], ['convert', out, `${out}.copy`]]) {
-      const run = await traced(args);
+      const run = await tracedCli(dir, args);
       expect(run.trace, `${args[0]} opened ${backing}`).not.toContain(backing);
       expect(run.stderr).not.toMatch(/E_UNTRUSTED_BACKING|backing/);
     }

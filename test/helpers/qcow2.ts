@@ -1,5 +1,8 @@
 import { execa } from 'execa';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { createQcow2 } from '../../src/disk/qcow2/index.js';
+import { binPath } from './cli.js';
 import type { AllocationState, Disk } from '../../src/disk/types.js';
 
 /** Deterministic bytes (xorshift) so failures reproduce. */
@@ -70,4 +73,27 @@ export function diskStates(disk: Disk, unit: number): AllocationState[] {
     for (let at = e.position; at < e.position + e.length; at += unit) states[Math.floor(at / unit)] = e.state;
   }
   return states;
+}
+
+/** Runs the built CLI under strace; returns its exit code, stderr and every path it touched. */
+export async function tracedCli(scratch: string, args: readonly string[]): Promise<{ code: number; stderr: string; trace: string }> {
+  const log = join(scratch, `trace-${Math.random().toString(36).slice(2)}.log`);
+  const result = await execa('strace', ['-f', '-qq', '-e', 'trace=%file', '-o', log, process.execPath, binPath, ...args], { reject: false });
+  return { code: result.exitCode ?? -1, stderr: result.stderr, trace: readFileSync(log, 'utf8') };
+}
+
+/**
+ * What a guest does to its raw disk: writes a qcow2 header (512-byte clusters) naming `backing`
+ * into sector 0 through the existing file, so the file and its xattrs stay.
+ */
+export function plantQcow2Header(disk: string, backing: string, scratch: string): void {
+  const fake = join(scratch, `fake-${Math.random().toString(36).slice(2)}.qcow2`);
+  createQcow2(fake, { size: 1024 * 1024, clusterSize: 512, backingFile: backing, backingFormat: 'raw' });
+  const header = readFileSync(fake);
+  const fd = openSync(disk, 'r+');
+  try {
+    writeSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
 }
