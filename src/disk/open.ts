@@ -14,6 +14,11 @@ export interface OpenImageOptions {
    */
   readonly format?: DiskFormat;
   readonly readOnly: boolean;
+  /**
+   * A new private file that the caller fsyncs once and renames into place when complete: a qcow2
+   * skips its fsync barriers while it is built (Qcow2OpenOptions.scratch).
+   */
+  readonly scratch?: boolean;
 }
 
 /** How {@link openImage} decided the format (for `info` and messages). */
@@ -61,12 +66,13 @@ export function openImage(path: string, options: OpenImageOptions): Disk {
  * parent's decision as data). Only a forced or recorded qcow2 follows its backing chain (each
  * layer read-only); a probed one that names a backing file is E_UNTRUSTED_BACKING, unopened.
  */
-export function openResolved(path: string, resolved: ResolvedFormat, options: { readonly readOnly: boolean }): Disk {
+export function openResolved(path: string, resolved: ResolvedFormat, options: { readonly readOnly: boolean; readonly scratch?: boolean }): Disk {
   const { format, source } = resolved;
   if (format === 'raw') return RawFileDisk.open(path, { readOnly: options.readOnly });
   if (format !== 'qcow2') {
     throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `${path}: the ${String(format)} format is not supported`, { path, hint: 'use --format raw or --format qcow2' });
   }
-  if (source === 'probed') return Qcow2Disk.open(path, { readOnly: options.readOnly });
-  return openQcow2Chain(path, { readOnly: options.readOnly, openRaw: (p) => RawFileDisk.open(p, { readOnly: true }) });
+  const scratch = options.scratch === true && !options.readOnly ? { scratch: true } : {};
+  if (source === 'probed') return Qcow2Disk.open(path, { readOnly: options.readOnly, ...scratch });
+  return openQcow2Chain(path, { readOnly: options.readOnly, openRaw: (p) => RawFileDisk.open(p, { readOnly: true }), ...scratch });
 }

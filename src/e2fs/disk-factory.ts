@@ -50,7 +50,9 @@ export interface DiskSpec {
   /**
    * `read`: the image, read-only. `overlay`: a copy-on-write overlay whose changes come back.
    * `direct`: the image opened writable and written as the tool writes it — only for a new
-   * private file that is renamed into place when complete (nothing to commit, nothing shipped).
+   * private file that is renamed into place when complete (nothing to commit, nothing shipped);
+   * the caller's fsync before that rename is the one that counts, so a qcow2 is opened as scratch
+   * (no fsync barriers of its own).
    */
   readonly mode: 'read' | 'overlay' | 'direct';
   /** Virtual size of the overlay (a grown image); default the file's size. */
@@ -229,7 +231,7 @@ export function createDisks(args: DiskFactoryArgs): Record<string, Disk> {
   try {
     for (const spec of args.disks) {
       const format = spec.format ?? 'raw';
-      const image = openResolved(spec.image, { format, source: spec.trustBacking === true ? 'forced' : 'probed' }, { readOnly: spec.mode !== 'direct' });
+      const image = openResolved(spec.image, { format, source: spec.trustBacking === true ? 'forced' : 'probed' }, { readOnly: spec.mode !== 'direct', scratch: spec.mode === 'direct' });
       let top: Disk = image;
       let overlay: Overlay | undefined;
       if (spec.mode === 'direct' && spec.size !== undefined && spec.size > image.size) {

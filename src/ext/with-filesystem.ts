@@ -232,7 +232,8 @@ class OpenFilesystem {
     private readonly scratch = false,
     format?: DiskFormat,
   ) {
-    this.raw = openImage(image, { readOnly: !write, ...(format ? { format } : {}) });
+    // A scratch image is fsynced by its owner before it is published: no barriers of its own.
+    this.raw = openImage(image, { readOnly: !write, ...(scratch ? { scratch } : {}), ...(format ? { format } : {}) });
     this.overlay = new Overlay(this.raw);
     this.disk = new Ext2fsDiskAdapter(new PartitionWindow(this.overlay, location.offset, location.length));
   }

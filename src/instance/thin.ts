@@ -36,7 +36,8 @@ export function createThinOverlay(template: string, overlay: string, options: Th
   if (options.size < identity.size) {
     throw new DiskwrightError('E_INVALID_ARGUMENT', `a thin instance of ${options.size} bytes is smaller than its template (${identity.size} bytes)`, { path: template });
   }
-  createQcow2(overlay, { size: options.size, clusterSize: options.clusterSize ?? DEFAULT_CLUSTER_SIZE, backingFile: identity.path, backingFormat: 'raw' });
+  // The pipeline's temp file: fsynced once before its rename, no barriers while it is built.
+  createQcow2(overlay, { size: options.size, clusterSize: options.clusterSize ?? DEFAULT_CLUSTER_SIZE, backingFile: identity.path, backingFormat: 'raw', scratch: true });
   if (!recordFormat(overlay, 'qcow2')) {
     throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `cannot record the format of ${overlay}: the filesystem keeps no user extended attributes`, {
       path: overlay,

@@ -13,6 +13,8 @@ export interface ChainOptions {
   readonly readOnly?: boolean;
   /** Raw backing files (default: RawFileDisk, read-only). */
   readonly openRaw?: RawOpener;
+  /** The top image is a private temp file being built (Qcow2OpenOptions.scratch). */
+  readonly scratch?: boolean;
 }
 
 function real(path: string, from: string): string {
@@ -53,5 +55,5 @@ export function openQcow2Chain(path: string, options: ChainOptions = {}): Qcow2D
     }
     throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `backing format ${request.format} of ${request.from} is not supported (raw, qcow2)`, { path: request.from });
   };
-  return Qcow2Disk.open(path, { readOnly: options.readOnly ?? true, openBacking: opener(1) });
+  return Qcow2Disk.open(path, { readOnly: options.readOnly ?? true, openBacking: opener(1), ...(options.scratch ? { scratch: true } : {}) });
 }

@@ -19,6 +19,11 @@ export interface CreateQcow2Options {
   /** Backing file name as it is stored (relative names are relative to the image's directory). */
   readonly backingFile?: string;
   readonly backingFormat?: 'raw' | 'qcow2';
+  /**
+   * `path` is a private temp file the caller fsyncs before renaming it into place (a thin
+   * instance): no fsyncs while it is laid out (Qcow2OpenOptions.scratch).
+   */
+  readonly scratch?: boolean;
 }
 
 /** Checks a cluster size and returns its cluster_bits. */
@@ -59,13 +64,13 @@ export function createQcow2(path: string, options: CreateQcow2Options): void {
     writeFully(fd, header, 0, path);
     writeFully(fd, table, cs, path);
     writeFully(fd, block, 2 * cs, path);
-    syncHost(fd, path);
+    if (options.scratch !== true) syncHost(fd, path);
   } finally {
     closeSync(fd);
   }
   if (size === 0) return;
   // Grow to the requested size without opening the backing file (nothing reads it here).
-  const disk = Qcow2Disk.open(path, { readOnly: false, openBacking: () => placeholderBacking(path) });
+  const disk = Qcow2Disk.open(path, { readOnly: false, openBacking: () => placeholderBacking(path), ...(options.scratch === true ? { scratch: true } : {}) });
   try {
     disk.resize(size);
   } finally {

@@ -36,6 +36,13 @@ export interface Qcow2OpenOptions {
    * refused (E_UNTRUSTED_BACKING): diskwright never follows a backing file nobody allowed.
    */
   readonly openBacking?: (request: BackingRequest) => Disk;
+  /**
+   * A new private file that is fsynced once and renamed into place when complete (a thin
+   * instance's overlay while it is built): `flush()` writes the metadata in the same safe order
+   * but without the fsync barriers between the steps. A crash before that final fsync leaves only
+   * a temp file, which is removed; the barriers protect images other programs already use.
+   */
+  readonly scratch?: boolean;
 }
 
 /** Facts about an open qcow2 image, as `qemu-img info` reports them. */
@@ -149,6 +156,8 @@ export class Qcow2Disk implements Disk {
   private lastInflated: { host: number; bytes: Uint8Array } | undefined;
   /** Scratch for {@link sameAsBacking} (at most one cluster). */
   private compareScratch = new Uint8Array(0);
+  /** Qcow2OpenOptions.scratch: no fsync barriers in flush(). */
+  private scratch = false;
 
   private constructor(readonly path: string, fd: number, header: Qcow2Header, fileSize: number, readOnly: boolean, backing: Disk | undefined) {
     this.fd = fd;
@@ -195,6 +204,7 @@ export class Qcow2Disk implements Disk {
         backing = options.openBacking({ name: header.backingFile, path: resolveBacking(path, header.backingFile), format: header.backingFormat, from: path });
       }
       const disk = new Qcow2Disk(path, fd, header, fileSize, readOnly, backing);
+      disk.scratch = options.scratch === true;
       disk.loadTables();
       return disk;
     } catch (error) {
@@ -795,7 +805,7 @@ export class Qcow2Disk implements Disk {
   flush(): void {
     if (this.readOnly || this.fd === undefined) return;
     const wroteRefs = this.writeRefs();
-    if (wroteRefs) syncHost(this.descriptor(), this.path);
+    if (wroteRefs) this.barrier();
     let wroteL2 = false;
     for (const [off, table] of this.l2Cache) {
       if (!table.dirty) continue;
@@ -803,18 +813,18 @@ export class Qcow2Disk implements Disk {
       table.dirty = false;
       wroteL2 = true;
     }
-    if (wroteL2) syncHost(this.descriptor(), this.path);
+    if (wroteL2) this.barrier();
     if (this.l1Dirty || this.headerDirty) {
       if (this.l1Dirty) {
         const padded = new Uint8Array(Math.ceil(this.l1.length / this.cs) * this.cs);
         padded.set(this.l1);
         this.hostWrite(padded, this.l1Offset);
-        if (this.headerDirty) syncHost(this.descriptor(), this.path);
+        if (this.headerDirty) this.barrier();
       }
       if (this.headerDirty) this.writeHeader();
       this.l1Dirty = false;
       this.headerDirty = false;
-      syncHost(this.descriptor(), this.path);
+      this.barrier();
     }
     if (this.pendingFree.length > 0) {
       const frees = this.pendingFree;
@@ -826,8 +836,13 @@ export class Qcow2Disk implements Disk {
           this.setRef(c, ref - 1);
         }
       }
-      if (this.writeRefs()) syncHost(this.descriptor(), this.path);
+      if (this.writeRefs()) this.barrier();
     }
+  }
+
+  /** An ordering barrier of flush(): fsync, except on a scratch image (see Qcow2OpenOptions.scratch). */
+  private barrier(): void {
+    if (!this.scratch) syncHost(this.descriptor(), this.path);
   }
 
   private writeRefs(): boolean {
