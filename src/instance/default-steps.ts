@@ -5,6 +5,7 @@ import { withFilesystem } from '../ext/index.js';
 import { readSuperblock } from '../extmeta/index.js';
 import { copyUsedBlocks } from '../io/index.js';
 import { convertImage } from '../disk/qcow2/convert.js';
+import { openImage } from '../disk/open.js';
 import { createThinOverlay } from './thin.js';
 import { findPlaceholders, MANIFEST_SUFFIX, readTemplateManifest, renderPlaceholders } from '../template/index.js';
 import { applyCustomization, readTemplateFacts, type Customization, type CustomizeReport } from './customize.js';
@@ -87,8 +88,14 @@ export async function customizeImage(image: string, customization: Customization
 export const defaultSteps: PipelineSteps = {
   readManifest: readManifestForInstance,
   readSuperblock: async (image) => {
-    const sb = await readSuperblock(image);
-    return { blockSize: sb.blockSize, blocksCount: sb.blocksCount, needsRecovery: sb.needsRecovery };
+    // Through the block layer: a qcow2 template's superblock is at guest byte 1024, not file byte 1024.
+    const disk = openImage(image, { readOnly: true });
+    try {
+      const sb = await readSuperblock(disk);
+      return { blockSize: sb.blockSize, blocksCount: sb.blocksCount, needsRecovery: sb.needsRecovery };
+    } finally {
+      disk.close();
+    }
   },
   copy: (src, dst, options) => copyUsedBlocks(src, dst, options),
   overlay: async (template, image, { size }) => createThinOverlay(template, image, { size }),

@@ -2,6 +2,8 @@ import { stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DiskwrightError } from '../errors.js';
 import { resolveFormat } from '../disk/open.js';
+import { Qcow2Disk } from '../disk/qcow2/index.js';
+import { recordedBackingIdentity } from '../disk/backing-identity.js';
 import {
   buildVirshNetInfoArgs,
   buildVirshStartArgs,
@@ -110,21 +112,46 @@ function checkManifestFiles(files: readonly TemplateFileEntry[], template: strin
 }
 
 /**
+ * The size of the disk the template holds: the file's for a raw template, the virtual size for a
+ * qcow2 one (as `template make -O qcow2` or `convert` write it). A qcow2 template with a backing
+ * file (docs/qcow2.md "qcow2 templates"):
+ * - is followed only when diskwright recorded the file as its qcow2 (its chain is then trusted,
+ *   "The backing-file rule"); a probed one is refused here, before any step opens it;
+ * - a thin instance over it depends on every layer below it, but only the template is listed as
+ *   its dependent and identity-checked: so the template must itself record its backing file's
+ *   identity (a thin overlay diskwright made), which every open of the chain checks. Otherwise a
+ *   change of the template's backing file would show through the instance unnoticed.
+ */
+function templateVirtualSize(template: string, fileBytes: number, diskKind: InstanceSpec['diskKind']): number {
+  const resolved = resolveFormat(template, undefined);
+  if (resolved.format !== 'qcow2') return fileBytes;
+  const { size, facts } = Qcow2Disk.inspect(template);
+  if (facts.backingFile === undefined) return size;
+  const flatten = `\`diskwright convert --format qcow2 ${template} TEMPLATE.qcow2 -O qcow2\` and copy ${template}.diskwright.json beside it`;
+  if (resolved.source === 'probed') {
+    throw new DiskwrightError('E_UNTRUSTED_BACKING', `template ${template} is a qcow2 with backing file ${facts.backingFile}, which diskwright did not record`, {
+      path: template,
+      hint: `flatten it into a template without one: ${flatten}`,
+    });
+  }
+  if (diskKind === 'thin' && recordedBackingIdentity(template) === undefined) {
+    throw new DiskwrightError('E_TEMPLATE', `template ${template} has a backing file (${facts.backingFile}) whose changes a thin instance could not detect`, {
+      path: template,
+      hint: `make a raw or --standalone instance (they copy the chain), or flatten the template: ${flatten}`,
+    });
+  }
+  return size;
+}
+
+/**
  * Checks everything that can be checked without writing: the template, its manifest and
  * superblock, the size, the target, the kernel, libvirt (domain name free, MACs in use), and
  * builds the exact argv. `--dry-run` prints this; `createInstance` executes it.
  */
 export async function planInstance(spec: InstanceSpec, options: PlanOptions): Promise<InstancePlan> {
   const { runner, signal } = options;
-  const templateBytes = await fileSize(spec.template, 'template', 'pass --template PATH (made by `diskwright template make`)');
-  // A template is the raw filesystem image `template make` writes (a thin instance's backing file
-  // is recorded as raw); a qcow2 here would otherwise fail later as "no ext2/3/4 filesystem".
-  if (resolveFormat(spec.template, undefined).format === 'qcow2') {
-    throw new DiskwrightError('E_TEMPLATE', `template ${spec.template} is a qcow2 image; instance create takes a raw template (as \`template make\` writes it)`, {
-      path: spec.template,
-      hint: `convert it with \`diskwright convert ${spec.template} TEMPLATE.raw -O raw\` and copy its manifest beside it, or make it again with \`diskwright template make\``,
-    });
-  }
+  const fileBytes = await fileSize(spec.template, 'template', 'pass --template PATH (made by `diskwright template make`)');
+  const templateBytes = templateVirtualSize(spec.template, fileBytes, spec.diskKind);
   const manifest = await options.steps.readManifest(spec.template);
   if (!Array.isArray(manifest.files)) throw new DiskwrightError('E_TEMPLATE', `template manifest of ${spec.template} has no files list`, { path: spec.template });
   checkManifestFiles(manifest.files, spec.template);

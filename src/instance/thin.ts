@@ -1,6 +1,6 @@
 /**
  * Thin instances (`instance create --format qcow2`): the instance disk is a qcow2 overlay whose
- * backing file is the raw template. Every later step (resize2fs, rendering, the checks) opens it
+ * backing file is the template (raw, or a qcow2 one). Every later step (resize2fs, rendering, the checks) opens it
  * through the block layer and writes clusters into the overlay only; the template is only read.
  *
  * Protection of the template (docs/instance.md, "Thin instances"):
@@ -16,6 +16,8 @@ import { backingIdentity, identityChange, readIdentityRecord, recordBackingIdent
 import { registerDependent, unregisterDependent } from '../disk/dependents.js';
 import { recordFormat } from '../disk/format-record.js';
 import { createQcow2, DEFAULT_CLUSTER_SIZE } from '../disk/qcow2/create.js';
+import { Qcow2Disk } from '../disk/qcow2/index.js';
+import { resolveFormat } from '../disk/open.js';
 import { DiskwrightError } from '../errors.js';
 
 /** Options of {@link createThinOverlay}. */
@@ -28,16 +30,19 @@ export interface ThinOverlayOptions {
 
 /**
  * Creates `overlay` (which must not exist: the pipeline's temp path) as a qcow2 over `template`
- * (raw, by its absolute real path), already at the grown size, marked as diskwright's qcow2 (its
- * backing chain is then trusted without --format) and carrying the template's identity.
+ * (raw or qcow2 as diskwright resolves it, by its absolute real path, that format recorded as the
+ * backing format), already at the grown size, marked as diskwright's qcow2 (its backing chain is
+ * then trusted without --format) and carrying the template's identity.
  */
 export function createThinOverlay(template: string, overlay: string, options: ThinOverlayOptions): void {
   const identity = backingIdentity(template);
-  if (options.size < identity.size) {
-    throw new DiskwrightError('E_INVALID_ARGUMENT', `a thin instance of ${options.size} bytes is smaller than its template (${identity.size} bytes)`, { path: template });
+  const { format } = resolveFormat(identity.path, undefined);
+  const templateSize = format === 'qcow2' ? Qcow2Disk.inspect(identity.path).size : identity.size;
+  if (options.size < templateSize) {
+    throw new DiskwrightError('E_INVALID_ARGUMENT', `a thin instance of ${options.size} bytes is smaller than its template (${templateSize} bytes)`, { path: template });
   }
   // The pipeline's temp file: fsynced once before its rename, no barriers while it is built.
-  createQcow2(overlay, { size: options.size, clusterSize: options.clusterSize ?? DEFAULT_CLUSTER_SIZE, backingFile: identity.path, backingFormat: 'raw', scratch: true });
+  createQcow2(overlay, { size: options.size, clusterSize: options.clusterSize ?? DEFAULT_CLUSTER_SIZE, backingFile: identity.path, backingFormat: format, scratch: true });
   if (!recordFormat(overlay, 'qcow2')) {
     throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `cannot record the format of ${overlay}: the filesystem keeps no user extended attributes`, {
       path: overlay,
