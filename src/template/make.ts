@@ -6,6 +6,7 @@ import { assertOutputWritable, tempPathBeside } from '../io/atomic.js';
 import { commitRenames, completePendingRenames, hasPendingRenames } from '../io/rename-set.js';
 import { removeLeftoverTemps } from '../disk/with-image.js';
 import { extractPartition } from '../io/index.js';
+import { convertImage } from '../disk/qcow2/convert.js';
 import type { ProgressCallback } from '../io/progress.js';
 import { getPartition, readPartitionTable } from '../partition/index.js';
 import { applyTemplateOperations } from './apply.js';
@@ -43,12 +44,18 @@ export interface MakeTemplateOptions {
   readonly onProgress?: ProgressCallback;
   /**
    * The source disk's format (`--format raw|qcow2`, e.g. a cloud image); default: diskwright's
-   * record, else the qcow2 magic. The template itself is always a raw filesystem image.
+   * record, else the qcow2 magic. The template's own format is {@link outputFormat}.
    */
   readonly format?: DiskFormat;
   /**
+   * The template's own format (`-O raw|qcow2`, default raw): `qcow2` converts the finished
+   * filesystem image into a qcow2 (unallocated and all-zero clusters left out) as the last step.
+   */
+  readonly outputFormat?: DiskFormat;
+  /**
    * The steps as they start and finish: `check source`, `extract pN`, `operation NAME` for each
-   * selected operation, `commit` (the edits into the copy), `kernel copy`, `manifest`.
+   * selected operation, `commit` (the edits into the copy), `kernel copy`, `convert to qcow2`
+   * (with `outputFormat: 'qcow2'`), `manifest`.
    */
   readonly onStep?: (event: TemplateStepEvent) => void;
 }
@@ -82,6 +89,9 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
   const nic = options.interface ?? DEFAULT_INTERFACE;
   if (!INTERFACE_NAME.test(nic) || nic === 'lo') {
     throw new InvalidArgumentError(`Expected \`--interface\` to be a network interface name (up to 15 letters, digits, _ . -; not lo), got \`${nic}\``);
+  }
+  if (options.outputFormat !== undefined && options.outputFormat !== 'raw' && options.outputFormat !== 'qcow2') {
+    throw new InvalidArgumentError(`Expected \`output-format\` to be raw or qcow2, got \`${String(options.outputFormat)}\``);
   }
   const output = resolve(options.output);
   const source = resolve(disk);
@@ -127,6 +137,8 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
   await step('check source', () => precheckSource(source, disk, partition.number, options.kernelDir !== undefined, options.signal, options.format));
   let staged: StagedKernel | undefined;
   const temp = tempPathBeside(output);
+  // A qcow2 template is converted from the finished raw copy into a second temp beside the output.
+  const qcow2Temp = options.outputFormat === 'qcow2' ? tempPathBeside(output) : undefined;
   const manifestTemp = tempPathBeside(manifestFile);
   try {
     await step(`extract p${partition.number}`, () =>
@@ -190,6 +202,10 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
       );
       kernel = staged.files;
     }
+    if (qcow2Temp !== undefined) {
+      await step('convert to qcow2', () => convertImage(temp, qcow2Temp, { inputFormat: 'raw', outputFormat: 'qcow2', ...(options.signal ? { signal: options.signal } : {}) }));
+      throwIfAborted(options.signal);
+    }
     onStep?.({ step: 'manifest', phase: 'start' });
     const manifestStarted = performance.now();
     const manifest: TemplateManifest = {
@@ -215,15 +231,17 @@ export async function makeTemplate(disk: string, options: MakeTemplateOptions): 
     if (!options.overwrite) for (const path of [output, manifestFile]) await assertAbsentNow(path);
     await staged?.assertFinalsAbsent();
     // Template, manifest and kernel files appear as one set (old or new after a crash).
-    commitRenames(output, [[temp, output], [manifestTemp, manifestFile], ...(staged?.renames ?? [])]);
+    commitRenames(output, [[qcow2Temp ?? temp, output], [manifestTemp, manifestFile], ...(staged?.renames ?? [])]);
     onStep?.({ step: 'manifest', phase: 'done', seconds: (performance.now() - manifestStarted) / 1000 });
+    // The raw copy the qcow2 was made from (a leftover of a kill here is removed by the next run).
+    if (qcow2Temp !== undefined) await rm(temp, { force: true });
     return manifest;
   } catch (error) {
     // Past the commit point the temps are what the next run completes the set from: keep them.
     if (hasPendingRenames(output)) throw error;
     // Nothing was renamed: remove what this run wrote beside the outputs.
     await staged?.discard();
-    await Promise.all([rm(temp, { force: true }), rm(manifestTemp, { force: true })]);
+    await Promise.all([rm(temp, { force: true }), rm(manifestTemp, { force: true }), ...(qcow2Temp ? [rm(qcow2Temp, { force: true })] : [])]);
     throw error;
   }
 }

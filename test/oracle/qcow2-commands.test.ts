@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -209,6 +209,38 @@ describe('kernel and template make take a qcow2 disk', () => {
     for (const file of ['/etc/hostname', '/etc/network/interfaces', '/etc/fstab', '/etc/hosts']) {
       expect(await debugfs(fromQcow2.template, `cat ${file}`), file).toBe(await debugfs(fromRaw.template, `cat ${file}`));
     }
+  });
+
+  it('-O qcow2 writes the template as a qcow2 (qemu-img check clean) holding the same filesystem as the raw template, and instances are made from it', async () => {
+    const template = join(dir, 'tmpl-out.qcow2');
+    const manifest = JSON.parse(await ok(['template', 'make', images.plain, '-p', '1', '-o', template, '-O', 'qcow2', '--kernel-dir', join(dir, 'kernels-out'), '--json'])) as TemplateManifest;
+    const fromRaw = JSON.parse(readFileSync(`${join(dir, 'tmpl-raw')}.diskwright.json`, 'utf8')) as TemplateManifest;
+    expect(manifest.files).toEqual(fromRaw.files);
+    expect(manifest).toMatchObject({ output: template, ...JSON.parse(readFileSync(`${template}.diskwright.json`, 'utf8')) });
+    await qemuClean(template);
+    const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', template])).stdout) as Record<string, unknown>;
+    expect(info).toMatchObject({ format: 'qcow2', 'virtual-size': readFileSync(join(dir, 'tmpl-raw')).length });
+    expect(info['backing-filename']).toBeUndefined();
+    expect(JSON.parse(await ok(['info', template, '--json']))).toMatchObject({ imageInfo: { format: 'qcow2', 'format-source': 'recorded' }, kind: 'ext4' });
+    const flat = `${template}.raw`;
+    await execa('qemu-img', ['convert', '-O', 'raw', template, flat]);
+    expect((await e2fsckCheck(flat)).exitCode).toBe(0);
+    for (const file of ['/etc/hostname', '/etc/network/interfaces', '/etc/fstab', '/etc/hosts']) {
+      expect(await debugfs(flat, `cat ${file}`), file).toBe(await debugfs(join(dir, 'tmpl-raw'), `cat ${file}`));
+    }
+    // Free space takes no clusters: the qcow2 is not larger than the raw template's allocation.
+    expect(statSync(template).size).toBeLessThanOrEqual(statSync(join(dir, 'tmpl-raw')).blocks * 512 + 1024 * 1024);
+    expect((await readdir(dir)).filter((name) => name.includes('.diskwright-'))).toEqual([]);
+
+    const hash = await sha256File(template);
+    const instances = join(dir, 'out-images');
+    mkdirSync(instances);
+    const made = JSON.parse(await ok(['instance', 'create', '192.168.1.198', 'thin2', '--template', template, '--images-dir', instances, '--disk', '64M', '--format', 'qcow2', '--disk-only', '--json'])) as { disk: string };
+    await qemuClean(made.disk);
+    await execa('qemu-img', ['convert', '-O', 'raw', made.disk, `${made.disk}.raw`]);
+    expect((await e2fsckCheck(`${made.disk}.raw`)).exitCode).toBe(0);
+    expect(await debugfs(`${made.disk}.raw`, 'cat /etc/hostname')).toBe('thin2.linux.bogus\n');
+    expect(await sha256File(template)).toBe(hash);
   });
 
   it('a thin instance with --fs-uuid new gets its own UUID in the qcow2 overlay (tune2fs through the block layer)', async () => {

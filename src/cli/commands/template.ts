@@ -7,7 +7,7 @@ import {
   type TemplateManifest,
 } from '../../index.js';
 import { flag, printJson, stringOption, type Command, type CommandContext, type ParsedArgs } from '../command.js';
-import { FORMAT_OPTION, imageFormat, useImage } from '../image.js';
+import { FORMAT_OPTION, formatOption, imageFormat, useImage } from '../image.js';
 import { createProgress, createStepReporter, noteLeaves } from '../progress.js';
 
 /** `--ops a,b` → ['a','b']; empty items are a usage error. */
@@ -32,6 +32,12 @@ export function parsePartitionOption(value: string | undefined, required: boolea
     throw new InvalidArgumentError(`Expected \`--partition\` to be a partition number, got \`${value}\``, { hint: 'see `diskwright partitions DISK`' });
   }
   return Number(value);
+}
+
+/** `-O raw|qcow2` as makeTemplate's `outputFormat` (validated like every format option). */
+function outputFormat(args: ParsedArgs): { outputFormat?: 'raw' | 'qcow2' } {
+  const format = formatOption(args, 'output-format');
+  return format === undefined ? {} : { outputFormat: format };
 }
 
 function onePositional(args: ParsedArgs, command: string, what: string): string {
@@ -69,7 +75,7 @@ const make: Command = {
   summary: 'Extract a partition into a template and templatize it (placeholders, sysprep) without mounting',
   help: `Usage: diskwright template make DISK --partition N -o TEMPLATE [--ops a,b] [--skip c]
                                 [--kernel-dir DIR] [--interface NAME] [--replay-journal] [--format raw|qcow2]
-                                [--force] [--json]
+                                [-O raw|qcow2] [--force] [--json]
 
 Copies partition N of the disk image out (sparse, byte-identical to the article's
 \`dd skip=START count=SECTORS bs=512\`), then edits the copy in place — no mount, chroot or root —
@@ -78,7 +84,8 @@ GATEWAY-TMPL, HOSTNAME-TMPL, NAMESERVER-TMPL (and PREFIX-TMPL, derived from the 
 netplan/NetworkManager) in the network files, an emptied machine-id, no SSH host keys, a serial
 console. Writes TEMPLATE.diskwright.json beside it: which files carry which placeholders and what
 each operation did. All outputs appear only when every step succeeded; the source disk is only read.
-DISK may be a qcow2 (a cloud image); the template is always a raw filesystem image.
+DISK may be a qcow2 (a cloud image). The template is a raw filesystem image, or with -O qcow2 a
+qcow2 holding it (\`instance create\` takes both).
 
 Options:
   -p, --partition N partition holding the root filesystem (see \`diskwright partitions DISK\`)
@@ -94,6 +101,9 @@ Options:
                     template copy only; without it such a filesystem is refused)
   --format F        DISK is raw or qcow2 (default: diskwright's record on it, else the qcow2
                     magic; a probed qcow2's backing file is followed only with --format qcow2)
+  -O, --output-format F
+                    the template's format: raw (default) or qcow2 (the finished filesystem image
+                    converted as \`diskwright convert -O qcow2\` does; free space takes no clusters)
   -f, --force       replace an existing template, manifest and kernel files
   --json            print {output, ...the manifest} as JSON (docs/json.md)
   -h, --help        show this help
@@ -101,6 +111,7 @@ Options:
 Examples:
   diskwright template make debbase.img --partition 1 -o debian-tmpl --kernel-dir kernels/
   diskwright template make debbase.img --partition 1 -o debian-tmpl --skip ssh-host-keys,netplan
+  diskwright template make cloud.qcow2 --partition 1 -o debian-tmpl.qcow2 -O qcow2
 `,
   options: {
     partition: { type: 'string' },
@@ -111,6 +122,7 @@ Examples:
     interface: { type: 'string' },
     'replay-journal': { type: 'boolean' },
     force: { type: 'boolean' },
+    'output-format': { type: 'string', short: 'O' },
     ...FORMAT_OPTION,
   },
   async run(args, ctx) {
@@ -135,6 +147,7 @@ Examples:
           overwrite: flag(args, 'force'),
           replayJournal: flag(args, 'replay-journal'),
           ...imageFormat(args),
+          ...outputFormat(args),
           signal: ctx.signal,
           onProgress: (p) => progress?.update(p),
           onStep: (event) => {
