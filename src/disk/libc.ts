@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 
 /**
- * The libc calls Node does not expose (lseek with SEEK_DATA/SEEK_HOLE),
+ * The libc calls Node does not expose (lseek with SEEK_DATA/SEEK_HOLE, posix_fadvise),
  * called through koffi 3.3.4: a prebuilt FFI whose per-platform binaries come from npm, so no
  * compiler is needed. Loaded lazily (10–30 ms) because only bulk readers and writers need it;
  * undefined where it cannot load (then callers keep Node-only behaviour). Add a call here, not a
@@ -9,12 +9,18 @@ import { createRequire } from 'node:module';
  */
 export interface Libc {
   lseek(fd: number, offset: number, whence: number): number;
+  /** posix_fadvise(2): 0 or an errno (it does not set errno). */
+  posixFadvise(fd: number, offset: number, length: number, advice: number): number;
+  /** The same on a libuv thread (WILLNEED may wait for room in the device's request queue). */
+  posixFadviseAsync(fd: number, offset: number, length: number, advice: number): Promise<number>;
   /** errno of the last call made through this object. */
   errno(): number;
 }
 
+type NativeCall = ((...args: number[]) => number) & { async(...args: [...number[], (error: unknown, result: number) => void]): void };
+
 interface Koffi {
-  load(path: string | null): { func(signature: string): (...args: number[]) => number };
+  load(path: string | null): { func(signature: string): NativeCall };
   errno(): number;
 }
 
@@ -31,7 +37,14 @@ export function libc(): Libc | undefined {
         // The process's own symbols: whichever libc node is linked against (glibc or musl).
         const lib = koffi.load(null);
         const lseek = lib.func('int64_t lseek(int fd, int64_t offset, int whence)');
-        loaded = { lseek, errno: () => koffi.errno() };
+        const fadvise = lib.func('int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)');
+        loaded = {
+          lseek,
+          posixFadvise: fadvise,
+          posixFadviseAsync: (fd, offset, length, advice) =>
+            new Promise((resolve, reject) => fadvise.async(fd, offset, length, advice, (error, result) => (error ? reject(error) : resolve(result)))),
+          errno: () => koffi.errno(),
+        };
       } catch {
         // No prebuilt binary for this platform.
       }

@@ -1,5 +1,7 @@
 import type { DiskFormat } from '../disk/index.js';
 import { DiskwrightError } from '../errors.js';
+import { resolve } from 'node:path';
+import type { RecordedReads } from './disk-factory.js';
 import { changeInPlace, runToolDirect, runToolOnImage, runToolOnOverlay } from './in-place.js';
 import { imageSpec } from './run.js';
 import { e2fsckProgressFilter, type PassCallback } from './progress.js';
@@ -29,6 +31,12 @@ export interface CheckFilesystemOptions {
   readonly direct?: boolean;
   /** e2fsck's passes as they run (e2fsck -C 0; its bar is removed from `output` and `onOutput`). */
   readonly onPass?: PassCallback;
+  /**
+   * `check` only: record which byte ranges of the image e2fsck read (every piece of metadata it
+   * checked), returned as `reads` — what a later reader of the same image can ask the kernel to
+   * read ahead (src/instance/prefetch.ts).
+   */
+  readonly recordReads?: boolean;
 }
 
 export type CheckStatus = 'clean' | 'fixed' | 'uncorrectable' | 'error';
@@ -39,6 +47,8 @@ export interface CheckResult {
   readonly status: CheckStatus;
   /** stdout and stderr of e2fsck, in that order. */
   readonly output: string;
+  /** With `recordReads`: the ranges read, flat `[position, length, …]`, sorted and merged. */
+  readonly reads?: readonly number[];
 }
 
 /** e2fsck exit code bits (e2fsck(8)). */
@@ -100,8 +110,12 @@ export async function checkFilesystem(image: string, options: CheckFilesystemOpt
   const format = options.format ? { format: options.format } : {};
   if (options.mode === 'check' || options.direct) {
     // -n opens the device read-only: it is served read-only through the block layer.
-    const result = await (options.mode === 'check' ? runToolOnImage : runToolDirect)('e2fsck', argv, image, { ...run, ...format });
-    return { exitCode: result.exitCode, status: fsckExitStatus(result.exitCode), output: output(result) };
+    const record = options.mode === 'check' && options.recordReads === true;
+    const result = await (options.mode === 'check' ? runToolOnImage : runToolDirect)('e2fsck', argv, image, { ...run, ...format, ...(record ? { recordReads: true } : {}) });
+    const recorded = record ? (result.diskResult as Record<string, RecordedReads> | undefined)?.[resolve(image)] : undefined;
+    // A truncated record is still a true subset of what was read: a read-ahead hint.
+    const reads = recorded?.reads;
+    return { exitCode: result.exitCode, status: fsckExitStatus(result.exitCode), output: output(result), ...(reads ? { reads } : {}) };
   }
   const { value } = await changeInPlace(image, { ...(options.signal ? { signal: options.signal } : {}), ...(options.durable === false ? { durable: false } : {}), ...format }, async (overlay) => {
     const result = await runToolOnOverlay('e2fsck', argv, overlay, { ...run, servedPath: image });

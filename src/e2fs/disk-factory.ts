@@ -68,6 +68,39 @@ export interface DiskSpec {
    * the same, and holes stay holes (the tools zero inode tables and new groups).
    */
   readonly sparse?: boolean;
+  /** Record the byte ranges the tool reads (afterRun returns them as {@link RecordedReads}). */
+  readonly recordReads?: boolean;
+}
+
+/** The byte ranges a run read from one served Disk (DiskSpec.recordReads). */
+export interface RecordedReads {
+  /** Flat `[position, length, …]` pairs, sorted and merged at 4 KiB granularity. */
+  readonly reads: readonly number[];
+  /** More reads than {@link MAX_RECORDED_READS} were made: the list holds the first ones. */
+  readonly truncated: boolean;
+}
+
+/** Reads recorded per run at most (e2fsck of a 10 GiB ext3 makes ~5,500). */
+export const MAX_RECORDED_READS = 1 << 18;
+/** Granularity of recorded ranges (a filesystem block). */
+const RECORD_UNIT = 4096;
+
+/** Sorts and merges raw `[position, length]` pairs into whole {@link RECORD_UNIT} ranges. */
+export function mergeReadRanges(raw: readonly number[]): number[] {
+  const pairs: [number, number][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const start = Math.floor(raw[i]! / RECORD_UNIT) * RECORD_UNIT;
+    const end = Math.ceil((raw[i]! + raw[i + 1]!) / RECORD_UNIT) * RECORD_UNIT;
+    if (end > start) pairs.push([start, end]);
+  }
+  pairs.sort((a, b) => a[0] - b[0]);
+  const out: number[] = [];
+  for (const [start, end] of pairs) {
+    const last = out.length - 2;
+    if (last >= 0 && start <= out[last]! + out[last + 1]!) out[last + 1] = Math.max(out[last + 1]!, end - out[last]!);
+    else out.push(start, end - start);
+  }
+  return out;
 }
 
 export interface DiskFactoryArgs {
@@ -173,11 +206,17 @@ export function shipChanges(overlay: Overlay, inMemoryLimit = SHIP_IN_MEMORY_BYT
 /** The Disk a tool is served: delegates to the top of the stack; closing it closes the stack. */
 class ServedDisk implements Disk {
   private scratch = Buffer.alloc(0);
+  /** Raw `[position, length]` pairs of the reads (DiskSpec.recordReads), or undefined. */
+  readonly reads: number[] | undefined;
+  readsTruncated = false;
   constructor(
     private readonly top: Disk,
     private readonly closeStack: () => void,
     private readonly sparse: boolean,
-  ) {}
+    recordReads = false,
+  ) {
+    this.reads = recordReads ? [] : undefined;
+  }
   get size(): number {
     return this.top.size;
   }
@@ -191,6 +230,10 @@ class ServedDisk implements Disk {
     return this.top.path;
   }
   read(buffer: Uint8Array, position: number): void {
+    if (this.reads !== undefined) {
+      if (this.reads.length < 2 * MAX_RECORDED_READS) this.reads.push(position, buffer.length);
+      else this.readsTruncated = true;
+    }
     this.top.read(buffer, position);
   }
   write(buffer: Uint8Array, position: number): void {
@@ -261,6 +304,7 @@ export function createDisks(args: DiskFactoryArgs): Record<string, Disk> {
           }
         },
         spec.sparse !== false,
+        spec.recordReads === true,
       );
       built.set(disk, { spec, image, overlay });
       disks[spec.path] = disk;
@@ -276,14 +320,17 @@ export function createDisks(args: DiskFactoryArgs): Record<string, Disk> {
  * The worker hook: after the run, every overlay's changes go back to the caller; a direct image
  * is flushed (a qcow2's metadata reaches the file; a failure here fails the run, not the close).
  */
-export function afterRun(disks: Record<string, Disk>, result: { exitCode?: number; failure?: string }): Record<string, ShippedChanges> | undefined {
+export function afterRun(disks: Record<string, Disk>, result: { exitCode?: number; failure?: string }): Record<string, ShippedChanges | RecordedReads> | undefined {
   // A crashed run's writes are not trusted: the caller gets nothing to commit.
   if (result.failure !== undefined) return undefined;
-  const out: Record<string, ShippedChanges> = {};
+  const out: Record<string, ShippedChanges | RecordedReads> = {};
   for (const [path, disk] of Object.entries(disks)) {
     const entry = built.get(disk);
     if (entry?.overlay) out[path] = shipChanges(entry.overlay);
     else if (entry?.spec.mode === 'direct') entry.image.flush();
+    if (disk instanceof ServedDisk && disk.reads !== undefined && !entry?.overlay) {
+      out[path] = { reads: mergeReadRanges(disk.reads), truncated: disk.readsTruncated };
+    }
   }
   return out;
 }

@@ -29,6 +29,8 @@ export interface OverlayRunOptions extends Omit<RunE2fsToolOptions, 'diskFactory
 export interface ImageRunOptions extends OverlayRunOptions {
   /** Forced format (`--format`; qcow2 then trusts the backing chain). Default: the probing rule. */
   readonly format?: DiskFormat;
+  /** Record the byte ranges the tool reads: the result's `diskResult[path]` is a RecordedReads. */
+  readonly recordReads?: boolean;
 }
 
 /** What the worker needs to open `image` as the parent decided (docs/qcow2.md's rule, here). */
@@ -51,8 +53,8 @@ function diskSource(disk: Disk): Pick<DiskSpec, 'image' | 'format' | 'trustBacki
  * serves it writable for a new private image (see {@link runToolDirect}).
  */
 export async function runToolOnImage(tool: E2fsTool, argv: readonly string[], image: string, options: ImageRunOptions = {}, mode: 'read' | 'direct' = 'read'): Promise<E2fsToolResult> {
-  const { servedPath, format, ...runOptions } = options;
-  const args: DiskFactoryArgs = { disks: [{ path: resolve(servedPath ?? image), mode, ...imageSource(image, format) }] };
+  const { servedPath, format, recordReads, ...runOptions } = options;
+  const args: DiskFactoryArgs = { disks: [{ path: resolve(servedPath ?? image), mode, ...imageSource(image, format), ...(recordReads ? { recordReads } : {}) }] };
   return runE2fsTool(tool, argv, { ...runOptions, diskFactory: { module: diskFactoryModule(), args } });
 }
 

@@ -104,7 +104,8 @@ export const defaultSteps: PipelineSteps = {
     convertImage(overlay, output, { inputFormat: 'qcow2', outputFormat: 'qcow2', ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) }),
   // Writes (preen, resize2fs) only ever reach the pipeline's private temp copy, which the pipeline
   // fsyncs and renames at the end: committed without a record or fsync of their own.
-  check: (image, { mode, force, signal, direct }) => checkFilesystem(image, { mode, force, durable: false, ...(direct ? { direct } : {}), ...(signal ? { signal } : {}) }),
+  check: (image, { mode, force, signal, direct, recordReads }) =>
+    checkFilesystem(image, { mode, force, durable: false, ...(direct ? { direct } : {}), ...(recordReads ? { recordReads } : {}), ...(signal ? { signal } : {}) }),
   grow: (image, { signal, force, direct }) => growFilesystem(image, { durable: false, ...(force ? { force } : {}), ...(direct ? { direct } : {}), ...(signal ? { signal } : {}) }),
   render: renderTemplateFiles,
   inspectTemplate: (template, request, signal) => withFilesystem(template, signal ? { signal } : {}, (fs) => readTemplateFacts(fs, request)),

@@ -5,6 +5,7 @@ import { recordFormat } from '../disk/format-record.js';
 import { dirname } from 'node:path';
 import { tempPathBeside, withAtomicPath } from '../io/atomic.js';
 import { recordTemplateClean, registerThinInstance, releaseThinInstance, templateIdentity, templateKnownClean } from './thin.js';
+import { hasReadSet, prefetchTemplate, saveReadSet } from './prefetch.js';
 import type { ProgressCallback } from '../io/progress.js';
 import { AbortedError, DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import {
@@ -306,6 +307,9 @@ async function buildInto(
       })
   ).catch((error: unknown) => ({ exitCode: -1, status: 'error' as const, output: String(error) }));
   const warming = steps.warmUp?.(spec.template, checkController.signal).catch(() => undefined);
+  // A thin instance reads the template's metadata where it lies: have the kernel read what the
+  // last instance's final check read, all at once, before the steps wait for it block by block.
+  const prefetching = identity !== undefined ? prefetchTemplate(spec.template, identity) : Promise.resolve(0);
   let preened = false;
   let preenDone = false;
   try {
@@ -346,12 +350,16 @@ async function buildInto(
     assertAllRendered(plan, rendered);
   });
   await run('customize', () => steps.customize(temp, plan.customization, { ...(plan.newFsUuid ? { fsUuid: plan.newFsUuid } : {}), ...stepSignal }));
+  // The first thin instance of a template records what its final check reads (src/instance/prefetch.ts).
+  const recordReads = identity !== undefined && !hasReadSet(identity);
   await run('check', async () => {
-    const outcome = await steps.check(temp, { mode: 'check', force: true, ...stepSignal });
+    const outcome = await steps.check(temp, { mode: 'check', force: true, ...(recordReads ? { recordReads } : {}), ...stepSignal });
     if (outcome.status !== 'clean' || outcome.exitCode !== 0) {
       throw new DiskwrightError('E_FSCK', `the final filesystem check of the finished disk is not clean (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`);
     }
+    if (recordReads && outcome.reads !== undefined) saveReadSet(spec.template, identity, outcome.reads);
   });
+  await prefetching;
   await writeback;
   throwIfAborted(signal);
 }

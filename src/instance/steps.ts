@@ -27,6 +27,8 @@ export interface CheckOutcome {
   readonly exitCode: number;
   readonly status: 'clean' | 'fixed' | 'uncorrectable' | 'error';
   readonly output: string;
+  /** With `recordReads`: the byte ranges the check read, flat `[position, length, …]`. */
+  readonly reads?: readonly number[];
 }
 
 /** What rendering did to one file. */
@@ -52,7 +54,7 @@ export interface PipelineSteps {
   /** Standalone qcow2 instances: write `output` as a full qcow2 (no backing file) of the finished overlay. */
   flatten(overlay: string, output: string, options: { signal?: AbortSignal; onProgress?: ProgressCallback }): Promise<unknown>;
   /** `direct`: a preen writes the (new, private) qcow2 overlay itself, no overlay or commit. */
-  check(image: string, options: { mode: 'check' | 'preen'; force: boolean; signal?: AbortSignal; direct?: boolean }): Promise<CheckOutcome>;
+  check(image: string, options: { mode: 'check' | 'preen'; force: boolean; signal?: AbortSignal; direct?: boolean; recordReads?: boolean }): Promise<CheckOutcome>;
   /**
    * Grow to fill the file; `force` (resize2fs -f) when the fsck was done on the template instead;
    * `direct` as for {@link check}.

@@ -78,6 +78,27 @@ export async function dumpe2fsHeader(image: string): Promise<Record<string, stri
   return fields;
 }
 
+/**
+ * Byte positions of the primary group descriptors and of every bitmap e2fsck reads, per host
+ * dumpe2fs: a group flagged BLOCK_UNINIT / INODE_UNINIT has that bitmap computed, not read.
+ */
+export async function dumpe2fsGroupBlocks(image: string): Promise<{ what: string; position: number }[]> {
+  const { stdout } = await execa('dumpe2fs', [image], { env: TOOL_ENV });
+  const blockSize = Number(/^Block size:\s+(\d+)/m.exec(stdout)?.[1]);
+  const out: { what: string; position: number }[] = [];
+  let flags = '';
+  for (const line of stdout.split('\n')) {
+    if (/^Group \d+:/.test(line)) flags = line;
+    const m = /(Block bitmap|Inode bitmap|Group descriptors) at (\d+)/.exec(line);
+    if (!m) continue;
+    if (m[1] === 'Group descriptors' && !line.includes('Primary superblock')) continue;
+    if (m[1] === 'Block bitmap' && flags.includes('BLOCK_UNINIT')) continue;
+    if (m[1] === 'Inode bitmap' && flags.includes('INODE_UNINIT')) continue;
+    out.push({ what: m[1]!, position: Number(m[2]) * blockSize });
+  }
+  return out;
+}
+
 export async function hostFsck(image: string): Promise<{ exitCode: number; output: string }> {
   const r = await execa('e2fsck', ['-fn', image], { env: TOOL_ENV, reject: false });
   return { exitCode: r.exitCode ?? -1, output: `${r.stdout}${r.stderr}` };

@@ -2,19 +2,21 @@
  * Thin qcow2 instances against the real tools: qemu-img check/compare/convert/info, host e2fsck,
  * debugfs and dumpe2fs on the raw conversion, and the raw instance made from the same template.
  */
-import { statSync, utimesSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { extractPartition } from '../../src/io/index.js';
+import { backingIdentity } from '../../src/disk/backing-identity.js';
+import { hasReadSet, prefetchTemplate, readSetPath } from '../../src/instance/prefetch.js';
 import { createInstance, defaultSteps, destroyInstance } from '../../src/instance/index.js';
 // @ts-expect-error — plain JS fixture script without type declarations
 import { makeSeed } from '../../fixtures/make-seed.mjs';
 import { runInProcess } from '../helpers/cli.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
-import { debugfsCat, dumpe2fsHeader, fakeLibvirt, hostFsck, INTERFACES, libvirtWithDisk, makeTemplate, sha256, TOOL_ENV } from './instance-helpers.js';
+import { debugfsCat, dumpe2fsGroupBlocks, dumpe2fsHeader, fakeLibvirt, hostFsck, INTERFACES, libvirtWithDisk, makeTemplate, sha256, TOOL_ENV } from './instance-helpers.js';
 
 const RENDERED = ['/etc/hostname', '/etc/resolv.conf', '/etc/network/interfaces'];
 const GiB = 1024 ** 3;
@@ -30,6 +32,8 @@ beforeAll(async () => {
   await requireTool('qemu-img', 'qemu-utils');
   await requireTool('sfdisk', 'fdisk');
   root = await tempDir('diskwright-thin-');
+  // The templates' read sets (src/instance/prefetch.ts) go to this test's own cache.
+  process.env.DISKWRIGHT_CACHE_DIR = join(root, 'cache');
   ({ template } = await makeTemplate(join(root, 'tmpl'), { size: '32M' }));
   templateHash = await sha256(template);
 });
@@ -77,6 +81,25 @@ describe('instance create --format qcow2 makes a thin overlay over the template'
     expect(Number(a['Block count']) * Number(a['Block size'])).toBe(64 * MiB);
     expect(a['Filesystem UUID']).toBe(b['Filesystem UUID']);
     expect(await sha256(template)).toBe(templateHash);
+  });
+
+  it('leaves the read set of its template after the first instance: the superblock, descriptors and bitmaps the final check read, which the next instance reads ahead', async () => {
+    const { template: own } = await makeTemplate(join(root, `tmpl${counter++}`), { size: '32M' });
+    const identity = backingIdentity(own);
+    expect(hasReadSet(identity)).toBe(false);
+    const first = await build('qcow2', { template: own });
+    await qemuCheck(first.disk);
+    expect(hasReadSet(identity)).toBe(true);
+    const { ranges } = JSON.parse(readFileSync(readSetPath(identity), 'utf8')) as { ranges: number[] };
+    const covered = (byte: number): boolean => ranges.some((_, i) => i % 2 === 0 && byte >= ranges[i]! && byte < ranges[i]! + ranges[i + 1]!);
+    // dumpe2fs names where the metadata lies; e2fsck read every piece of it.
+    const blocks = await dumpe2fsGroupBlocks(own);
+    expect(blocks.length).toBeGreaterThan(2);
+    for (const byte of [1024, ...blocks.map((b) => b.position)]) expect(covered(byte), `byte ${byte}`).toBe(true);
+    expect(await prefetchTemplate(own, identity)).toBeGreaterThan(0);
+    const second = await build('qcow2', { template: own });
+    await qemuCheck(second.disk);
+    expect((await hostFsck(await toRaw(second.disk))).exitCode).toBe(0);
   });
 
   it('--standalone writes a full qcow2 with no backing file that reads like the thin one', async () => {
