@@ -155,7 +155,7 @@ function isZero(bytes: Uint8Array): boolean {
  * Writes the record of the old contents of `runs` (clipped to `oldSize`) beside `image`:
  * complete, fsynced and renamed into place. Returns the bytes of data saved.
  */
-function writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldSize: number, options: CommitOptions): number {
+function* writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldSize: number, options: CommitOptions): CommitWork<number> {
   const final = recordPath(image);
   const temp = tempPathBeside(final);
   let fd: number;
@@ -197,6 +197,7 @@ function writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldS
       }
     };
     for (const run of runs) {
+      yield;
       throwIfAborted(options.signal);
       const end = Math.min(run.position + run.length, oldSize);
       if (run.position >= end) continue;
@@ -244,21 +245,63 @@ function writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldS
  * Makes `overlay`'s changes durable in its base (a writable Disk whose `path` is the image's real
  * path), all or nothing: see the module comment. The overlay is cleared on success. On failure
  * the base is rolled back before the error is thrown (when even that fails, the record stays and
- * the error says so).
+ * the error says so). Synchronous: `signal` is only seen if it fired before the call; a command
+ * that must answer Ctrl-C during a long commit uses {@link commitOverlayInterruptibly}.
  */
 export function commitOverlay(overlay: Overlay, commitOptions: CommitOptions = {}): CommitSummary {
+  const work = commitWork(overlay, commitOptions);
+  for (;;) {
+    const step = work.next();
+    if (step.done) return step.value;
+  }
+}
+
+/** The commit gives the event loop a turn (where Ctrl-C is delivered) after this much work. */
+const COMMIT_TURN_MS = 50;
+
+/**
+ * {@link commitOverlay} for a command that answers Ctrl-C: the same steps, giving the event loop a
+ * turn every {@link COMMIT_TURN_MS} ms between runs (each at most 4 MiB), so `signal` fires
+ * mid-commit. Interrupted while collecting the changes or writing the record, it stops with the
+ * image untouched; while writing the image, it rolls back what it wrote (the record holds only
+ * the old bytes of blocks that were in use, so the rollback costs far less than the writes) —
+ * old image either way, then `E_ABORTED`. Only the final fdatasync, once every run is written,
+ * cannot be stopped: an interrupt during it is seen after the commit completed.
+ */
+export async function commitOverlayInterruptibly(overlay: Overlay, commitOptions: CommitOptions = {}): Promise<CommitSummary> {
+  const work = commitWork(overlay, commitOptions);
+  let turn = performance.now();
+  for (;;) {
+    const step = work.next();
+    if (step.done) return step.value;
+    if (performance.now() - turn < COMMIT_TURN_MS) continue;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    turn = performance.now();
+  }
+}
+
+/** A commit as resumable work: it yields between runs, where an interrupt may stop it. */
+type CommitWork<T> = Generator<void, T, void>;
+
+function* commitWork(overlay: Overlay, commitOptions: CommitOptions): CommitWork<CommitSummary> {
   const options = withTestFault(commitOptions);
   const base = overlay.base;
   const image = base.path;
   const oldSize = base.size;
   const newSize = overlay.size;
   if (newSize < oldSize) throw new DiskwrightError('E_INVALID_ARGUMENT', `${image}: a commit cannot shrink the image`, { path: image });
-  const runs = [...overlay.changes()];
+  const runs: ChangeRun[] = [];
+  // Collecting reads the spilled blocks back (seconds for a large tree): a place to stop, too.
+  for (const run of overlay.changes()) {
+    runs.push(run);
+    yield;
+    throwIfAborted(options.signal);
+  }
   const blocks = overlay.changedBlocks;
   if (runs.length === 0 && newSize === oldSize) return { bytes: 0, undoBytes: 0, blocks: 0, size: oldSize };
   throwIfAborted(options.signal);
   const durable = options.durable !== false;
-  const undoBytes = durable ? writeRecord(base, image, runs, oldSize, options) : 0;
+  const undoBytes = durable ? yield* writeRecord(base, image, runs, oldSize, options) : 0;
   // From here the record exists: a crash is rolled back by the next writer, a failure right here.
   let reached = 0;
   let bytes = 0;
@@ -269,6 +312,9 @@ export function commitOverlay(overlay: Overlay, commitOptions: CommitOptions = {
       base.resize!(newSize);
     }
     for (const run of runs) {
+      yield;
+      // Interrupted: the catch below rolls back the runs written so far.
+      throwIfAborted(options.signal);
       options.onStep?.({ phase: 'write', position: run.position, length: run.length });
       reached = run.position + run.length;
       if (run.zero) {

@@ -4,6 +4,7 @@ export { PartitionWindow } from './window.js';
 export { Overlay, OVERLAY_BLOCK, DEFAULT_MEMORY_LIMIT, type ChangeRun, type OverlayOptions } from './overlay.js';
 export {
   commitOverlay,
+  commitOverlayInterruptibly,
   fsyncDirOf,
   rollBackInterruptedCommit,
   hasPendingRecord,

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { commitOverlay, openImage, openResolved, Overlay, resolveFormat, withImage, type CommitSummary, type Disk, type DiskFormat } from '../disk/index.js';
+import { commitOverlayInterruptibly, openImage, openResolved, Overlay, resolveFormat, withImage, type CommitSummary, type Disk, type DiskFormat } from '../disk/index.js';
 import { DiskwrightError } from '../errors.js';
 import { applyShippedChanges, discardShippedChanges, shipChanges, type DiskFactoryArgs, type DiskSpec, type ShippedChanges } from './disk-factory.js';
 import { runE2fsTool, type E2fsTool, type E2fsToolResult, type RunE2fsToolOptions } from './run.js';
@@ -134,7 +134,7 @@ export async function changeInPlace<T>(image: string, options: InPlaceOptions, f
     try {
       const outcome = await fn(overlay);
       if (!outcome.commit || overlay.clean) return { value: outcome.value, commit: undefined };
-      const commit = commitOverlay(overlay, {
+      const commit = await commitOverlayInterruptibly(overlay, {
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.needsNoSave ? { needsNoSave: options.needsNoSave } : {}),
         ...(options.durable === false ? { durable: false } : {}),

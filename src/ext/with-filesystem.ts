@@ -6,7 +6,7 @@ import { AbortedError, DiskwrightError, InvalidArgumentError, isDiskwrightError,
 import * as partition from '../partition/index.js';
 import type { ProgressCallback } from '../io/index.js';
 import { bulkAvailable, debugfsQuote, ownershipCommands, runDebugfsBatch, type BulkPutPlan } from './bulk.js';
-import { commitOverlay, FreeBlockWriter, openImage, Overlay, PartitionWindow, withImage, type Disk, type DiskFormat } from '../disk/index.js';
+import { commitOverlay, commitOverlayInterruptibly, FreeBlockWriter, openImage, Overlay, PartitionWindow, withImage, type Disk, type DiskFormat } from '../disk/index.js';
 import { Ext2fsDiskAdapter } from './disk-adapter.js';
 import { mapExtError } from './errors-map.js';
 import { freeBlockTest } from './free-blocks.js';
@@ -370,7 +370,7 @@ class OpenFilesystem {
     try {
       const summary = this.scratch
         ? commitOverlay(this.overlay, { durable: false })
-        : commitOverlay(this.overlay, {
+        : await commitOverlayInterruptibly(this.overlay, {
             ...(this.signal ? { signal: this.signal } : {}),
             needsNoSave: (position, bytes) => this.unusedByCommitted(position, bytes),
           });
