@@ -158,6 +158,19 @@ describe('Ctrl-C', () => {
     expect(await leftovers()).toEqual([]);
   }, 60_000);
 
+  it('fs put of a tree: stops during the commit itself, rolls it back, image unchanged', async () => {
+    // 40 files of 4 MiB go through the overlay: the commit writes ~160 MiB (0.3–2 s), long after
+    // the signal, which comes as soon as the commit step starts.
+    const many = join(dir, 'many');
+    await mkdir(many);
+    for (let i = 0; i < 40; i++) await writeFile(join(many, `f${i}`), Buffer.alloc(4 << 20, i + 1));
+    const run = await interrupt(['fs', 'put', filled, many, '/many'], /"step":"commit","phase":"start"/);
+    expectPrompt(run);
+    expect(errorLine(run.stderr).message).toBe(`fs put interrupted during commit; ${filled} unchanged`);
+    await expectUnchanged(filled, filledCopy);
+    expect(await leftovers()).toEqual([]);
+  }, 60_000);
+
   it('fs get of a large file and of a tree: stops during the copy, no output and no temp left', async () => {
     const out = join(dir, 'out');
     await mkdir(out);
