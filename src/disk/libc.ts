@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 
 /**
- * The libc calls Node does not expose (lseek with SEEK_DATA/SEEK_HOLE, posix_fadvise),
+ * The libc calls Node does not expose (lseek with SEEK_DATA/SEEK_HOLE, posix_fadvise, sync_file_range),
  * called through koffi 3.3.4: a prebuilt FFI whose per-platform binaries come from npm, so no
  * compiler is needed. Loaded lazily (10–30 ms) because only bulk readers and writers need it;
  * undefined where it cannot load (then callers keep Node-only behaviour). Add a call here, not a
@@ -13,6 +13,11 @@ export interface Libc {
   posixFadvise(fd: number, offset: number, length: number, advice: number): number;
   /** The same on a libuv thread (WILLNEED may wait for room in the device's request queue). */
   posixFadviseAsync(fd: number, offset: number, length: number, advice: number): Promise<number>;
+  /**
+   * sync_file_range(2) on a libuv thread (it blocks while the device queue is full); calls back
+   * with its result, 0 or -1.
+   */
+  syncFileRange(fd: number, offset: number, nbytes: number, flags: number, callback: (result: number) => void): void;
   /** errno of the last call made through this object. */
   errno(): number;
 }
@@ -38,11 +43,13 @@ export function libc(): Libc | undefined {
         const lib = koffi.load(null);
         const lseek = lib.func('int64_t lseek(int fd, int64_t offset, int whence)');
         const fadvise = lib.func('int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)');
+        const syncFileRange = lib.func('int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags)');
         loaded = {
           lseek,
           posixFadvise: fadvise,
           posixFadviseAsync: (fd, offset, length, advice) =>
             new Promise((resolve, reject) => fadvise.async(fd, offset, length, advice, (error, result) => (error ? reject(error) : resolve(result)))),
+          syncFileRange: (fd, offset, nbytes, flags, callback) => syncFileRange.async(fd, offset, nbytes, flags, (error, result) => callback(error ? -1 : result)),
           errno: () => koffi.errno(),
         };
       } catch {

@@ -5,7 +5,6 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { convertImage } from '../../src/disk/qcow2/convert.js';
 import { DeflatePool } from '../../src/disk/qcow2/deflate-pool.js';
-import { OutputFile } from '../../src/disk/qcow2/output-file.js';
 import { Qcow2StreamWriter } from '../../src/disk/qcow2/stream-writer.js';
 import { requireTool } from '../helpers/oracle.js';
 import { pattern } from '../helpers/qcow2.js';
@@ -23,7 +22,7 @@ async function expectClean(image: string, against: string): Promise<void> {
 
 /**
  * Random data, compressible text, zero runs and never-written holes, spread so that 512-byte
- * clusters cross hundreds of L2 tables and the 4 MiB conversion chunks cut through every kind.
+ * clusters cross hundreds of L2 tables and the 2 MiB conversion chunks cut through every kind.
  */
 function writeSpreadRaw(path: string, size: number): void {
   const bytes = new Uint8Array(size);
@@ -162,25 +161,5 @@ console.log(JSON.stringify([...r.lengths]));`;
     }
     const check = await execa('qemu-img', ['info', path], { reject: false });
     expect(check.stdout).toContain('file format: raw');
-  });
-});
-
-describe('OutputFile', () => {
-  it('keeps every byte of many concurrent writes while early write-backs run between them', async () => {
-    const path = join(dir, 'writeback.bin');
-    const file = OutputFile.create(path, { writebackBytes: 64 * 1024 });
-    const expected = pattern(4 * 1024 * 1024, 11);
-    const writes: Promise<void>[] = [];
-    // Out of order, 37 KiB pieces: write-backs start while other writes are in flight.
-    for (let i = 0, at = expected.length - 37 * 1024; at > -37 * 1024; i++, at -= 37 * 1024) {
-      const start = Math.max(0, at);
-      writes.push(file.write(expected.subarray(start, at + 37 * 1024), start));
-    }
-    await Promise.all(writes);
-    await file.settle();
-    await file.close();
-    await file.close();
-    expect(Buffer.compare(readFileSync(path), Buffer.from(expected))).toBe(0);
-    await expect(file.write(new Uint8Array(1), 0)).rejects.toThrow(/after close/);
   });
 });

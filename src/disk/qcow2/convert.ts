@@ -33,13 +33,17 @@ export interface ConvertSummary {
   readonly seconds: number;
 }
 
-/** Bytes read per step. A multiple of every cluster size. */
-const CHUNK = 4 * 1024 * 1024;
+/**
+ * Bytes read per step, a multiple of every cluster size. 2 MiB reads, 8 in flight, as the copy
+ * engine (src/io/copy.ts) and qemu-img convert use them: on the seed, cold, O_DIRECT reads of its
+ * 771 MiB of data took 0.44–0.47 s this way against 0.49–0.54 s as 4 MiB × 6.
+ */
+const CHUNK = 2 * 1024 * 1024;
 /** Zero detection granularity for raw output (qemu-img's default -S 4k). */
 const RAW_BLOCK = 4096;
 const ZEROS = new Uint8Array(CHUNK);
 /** Chunk buffers: reads in flight ahead of the consumer plus chunks whose writes are pending. */
-const LANES = 6;
+const LANES = 8;
 
 /** The ranges of `disk` that may hold non-zero bytes, looking through backing layers. */
 export function dataRanges(disk: Disk, position: number, length: number): { start: number; length: number }[] {
