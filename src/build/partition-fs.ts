@@ -1,6 +1,6 @@
 /**
  * `mkfs IMAGE --partition N`: a filesystem (ext2/3/4) or a swap signature inside partition N of a
- * partitioned image, sized to the partition. In an existing image the change is all-or-nothing:
+ * partitioned image (raw or qcow2), sized to the partition. In an existing image the change is all-or-nothing:
  * the filesystem is made in a sparse temp file beside the image and lands through the disk
  * layer's commit (the old bytes are recorded first; a kill leaves the old partition). A private
  * image being built (disk build) is written directly.
@@ -14,6 +14,8 @@ import { getPartition, partitionByteRange, readPartitionTable } from '../partiti
 import { commitOverlayInterruptibly } from '../disk/commit.js';
 import { Overlay } from '../disk/overlay.js';
 import { RawFileDisk } from '../disk/raw.js';
+import { openImage } from '../disk/open.js';
+import type { DiskFormat } from '../disk/types.js';
 import { makeFilesystem, type FilesystemType, type MakeFilesystemOptions } from '../e2fs/mkfs.js';
 import { dumpFilesystemHeader } from '../e2fs/dump.js';
 import { prepareFill, type FillProgress, type OwnerOption } from './fill.js';
@@ -36,6 +38,11 @@ export interface PartitionFsOptions {
   readonly hashSeed?: string;
   readonly fakeTime?: number;
   readonly extendedOptions?: readonly string[];
+  /**
+   * The image's format (`--format raw|qcow2`); default: diskwright's record, else the qcow2 magic
+   * (docs/qcow2.md). The filesystem lands in the guest's partition either way.
+   */
+  readonly format?: DiskFormat;
   /** Replace a filesystem or swap area already in the partition. */
   readonly force?: boolean;
   /**
@@ -59,24 +66,28 @@ export interface PartitionFsResult {
 
 const COPY_CHUNK = 4 * 1024 * 1024;
 
-/** What already lives at `offset`: an ext filesystem, a swap area, or nothing known. */
-async function existingContent(image: string, offset: number): Promise<'ext' | 'swap' | undefined> {
-  const handle = await open(image, 'r');
+/** What already lives at `offset` (guest bytes, raw or qcow2): an ext filesystem, a swap area, or nothing known. */
+async function existingContent(image: string, offset: number, format: { format?: DiskFormat }): Promise<'ext' | 'swap' | undefined> {
+  const page = new Uint8Array(SWAP_PAGE_SIZE);
+  const disk = openImage(image, { readOnly: true, ...format });
   try {
-    const page = new Uint8Array(SWAP_PAGE_SIZE);
-    await handle.read(page, 0, SWAP_PAGE_SIZE, offset);
-    if (hasSwapSignature(page)) return 'swap';
-    // ext magic 0xEF53 at 1024 + 56.
-    if (page[1080] === 0x53 && page[1081] === 0xef) return (await dumpFilesystemHeader(image, { offset }).then(() => true, () => false)) ? 'ext' : undefined;
-    return undefined;
+    disk.read(page, offset);
   } finally {
-    await handle.close();
+    disk.close();
   }
+  if (hasSwapSignature(page)) return 'swap';
+  // ext magic 0xEF53 at 1024 + 56.
+  if (page[1080] === 0x53 && page[1081] === 0xef) return (await dumpFilesystemHeader(image, { offset, ...format }).then(() => true, () => false)) ? 'ext' : undefined;
+  return undefined;
 }
 
-/** Lands a whole new partition content (the temp file) through one commit: old or new after a crash. */
-async function commitPartition(image: string, offset: number, length: number, content: string | Uint8Array, signal?: AbortSignal): Promise<void> {
-  const disk = RawFileDisk.open(image, { readOnly: false });
+/**
+ * Lands a whole new partition content (the temp file) through one commit: old or new after a
+ * crash. The image is opened through the block layer, so a qcow2 gets the content as guest bytes
+ * (the commit record holds guest bytes too; the partition's old clusters become zero clusters).
+ */
+async function commitPartition(image: string, offset: number, length: number, content: string | Uint8Array, format: { format?: DiskFormat }, signal?: AbortSignal): Promise<void> {
+  const disk = openImage(image, { readOnly: false, ...format });
   try {
     const overlay = new Overlay(disk);
     try {
@@ -142,7 +153,9 @@ export async function withFill<T>(near: string, options: { readonly from?: strin
  * partition already holds one (unless `force`), E_NO_PARTITION for a missing number.
  */
 export async function makeFilesystemInPartition(image: string, number: number, options: PartitionFsOptions): Promise<PartitionFsResult> {
-  const table = await readPartitionTable(image);
+  if (options.direct && options.format === 'qcow2') throw new DiskwrightError('E_INVALID_ARGUMENT', 'a direct mkfs --partition writes a raw image only', { path: image });
+  const format = options.format ? { format: options.format } : {};
+  const table = await readPartitionTable(image, format);
   const partition = getPartition(table, number);
   if (partition.kind === 'extended') {
     throw new DiskwrightError('E_INVALID_ARGUMENT', `partition ${number} of ${image} is the extended partition: it holds logical partitions, not a filesystem`, {
@@ -154,7 +167,7 @@ export async function makeFilesystemInPartition(image: string, number: number, o
   const offset = Number(range.offset);
   const length = Number(range.length);
   if (!options.force && !options.direct) {
-    const existing = await existingContent(image, offset);
+    const existing = await existingContent(image, offset, format);
     if (existing) {
       throw new DiskwrightError('E_EXISTS', `partition ${number} of ${image} already holds ${existing === 'ext' ? 'an ext filesystem' : 'a swap area'}`, { path: image, hint: 'pass --force to replace it' });
     }
@@ -169,7 +182,7 @@ export async function makeFilesystemInPartition(image: string, number: number, o
       } finally {
         await handle.close();
       }
-    } else await commitPartition(image, offset, length, page, options.signal);
+    } else await commitPartition(image, offset, length, page, format, options.signal);
     return { partition: number, offset, size: Math.floor(length / SWAP_PAGE_SIZE) * SWAP_PAGE_SIZE, type: 'swap' };
   }
   // mke2fs takes the size in KiB.
@@ -194,7 +207,7 @@ export async function makeFilesystemInPartition(image: string, number: number, o
       const temp = tempPathBeside(image);
       try {
         await makeFilesystem(temp, withSource);
-        await commitPartition(image, offset, size, temp, options.signal);
+        await commitPartition(image, offset, size, temp, format, options.signal);
       } finally {
         await rm(temp, { force: true });
       }

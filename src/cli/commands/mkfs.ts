@@ -1,6 +1,6 @@
 import { DiskwrightError, makeFilesystem, makeFilesystemInPartition, parseSize, type FilesystemType, type PartitionFsType } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
-import { useImage } from '../image.js';
+import { FORMAT_OPTION, imageFormat, useImage } from '../image.js';
 import { fillReporter } from '../fill-progress.js';
 import { noteLeaves, noteStep } from '../progress.js';
 import { readFile } from 'node:fs/promises';
@@ -10,15 +10,15 @@ const mkfs: Command = {
   name: 'mkfs',
   summary: 'make an ext2/3/4 filesystem (or swap) image or partition, optionally from a host directory, without root',
   help: `Usage: diskwright mkfs IMAGE --type ext2|ext3|ext4 --size SIZE [--from DIR] [--label L] [--uuid U] [--force]
-       diskwright mkfs IMAGE --partition N --type ext2|ext3|ext4|swap [--from DIR] [--label L] [--uuid U] [--force]
+       diskwright mkfs IMAGE --partition N --type ext2|ext3|ext4|swap [--from DIR] [--label L] [--uuid U] [--format raw|qcow2] [--force]
 
 Creates IMAGE holding a new filesystem made by mke2fs 1.47.0 (WebAssembly; no root, no loop
 device, no host e2fsprogs). With --from, the filesystem is filled with DIR's tree (mke2fs -d):
 a rootless template build. The image is written beside IMAGE and renamed when complete, and stays
 sparse (an 8G image uses a few MB until filled).
 
-With --partition N, the filesystem is made inside partition N of the partitioned image IMAGE and
-fills it (no --size). --type swap writes the swap signature \`mkswap -U UUID -L LABEL\` writes.
+With --partition N, the filesystem is made inside partition N of the partitioned image IMAGE (raw
+or qcow2) and fills it (no --size). --type swap writes the swap signature \`mkswap -U UUID -L LABEL\` writes.
 The change is all-or-nothing: the filesystem is built beside the image and committed through
 diskwright's undo record, so a kill leaves the partition as it was. A partition that already
 holds a filesystem or swap area needs --force.
@@ -35,6 +35,9 @@ Options:
       --owner-map FILE  translate owners instead: lines \`uid FROM TO\` / \`gid FROM TO\`
   -L, --label L   volume label (at most 16 bytes)
   -U, --uuid U    filesystem UUID (default: random)
+      --format F  with --partition: IMAGE is raw or qcow2 (default: the format diskwright recorded
+                  on it, else the qcow2 magic; a probed qcow2's backing file is followed only with
+                  --format qcow2)
   -f, --force     replace IMAGE if it exists
       --json      print {"output","type","size","from","label"}
 
@@ -42,6 +45,7 @@ Examples:
   diskwright mkfs root.ext3 --type ext3 --size 8G --from ./rootfs --label root
   diskwright mkfs scratch.img --size 512M
   diskwright mkfs disk.img --partition 1 --type ext3 --from ./rootfs
+  diskwright mkfs cloud.qcow2 -p 2 --type ext4 --label data
   diskwright mkfs disk.img -p 5 --type swap --uuid 1b4e28ba-2fa1-11d2-883f-b9a761bde3fb
 `,
   options: {
@@ -54,6 +58,7 @@ Examples:
     label: { type: 'string', short: 'L' },
     uuid: { type: 'string', short: 'U' },
     force: { type: 'boolean', short: 'f' },
+    ...FORMAT_OPTION,
   },
   async run(args, ctx) {
     const [image, ...extra] = args.positionals;
@@ -82,6 +87,7 @@ Examples:
         makeFilesystemInPartition(image, Number(partitionText), {
           type: partType,
           force: flag(args, 'force'),
+          ...imageFormat(args),
           signal: ctx.signal,
           ...(from !== undefined ? { from } : {}),
           ...(owner !== undefined ? { owner } : {}),
@@ -94,6 +100,7 @@ Examples:
       else ctx.stdout.write(`${image} partition ${result.partition}: ${result.type === 'swap' ? 'swap area' : `${result.type} filesystem`} of ${result.size} bytes at offset ${result.offset}${filled()}\n`);
       return 0;
     }
+    if (stringOption(args, 'format') !== undefined) throw new DiskwrightError('E_USAGE', 'mkfs: --format needs --partition (a new filesystem image is raw)', { hint: 'make it, then `diskwright convert IMAGE OUT -O qcow2`' });
     if (sizeText === undefined) throw new DiskwrightError('E_USAGE', 'mkfs: --size is required', { hint: 'e.g. --size 8G, or --partition N inside a partitioned image' });
     const size = parseSize(sizeText, 'size');
     const type = (stringOption(args, 'type') ?? 'ext4') as FilesystemType;
