@@ -42,7 +42,7 @@ export async function dumpFilesystemHeader(image: string, options: DumpHeaderOpt
   if (result.exitCode !== 0 || fields['Filesystem magic number'] === undefined) {
     const message = result.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('dumpe2fs 1.')).join('; ');
     const noFs = /Bad magic number|Can't find valid filesystem superblock|superblock/i.test(message);
-    throw new DiskwrightError(noFs ? 'E_BAD_SIGNATURE' : 'E_EXTFS', `no readable ext2/3/4 filesystem in ${image}${options.offset ? ` at offset ${options.offset}` : ''}: ${message || `dumpe2fs exit code ${result.exitCode}`}`, {
+    throw new DiskwrightError(noFs ? 'E_BAD_SIGNATURE' : 'E_EXTFS', `no readable ext2/3/4 filesystem in ${image}${options.offset ? ` at offset ${options.offset}` : ''}: ${message || `exit code ${result.exitCode}`}`, {
       path: image,
       ...(options.offset !== undefined ? { offset: options.offset } : {}),
       hint: noFs ? 'check the image path and --partition (diskwright partitions IMAGE lists them)' : 'run diskwright fsck on the image',

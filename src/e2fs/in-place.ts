@@ -1,3 +1,4 @@
+import { toolStep } from './progress.js';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commitOverlayInterruptibly, openImage, openResolved, Overlay, resolveFormat, withImage, type CommitSummary, type Disk, type DiskFormat } from '../disk/index.js';
@@ -88,7 +89,7 @@ export async function runToolOnOverlay(tool: E2fsTool, argv: readonly string[], 
   }
   const changes = (result.diskResult as Record<string, ShippedChanges> | undefined)?.[path];
   if (!changes) {
-    throw new DiskwrightError('E_WASM', `${tool} returned no changes for ${path}`, { path, hint: 'this is a diskwright bug; run with --debug' });
+    throw new DiskwrightError('E_WASM', `${toolStep(tool)} returned no changes for ${path}`, { path, hint: 'this is a diskwright bug; run with --debug' });
   }
   try {
     // The worker started from the staged changes: what it returns is the complete set.

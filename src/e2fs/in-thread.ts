@@ -1,3 +1,4 @@
+import { toolStep } from './progress.js';
 import { AbortedError } from '../errors.js';
 import * as diskFactory from './disk-factory.js';
 import { MAX_TRACKED_FDS, settleRun, type DoneMessage, type WorkerJob, type WorkerResult } from './pool.js';
@@ -29,7 +30,7 @@ async function loadRunner(): Promise<Runner> {
  * goes to the pool, where Ctrl-C terminates the worker.
  */
 export async function runOnThisThread(job: WorkerJob, options: { signal?: AbortSignal; onOutput?: (fd: 1 | 2, bytes: Uint8Array) => void } = {}): Promise<WorkerResult> {
-  if (options.signal?.aborted) throw new AbortedError(`${job.tool} aborted`, { cause: options.signal.reason });
+  if (options.signal?.aborted) throw new AbortedError(`${toolStep(job.tool)} interrupted`, { cause: options.signal.reason });
   runner ??= loadRunner();
   const { runJob } = await runner;
   const message = await runJob({ ...job, id: 0, stream: false, fdSlots: new SharedArrayBuffer(MAX_TRACKED_FDS * 4), cwd: job.cwd ?? process.cwd() });

@@ -78,7 +78,7 @@ export function mke2fsArgs(options: MakeFilesystemOptions): string[] {
     extended.push(`offset=${BigInt(options.offset)}`);
   }
   for (const option of options.extendedOptions ?? []) {
-    if (!/^[a-z_]+(=[A-Za-z0-9_.:/-]+)?$/.test(option)) throw new InvalidArgumentError(`Expected an mke2fs -E option like lazy_itable_init=0, got \`${option}\``);
+    if (!/^[a-z_]+(=[A-Za-z0-9_.:/-]+)?$/.test(option)) throw new InvalidArgumentError(`Expected an extended filesystem option like lazy_itable_init=0, got \`${option}\``);
     extended.push(option);
   }
   if (extended.length > 0) argv.push('-E', extended.join(','));

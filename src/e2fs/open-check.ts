@@ -70,7 +70,7 @@ function parseGroups(stdout: string): GroupLayout[] {
 export function openProblem(dump: DumpOutput): string | undefined {
   if (dump.exitCode !== 0) {
     const message = dump.stderr.split('\n').map((l) => l.trim()).find((l) => l !== '' && !/^dumpe2fs 1\.\d/.test(l));
-    return (message ?? `dumpe2fs exit code ${dump.exitCode}`).replace(/^dumpe2fs: /, '');
+    return (message ?? `exit code ${dump.exitCode}`).replace(/^dumpe2fs: /, '');
   }
   const fields = parseDumpe2fsHeader(dump.stdout);
   const blocks = Number(fields['Block count']);

@@ -1,3 +1,4 @@
+import { toolStep } from './progress.js';
 import { Worker } from 'node:worker_threads';
 import { closeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -97,7 +98,7 @@ export class E2fsWorkerPool {
 
   /** Runs one job; rejects with E_ABORTED when `signal` fires (the worker is terminated). */
   run(job: WorkerJob, options: { signal?: AbortSignal; onOutput?: (fd: 1 | 2, bytes: Uint8Array) => void } = {}): Promise<WorkerResult> {
-    if (options.signal?.aborted) return Promise.reject(new AbortedError(`${job.tool} aborted`, { cause: options.signal.reason }));
+    if (options.signal?.aborted) return Promise.reject(new AbortedError(`${toolStep(job.tool)} interrupted`, { cause: options.signal.reason }));
     return new Promise((resolve, reject) => {
       this.queue.push({ job, onOutput: options.onOutput, signal: options.signal, resolve, reject });
       this.dispatch();
@@ -118,7 +119,7 @@ export class E2fsWorkerPool {
       if (!slot) return;
       const pending = this.queue.shift()!;
       if (pending.signal?.aborted) {
-        pending.reject(new AbortedError(`${pending.job.tool} aborted`, { cause: pending.signal.reason }));
+        pending.reject(new AbortedError(`${toolStep(pending.job.tool)} interrupted`, { cause: pending.signal.reason }));
         continue;
       }
       this.start(slot, pending);
@@ -139,7 +140,7 @@ export class E2fsWorkerPool {
   private start(slot: Slot, pending: Pending): void {
     const id = this.nextId++;
     const onAbort = (): void => {
-      void this.kill(slot, new AbortedError(`${pending.job.tool} aborted`, { cause: pending.signal?.reason }));
+      void this.kill(slot, new AbortedError(`${toolStep(pending.job.tool)} interrupted`, { cause: pending.signal?.reason }));
     };
     pending.signal?.addEventListener('abort', onAbort, { once: true });
     slot.current = { ...pending, id, cleanup: () => pending.signal?.removeEventListener('abort', onAbort) };
@@ -188,7 +189,7 @@ export class E2fsWorkerPool {
     slot.current = undefined;
     if (current) {
       current.cleanup();
-      current.reject(new DiskwrightError('E_WASM', `${current.job.tool} worker crashed: ${firstLine(String(error))}`, { cause: error }));
+      current.reject(new DiskwrightError('E_WASM', `${toolStep(current.job.tool)} failed: its WebAssembly worker crashed: ${firstLine(String(error))}`, { cause: error }));
     }
     this.dispatch();
   }
@@ -213,13 +214,13 @@ export class E2fsWorkerPool {
 export function settleRun(tool: string, message: DoneMessage): WorkerResult {
   if (message.hookError !== undefined) {
     // A Disk or Tree method threw: the tool only saw EIO, so its output cannot be trusted.
-    throw new DiskwrightError('E_IO', `${tool}: a disk or tree hook failed: ${firstLine(message.hookError)}`, {
+    throw new DiskwrightError('E_IO', `${toolStep(tool)}: reading or writing the image or tree failed: ${firstLine(message.hookError)}`, {
       hint: 'the tool saw an I/O error; run with --debug for the hook’s stack',
       cause: new Error(`${message.hookError}\n${Buffer.from(message.stderr).toString('utf8')}`),
     });
   }
   if (message.failure !== undefined || message.exitCode === undefined) {
-    throw new DiskwrightError('E_WASM', `${tool} (WebAssembly) failed: ${firstLine(message.failure ?? 'no exit code')}`, {
+    throw new DiskwrightError('E_WASM', `${toolStep(tool)} failed inside diskwright's WebAssembly tools: ${firstLine(message.failure ?? 'no exit code')}`, {
       hint: 'run with --debug for details; this is a diskwright bug, please report it with the image if possible',
       cause: new Error(`${message.failure}\n${Buffer.from(message.stderr).toString('utf8')}`),
     });

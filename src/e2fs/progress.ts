@@ -136,3 +136,23 @@ export function resize2fsProgressReader(onPass: PassCallback): (text: string) =>
     if (last) seen = seen.slice(last.index);
   };
 }
+
+/** diskwright's name for what a run of `tool` does, for messages (users see steps, not tools). */
+export function toolStep(tool: string): string {
+  switch (tool) {
+    case 'e2fsck':
+      return 'checking the filesystem';
+    case 'resize2fs':
+      return 'resizing the filesystem';
+    case 'mke2fs':
+      return 'making the filesystem';
+    case 'tune2fs':
+      return 'changing the filesystem settings';
+    case 'dumpe2fs':
+      return 'reading the filesystem header';
+    case 'debugfs':
+      return 'the bulk write';
+    default:
+      return 'the filesystem step';
+  }
+}

@@ -1,3 +1,4 @@
+import { toolStep } from './progress.js';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, join } from 'node:path';
@@ -98,12 +99,12 @@ export async function runE2fsTool(tool: E2fsTool, argv: readonly string[], optio
   }
   for (const arg of argv) {
     if (typeof arg !== 'string' || arg.includes('\0')) {
-      throw new InvalidArgumentError(`Expected every ${tool} argument to be a string without NUL bytes, got \`${String(arg)}\``);
+      throw new InvalidArgumentError(`Expected every argument of ${toolStep(tool)} to be a string without NUL bytes, got \`${String(arg)}\``);
     }
   }
   const wasmDir = wasmDistDir();
   if (!existsSync(join(wasmDir, `${tool}.wasm`))) {
-    throw new DiskwrightError('E_WASM', `the WebAssembly build of ${tool} is missing from ${wasmDir}`, {
+    throw new DiskwrightError('E_WASM', `diskwright's WebAssembly tools are incomplete: ${tool}.wasm is missing from ${wasmDir}`, {
       path: wasmDir,
       hint: 'reinstall diskwright, or rebuild the tools with `npm run build:wasm`',
     });

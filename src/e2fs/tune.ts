@@ -21,7 +21,7 @@ export interface TuneResult {
 /** Changes filesystem parameters with the WebAssembly tune2fs; a non-zero exit is E_EXTFS (nothing is written then). */
 export async function tuneFilesystem(image: string, options: TuneFilesystemOptions): Promise<TuneResult> {
   if (!Array.isArray(options.args) || options.args.length === 0) {
-    throw new InvalidArgumentError('Expected `args` to list at least one tune2fs option, got none');
+    throw new InvalidArgumentError('Expected `args` to list at least one filesystem setting to change, got none');
   }
   if (!options.allowNeedsRecovery) {
     const fields = await dumpFilesystemHeader(image, { ...(options.offset !== undefined ? { offset: options.offset } : {}), ...(options.signal ? { signal: options.signal } : {}) });
@@ -46,7 +46,7 @@ export async function tuneFilesystem(image: string, options: TuneFilesystemOptio
     throw new DiskwrightError('E_EXTFS', `changing the filesystem settings of ${image} (${options.args.join(' ')}) failed: ${lastMessage(output)}`, {
       path: image,
       actual: result.exitCode,
-      hint: 'see `tune2fs` options in tune2fs(8); run diskwright fsck first if the filesystem has errors',
+      hint: 'check the settings asked for; run `diskwright fsck` first if the filesystem has errors',
     });
   }
   return { exitCode: result.exitCode, output };

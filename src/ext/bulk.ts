@@ -89,7 +89,7 @@ export async function runDebugfsBatch(image: string, commands: readonly string[]
       output += `${result.stdout}\n${result.stderr}`;
       const errors = result.stderr.split('\n').map((l) => l.trim()).filter((l) => !isBenign(l));
       if (result.exitCode !== 0 || errors.length > 0) {
-        throw new DiskwrightError('E_EXTFS', `${target.step} failed: ${errors[0]?.replace(/^debugfs: /, '') ?? `debugfs exit code ${result.exitCode}`}`, {
+        throw new DiskwrightError('E_EXTFS', `${target.step} failed: ${errors[0]?.replace(/^debugfs: /, '') ?? `exit code ${result.exitCode}`}`, {
           path: image,
           actual: errors.slice(0, 5),
           hint: 'nothing was written to the image',

@@ -10,7 +10,7 @@ const EXT2_ET_INODE_ALLOC_FAIL = 73;
 export function mapExtError(error: unknown, operation: string, path: string): DiskwrightError {
   if (error instanceof DiskwrightError) return error;
   if (isWasmAbort(error)) {
-    return new DiskwrightError('E_WASM', `${operation} ${path}: the WASM libext2fs aborted (${(error as Error).message.split('\n')[0]})`, {
+    return new DiskwrightError('E_WASM', `${operation} ${path}: the filesystem editor aborted (${(error as Error).message.split('\n')[0]})`, {
       path,
       cause: error,
       hint: 'nothing was written to the image; split the work into smaller sessions',
@@ -24,7 +24,7 @@ export function mapExtError(error: unknown, operation: string, path: string): Di
     return new DiskwrightError('E_EXTFS', `${operation} ${path}: the filesystem has no free ${what} left`, {
       path,
       cause: error,
-      hint: what === 'inodes' ? 'make the filesystem with more inodes (mke2fs -N / -i)' : 'grow the image and filesystem first (`diskwright resize`)',
+      hint: what === 'inodes' ? 'make the filesystem again with more inodes (a smaller bytes-per-inode ratio)' : 'grow the image and filesystem first (`diskwright resize`)',
     });
   }
   switch (code) {
@@ -48,7 +48,7 @@ export function mapExtError(error: unknown, operation: string, path: string): Di
       return new DiskwrightError('E_INVALID_ARGUMENT', `${path}: name too long`, { path, cause: error });
     default: {
       const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-      return new DiskwrightError('E_EXTFS', `${operation} ${path} failed in libext2fs: ${message}`, { path, cause: error });
+      return new DiskwrightError('E_EXTFS', `${operation} ${path} failed: ${message}`, { path, cause: error });
     }
   }
 }

@@ -66,7 +66,7 @@ function geometryOf(sb: Superblock): ExtGeometry {
  */
 function asExtError(error: unknown): unknown {
   if (error instanceof LimitError) {
-    return new DiskwrightError('E_EXTFS', error.message, { offset: error.offset, actual: error.actual, hint: 'the superblock is damaged: check --partition/--offset, or repair it with e2fsck', cause: error });
+    return new DiskwrightError('E_EXTFS', error.message, { offset: error.offset, actual: error.actual, hint: 'the superblock is damaged: check --partition/--offset, or repair it with `diskwright fsck --fix`', cause: error });
   }
   if (error instanceof BadSignatureError) {
     return new BadSignatureError(error.message, { offset: error.offset, expected: error.expected, actual: error.actual, hint: 'pass --partition N for a disk image with a partition table', cause: error });
@@ -109,7 +109,7 @@ export function assertExtSupported(geometry: ExtGeometry, image: string, mode: {
     });
   }
   if (geometry.featureRoCompat & RO_COMPAT.bigalloc) {
-    throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `${image}: ext feature bigalloc is not supported (libext2fs in the ext2fs package cannot open it)`, {
+    throw new DiskwrightError('E_UNSUPPORTED_FEATURE', `${image}: ext feature bigalloc is not supported (diskwright's filesystem editor cannot open it)`, {
       path: image,
       actual: ['bigalloc'],
       hint: 'use host debugfs for this filesystem',

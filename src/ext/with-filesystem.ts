@@ -173,7 +173,7 @@ const MAX_ALLOCATED_EXTENTS = 1 << 24;
  */
 export function allocatedExtents(output: string, dest: string, count: number, blocksCount: number): FileExtent[] {
   const extents: FileExtent[] = [];
-  const bad = (why: string): DiskwrightError => new DiskwrightError('E_EXTFS', `debugfs allocated ${dest} badly: ${why}`, { path: dest, hint: 'this is a diskwright bug; run with --debug' });
+  const bad = (why: string): DiskwrightError => new DiskwrightError('E_EXTFS', `the blocks allocated for ${dest} are wrong: ${why}`, { path: dest, hint: 'this is a diskwright bug; run with --debug' });
   for (const match of output.matchAll(/^dw_extent (\d+) (\d+) (\d+)$/gm)) {
     if (extents.length >= MAX_ALLOCATED_EXTENTS) throw bad(`more than ${MAX_ALLOCATED_EXTENTS} extents`);
     const [logical, physical, length] = [Number(match[1]), Number(match[2]), Number(match[3])];

@@ -74,7 +74,7 @@ export async function customizeImage(image: string, customization: Customization
     // Through the block layer (a thin instance is a qcow2); the disk is the pipeline's private temp.
     const result = await runToolDirect('tune2fs', ['-f', '-U', options.fsUuid, image], image, signal);
     if (result.exitCode !== 0) {
-      throw new DiskwrightError('E_EXTFS', `tune2fs -U failed (exit ${result.exitCode}): ${(result.stderr || result.stdout).trim().split('\n').pop()}`, { path: image });
+      throw new DiskwrightError('E_EXTFS', `setting the filesystem UUID of ${image} failed (exit ${result.exitCode}): ${(result.stderr || result.stdout).trim().split('\n').pop()}`, { path: image });
     }
     report.push(`filesystem UUID ${options.fsUuid}`);
   }
