@@ -138,4 +138,37 @@ describe('an instance built by diskwright boots under QEMU', () => {
     verifyGuestIdentity(report, { hostnames: [thin.host, `${thin.host}.${INSTANCE.domain}`], address: thin.ip, prefix: INSTANCE.prefix });
     expect(report.interfacesAddress).toBe(thin.ip);
   }, 150_000);
+
+  // The same disk as a qcow2 template (template make -O qcow2): a two-layer chain diskwright made
+  // end to end (thin overlay → qcow2 template), read by QEMU's own qcow2 driver in the guest.
+  it('boots a thin qcow2 instance whose backing file is a qcow2 template (template make -O qcow2)', async () => {
+    const started = performance.now();
+    const qcow2Template = join(dir, 'debian-tmpl.qcow2');
+    const made = await runBin(['template', 'make', join(dir, 'seed.img'), '--partition', '1', '-o', qcow2Template, '-O', 'qcow2', '--json']);
+    expect(made.code, made.stderr).toBe(0);
+    const thin = { host: 'web03', ip: '10.0.2.15' };
+    const created = await runBin([
+      'instance', 'create', thin.ip, thin.host,
+      '--template', qcow2Template, '--kernel', bootFiles.kernel, ...(bootFiles.initrd ? ['--initrd', bootFiles.initrd] : []),
+      '--domain', INSTANCE.domain, '--gateway', INSTANCE.gateway, '--netmask', INSTANCE.netmask,
+      '--nameserver', INSTANCE.nameserver, '--disk', '128M', '--images-dir', imagesDir, '--format', 'qcow2', '--disk-only', '--json',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const plan = JSON.parse(created.stdout) as { disk: string; format: string; kernelArgs: string[] };
+    expect(plan).toMatchObject({ format: 'qcow2', disk: join(imagesDir, 'web03-disk0.qcow2') });
+    const result = await bootDisk({
+      kernel: bootFiles.kernel,
+      ...(bootFiles.initrd ? { initrd: bootFiles.initrd } : {}),
+      disk: plan.disk,
+      format: 'qcow2',
+      append: [...plan.kernelArgs, ...BOOT_EXTRA_KERNEL_ARGS].join(' '),
+      log: join(dir, 'thin-qcow2-template-console.log'),
+      timeoutMs: BOOT_TIMEOUT_MS,
+    });
+    process.stderr.write(`e2e: thin over qcow2 template: build ${((performance.now() - started) / 1000 - result.seconds).toFixed(1)} s, boot ${result.seconds.toFixed(1)} s\n`);
+    expect(result.timedOut, result.console.slice(-2000)).toBe(false);
+    const report = parseGuestConsole(result.console);
+    verifyGuestIdentity(report, { hostnames: [thin.host, `${thin.host}.${INSTANCE.domain}`], address: thin.ip, prefix: INSTANCE.prefix });
+    expect(report.interfacesAddress).toBe(thin.ip);
+  }, 150_000);
 });
