@@ -18,6 +18,8 @@ export interface Libc {
    * with its result, 0 or -1.
    */
   syncFileRange(fd: number, offset: number, nbytes: number, flags: number, callback: (result: number) => void): void;
+  /** The address of a buffer's first byte (to align O_DIRECT buffers without trial reads). */
+  address(buffer: Uint8Array): bigint;
   /** errno of the last call made through this object. */
   errno(): number;
 }
@@ -26,6 +28,7 @@ type NativeCall = ((...args: number[]) => number) & { async(...args: [...number[
 
 interface Koffi {
   load(path: string | null): { func(signature: string): NativeCall };
+  address(value: unknown): bigint;
   errno(): number;
 }
 
@@ -50,6 +53,7 @@ export function libc(): Libc | undefined {
           posixFadviseAsync: (fd, offset, length, advice) =>
             new Promise((resolve, reject) => fadvise.async(fd, offset, length, advice, (error, result) => (error ? reject(error) : resolve(result)))),
           syncFileRange: (fd, offset, nbytes, flags, callback) => syncFileRange.async(fd, offset, nbytes, flags, (error, result) => callback(error ? -1 : result)),
+          address: (buffer) => koffi.address(buffer),
           errno: () => koffi.errno(),
         };
       } catch {
