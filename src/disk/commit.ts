@@ -1,5 +1,6 @@
-import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { close, closeSync, existsSync, fsync, fsyncSync, open, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { crc32 as nativeCrc32 } from 'node:zlib';
 import { crc32 } from '../bytes/index.js';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
 import { tempPathBeside } from '../io/atomic.js';
@@ -15,8 +16,8 @@ import type { Disk } from './types.js';
  * tune): an {@link Overlay} holds the session's changed blocks; the commit
  *  1. saves the image's current bytes of exactly those blocks in a record beside the image
  *     (`IMAGE.diskwright-undo`; all-zero blocks are recorded as holes without data, blocks the
- *     caller proves unused are skipped), fsyncs it and renames it into place (it exists only
- *     complete);
+ *     caller proves unused are skipped) and makes it durable (fsync of the record, then of its
+ *     directory) before the first byte of the image changes;
  *  2. grows the file if the overlay grew, writes the new blocks (zero runs are punched), fsyncs;
  *  3. removes the record.
  * Cost grows with the blocks changed, never with the space the image uses. A failure in step 2
@@ -26,18 +27,46 @@ import type { Disk } from './types.js';
  * only where the bytes differ from the record: it never needs more space than the commit took,
  * and never writes into a range the commit did not reach.
  *
- * Record format (little-endian; unchanged from the first undo log, so old records still roll back):
- * header `DWUNDO01` (a raw image: offsets are file offsets) or `DWUNDOQ1` (a qcow2: offsets are
- * guest offsets of its virtual disk, rolled back through the qcow2 driver with its backing chain),
- * u64 original (virtual) size, u32 entry count, u32 CRC-32 of the first 20 bytes;
- * then per entry u64 image offset, u32 length, u32 flags (1 = was zeros, no data), u32 CRC-32 of
- * the data, u32 0, and `length` data bytes unless flag 1.
+ * Two syncs fewer than a rename-into-place record with a synced removal (raw images, record v2):
+ *  - The record is created under its final name and synced there: on ext4 (and XFS, btrfs) the
+ *    fsync of a new file commits its directory entry in the same journal commit, so the directory
+ *    fsync that POSIX still asks for finds nothing left to commit. A kill before both syncs
+ *    returned can leave a partial record — but then the image was never written (step 2 starts
+ *    only after them): a v2 record that does not read back complete is dropped when every entry
+ *    that does read back equals the image, and refused as damaged otherwise.
+ *  - The removal in step 3 is not synced when the record can prove completion: it lists the CRC-32
+ *    of every changed block's new bytes, and a leftover record whose blocks all hold their new
+ *    bytes (and the image its new size) belongs to a commit that completed — it is dropped, not
+ *    rolled back. Only the overlay's blocks are listed, so a session that also wrote file data
+ *    in place (src/disk/free-writes.ts) passes `outsideWrites` and its removal stays synced.
+ *    A leftover record whose blocks are neither all old nor all new (something else wrote the
+ *    image after a crash) is refused, never rolled back over the newer bytes.
+ *  Writes to an image outside a commit (in-place file data) must first make an earlier commit's
+ *  removal durable ({@link settleCompletedCommit}): they may land in blocks that commit changed.
+ * qcow2 images keep the v1 record (renamed into place, removal synced): the driver's own metadata
+ * (L2 tables, refcounts) is not in the block list.
+ *
+ * Record format (little-endian; v1 records of earlier versions still roll back):
+ * header `DWUNDO01` (v1, a raw image: offsets are file offsets), `DWUNDO02` (v2, a raw image) or
+ * `DWUNDOQ1` (v1, a qcow2: offsets are guest offsets of its virtual disk, rolled back through the
+ * qcow2 driver with its backing chain), u64 original (virtual) size, u32 entry count, u32 CRC-32
+ * of the first 20 bytes; then per entry u64 image offset, u32 length, u32 flags (1 = was zeros, no
+ * data), u32 CRC-32 of the data, u32 0, and `length` data bytes unless flag 1. v2 then holds the
+ * completion list: `DWDONE01`, u64 new size, u32 flags (1 = completion provable), u32 block
+ * count, per block u64 offset, u32 length, u32 CRC-32 of its new bytes; and a u32 CRC-32 of the
+ * list from its magic on.
  */
 
 export const RECORD_SUFFIX = '.diskwright-undo';
 const MAGIC = Buffer.from('DWUNDO01', 'latin1');
 /** A record of a qcow2 image's guest-visible bytes (its format must never be re-probed). */
 const MAGIC_QCOW2 = Buffer.from('DWUNDOQ1', 'latin1');
+/** A raw image's record created under its final name, with the completion list. */
+const MAGIC_V2 = Buffer.from('DWUNDO02', 'latin1');
+const DONE_MAGIC = Buffer.from('DWDONE01', 'latin1');
+const DONE_HEADER_SIZE = 24;
+const DONE_ENTRY_SIZE = 16;
+const DONE_COMPLETABLE = 1;
 const HEADER_SIZE = 24;
 const ENTRY_HEADER_SIZE = 24;
 const FLAG_ZERO = 1;
@@ -46,6 +75,8 @@ const MAX_ENTRIES = 1 << 26;
 /** Longest entry a valid record may hold (the writer's runs are at most 4 MiB). */
 const MAX_ENTRY_BYTES = 64 * 1024 * 1024;
 const ZERO_BLOCK = Buffer.alloc(OVERLAY_BLOCK);
+/** CRC-32 (IEEE) in native code where Node has it (20.15+): the completion list covers every changed byte. */
+const fastCrc32: (bytes: Uint8Array) => number = typeof nativeCrc32 === 'function' ? (bytes) => nativeCrc32(bytes) : (bytes) => crc32(bytes);
 
 /** Path of the commit record of `image` (its real path). */
 export function recordPath(image: string): string {
@@ -96,6 +127,11 @@ export interface CommitOptions {
    * Default true.
    */
   readonly durable?: boolean;
+  /**
+   * True when the session also wrote the image outside the overlay (file data in place): the
+   * record cannot prove completion then, so its removal is synced. Default false.
+   */
+  readonly outsideWrites?: boolean;
 }
 
 export interface CommitSummary {
@@ -151,22 +187,59 @@ function isZero(bytes: Uint8Array): boolean {
   return true;
 }
 
+/** How a record is written: v1 (temp file renamed into place) or v2 (created in place, with the completion list). */
+interface RecordPlan {
+  readonly v2: boolean;
+  /** v2: the completion list proves a finished commit (no writes outside the overlay). */
+  readonly completable: boolean;
+  readonly newSize: number;
+}
+
+/** The completion list of a v2 record: every changed block's offset, length and new-bytes CRC. */
+function completionList(runs: readonly ChangeRun[], plan: RecordPlan): Buffer {
+  let blocks = 0;
+  for (const run of runs) blocks += Math.ceil(run.length / OVERLAY_BLOCK);
+  const list = Buffer.alloc(DONE_HEADER_SIZE + (plan.completable ? blocks : 0) * DONE_ENTRY_SIZE + 4);
+  DONE_MAGIC.copy(list, 0);
+  list.writeBigUInt64LE(BigInt(plan.newSize), 8);
+  list.writeUInt32LE(plan.completable ? DONE_COMPLETABLE : 0, 16);
+  let at = DONE_HEADER_SIZE;
+  if (plan.completable) {
+    const zeroCrc = fastCrc32(ZERO_BLOCK);
+    for (const run of runs) {
+      for (let k = 0; k * OVERLAY_BLOCK < run.length; k += 1) {
+        const length = Math.min(OVERLAY_BLOCK, run.length - k * OVERLAY_BLOCK);
+        list.writeBigUInt64LE(BigInt(run.position + k * OVERLAY_BLOCK), at);
+        list.writeUInt32LE(length, at + 8);
+        list.writeUInt32LE(run.zero ? (length === OVERLAY_BLOCK ? zeroCrc : fastCrc32(ZERO_BLOCK.subarray(0, length))) : fastCrc32(run.chunks[k]!), at + 12);
+        at += DONE_ENTRY_SIZE;
+      }
+    }
+    list.writeUInt32LE(blocks, 20);
+  }
+  list.writeUInt32LE(crc32(list.subarray(0, at)), at);
+  return list;
+}
+
 /**
- * Writes the record of the old contents of `runs` (clipped to `oldSize`) beside `image`:
- * complete, fsynced and renamed into place. Returns the bytes of data saved.
+ * Writes the record of the old contents of `runs` (clipped to `oldSize`) beside `image` and makes
+ * it durable: v1 complete in a temp file, fsynced and renamed into place; v2 created under its
+ * final name, fsynced, its directory fsynced. Returns the bytes of data saved and the runs that
+ * really change the image (blocks rewritten with their old bytes dropped).
  */
-function* writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldSize: number, options: CommitOptions): CommitWork<number> {
+function* writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldSize: number, plan: RecordPlan, options: CommitOptions): CommitWork<{ saved: number; runs: ChangeRun[] }> {
   const final = recordPath(image);
-  const temp = tempPathBeside(final);
+  const target = plan.v2 ? final : tempPathBeside(final);
   let fd: number;
   try {
-    fd = openSync(temp, 'wx', 0o600);
+    fd = openSync(target, 'wx', 0o600);
   } catch (error) {
-    throw hostError(error, temp, 'create commit record');
+    throw hostError(error, target, 'create commit record');
   }
   let saved = 0;
+  const kept: ChangeRun[] = [];
   try {
-    const writer = new RecordWriter(fd, temp);
+    const writer = new RecordWriter(fd, target);
     const entry = Buffer.alloc(ENTRY_HEADER_SIZE);
     let entries = 0;
     const emit = (position: number, piece: Buffer, zero: boolean): void => {
@@ -182,10 +255,8 @@ function* writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], old
       }
       entries += 1;
     };
-    /** The old bytes of [position, +length) as entries: pieces of whole blocks, zero (a hole entry) or data. */
-    const saveOld = (position: number, length: number): void => {
-      const old = Buffer.allocUnsafe(length);
-      base.read(old, position);
+    /** The old bytes `old` at `position` as entries: pieces of whole blocks, zero (a hole entry) or data. */
+    const saveOld = (position: number, old: Buffer): void => {
       const zeroAt = (at: number): boolean => isZero(old.subarray(at, Math.min(at + OVERLAY_BLOCK, old.length)));
       let start = 0;
       while (start < old.length) {
@@ -196,12 +267,22 @@ function* writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], old
         start = stop;
       }
     };
+    /** Blocks [from, to) of `run` as a run of their own. */
+    const keep = (run: ChangeRun, from: number, to: number): void => {
+      const position = run.position + from * OVERLAY_BLOCK;
+      kept.push({ position, length: Math.min(run.length, to * OVERLAY_BLOCK) - from * OVERLAY_BLOCK, zero: run.zero, chunks: run.zero ? [] : run.chunks.slice(from, to) });
+    };
     for (const run of runs) {
       yield;
       throwIfAborted(options.signal);
       const end = Math.min(run.position + run.length, oldSize);
-      if (run.position >= end) continue;
+      if (run.position >= end) {
+        kept.push(run);
+        continue;
+      }
       options.onStep?.({ phase: 'record', position: run.position });
+      const blocks = Math.ceil(run.length / OVERLAY_BLOCK);
+      const changed = new Array<boolean>(blocks).fill(true);
       // Blocks the caller proves unused are neither saved nor read (a large file written into free
       // space would otherwise read all of its blocks' old bytes here).
       const length = end - run.position;
@@ -211,13 +292,46 @@ function* writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], old
         const skip = skipAt(start);
         let stop = Math.min(start + OVERLAY_BLOCK, length);
         while (stop < length && skipAt(stop) === skip) stop = Math.min(stop + OVERLAY_BLOCK, length);
-        if (!skip) saveOld(run.position + start, stop - start);
+        if (!skip) {
+          const old = Buffer.allocUnsafe(stop - start);
+          base.read(old, run.position + start);
+          const first = start / OVERLAY_BLOCK;
+          // A block whose new bytes equal its old ones is no change (libext2fs rewrites every bitmap
+          // and every descriptor copy on close): it is neither saved nor written. (Discarded ranges
+          // stay: the commit punches them to free their space.)
+          for (let at = 0; at < old.length && !run.zero; at += OVERLAY_BLOCK) {
+            const now = old.subarray(at, Math.min(at + OVERLAY_BLOCK, old.length));
+            const next = run.chunks[first + at / OVERLAY_BLOCK]!;
+            if (next.length === now.length && next.equals(now)) changed[first + at / OVERLAY_BLOCK] = false;
+          }
+          for (let a = 0; a < old.length; ) {
+            if (!changed[first + a / OVERLAY_BLOCK]) {
+              a += OVERLAY_BLOCK;
+              continue;
+            }
+            let b = a + OVERLAY_BLOCK;
+            while (b < old.length && changed[first + b / OVERLAY_BLOCK]) b += OVERLAY_BLOCK;
+            saveOld(run.position + start + a, old.subarray(a, Math.min(b, old.length)));
+            a = b;
+          }
+        }
         start = stop;
       }
+      for (let k = 0; k < blocks; ) {
+        if (!changed[k]) {
+          k += 1;
+          continue;
+        }
+        let j = k + 1;
+        while (j < blocks && changed[j]) j += 1;
+        keep(run, k, j);
+        k = j;
+      }
     }
+    if (plan.v2) writer.append(completionList(kept, plan));
     writer.drain();
     const header = Buffer.alloc(HEADER_SIZE);
-    (base.format === 'qcow2' ? MAGIC_QCOW2 : MAGIC).copy(header, 0);
+    (base.format === 'qcow2' ? MAGIC_QCOW2 : plan.v2 ? MAGIC_V2 : MAGIC).copy(header, 0);
     header.writeBigUInt64LE(BigInt(oldSize), 8);
     header.writeUInt32LE(entries, 16);
     header.writeUInt32LE(crc32(header.subarray(0, 20)), 20);
@@ -226,19 +340,19 @@ function* writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], old
     try {
       fsyncSync(fd);
     } catch (error) {
-      throw hostError(error, temp, 'fsync commit record');
+      throw hostError(error, target, 'fsync commit record');
     }
     closeSync(fd);
     fd = -1;
     options.onStep?.({ phase: 'record-synced' });
-    renameSync(temp, final);
+    if (!plan.v2) renameSync(target, final);
   } catch (error) {
     if (fd >= 0) closeSync(fd);
-    rmSync(temp, { force: true });
+    rmSync(target, { force: true });
     throw error;
   }
   fsyncDirOf(final);
-  return saved;
+  return { saved, runs: kept };
 }
 
 /**
@@ -301,7 +415,10 @@ function* commitWork(overlay: Overlay, commitOptions: CommitOptions): CommitWork
   if (runs.length === 0 && newSize === oldSize) return { bytes: 0, undoBytes: 0, blocks: 0, size: oldSize };
   throwIfAborted(options.signal);
   const durable = options.durable !== false;
-  const undoBytes = durable ? yield* writeRecord(base, image, runs, oldSize, options) : 0;
+  const v2 = base.format !== 'qcow2';
+  const completable = v2 && options.outsideWrites !== true;
+  const record = durable ? yield* writeRecord(base, image, runs, oldSize, { v2, completable, newSize }, options) : { saved: 0, runs };
+  const undoBytes = record.saved;
   // From here the record exists: a crash is rolled back by the next writer, a failure right here.
   let reached = 0;
   let bytes = 0;
@@ -311,7 +428,7 @@ function* commitWork(overlay: Overlay, commitOptions: CommitOptions): CommitWork
       options.onStep?.({ phase: 'grow', size: newSize });
       base.resize!(newSize);
     }
-    for (const run of runs) {
+    for (const run of record.runs) {
       yield;
       // Interrupted: the catch below rolls back the runs written so far.
       throwIfAborted(options.signal);
@@ -356,7 +473,10 @@ function* commitWork(overlay: Overlay, commitOptions: CommitOptions): CommitWork
   }
   if (durable) {
     rmSync(recordPath(image), { force: true });
-    fsyncDirOf(image);
+    // A record that proves completion may reappear after a crash: it is then dropped, not rolled
+    // back (see the module comment), so its removal need not be durable before we return.
+    if (completable) fsyncDirSoon(image);
+    else fsyncDirOf(image);
   }
   overlay.clear();
   return { bytes, undoBytes, blocks, size: newSize };
@@ -426,47 +546,170 @@ interface RecordEntry {
   readonly dataAt: number | undefined;
 }
 
-/** Validates the whole record (header and every checksum) before anything is written. */
-function readRecord(fd: number, path: string): { originalSize: number; entries: RecordEntry[] } {
-  const header = Buffer.alloc(HEADER_SIZE);
-  if (!readExactly(fd, header, 0) || !(header.subarray(0, 8).equals(MAGIC) || header.subarray(0, 8).equals(MAGIC_QCOW2))) throw damaged(path, 'bad header');
-  if (header.readUInt32LE(20) !== crc32(header.subarray(0, 20))) throw damaged(path, 'header checksum mismatch');
-  const originalSize = Number(header.readBigUInt64LE(8));
-  const count = header.readUInt32LE(16);
-  if (count > MAX_ENTRIES) throw damaged(path, `${count} entries exceed the limit of ${MAX_ENTRIES}`);
-  const entries: RecordEntry[] = [];
-  const entry = Buffer.alloc(ENTRY_HEADER_SIZE);
-  let at = HEADER_SIZE;
-  for (let i = 0; i < count; i += 1) {
-    if (!readExactly(fd, entry, at)) throw damaged(path, 'truncated entry');
-    const position = Number(entry.readBigUInt64LE(0));
-    const length = entry.readUInt32LE(8);
-    const flags = entry.readUInt32LE(12);
-    const crc = entry.readUInt32LE(16);
-    at += ENTRY_HEADER_SIZE;
-    if (length > MAX_ENTRY_BYTES || !Number.isSafeInteger(position + length)) throw damaged(path, `entry ${i} is out of bounds`);
-    if (flags & FLAG_ZERO) {
-      entries.push({ position, length, dataAt: undefined });
-      continue;
-    }
-    const data = Buffer.allocUnsafe(length);
-    if (!readExactly(fd, data, at)) throw damaged(path, 'truncated data');
-    if (crc32(data) !== crc) throw damaged(path, `data checksum mismatch at image offset ${position}`);
-    entries.push({ position, length, dataAt: at });
-    at += length;
+/** A changed block of a v2 record's completion list. */
+interface DoneBlock {
+  readonly position: number;
+  readonly length: number;
+  readonly crc: number;
+}
+
+/** A record as read back: complete (every checksum holds), or the valid prefix of a partial v2 record. */
+interface ParsedRecord {
+  readonly version: 1 | 2;
+  readonly entries: RecordEntry[];
+  /** Undefined only for a partial record whose header did not read back. */
+  readonly originalSize: number | undefined;
+  /** Why the record is partial; undefined when it is complete. */
+  readonly partial: string | undefined;
+  /** v2, complete: the new size and the changed blocks (empty unless completion is provable). */
+  readonly done?: { readonly newSize: number; readonly completable: boolean; readonly blocks: readonly DoneBlock[] };
+}
+
+/** One entry at `at` of the record, or why it is not a valid one. */
+function readEntry(fd: number, at: number): { entry: RecordEntry; next: number } | string {
+  const head = Buffer.alloc(ENTRY_HEADER_SIZE);
+  if (!readExactly(fd, head, at)) return 'truncated entry';
+  const position = Number(head.readBigUInt64LE(0));
+  const length = head.readUInt32LE(8);
+  const flags = head.readUInt32LE(12);
+  const crc = head.readUInt32LE(16);
+  if (length === 0 || length > MAX_ENTRY_BYTES || (flags & ~FLAG_ZERO) !== 0 || !Number.isSafeInteger(position + length)) return `entry at record offset ${at} is out of bounds`;
+  if (flags & FLAG_ZERO) return { entry: { position, length, dataAt: undefined }, next: at + ENTRY_HEADER_SIZE };
+  const data = Buffer.allocUnsafe(length);
+  if (!readExactly(fd, data, at + ENTRY_HEADER_SIZE)) return 'truncated data';
+  if (crc32(data) !== crc) return `data checksum mismatch at image offset ${position}`;
+  return { entry: { position, length, dataAt: at + ENTRY_HEADER_SIZE }, next: at + ENTRY_HEADER_SIZE + length };
+}
+
+/** The completion list of a v2 record at `at`, or why it does not read back. */
+function readDone(fd: number, at: number): ParsedRecord['done'] | string {
+  const head = Buffer.alloc(DONE_HEADER_SIZE);
+  if (!readExactly(fd, head, at) || !head.subarray(0, 8).equals(DONE_MAGIC)) return 'no completion list';
+  const newSize = Number(head.readBigUInt64LE(8));
+  const completable = (head.readUInt32LE(16) & DONE_COMPLETABLE) !== 0;
+  const count = head.readUInt32LE(20);
+  if (count > MAX_ENTRIES) return 'completion list too long';
+  const list = Buffer.alloc(DONE_HEADER_SIZE + count * DONE_ENTRY_SIZE + 4);
+  if (!readExactly(fd, list, at)) return 'truncated completion list';
+  const end = list.length - 4;
+  if (list.readUInt32LE(end) !== crc32(list.subarray(0, end))) return 'completion list checksum mismatch';
+  const blocks: DoneBlock[] = [];
+  for (let p = DONE_HEADER_SIZE; p < end; p += DONE_ENTRY_SIZE) {
+    blocks.push({ position: Number(list.readBigUInt64LE(p)), length: list.readUInt32LE(p + 8), crc: list.readUInt32LE(p + 12) });
   }
-  return { originalSize, entries };
+  return { newSize, completable, blocks };
+}
+
+/**
+ * Reads the whole record (header and every checksum) before anything is written. A v1 record
+ * (renamed into place complete) that does not read back is damaged; a v2 record (created in
+ * place) may be partial — its valid entries are returned with the reason.
+ */
+function readRecord(fd: number, path: string): ParsedRecord {
+  const header = Buffer.alloc(HEADER_SIZE);
+  const got = readSync(fd, header, 0, HEADER_SIZE, 0);
+  const whole = got === HEADER_SIZE;
+  const magic = header.subarray(0, 8);
+  const v1 = whole && (magic.equals(MAGIC) || magic.equals(MAGIC_QCOW2));
+  // A v2 record killed before its sync may be cut short anywhere, or read back as zeros where its
+  // blocks never reached the disk.
+  const seen = Math.min(got, 8);
+  const v2 = magic.subarray(0, seen).equals(MAGIC_V2.subarray(0, seen)) || magic.equals(Buffer.alloc(8));
+  if (!v1 && !v2) throw damaged(path, 'bad header');
+  const headerOk = whole && header.readUInt32LE(20) === crc32(header.subarray(0, 20)) && !magic.equals(Buffer.alloc(8));
+  if (v1 && !headerOk) throw damaged(path, 'header checksum mismatch');
+  const count = headerOk ? header.readUInt32LE(16) : MAX_ENTRIES;
+  if (v1 && count > MAX_ENTRIES) throw damaged(path, `${count} entries exceed the limit of ${MAX_ENTRIES}`);
+  const originalSize = headerOk ? Number(header.readBigUInt64LE(8)) : undefined;
+  const entries: RecordEntry[] = [];
+  let at = HEADER_SIZE;
+  const partial = (why: string): ParsedRecord => ({ version: 2, entries, originalSize, partial: why });
+  if (!headerOk) {
+    // Walk what did reach the disk, to compare it with the image.
+    for (let read = readEntry(fd, at); typeof read !== 'string' && entries.length < MAX_ENTRIES; read = readEntry(fd, at)) {
+      entries.push(read.entry);
+      at = read.next;
+    }
+    return partial(whole ? 'header checksum mismatch' : 'truncated header');
+  }
+  for (let i = 0; i < count; i += 1) {
+    const read = readEntry(fd, at);
+    if (typeof read === 'string') {
+      if (v1) throw damaged(path, read);
+      return partial(read);
+    }
+    entries.push(read.entry);
+    at = read.next;
+  }
+  if (v1) return { version: 1, entries, originalSize, partial: undefined };
+  const done = readDone(fd, at);
+  if (typeof done === 'string') return partial(done);
+  return { version: 2, entries, originalSize, partial: undefined, done };
+}
+
+/** True when the image's bytes of `entry` equal what the record saved (a zero entry: zeros). */
+function entryMatches(disk: Disk, fd: number, entry: RecordEntry): boolean {
+  if (entry.position >= disk.size) return false;
+  const length = Math.min(entry.length, disk.size - entry.position);
+  if (length < entry.length && entry.dataAt !== undefined) return false;
+  const current = Buffer.allocUnsafe(length);
+  disk.read(current, entry.position);
+  if (entry.dataAt === undefined) return isZero(current);
+  const saved = Buffer.allocUnsafe(length);
+  return readExactly(fd, saved, entry.dataAt) && current.equals(saved);
+}
+
+/** True when every block of the completion list holds its new bytes and the image its new size. */
+function commitCompleted(disk: Disk, done: NonNullable<ParsedRecord['done']>): boolean {
+  if (!done.completable || disk.size !== done.newSize) return false;
+  const block = Buffer.allocUnsafe(OVERLAY_BLOCK);
+  for (const b of done.blocks) {
+    if (b.length > OVERLAY_BLOCK || b.position + b.length > disk.size) return false;
+    const bytes = block.subarray(0, b.length);
+    disk.read(bytes, b.position);
+    if (fastCrc32(bytes) !== b.crc) return false;
+  }
+  return true;
+}
+
+/** Removes the record beside `image` durably (recovery is rare; it must not come back). */
+function dropRecord(path: string): void {
+  rmSync(path, { force: true });
+  fsyncDirOf(path);
 }
 
 /**
  * Restores `disk` from the record beside `image`, for entries starting before `limit`: writes only
  * where the current bytes differ (a hole entry whose range still reads as zeros is skipped; one
- * that does not is punched), truncates to the original size, fsyncs, removes the record.
+ * that does not is punched), truncates to the original size, fsyncs, removes the record. With
+ * `recovering` (a record a crash left, not this process's failed commit), a leftover v2 record is
+ * first classified: a partial one whose every readable entry equals the image belongs to a commit
+ * that never wrote the image, a complete one whose blocks all hold their new bytes to a commit
+ * that completed — either is dropped without writing the image.
  */
-function applyRecord(disk: Disk, image: string, limit = Number.POSITIVE_INFINITY): void {
+function applyRecord(disk: Disk, image: string, limit = Number.POSITIVE_INFINITY, recovering = false): 'rolled-back' | 'dropped' {
   const { fd, path } = openRecord(image);
+  let open = true;
+  const closeRecord = (): void => {
+    if (open) closeSync(fd);
+    open = false;
+  };
   try {
-    const { originalSize, entries } = readRecord(fd, path);
+    const record = readRecord(fd, path);
+    if (record.partial !== undefined) {
+      // Only a v2 record can be partial, and then its sync never returned: the image is the old one.
+      if (!recovering || !record.entries.every((entry) => entryMatches(disk, fd, entry))) throw damaged(path, record.partial);
+      closeRecord();
+      dropRecord(path);
+      return 'dropped';
+    }
+    if (recovering && record.done && commitCompleted(disk, record.done)) {
+      closeRecord();
+      dropRecord(path);
+      return 'dropped';
+    }
+    const { entries } = record;
+    const originalSize = record.originalSize!;
     // Free space first (truncate the grown tail, punch what were holes), then restore data: the
     // data blocks the commit punched are refilled from the space the commit had taken.
     if (disk.size > originalSize) disk.resize!(originalSize);
@@ -486,24 +729,46 @@ function applyRecord(disk: Disk, image: string, limit = Number.POSITIVE_INFINITY
     }
     disk.flush();
   } finally {
-    closeSync(fd);
+    closeRecord();
   }
-  rmSync(path, { force: true });
-  fsyncDirOf(path);
+  dropRecord(path);
+  return 'rolled-back';
 }
 
 /**
  * Rolls back the commit that an interrupted run left on `image` (its real path; the caller holds
- * the write lock). Returns false when there was none. Safe to call at any time.
+ * the write lock). Returns false when there was none, or when the record turned out to belong to
+ * a commit that completed or never wrote the image (it is removed). Safe to call at any time.
  */
 export function rollBackInterruptedCommit(image: string): boolean {
   if (!hasPendingRecord(image)) return false;
   // The record says which view it saved: a qcow2's guest bytes, or the raw file's.
   const disk = recordIsQcow2(image) ? openQcow2Chain(image, { readOnly: false }) : RawFileDisk.open(image, { readOnly: false });
   try {
-    applyRecord(disk, image);
+    return applyRecord(disk, image, Number.POSITIVE_INFINITY, true) === 'rolled-back';
   } finally {
     disk.close();
   }
-  return true;
+}
+
+/**
+ * Makes the removal of the last commit's record beside `image` durable. Call before writing the
+ * image outside a commit (file data in place): those bytes may land in blocks that commit
+ * changed (freed in it), and a record coming back after a crash would then no longer prove the
+ * commit completed.
+ */
+export function settleCompletedCommit(image: string): void {
+  fsyncDirOf(recordPath(image));
+}
+
+/**
+ * Starts an fsync of the directory holding `path` without waiting for it: the removal of a record
+ * that proves completion becomes durable within milliseconds instead of at the filesystem's next
+ * journal commit (correctness does not depend on it; a process exits only after it ran).
+ */
+function fsyncDirSoon(path: string): void {
+  open(dirname(path), 'r', (error, fd) => {
+    if (error) return;
+    fsync(fd, () => close(fd, () => undefined));
+  });
 }

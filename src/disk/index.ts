@@ -7,6 +7,7 @@ export {
   commitOverlayInterruptibly,
   fsyncDirOf,
   rollBackInterruptedCommit,
+  settleCompletedCommit,
   hasPendingRecord,
   recordPath,
   RECORD_SUFFIX,

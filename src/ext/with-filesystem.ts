@@ -6,7 +6,7 @@ import { AbortedError, DiskwrightError, InvalidArgumentError, isDiskwrightError,
 import * as partition from '../partition/index.js';
 import type { ProgressCallback } from '../io/index.js';
 import { bulkAvailable, debugfsQuote, ownershipCommands, runDebugfsBatch, type BulkPutPlan } from './bulk.js';
-import { commitOverlay, commitOverlayInterruptibly, FreeBlockWriter, openImage, Overlay, PartitionWindow, withImage, type Disk, type DiskFormat } from '../disk/index.js';
+import { commitOverlay, commitOverlayInterruptibly, FreeBlockWriter, openImage, Overlay, PartitionWindow, settleCompletedCommit, withImage, type Disk, type DiskFormat } from '../disk/index.js';
 import { Ext2fsDiskAdapter } from './disk-adapter.js';
 import { mapExtError } from './errors-map.js';
 import { freeBlockTest } from './free-blocks.js';
@@ -354,7 +354,11 @@ class OpenFilesystem {
     // Only a raw file takes bytes outside the commit: a qcow2 write also changes the image's own
     // metadata (L2 tables, refcounts), which only the commit makes crash-safe.
     const raw = this.raw.format === 'raw';
-    this.freeWriter ??= new FreeBlockWriter(this.overlay, (position, bytes) => raw && this.unusedByCommitted(position, bytes));
+    if (!this.freeWriter) {
+      // The previous commit's record removal may not be durable yet; these writes can reach blocks it changed.
+      if (raw) settleCompletedCommit(this.image);
+      this.freeWriter = new FreeBlockWriter(this.overlay, (position, bytes) => raw && this.unusedByCommitted(position, bytes));
+    }
     return this.freeWriter;
   }
 
@@ -373,6 +377,8 @@ class OpenFilesystem {
         : await commitOverlayInterruptibly(this.overlay, {
             ...(this.signal ? { signal: this.signal } : {}),
             needsNoSave: (position, bytes) => this.unusedByCommitted(position, bytes),
+            // File data written in place is not in the overlay: the record cannot prove completion.
+            outsideWrites: inPlace > 0,
           });
       this.committed = true;
       this.freeWriter?.keep();

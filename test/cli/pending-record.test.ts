@@ -15,8 +15,10 @@ type Handling =
   | { readonly kind: 'none'; readonly why: string };
 
 /**
- * A disk whose commit was "killed" after writing: junk over part of the inode tables of
- * partition 1 (host e2fsck rejects it) and the record that undoes it beside the image.
+ * A disk whose commit was "killed" half-way: junk over an early metadata block of partition 1
+ * (host e2fsck rejects it) written, the later junk over part of its inode tables not yet, and the
+ * record that undoes it beside the image. (Killed after its last write, every changed block
+ * holds its new bytes: the next writer keeps them as a completed commit.)
  */
 async function interruptedDisk(dir: string, pristine: string, name: string): Promise<string> {
   const image = join(dir, name);
@@ -26,9 +28,10 @@ async function interruptedDisk(dir: string, pristine: string, name: string): Pro
   const overlay = new Overlay(disk);
   overlay.write(Buffer.alloc(256 * 1024, 0x5a), P1 + 8 * 1024 * 1024);
   overlay.write(Buffer.alloc(4096, 0xa5), P1 + 4096);
+  let writes = 0;
   commitOverlay(overlay, {
     onStep: (step) => {
-      if (step.phase !== 'written') return;
+      if (step.phase !== 'write' || ++writes !== 2) return;
       copyFileSync(image, snapshot);
       copyFileSync(recordPath(image), recordPath(snapshot));
     },

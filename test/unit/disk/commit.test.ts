@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { copyFileSync, ftruncateSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { copyFileSync, ftruncateSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { commitOverlay, hasPendingRecord, Overlay, RawFileDisk, recordPath, rollBackInterruptedCommit, type CommitStep } from '../../../src/disk/index.js';
 import { crc32 } from '../../../src/bytes/index.js';
@@ -88,6 +88,27 @@ describe('commitOverlay', () => {
     expect(summary.undoBytes).toBe(saved * 4096);
   });
 
+  it('a block rewritten with its old bytes is neither saved in the record nor written', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'a.img');
+    const before = makeSparse(file, 1);
+    const disk = RawFileDisk.open(file, { readOnly: false });
+    const overlay = new Overlay(disk);
+    // Blocks 1..6 rewritten (as libext2fs rewrites every bitmap on close); only block 4 really changes.
+    const rewrite = Buffer.from(before.subarray(4096, 7 * 4096));
+    rewrite.fill(0x42, 3 * 4096, 4 * 4096);
+    overlay.write(rewrite, 4096);
+    const writes: number[] = [];
+    const summary = commitOverlay(overlay, { onStep: (s) => void (s.phase === 'write' && writes.push(s.position)) });
+    disk.close();
+    const after = Buffer.from(before);
+    after.fill(0x42, 4 * 4096, 5 * 4096);
+    expect(readFileSync(file).equals(after)).toBe(true);
+    expect(writes).toEqual([4 * 4096]);
+    expect(summary.bytes).toBe(4096);
+    expect(summary.undoBytes).toBe((4 * 7 + 1) % 3 === 0 ? 0 : 4096);
+  });
+
   it('ENOSPC at any point: the image is the old one, rollback needs no extra space, and the next commit succeeds', async () => {
     const dir = await tempDir();
     await fc.assert(
@@ -125,7 +146,7 @@ describe('commitOverlay', () => {
     );
   });
 
-  it('a crash at any step leaves an image that rolls back to the old bytes', async () => {
+  it('a crash at any step leaves the old bytes, or the new ones once every changed block holds them', async () => {
     const dir = await tempDir();
     const file = join(dir, 'a.img');
     const before = makeSparse(file, 2);
@@ -135,26 +156,104 @@ describe('commitOverlay', () => {
       { position: 120000, length: 30000, zero: false, seed: 8 },
     ];
     // Snapshot image + record at every step: each snapshot is what a kill -9 there leaves.
-    const snapshots: string[] = [];
+    const snapshots: { path: string; phase: CommitStep['phase'] }[] = [];
     const disk = RawFileDisk.open(file, { readOnly: false });
     const overlay = new Overlay(disk);
     const after = stage(overlay, before, changes, 12288);
     commitOverlay(overlay, {
-      onStep: () => {
+      onStep: (step) => {
         const snap = join(dir, `snap${snapshots.length}`);
         mkdirSync(snap);
         copyFileSync(file, join(snap, 'a.img'));
         if (existsSync(recordPath(file))) copyFileSync(recordPath(file), recordPath(join(snap, 'a.img')));
-        snapshots.push(join(snap, 'a.img'));
+        snapshots.push({ path: join(snap, 'a.img'), phase: step.phase });
       },
     });
     disk.close();
     expect(readFileSync(file).equals(after)).toBe(true);
     expect(snapshots.length).toBeGreaterThan(4);
-    for (const snap of snapshots) {
-      rollBackInterruptedCommit(snap);
-      expect(readFileSync(snap).equals(before)).toBe(true);
-      expect(hasPendingRecord(snap)).toBe(false);
+    for (const { path, phase } of snapshots) {
+      rollBackInterruptedCommit(path);
+      // After the last write every changed block holds its new bytes: the commit is complete.
+      const expected = phase === 'written' || phase === 'flushed' ? after : before;
+      expect(readFileSync(path).equals(expected), phase).toBe(true);
+      expect(hasPendingRecord(path)).toBe(false);
+    }
+  });
+
+  it('a record left by a commit that completed is dropped, not rolled back over the new bytes', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'a.img');
+    const before = makeSparse(file, 2);
+    const disk = RawFileDisk.open(file, { readOnly: false });
+    const overlay = new Overlay(disk);
+    const after = stage(overlay, before, [{ position: 4096, length: 20000, zero: false, seed: 3 }, { position: 100000, length: 9000, zero: true, seed: 1 }], 4096);
+    let record: Buffer | undefined;
+    commitOverlay(overlay, { onStep: (s) => void (s.phase === 'flushed' && (record = readFileSync(recordPath(file)))) });
+    disk.close();
+    expect(record!.subarray(0, 8).toString('latin1')).toBe('DWUNDO02');
+    // A crash before the (unsynced) removal reached the disk brings the record back.
+    writeFileSync(recordPath(file), record!);
+    expect(rollBackInterruptedCommit(file)).toBe(false);
+    expect(readFileSync(file).equals(after)).toBe(true);
+    expect(hasPendingRecord(file)).toBe(false);
+    // One block short of new (a write that did not land): rolled back to the old bytes.
+    writeFileSync(recordPath(file), record!);
+    const fd = openSync(file, 'r+');
+    writeSync(fd, before.subarray(8192, 12288), 0, 4096, 8192);
+    closeSync(fd);
+    expect(rollBackInterruptedCommit(file)).toBe(true);
+    expect(readFileSync(file).equals(before)).toBe(true);
+  });
+
+  it('a record of a session that also wrote outside the overlay always rolls back (it cannot prove completion)', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'a.img');
+    const before = makeSparse(file, 1);
+    const disk = RawFileDisk.open(file, { readOnly: false });
+    const overlay = new Overlay(disk);
+    stage(overlay, before, [{ position: 0, length: 8192, zero: false, seed: 4 }], 0);
+    let record: Buffer | undefined;
+    commitOverlay(overlay, { outsideWrites: true, onStep: (s) => void (s.phase === 'flushed' && (record = readFileSync(recordPath(file)))) });
+    disk.close();
+    writeFileSync(recordPath(file), record!);
+    expect(rollBackInterruptedCommit(file)).toBe(true);
+    expect(readFileSync(file).equals(before)).toBe(true);
+  });
+
+  it('a record cut short or partly zero by a kill before its sync is dropped when the image is untouched, refused when it is not', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'a.img');
+    const before = makeSparse(file, 3);
+    const disk = RawFileDisk.open(file, { readOnly: false });
+    const overlay = new Overlay(disk);
+    const after = stage(overlay, before, [{ position: 0, length: 30000, zero: false, seed: 5 }, { position: 200000, length: 4096, zero: false, seed: 6 }], 0);
+    let record: Buffer | undefined;
+    commitOverlay(overlay, { onStep: (s) => void (s.phase === 'record-synced' && (record = readFileSync(recordPath(file)))) });
+    disk.close();
+    // What a kill before the record's sync can leave: a prefix, or 4 KiB blocks that never reached the disk (zeros).
+    const partials: Buffer[] = [Buffer.alloc(0), Buffer.alloc(record!.length)];
+    for (const cut of [1, 8, 23, 24, 47, 100, 4096, record!.length - 4, record!.length - 1]) partials.push(record!.subarray(0, cut));
+    for (let b = 0; b * 4096 < record!.length; b += 1) {
+      const holed = Buffer.from(record!);
+      holed.fill(0, b * 4096, Math.min((b + 1) * 4096, holed.length));
+      partials.push(holed);
+    }
+    for (const [i, partial] of partials.entries()) {
+      writeFileSync(file, before);
+      writeFileSync(recordPath(file), partial);
+      expect(rollBackInterruptedCommit(file), `partial ${i}`).toBe(false);
+      expect(readFileSync(file).equals(before), `partial ${i}`).toBe(true);
+      expect(hasPendingRecord(file)).toBe(false);
+      // The image written where a readable entry says it was not: the commit did start; refused.
+      writeFileSync(file, after);
+      writeFileSync(recordPath(file), partial);
+      // Its first entry (block 0 was a hole: a zero entry) reads back whole.
+      const readable = partial.length >= 48 && partial.subarray(0, 8).toString('latin1') === 'DWUNDO02';
+      if (readable) {
+        expect(() => rollBackInterruptedCommit(file), `partial ${i}`).toThrow(/damaged/);
+        expect(readFileSync(file).equals(after)).toBe(true);
+      }
     }
   });
 

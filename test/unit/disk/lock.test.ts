@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readdirSync, renameSync, symlinkSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, symlinkSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { lockImage, withImage } from '../../../src/disk/index.js';
 import { isDiskwrightError } from '../../../src/errors.js';
@@ -142,7 +142,12 @@ describe('withImage', () => {
     const error = await failure(withImage(path, { access: 'read' }, async () => undefined));
     expect(isDiskwrightError(error, 'E_NEEDS_RECOVERY')).toBe(true);
     expect((error as { hint: string }).hint).toContain(`diskwright recover ${path}`);
-    // An empty record is damaged: the writer refuses too instead of guessing.
+    // An empty record was created in place and killed before any of it reached the disk: the commit
+    // never wrote the image, so a writer drops it and runs.
+    expect(await withImage(path, { access: 'write' }, async ({ rolledBack }) => rolledBack)).toBe(false);
+    expect(existsSync(`${path}.diskwright-undo`)).toBe(false);
+    // A record with a header no diskwright writes is damaged: the writer refuses instead of guessing.
+    writeFileSync(`${path}.diskwright-undo`, 'not a diskwright record');
     const damaged = await failure(withImage(path, { access: 'write' }, async () => undefined));
     expect((damaged as Error).message).toMatch(/damaged/);
   });
