@@ -2,6 +2,7 @@ import { open, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { removeLeftoverTemps, withImage } from '../disk/with-image.js';
 import { recordFormat } from '../disk/format-record.js';
+import { resolveFormat } from '../disk/open.js';
 import { dirname } from 'node:path';
 import { tempPathBeside, withAtomicPath } from '../io/atomic.js';
 import { recordTemplateClean, registerThinInstance, releaseThinInstance, templateIdentity, templateKnownClean } from './thin.js';
@@ -309,7 +310,9 @@ async function buildInto(
   const warming = steps.warmUp?.(spec.template, checkController.signal).catch(() => undefined);
   // A thin instance reads the template's metadata where it lies: have the kernel read what the
   // last instance's final check read, all at once, before the steps wait for it block by block.
-  const prefetching = identity !== undefined ? prefetchTemplate(spec.template, identity) : Promise.resolve(0);
+  // The recorded ranges are guest offsets: they are the template file's own only for a raw template.
+  const readAhead = identity !== undefined && resolveFormat(spec.template, undefined).format === 'raw' ? identity : undefined;
+  const prefetching = readAhead !== undefined ? prefetchTemplate(spec.template, readAhead) : Promise.resolve(0);
   let preened = false;
   let preenDone = false;
   try {
@@ -351,13 +354,13 @@ async function buildInto(
   });
   await run('customize', () => steps.customize(temp, plan.customization, { ...(plan.newFsUuid ? { fsUuid: plan.newFsUuid } : {}), ...stepSignal }));
   // The first thin instance of a template records what its final check reads (src/instance/prefetch.ts).
-  const recordReads = identity !== undefined && !hasReadSet(identity);
+  const recordReads = readAhead !== undefined && !hasReadSet(readAhead);
   await run('check', async () => {
     const outcome = await steps.check(temp, { mode: 'check', force: true, ...(recordReads ? { recordReads } : {}), ...stepSignal });
     if (outcome.status !== 'clean' || outcome.exitCode !== 0) {
       throw new DiskwrightError('E_FSCK', `the final filesystem check of the finished disk is not clean (exit ${outcome.exitCode}): ${lastLine(outcome.output)}`);
     }
-    if (recordReads && outcome.reads !== undefined) saveReadSet(spec.template, identity, outcome.reads);
+    if (recordReads && outcome.reads !== undefined) saveReadSet(spec.template, readAhead, outcome.reads);
   });
   await prefetching;
   await writeback;

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createInstance, defaultSteps, destroyInstance } from '../../src/instance/index.js';
+import { hasReadSet } from '../../src/instance/prefetch.js';
+import { backingIdentity } from '../../src/disk/backing-identity.js';
 import { runInProcess } from '../helpers/cli.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -26,6 +28,8 @@ beforeAll(async () => {
   for (const tool of ['mke2fs', 'e2fsck', 'dumpe2fs', 'debugfs']) await requireTool(tool, 'e2fsprogs');
   await requireTool('qemu-img', 'qemu-utils');
   root = await tempDir('diskwright-qtmpl-');
+  // Read sets (src/instance/prefetch.ts) would go to this test's own cache.
+  process.env.DISKWRIGHT_CACHE_DIR = join(root, 'cache');
   ({ template: rawTemplate } = await makeTemplate(join(root, 'tmpl'), { size: '32M', bigFileBytes: 3 * MiB }));
 });
 
@@ -107,6 +111,8 @@ describe.each([
     expect(statSync(disk).blocks * 512).toBeLessThan(4 * MiB);
     await expectLikeRawInstance(await toRaw(disk), reference);
     expect(await sha256(template)).toBe(hash);
+    // The final check's reads are guest offsets, not the qcow2 file's: no read-ahead set is kept.
+    expect(hasReadSet(backingIdentity(template))).toBe(false);
   });
 
   it('--standalone writes a full qcow2 with no backing file, qemu-img check clean', async () => {

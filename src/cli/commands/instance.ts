@@ -214,7 +214,8 @@ Defaults are the article's; a config file can change them. Precedence: flags >
 ./diskwright.config.json > $XDG_CONFIG_HOME/diskwright/config.json (~/.config/…) > built-in.
 
 Options:
-      --template PATH     template file (default IMAGES_DIR/debian-tmpl); its manifest is PATH.diskwright.json
+      --template PATH     template file (default IMAGES_DIR/debian-tmpl); its manifest is PATH.diskwright.json.
+                          A raw filesystem image or a qcow2 holding one (template make -O qcow2)
       --domain D          DNS domain; the FQDN is HOST.D (default linux.bogus)
       --gateway IP        default: the first host of the subnet of IP and --netmask
                           (192.168.1.1 for 192.168.1.197/24); must be inside it
