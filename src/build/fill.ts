@@ -15,6 +15,7 @@ import { DiskwrightError, InvalidArgumentError } from '../errors.js';
 import { tempPathBeside } from '../io/atomic.js';
 import type { HookFactory } from '../e2fs/pool.js';
 import { indexTar, type TarIndex } from './tar-index.js';
+import { countTree, type TreeTotals } from '../io/tree-totals.js';
 
 /**
  * Owner mapping for copied files: `uid`/`gid` replace every owner (`--owner root` = 0:0, like
@@ -146,12 +147,18 @@ export async function prepareFill(from: string, options: { readonly near: string
   const root = `/diskwright-tree-${randomBytes(6).toString('hex')}`;
   const owner = options.owner ? { owner: { ...options.owner } } : {};
   if (info.isDirectory()) {
+    // The totals come from a metadata walk beside the fill: figures gain "of M" once it is done.
+    const counting = countTree(from, options.signal);
+    let totals: TreeTotals | undefined;
+    void counting.totals.then((counted) => {
+      totals = counted;
+    });
     return {
       root,
       kind: 'dir',
       treeFactory: { module: TREES_MODULE, args: { kind: 'dir', root, dir: from, progress: shared, ...owner } },
-      progress: () => ({ files: Number(view[0]), bytes: Number(view[1]) }),
-      cleanup: async () => undefined,
+      progress: () => ({ files: Number(view[0]), bytes: Number(view[1]), ...(totals ? { totalFiles: totals.files, totalBytes: totals.bytes } : {}) }),
+      cleanup: async () => counting.stop(),
     };
   }
   if (!info.isFile()) throw new DiskwrightError('E_INVALID_ARGUMENT', `${from} is neither a directory nor a file`, { path: from });

@@ -27,8 +27,13 @@ export function fillReporter(ctx: CommandContext, step = 'fill'): FillReporter {
   let drew = false;
   let finished = false;
   let finishedAt: number | undefined;
+  let lastKey = '';
   const draw = (p: FillProgress): void => {
     pending = undefined;
+    // JSON consumers get each figure once (the last one is reported by the fill and by done()).
+    const key = `${p.files}/${p.bytes}/${p.totalFiles ?? ''}/${p.totalBytes ?? ''}`;
+    if (ctx.json && key === lastKey) return;
+    lastKey = key;
     last = performance.now();
     const seconds = (last - started) / 1000;
     if (ctx.json) {

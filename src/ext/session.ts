@@ -9,6 +9,7 @@ import { decodeTime, type StoredInodeTimes } from './inode-times.js';
 import type { Ext2fsPromises, Ext2fsStats } from './module.js';
 import { baseName, childPath, isWithin, normalizeImagePath, parentPath } from './path.js';
 import type { ProgressCallback } from '../io/progress.js';
+import { countTree, type TreeTotals } from '../io/tree-totals.js';
 import type { FileKind, FileStat, FilesystemSession, TreeCopySummary, WriteOptions } from './types.js';
 
 /** Bytes handed to libext2fs per read/write call (its WASM heap is 16 MiB; 16 MiB calls abort). */
@@ -65,6 +66,12 @@ const emptySummary = (): { files: number; directories: number; symlinks: number;
   bytes: 0,
   skipped: [],
 });
+
+/** One entry of a directory being copied out, as listed before the copy. */
+interface OutEntry {
+  readonly name: string;
+  readonly stats: Ext2fsStats;
+}
 
 /** Pending timestamp changes, applied to the inodes after libext2fs is closed. */
 export type PendingTimes = Map<number, { atime: Date; mtime: Date }>;
@@ -563,7 +570,19 @@ export class Ext2fsSession implements FilesystemSession {
         if (done) return done;
       }
       await this.mkdirp(p, info.mode & 0o7777, options.uid ?? 0, options.gid ?? 0);
-      await this.copyInTree(hostDir, p, options.uid ?? 0, options.gid ?? 0, summary, 0, fresh, options.onProgress);
+      // Totals from a host walk beside the copy: the figures gain "of M" once it is done.
+      const onProgress = options.onProgress;
+      const counting = onProgress ? countTree(hostDir, this.signal, { eachFile: true }) : undefined;
+      let totals: TreeTotals | undefined;
+      void counting?.totals.then((counted) => {
+        totals = counted;
+      });
+      const report: ProgressCallback | undefined = onProgress ? (q) => onProgress({ ...q, ...(totals ? { total: totals.bytes, totalFiles: totals.files } : {}) }) : undefined;
+      try {
+        await this.copyInTree(hostDir, p, options.uid ?? 0, options.gid ?? 0, summary, 0, fresh, report);
+      } finally {
+        counting?.stop();
+      }
       return summary;
     });
   }
@@ -695,10 +714,17 @@ export class Ext2fsSession implements FilesystemSession {
       const s = await this.call('lstat', p, () => this.fs.lstat(p));
       const kind = kindOf(s.mode);
       if (kind === 'directory') {
+        // Totals first (a metadata walk, no data): progress says "N of M files, X of Y" from the start.
+        const onProgress = options.onProgress;
+        // The walk's listings are what the copy then goes through: no entry is read twice.
+        const listings = new Map<string, OutEntry[]>();
+        const totals = await this.listOutTree(p, 0, listings);
+        const report: ProgressCallback | undefined = onProgress ? (q) => onProgress({ ...q, total: totals.bytes, totalFiles: totals.files }) : undefined;
+        report?.({ bytes: 0, files: 0 });
         await withAtomicPath(
           hostPath,
           async (temp) => {
-            await this.copyOutTree(p, temp, s.mode & 0o7777, summary, 0, options.onProgress);
+            await this.copyOutTree(p, temp, s.mode & 0o7777, summary, 0, report, listings);
           },
           { fsync: false },
         );
@@ -727,19 +753,48 @@ export class Ext2fsSession implements FilesystemSession {
     });
   }
 
-  private async copyOutTree(dir: string, hostDir: string, mode: number, summary: ReturnType<typeof emptySummary>, depth: number, onProgress?: ProgressCallback): Promise<void> {
+  /**
+   * Lists `dir` and everything below it into `listings` (sorted names with their lstat, per
+   * directory) and returns the files and bytes {@link copyOutTree} will copy: the walk without the
+   * data, so progress has its totals before the first byte.
+   */
+  private async listOutTree(dir: string, depth: number, listings: Map<string, OutEntry[]>): Promise<{ files: number; bytes: number }> {
     if (depth > MAX_TREE_DEPTH) throw new LimitError(`${dir}: directories nest deeper than ${MAX_TREE_DEPTH}`, { path: dir });
-    await hostMkdir(hostDir, { mode: 0o700 });
-    summary.directories += 1;
+    const totals = { files: 0, bytes: 0 };
+    const entries: OutEntry[] = [];
+    listings.set(dir, entries);
     for (const name of (await this.names(dir)).sort()) {
       throwIfAborted(this.signal);
       checkEntryName(name, dir);
       const child = childPath(dir, name);
+      const stats = await this.call('lstat', child, () => this.fs.lstat(child));
+      entries.push({ name, stats });
+      const kind = kindOf(stats.mode);
+      if (kind === 'directory') {
+        const below = await this.listOutTree(child, depth + 1, listings);
+        totals.files += below.files;
+        totals.bytes += below.bytes;
+      } else if (kind === 'file') {
+        totals.files += 1;
+        totals.bytes += stats.size;
+      }
+    }
+    return totals;
+  }
+
+  /** Copies `dir` as {@link listOutTree} listed it into `listings`. */
+  private async copyOutTree(dir: string, hostDir: string, mode: number, summary: ReturnType<typeof emptySummary>, depth: number, onProgress: ProgressCallback | undefined, listings: Map<string, OutEntry[]>): Promise<void> {
+    await hostMkdir(hostDir, { mode: 0o700 });
+    summary.directories += 1;
+    const entries = listings.get(dir) ?? [];
+    listings.delete(dir);
+    for (const { name, stats: s } of entries) {
+      throwIfAborted(this.signal);
+      const child = childPath(dir, name);
       const hostChild = join(hostDir, name);
-      const s = await this.call('lstat', child, () => this.fs.lstat(child));
       const kind = kindOf(s.mode);
       if (kind === 'directory') {
-        await this.copyOutTree(child, hostChild, s.mode & 0o7777, summary, depth + 1, onProgress);
+        await this.copyOutTree(child, hostChild, s.mode & 0o7777, summary, depth + 1, onProgress, listings);
       } else if (kind === 'symlink') {
         await hostSymlink(await this.readlinkOf(child), hostChild);
         summary.symlinks += 1;
