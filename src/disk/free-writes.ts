@@ -57,33 +57,66 @@ export class FreeBlockWriter {
    * in-place write of the session before it is thrown.
    */
   write(buffer: Uint8Array, position: number): void {
-    const end = position + buffer.length;
+    const piece = (from: number, to: number): Uint8Array => buffer.subarray(from - position, to - position);
+    this.route(
+      position,
+      buffer.length,
+      (from, to) => this.writeInPlace(piece(from, to), from),
+      (from, to) => this.overlay.write(piece(from, to), from),
+    );
+  }
+
+  /**
+   * Makes image range `[position, +length)` of a file read as zeros without writing zeros where
+   * it can: free blocks are punched in the image (they cost no space), the rest is discarded in
+   * the overlay (the commit punches it). Failures undo as {@link write}'s do.
+   */
+  zero(position: number, length: number): void {
+    this.route(
+      position,
+      length,
+      (from, to) => this.changeInPlace(from, to - from, false, () => this.base.discard(from, to - from)),
+      (from, to) => this.overlay.discard(from, to - from),
+    );
+  }
+
+  /** Splits `[position, +length)` into whole free 4 KiB blocks (`inPlace`) and the rest (`overlay`). */
+  private route(position: number, length: number, inPlace: (from: number, to: number) => void, overlay: (from: number, to: number) => void): void {
+    const end = position + length;
     const first = Math.ceil(position / OVERLAY_BLOCK) * OVERLAY_BLOCK;
     const last = Math.min(Math.floor(end / OVERLAY_BLOCK) * OVERLAY_BLOCK, Math.floor(this.base.size / OVERLAY_BLOCK) * OVERLAY_BLOCK);
     if (last <= first) {
-      this.overlay.write(buffer, position);
+      overlay(position, end);
       return;
     }
-    const piece = (from: number, to: number): Uint8Array => buffer.subarray(from - position, to - position);
-    if (first > position) this.overlay.write(piece(position, first), position);
+    if (first > position) overlay(position, first);
     const direct = (at: number): boolean => this.isUnused(at, OVERLAY_BLOCK);
     let at = first;
     while (at < last) {
-      const inPlace = direct(at);
+      const free = direct(at);
       let stop = at + OVERLAY_BLOCK;
-      while (stop < last && direct(stop) === inPlace) stop += OVERLAY_BLOCK;
-      if (inPlace) this.writeInPlace(piece(at, stop), at);
-      else this.overlay.write(piece(at, stop), at);
+      while (stop < last && direct(stop) === free) stop += OVERLAY_BLOCK;
+      if (free) inPlace(at, stop);
+      else overlay(at, stop);
       at = stop;
     }
-    if (end > last) this.overlay.write(piece(last, end), last);
+    if (end > last) overlay(last, end);
   }
 
   private writeInPlace(bytes: Uint8Array, position: number): void {
+    this.changeInPlace(position, bytes.length, true, () => {
+      this.base.write(bytes, position);
+      // Large files are written in big pieces: the disk starts on each while the next is read.
+      this.base.startWriteback?.(position, bytes.length);
+    });
+  }
+
+  /** Runs `change` on image range `[position, +length)` in place, recorded for {@link undo}; `written`: it writes bytes (not a punch). */
+  private changeInPlace(position: number, length: number, written: boolean, change: () => void): void {
     try {
       testFaultPoint('direct');
-      this.note(position, bytes.length);
-      this.base.write(bytes, position);
+      this.note(position, length);
+      change();
     } catch (error) {
       const undoError = this.tryUndo();
       const errno = errnoOf(error);
@@ -95,8 +128,8 @@ export class FreeBlockWriter {
       });
     }
     // The overlay's copies of these blocks (a tool zeroed them when it allocated them) are stale.
-    this.overlay.forget(position, bytes.length);
-    this.bytesInPlace += bytes.length;
+    this.overlay.forget(position, length);
+    if (written) this.bytesInPlace += length;
   }
 
   private note(position: number, length: number): void {

@@ -5,6 +5,7 @@ import { hostError } from './host-error.js';
 import { fileAllocation } from './seek-data.js';
 import type { AllocationExtent, Disk } from './types.js';
 import { nativeExtensions } from './native.js';
+import { startWriteback } from './io-hints.js';
 
 /** Punch-hole support (fallocate PUNCH_HOLE on Linux) from fs-native-extensions; see lock.ts. */
 interface Trim {
@@ -105,6 +106,11 @@ export class RawFileDisk implements Disk {
     } catch (error) {
       throw hostError(error, this.path, 'fdatasync');
     }
+  }
+
+  startWriteback(position: number, length: number): void {
+    if (this.readOnly) return;
+    startWriteback(this.fd, position, length);
   }
 
   discard(position: number, length: number): void {

@@ -47,6 +47,12 @@ export interface Disk {
   write(buffer: Uint8Array, position: number): void;
   /** Makes every completed write durable (fdatasync of the files this Disk writes). */
   flush(): void;
+  /**
+   * Optional hint: start writing completed writes of the range to storage now, without waiting
+   * (a raw file: sync_file_range), so that the next flush() has less left to do. Makes nothing
+   * durable by itself.
+   */
+  startWriteback?(position: number, length: number): void;
   /** The range reads as zeros afterwards; storage is released where the format can. */
   discard(position: number, length: number): void;
   /**

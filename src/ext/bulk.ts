@@ -117,6 +117,16 @@ export interface BulkPutPlan {
   readonly onProgress?: ProgressCallback;
 }
 
+/**
+ * The debugfs commands that set the size of `quoted`. Sizes of 4 GiB and more are set as two
+ * 32-bit halves: the WASM debugfs parses a field value with the 32-bit `unsigned long` of wasm32,
+ * so `sif F size 4831838208` fails there ("Couldn't parse") although host debugfs takes it.
+ */
+export function sizeCommands(quoted: string, size: number): string[] {
+  if (size < 2 ** 32) return [`sif ${quoted} size ${size}`];
+  return [`sif ${quoted} size_lo ${size % 2 ** 32}`, `sif ${quoted} size_hi ${Math.floor(size / 2 ** 32)}`];
+}
+
 /** The debugfs commands that set mode and owner of `quoted` (a regular file). */
 export function ownershipCommands(quoted: string, mode: number, uid: number, gid: number): string[] {
   const commands = [`sif ${quoted} mode 0${(0o100000 | mode).toString(8)}`];

@@ -3,7 +3,8 @@ import { chmod as hostChmod, lstat as hostLstat, mkdir as hostMkdir, readdir as 
 import { join, resolve } from 'node:path';
 import { DiskwrightError, InvalidArgumentError, LimitError, throwIfAborted } from '../errors.js';
 import { withAtomicOutput, withAtomicPath } from '../io/index.js';
-import { BULK_FILE_BYTES, BULK_TREE_ENTRIES, debugfsQuote, type BulkPutPlan } from './bulk.js';
+import { SparseFileWriter } from '../io/sparse-write.js';
+import { BULK_FILE_BYTES, BULK_TREE_ENTRIES, debugfsQuote, sizeCommands, type BulkPutPlan } from './bulk.js';
 import { mapExtError } from './errors-map.js';
 import { decodeTime, type StoredInodeTimes } from './inode-times.js';
 import type { Ext2fsPromises, Ext2fsStats } from './module.js';
@@ -632,7 +633,7 @@ export class Ext2fsSession implements FilesystemSession {
         } else if (info.isFile()) {
           // debugfs `write` keeps the host permission bits.
           commands.push(`write ${quotedHost} ${quoted}`);
-          if (this.bulkFixSizes) commands.push(`sif ${quoted} size ${info.size}`);
+          if (this.bulkFixSizes) commands.push(...sizeCommands(quoted, info.size));
           writeSizes.push(info.size);
           owner(quoted);
           summary.files += 1;
@@ -736,11 +737,14 @@ export class Ext2fsSession implements FilesystemSession {
         await withAtomicOutput(
           hostPath,
           async (handle) => {
+            // Holes stay holes (all-zero blocks are not written): the copy is as sparse as the file.
+            const out = new SparseFileWriter(handle);
             for await (const chunk of this.fileChunks(p)) {
-              await handle.write(chunk);
+              await out.write(chunk);
               summary.bytes += chunk.length;
               options.onProgress?.({ bytes: summary.bytes, total: s.size });
             }
+            await out.finish();
             await handle.chmod(s.mode & 0o7777);
           },
           { overwrite: options.overwrite === true },
@@ -801,11 +805,13 @@ export class Ext2fsSession implements FilesystemSession {
       } else if (kind === 'file') {
         const handle = await hostOpen(hostChild, 'wx', 0o600);
         try {
+          const out = new SparseFileWriter(handle);
           for await (const chunk of this.fileChunks(child)) {
-            await handle.write(chunk);
+            await out.write(chunk);
             summary.bytes += chunk.length;
             onProgress?.({ bytes: summary.bytes, files: summary.files });
           }
+          await out.finish();
           await handle.chmod(s.mode & 0o7777);
         } finally {
           await handle.close();

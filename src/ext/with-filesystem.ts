@@ -1,11 +1,10 @@
-import { closeSync, openSync, readSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import * as e2fs from '../e2fs/index.js';
 import { startOpenCheck } from '../e2fs/open-check.js';
 import { AbortedError, DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted, TruncatedError } from '../errors.js';
 import * as partition from '../partition/index.js';
-import type { ProgressCallback } from '../io/index.js';
-import { bulkAvailable, debugfsQuote, ownershipCommands, runDebugfsBatch, type BulkPutPlan } from './bulk.js';
+import { bulkAvailable, debugfsQuote, ownershipCommands, runDebugfsBatch, sizeCommands, type BulkPutPlan } from './bulk.js';
+import { allocationPlan, copyIntoExtents, openPutSource, restrictToRanges } from './put-data.js';
 import { commitOverlay, commitOverlayInterruptibly, FreeBlockWriter, openImage, Overlay, PartitionWindow, settleCompletedCommit, withImage, type Disk, type DiskFormat } from '../disk/index.js';
 import { Ext2fsDiskAdapter } from './disk-adapter.js';
 import { mapExtError } from './errors-map.js';
@@ -119,50 +118,6 @@ export let lastCommit:
     }
   | undefined;
 
-/**
- * Copies `size` bytes of `source` into the file's blocks through `write` (filesystem positions);
- * the rest of the last block is zeroed. Yields to the event loop between chunks, so Ctrl-C is
- * seen while a large file is copied.
- */
-async function copyIntoExtents(
-  source: string,
-  write: (buffer: Buffer, position: number) => void,
-  extents: readonly FileExtent[],
-  blockSize: number,
-  size: number,
-  signal?: AbortSignal,
-  onProgress?: ProgressCallback,
-): Promise<void> {
-  let copied = 0;
-  const src = openSync(source, 'r');
-  try {
-    const buffer = Buffer.allocUnsafe(COPY_CHUNK);
-    for (const extent of extents) {
-      const start = extent.logical * blockSize;
-      const end = Math.min((extent.logical + extent.length) * blockSize, size);
-      for (let at = start; at < end; ) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        throwIfAborted(signal);
-        const want = Math.min(COPY_CHUNK, end - at);
-        let got = 0;
-        while (got < want) {
-          const n = readSync(src, buffer, got, want - got, at + got);
-          if (n === 0) throw new DiskwrightError('E_IO', `${source} shrank while it was being copied`, { path: source });
-          got += n;
-        }
-        write(buffer.subarray(0, got), extent.physical * blockSize + (at - start));
-        at += got;
-        copied += got;
-        onProgress?.({ bytes: copied, total: size });
-      }
-      const blockEnd = (extent.logical + extent.length) * blockSize;
-      if (end < blockEnd && end === size) write(Buffer.alloc(blockEnd - end), extent.physical * blockSize + (end - start));
-    }
-  } finally {
-    closeSync(src);
-  }
-}
-
 /** Most `dw_extent` lines one dw_alloc may print (a fragmented 1 TiB file; named limit). */
 const MAX_ALLOCATED_EXTENTS = 1 << 24;
 
@@ -189,9 +144,6 @@ export function allocatedExtents(output: string, dest: string, count: number, bl
   if (next !== count) throw bad(`${next} blocks, expected ${count}`);
   return extents;
 }
-
-/** Bytes per read/write when copying a file straight into its blocks. */
-const COPY_CHUNK = 8 * 1024 * 1024;
 
 /** Host I/O failures (permissions, disk full) as one-line errors naming the image. */
 function hostIoError(error: unknown, what: string, image: string): DiskwrightError {
@@ -304,32 +256,46 @@ class OpenFilesystem {
   async bulkPut(session: Ext2fsSession, plan: BulkPutPlan): Promise<void> {
     const dst = debugfsQuote(plan.dest)!;
     const step = `writing ${plan.dest}`;
-    const finish = ownershipCommands(dst, plan.mode, plan.uid, plan.gid);
+    const finish = [...sizeCommands(dst, plan.size), ...ownershipCommands(dst, plan.mode, plan.uid, plan.gid)];
     const remove = plan.replace ? [`rm ${dst}`] : [];
     // e2fsprogs 1.47.0 `write` drops trailing zero bytes of a partial last block on inline_data
     // filesystems (host debugfs too): setting the size restores them (they read back as zeros).
-    const plain = [...remove, `write ${debugfsQuote(plan.source)!} ${dst}`, `sif ${dst} size ${plan.size}`, ...finish];
+    const plain = [...remove, `write ${debugfsQuote(plan.source)!} ${dst}`, ...finish];
     const bs = this.geometry.blockSize;
-    const blocks = Math.ceil(plan.size / bs);
     const reportDone = (): void => plan.onProgress?.({ bytes: plan.size, total: plan.size });
     // inline_data: `write /dev/null` makes an inline inode, which has no blocks to allocate.
-    if (this.geometry.featureIncompat & INCOMPAT.inline_data || blocks === 0) {
+    if (this.geometry.featureIncompat & INCOMPAT.inline_data || plan.size === 0) {
       await this.bulk(session, plain, step);
       reportDone();
       return;
     }
-    const allocate = [...remove, `write /dev/null ${dst}`, `dw_alloc ${dst} ${blocks}`, `sif ${dst} size ${plan.size}`, ...finish];
-    await this.bulk(session, allocate, step, (output) => {
-      const sorted = allocatedExtents(output, plan.dest, blocks, Number(this.geometry.blocksCount));
-      // Into blocks the committed filesystem does not use the data goes in place (no overlay copy,
-      // no undo record: the commit's metadata makes it part of the file); elsewhere into the overlay.
-      const writer = this.inPlaceWriter();
-      const { offset } = this.location;
-      return copyIntoExtents(plan.source, (buffer, position) => writer.write(buffer, offset + position), sorted, bs, plan.size, this.signal, plan.onProgress).then(() => {
+    // Opened (and read ahead) before debugfs runs: the disk reads the source while it allocates.
+    const source = openPutSource(plan.source, plan.size, bs);
+    try {
+      // The source's holes are never read. Extent files get them as holes (punched after
+      // dw_alloc); block-mapped files (ext2/ext3) keep the blocks, made to read as zeros by
+      // punching the image — e2fsprogs 1.47.0's punch of a block map drops the mapped blocks after
+      // the range too (host debugfs does the same), so it is not used there.
+      const { allocate, holes } = allocationPlan(source.dataBlocks);
+      const sparse = (this.geometry.featureIncompat & INCOMPAT.extent) !== 0;
+      const punch = sparse ? holes.map((h) => `punch ${dst} ${h.start} ${h.start + h.count - 1}`) : [];
+      const commands = [...remove, `write /dev/null ${dst}`, ...(allocate > 0 ? [`dw_alloc ${dst} ${allocate}`] : []), ...punch, ...finish];
+      await this.bulk(session, commands, step, async (output) => {
+        if (allocate === 0) return true;
+        const allocated = allocatedExtents(output, plan.dest, allocate, Number(this.geometry.blocksCount));
+        // Into blocks the committed filesystem does not use the data goes in place (no overlay copy,
+        // no undo record: the commit's metadata makes it part of the file); elsewhere into the overlay.
+        const writer = this.inPlaceWriter();
+        const { offset } = this.location;
+        if (!sparse) for (const e of restrictToRanges(allocated, holes)) writer.zero(offset + e.physical * bs, e.length * bs);
+        const data = restrictToRanges(allocated, source.dataBlocks);
+        await copyIntoExtents(source, (buffer, position) => writer.write(buffer, offset + position), data, bs, this.signal, plan.onProgress);
         this.directPuts += 1;
         return true;
       });
-    });
+    } finally {
+      source.close();
+    }
     reportDone();
   }
 
