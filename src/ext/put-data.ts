@@ -89,6 +89,20 @@ export function allocationPlan(dataBlocks: readonly BlockRange[]): { allocate: n
   return { allocate: next, holes };
 }
 
+/** Most holes one put punches (each is a debugfs command that edits the extent tree; named limit). */
+export const MAX_PUNCHES = 4096;
+
+/**
+ * Which of `holes` to punch (the largest, at most {@link MAX_PUNCHES}, in logical order) and which
+ * to keep allocated and zero instead: a source fragmented into many small holes would otherwise
+ * cost one debugfs command per hole.
+ */
+export function choosePunches(holes: readonly BlockRange[]): { punch: BlockRange[]; zero: BlockRange[] } {
+  if (holes.length <= MAX_PUNCHES) return { punch: [...holes], zero: [] };
+  const largest = new Set([...holes].sort((a, b) => b.count - a.count || a.start - b.start).slice(0, MAX_PUNCHES));
+  return { punch: holes.filter((h) => largest.has(h)), zero: holes.filter((h) => !largest.has(h)) };
+}
+
 /** The parts of `extents` (logical order) that map blocks in `ranges` (logical order). */
 export function restrictToRanges(extents: readonly FileExtent[], ranges: readonly BlockRange[]): FileExtent[] {
   const out: FileExtent[] = [];

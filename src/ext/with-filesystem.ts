@@ -4,7 +4,7 @@ import { startOpenCheck } from '../e2fs/open-check.js';
 import { AbortedError, DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted, TruncatedError } from '../errors.js';
 import * as partition from '../partition/index.js';
 import { bulkAvailable, debugfsQuote, ownershipCommands, runDebugfsBatch, sizeCommands, type BulkPutPlan } from './bulk.js';
-import { allocationPlan, copyIntoExtents, openPutSource, restrictToRanges } from './put-data.js';
+import { allocationPlan, choosePunches, copyIntoExtents, openPutSource, restrictToRanges } from './put-data.js';
 import { commitOverlay, commitOverlayInterruptibly, FreeBlockWriter, openImage, Overlay, PartitionWindow, settleCompletedCommit, withImage, type Disk, type DiskFormat } from '../disk/index.js';
 import { Ext2fsDiskAdapter } from './disk-adapter.js';
 import { mapExtError } from './errors-map.js';
@@ -273,13 +273,14 @@ class OpenFilesystem {
     const source = openPutSource(plan.source, plan.size, bs);
     try {
       // The source's holes are never read. Extent files get them as holes (punched after
-      // dw_alloc); block-mapped files (ext2/ext3) keep the blocks, made to read as zeros by
-      // punching the image — e2fsprogs 1.47.0's punch of a block map drops the mapped blocks after
-      // the range too (host debugfs does the same), so it is not used there.
+      // dw_alloc; past MAX_PUNCHES the smaller ones are zeroed instead); block-mapped files
+      // (ext2/ext3) keep the blocks, made to read as zeros by punching the image — e2fsprogs
+      // 1.47.0's punch of a block map drops the mapped blocks after the range too (host debugfs
+      // does the same), so it is not used there.
       const { allocate, holes } = allocationPlan(source.dataBlocks);
-      const sparse = (this.geometry.featureIncompat & INCOMPAT.extent) !== 0;
-      const punch = sparse ? holes.map((h) => `punch ${dst} ${h.start} ${h.start + h.count - 1}`) : [];
-      const commands = [...remove, `write /dev/null ${dst}`, ...(allocate > 0 ? [`dw_alloc ${dst} ${allocate}`] : []), ...punch, ...finish];
+      const { punch, zero } = this.geometry.featureIncompat & INCOMPAT.extent ? choosePunches(holes) : { punch: [], zero: holes };
+      const punchCommands = punch.map((h) => `punch ${dst} ${h.start} ${h.start + h.count - 1}`);
+      const commands = [...remove, `write /dev/null ${dst}`, ...(allocate > 0 ? [`dw_alloc ${dst} ${allocate}`] : []), ...punchCommands, ...finish];
       await this.bulk(session, commands, step, async (output) => {
         if (allocate === 0) return true;
         const allocated = allocatedExtents(output, plan.dest, allocate, Number(this.geometry.blocksCount));
@@ -287,7 +288,7 @@ class OpenFilesystem {
         // no undo record: the commit's metadata makes it part of the file); elsewhere into the overlay.
         const writer = this.inPlaceWriter();
         const { offset } = this.location;
-        if (!sparse) for (const e of restrictToRanges(allocated, holes)) writer.zero(offset + e.physical * bs, e.length * bs);
+        for (const e of restrictToRanges(allocated, zero)) writer.zero(offset + e.physical * bs, e.length * bs);
         const data = restrictToRanges(allocated, source.dataBlocks);
         await copyIntoExtents(source, (buffer, position) => writer.write(buffer, offset + position), data, bs, this.signal, plan.onProgress);
         this.directPuts += 1;

@@ -64,6 +64,48 @@ describe('FreeBlockWriter (file data in place into blocks the committed filesyst
     );
   });
 
+  it('zero() makes ranges read as zeros between writes: free pages punched in the image (no bytes written, none counted), the rest discarded in the overlay; the commit leaves the same bytes', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ position: fc.nat(SIZE - 1), length: fc.integer({ min: 1, max: 9 * PAGE }), fill: fc.integer({ min: 0, max: 255 }) }), { maxLength: 12 }),
+        fc.integer({ min: 1, max: 1000 }),
+        (ops, seed) => {
+          const unused = (page: number): boolean => (page * 5 + seed) % 3 !== 0;
+          const file = join(dir, 'zero.img');
+          const { raw, overlay, writer } = setup(file, unused);
+          // Old bytes everywhere (a used filesystem's blocks, stale bytes in free ones).
+          raw.write(Buffer.alloc(SIZE, 0x77), 0);
+          const model = Buffer.alloc(SIZE, 0x77);
+          try {
+            let written = 0;
+            for (const op of ops) {
+              const length = Math.min(op.length, SIZE - op.position);
+              // fill 0 = a zero() of the range, else a write of that byte.
+              if (op.fill === 0) writer.zero(op.position, length);
+              else writer.write(Buffer.alloc(length, op.fill), op.position);
+              model.fill(op.fill, op.position, op.position + length);
+              if (op.fill !== 0) written += length;
+            }
+            expect(writer.bytesInPlace).toBeLessThanOrEqual(written);
+            const seen = Buffer.alloc(SIZE);
+            overlay.read(seen, 0);
+            expect(seen.equals(model)).toBe(true);
+            // Used pages of the image are untouched before the commit.
+            const early = readFileSync(file);
+            for (let page = 0; page < SIZE / PAGE; page += 1) if (!unused(page)) expect(early.subarray(page * PAGE, (page + 1) * PAGE).every((b) => b === 0x77)).toBe(true);
+            commitOverlay(overlay, { durable: false });
+            writer.keep();
+            expect(readFileSync(file).equals(model)).toBe(true);
+          } finally {
+            overlay.close();
+            raw.close();
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
   it('undo punches every page written in place, so an uncommitted session leaves the image as it was', () => {
     const file = join(dir, 'undo.img');
     const { raw, overlay, writer } = setup(file, (page) => page !== 3);
