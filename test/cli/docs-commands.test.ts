@@ -128,6 +128,9 @@ beforeAll(async () => {
   await mkdir(join(base, 'images'));
   const made = await runInProcess(['template', 'make', join(base, 'debbase.img'), '-p', '1', '-o', join(base, 'debian-tmpl'), '--kernel-dir', join(base, 'kernels')]);
   expect(made.code, made.stderr).toBe(0);
+  // The qcow2 template README's `instance create --template ./debian-tmpl.qcow2` takes.
+  expect((await runInProcess(['convert', join(base, 'debian-tmpl'), join(base, 'debian-tmpl.qcow2'), '-O', 'qcow2'])).code).toBe(0);
+  await cp(join(base, 'debian-tmpl.diskwright.json'), join(base, 'debian-tmpl.qcow2.diskwright.json'));
 }, 120_000);
 
 describe('the command lines of README.md and docs/*.md', () => {
