@@ -53,6 +53,8 @@ export interface PartitionFsOptions {
   /** Extra mke2fs options (the tar tree hook, progress parsing). */
   readonly mkfs?: Partial<MakeFilesystemOptions>;
   readonly onProgress?: ProgressCallback;
+  /** Called when the made filesystem starts going into the image (the commit: seconds for a big one). */
+  readonly onCommit?: () => void;
   readonly signal?: AbortSignal;
 }
 
@@ -128,18 +130,18 @@ const PROGRESS_MS = 200;
  * Runs `fn` with mke2fs options that read `options.from` (a directory or tar archive) through the
  * tree hook, reporting files and bytes while it runs; without `from`, `fn` gets `base` unchanged.
  */
-export async function withFill<T>(near: string, options: { readonly from?: string; readonly owner?: OwnerOption; readonly onFillProgress?: (p: FillProgress) => void; readonly signal?: AbortSignal }, base: MakeFilesystemOptions, fn: (mkfs: MakeFilesystemOptions) => Promise<T>): Promise<T> {
+export async function withFill<T>(near: string, options: { readonly from?: string; readonly owner?: OwnerOption; readonly onFillProgress?: (p: FillProgress) => void; readonly signal?: AbortSignal }, base: MakeFilesystemOptions, fn: (mkfs: MakeFilesystemOptions, reportFill: () => void) => Promise<T>): Promise<T> {
   if (options.from === undefined) {
     if (options.owner !== undefined && base.fromDirectory !== undefined) {
       return withFill(near, { ...options, from: base.fromDirectory }, { ...base, fromDirectory: undefined } as MakeFilesystemOptions, fn);
     }
-    return fn(base);
+    return fn(base, () => undefined);
   }
   const fill = await prepareFill(options.from, { near, ...(options.owner ? { owner: options.owner } : {}), ...(options.signal ? { signal: options.signal } : {}) });
   const report = options.onFillProgress;
   const timer = report ? setInterval(() => report(fill.progress()), PROGRESS_MS) : undefined;
   try {
-    const result = await fn({ ...base, fromDirectory: fill.root, treeFactory: fill.treeFactory });
+    const result = await fn({ ...base, fromDirectory: fill.root, treeFactory: fill.treeFactory }, () => report?.(fill.progress()));
     report?.(fill.progress());
     return result;
   } finally {
@@ -182,7 +184,10 @@ export async function makeFilesystemInPartition(image: string, number: number, o
       } finally {
         await handle.close();
       }
-    } else await commitPartition(image, offset, length, page, format, options.signal);
+    } else {
+      options.onCommit?.();
+      await commitPartition(image, offset, length, page, format, options.signal);
+    }
     return { partition: number, offset, size: Math.floor(length / SWAP_PAGE_SIZE) * SWAP_PAGE_SIZE, type: 'swap' };
   }
   // mke2fs takes the size in KiB.
@@ -200,13 +205,16 @@ export async function makeFilesystemInPartition(image: string, number: number, o
     ...(options.extendedOptions ? { extendedOptions: options.extendedOptions } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   };
-  await withFill(image, options, mkfsOptions, async (withSource) => {
+  await withFill(image, options, mkfsOptions, async (withSource, reportFill) => {
     if (options.direct) {
       await makeFilesystem(image, { ...withSource, offset });
     } else {
       const temp = tempPathBeside(image);
       try {
         await makeFilesystem(temp, withSource);
+        // The fill's final figures, then the commit as the step that runs.
+        reportFill();
+        options.onCommit?.();
         await commitPartition(image, offset, size, temp, format, options.signal);
       } finally {
         await rm(temp, { force: true });

@@ -53,6 +53,17 @@ beforeAll(async () => {
   await execa('cp', ['--sparse=always', big, bigCopy]);
 }, 60_000);
 
+let many: string | undefined;
+/** 40 files of 4 MiB (160 MiB of data: a commit that writes them takes 0.3–2 s). */
+async function manyFiles(): Promise<string> {
+  if (many) return many;
+  const made = join(dir, 'many');
+  await mkdir(made);
+  for (let i = 0; i < 40; i++) await writeFile(join(made, `f${i}`), Buffer.alloc(4 << 20, i + 1));
+  many = made;
+  return made;
+}
+
 interface Interrupted {
   readonly code: number | undefined;
   readonly stderr: string;
@@ -165,14 +176,28 @@ describe('Ctrl-C', () => {
   it('fs put of a tree: stops during the commit itself, rolls it back, image unchanged', async () => {
     // 40 files of 4 MiB go through the overlay: the commit writes ~160 MiB (0.3–2 s), long after
     // the signal, which comes as soon as the commit step starts.
-    const many = join(dir, 'many');
-    await mkdir(many);
-    for (let i = 0; i < 40; i++) await writeFile(join(many, `f${i}`), Buffer.alloc(4 << 20, i + 1));
+    const many = await manyFiles();
     const run = await interrupt(['fs', 'put', filled, many, '/many'], /"step":"commit","phase":"start"/);
     expectPrompt(run);
     expect(errorLine(run.stderr).message).toBe(`fs put interrupted during commit; ${filled} unchanged`);
     await expectUnchanged(filled, filledCopy);
     expect(await leftovers()).toEqual([]);
+  }, 60_000);
+
+  it('mkfs -p: stops while the made filesystem is committed into the partition, disk unchanged', async () => {
+    const work = join(dir, 'mkfsp');
+    await mkdir(work);
+    const disk = join(work, 'disk.img');
+    expect((await runBin(['create', disk, '--size', '1G'])).code).toBe(0);
+    await writeFile(join(work, 'layout'), 'label: dos\n,+,L\n');
+    expect((await runBin(['partition', disk, join(work, 'layout')])).code).toBe(0);
+    const diskCopy = join(work, 'disk.orig');
+    await execa('cp', ['--sparse=always', disk, diskCopy]);
+    const run = await interrupt(['mkfs', disk, '-p', '1', '--from', await manyFiles()], /"step":"commit","phase":"start"/);
+    expectPrompt(run);
+    expect(errorLine(run.stderr).message).toBe(`mkfs interrupted during commit; ${disk} unchanged`);
+    await expectUnchanged(disk, diskCopy);
+    expect((await readdir(work)).sort()).toEqual(['disk.img', 'disk.orig', 'layout']);
   }, 60_000);
 
   it('fs get of a large file and of a tree: stops during the copy, no output and no temp left', async () => {

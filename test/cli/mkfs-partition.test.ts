@@ -18,7 +18,11 @@ beforeAll(async () => {
 describe('diskwright mkfs --partition', () => {
   it('makes a filesystem in a partition and reports where, with --json', async () => {
     const result = await runInProcess(['mkfs', disk, '-p', '1', '--type', 'ext4', '--json']);
-    expect(result.stderr).toBe('');
+    // stderr holds only the commit step's events (no prose, no error).
+    expect(result.stderr.split('\n').filter(Boolean).map((line) => JSON.parse(line) as unknown)).toEqual([
+      { event: 'step', step: 'commit', phase: 'start' },
+      { event: 'step', step: 'commit', phase: 'done', seconds: expect.any(Number) },
+    ]);
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ partition: 1, offset: 1048576, size: 33554432, type: 'ext4' });
   });

@@ -2,7 +2,7 @@ import { DiskwrightError, makeFilesystem, makeFilesystemInPartition, parseSize, 
 import { flag, printJson, stringOption, type Command } from '../command.js';
 import { FORMAT_OPTION, imageFormat, useImage } from '../image.js';
 import { fillReporter } from '../fill-progress.js';
-import { noteLeaves, noteStep } from '../progress.js';
+import { createStepReporter, noteLeaves, noteStep } from '../progress.js';
 import { readFile } from 'node:fs/promises';
 import { parseOwner, parseOwnerMap, withFill } from '../../build/index.js';
 
@@ -82,6 +82,9 @@ Examples:
       const partType = (stringOption(args, 'type') ?? 'ext4') as PartitionFsType;
       if (!['ext2', 'ext3', 'ext4', 'swap'].includes(partType)) throw new DiskwrightError('E_USAGE', `mkfs: --type must be ext2, ext3, ext4 or swap, got \`${partType}\``, { hint: 'e.g. --type ext3' });
       noteLeaves(ctx, `${image} unchanged`);
+      // Writing the made filesystem into the partition is a step of its own (seconds for a big one).
+      const report = createStepReporter(ctx);
+      let committing: number | undefined;
       // A writer into an existing image: an interrupted commit is rolled back first.
       const result = await useImage(args, ctx, image, 'write', () =>
         makeFilesystemInPartition(image, Number(partitionText), {
@@ -94,8 +97,14 @@ Examples:
           ...(label !== undefined ? { label } : {}),
           ...(uuid !== undefined ? { uuid } : {}),
           onFillProgress: progress.update,
+          onCommit: () => {
+            progress.done();
+            committing = performance.now();
+            report({ step: 'commit', phase: 'start' });
+          },
         }),
       ).finally(() => progress.done());
+      if (committing !== undefined) report({ step: 'commit', phase: 'done', seconds: (performance.now() - committing) / 1000 });
       if (ctx.json) printJson(ctx, { output: image, partition: result.partition, offset: result.offset, type: result.type, size: result.size, from: from ?? null, label: label ?? null });
       else ctx.stdout.write(`${image} partition ${result.partition}: ${result.type === 'swap' ? 'swap area' : `${result.type} filesystem`} of ${result.size} bytes at offset ${result.offset}${filled()}\n`);
       return 0;
