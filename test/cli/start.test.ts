@@ -126,6 +126,28 @@ describe('the built CLI starts fast', () => {
     expect(loaded.workers).toBe(0);
   });
 
+  it('converts and extracts without loading execa, tar or unixcrypt (they load ~100 modules: the library barrel)', async () => {
+    const disk = join(image, '..', 'convert-in.img');
+    const mbr = Buffer.alloc(1 << 20);
+    mbr.writeUInt8(0x83, 446 + 4);
+    mbr.writeUInt32LE(2048, 446 + 8);
+    mbr.writeUInt32LE(0x7fe, 446 + 12);
+    mbr.writeUInt16LE(0xaa55, 510);
+    await writeFile(disk, Buffer.concat([mbr, Buffer.alloc(1 << 20, 7)]));
+    const qcow2 = join(image, '..', 'convert-out.qcow2');
+    const runs = [
+      ['convert', disk, qcow2, '-O', 'qcow2'],
+      ['extract', qcow2, '-p', '1', '-o', join(image, '..', 'extract-out.img'), '--format', 'qcow2'],
+    ];
+    for (const args of runs) {
+      const loaded = await loadedBy(args);
+      expect(loaded.code, loaded.stderr).toBe(0);
+      expect(ours(loaded)).toEqual([`dist/cli/bundle/${args[0]}.js`]);
+      const packages = [...loaded.esm, ...loaded.cjs].filter((p) => /node_modules\/(execa|tar|unixcrypt)\//.test(p));
+      expect(packages, args[0]).toEqual([]);
+    }
+  });
+
   it('routes every command of the manifest to the bundle that holds it', async () => {
     const manifest = JSON.parse(await readFile(join(root, 'dist/cli/commands/manifest.json'), 'utf8')) as { name: string; file: string }[];
     for (const file of new Set(manifest.map((c) => c.file))) {
