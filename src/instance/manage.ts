@@ -72,7 +72,7 @@ export async function destroyInstance(host: string, options: ManageOptions & { r
     }
     // A removed thin overlay leaves its template's list of dependents; the template itself (the
     // overlay's backing file) is never removed.
-    const release = isLocalConnection(options.connect) ? releaseThinInstance(disk.source) : () => undefined;
+    const release = isLocalConnection(options.connect) ? releaseThinInstance(disk.source) : () => Promise.resolve();
     const viaLibvirt = await runner('virsh', buildVirshVolDeletePathArgs(disk.source, connect)).catch(() => ({ exitCode: 1, stdout: '', stderr: '' }));
     // A commit record of the removed disk must not outlive it: the next disk of that name would
     // get it "rolled back" onto it (src/disk/commit.ts).
@@ -80,12 +80,12 @@ export async function destroyInstance(host: string, options: ManageOptions & { r
     if (viaLibvirt.exitCode === 0) {
       removed.push(disk.source);
       await dropRecord();
-      release();
+      await release();
     } else if (isLocalConnection(options.connect) && (await stat(disk.source).then(() => true, () => false))) {
       await rm(disk.source, { force: true });
       await dropRecord();
       removed.push(disk.source);
-      release();
+      await release();
     } else {
       kept.push(disk.source);
     }

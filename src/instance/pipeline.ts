@@ -7,6 +7,8 @@ import { dirname } from 'node:path';
 import { tempPathBeside, withAtomicPath } from '../io/atomic.js';
 import { recordTemplateClean, registerThinInstance, releaseThinInstance, templateIdentity, templateKnownClean } from './thin.js';
 import { hasReadSet, prefetchTemplate, saveReadSet } from './prefetch.js';
+import { holdSharedBase, publishSharedBase, sharedBasePath, usableSharedBase } from './grown-base.js';
+import type { ImageLock } from '../disk/lock.js';
 import type { ProgressCallback } from '../io/progress.js';
 import { AbortedError, DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import {
@@ -222,6 +224,11 @@ function serializeDefine<T>(fn: () => Promise<T>): Promise<T> {
 
 type RunStep = <T>(step: StepName, fn: () => Promise<T>) => Promise<T>;
 
+/** The shared grown base an instance is built over, and the shared lock held on it meanwhile. */
+interface BaseHolder {
+  base?: { readonly path: string; readonly lock: ImageLock | undefined };
+}
+
 /**
  * copy (raw) or overlay (qcow2) → preen → resize → render → customize → check in a temp file
  * beside the target, (standalone: flatten into a full qcow2) then rename.
@@ -240,6 +247,8 @@ async function buildDisk(
   let renamed = false;
   let renameStarted = 0;
   let unlist = (): void => undefined;
+  // The shared grown base this instance is built over (held under a shared lock until it is listed).
+  const holder: BaseHolder = {};
   // Temp disks of killed runs for this host (nobody has them open) would pile up: remove them.
   removeLeftoverTemps(spec.diskPath);
   try {
@@ -247,7 +256,7 @@ async function buildDisk(
       // A standalone qcow2 is built as a thin overlay first, then flattened into the target.
       const temp = spec.diskKind === 'standalone' ? tempPathBeside(spec.diskPath) : target;
       try {
-        await buildInto(spec, plan, temp, run, steps, signal, onProgress);
+        await buildInto(spec, plan, temp, run, steps, signal, onProgress, holder);
         if (spec.diskKind === 'standalone') {
           await run('flatten', () => steps.flatten(temp, target, { ...stepSignal, ...(onProgress ? { onProgress } : {}) }));
         }
@@ -260,7 +269,7 @@ async function buildDisk(
       recordFormat(target, spec.diskKind === 'raw' ? 'raw' : 'qcow2');
       if (spec.diskKind === 'thin') {
         // Listed before the rename: there is no moment when the overlay exists unlisted.
-        const listed = registerThinInstance(spec.template, spec.diskPath, target);
+        const listed = registerThinInstance(holder.base?.path ?? spec.template, spec.diskPath, target);
         if (listed.problem !== undefined) onNote('overlay', listed.problem);
         unlist = listed.undo;
       }
@@ -272,12 +281,18 @@ async function buildDisk(
     // The fsync or rename failed: the listed overlay never appeared (the template's mode comes back).
     unlist();
     throw stepFailure(renamed ? 'rename' : spec.diskKind === 'raw' ? 'copy' : 'overlay', spec.host, error, signal);
+  } finally {
+    holder.base?.lock?.release();
   }
   // fsync + rename happened inside withAtomicPath; record them as the rename step.
   timings.push({ step: 'rename', seconds: (performance.now() - renameStarted) / 1000 });
 }
 
-/** Builds the instance's filesystem in `temp`: a sparse copy or a qcow2 overlay, then the e2fs steps. */
+/**
+ * Builds the instance's filesystem in `temp`: a sparse copy or a qcow2 overlay, then the e2fs
+ * steps. A thin instance of a clean template is built over the shared grown base (made by this
+ * instance if there is none yet); `holder.base` names it, with the shared lock the caller releases.
+ */
 async function buildInto(
   spec: InstanceSpec,
   plan: InstancePlan,
@@ -286,6 +301,7 @@ async function buildInto(
   steps: PipelineSteps,
   signal: AbortSignal | undefined,
   onProgress: ProgressCallback | undefined,
+  holder: BaseHolder,
 ): Promise<void> {
   const stepSignal = signal ? { signal } : {};
   // The qcow2 overlay is a new private file: its tools write it directly (no overlay, no commit).
@@ -300,7 +316,17 @@ async function buildInto(
   // while overlays depend on it): a recorded clean check of the same identity stands.
   const thin = spec.diskKind !== 'raw';
   const identity = thin ? templateIdentity(spec.template) : undefined;
-  const templateCheck = (thin && templateKnownClean(spec.template)
+  const knownClean = thin && templateKnownClean(spec.template);
+  // The shared grown layer of this template at this size (src/instance/grown-base.ts).
+  const basePath = identity !== undefined ? sharedBasePath(dirname(spec.diskPath), spec.template, identity, spec.diskBytes) : undefined;
+  if (basePath !== undefined && knownClean && usableSharedBase(basePath, identity!, spec.diskBytes)) {
+    const lock = await holdSharedBase(basePath);
+    // Checked again under the lock: a destroy may have pruned it meanwhile.
+    if (lock && usableSharedBase(basePath, identity!, spec.diskBytes)) holder.base = { path: basePath, lock };
+    else lock?.release();
+  }
+  const onBase = holder.base !== undefined;
+  const templateCheck = (knownClean
     ? Promise.resolve({ exitCode: 0, status: 'clean' as const, output: 'clean when last checked (same identity)' })
     : steps.check(spec.template, { mode: 'check', force: true, signal: checkController.signal }).then((outcome) => {
         if (identity !== undefined && outcome.status === 'clean' && outcome.exitCode === 0) recordTemplateClean(spec.template, identity);
@@ -321,7 +347,7 @@ async function buildInto(
     } else {
       // The overlay is the copy: its unwritten clusters read from the template, so it is the
       // template (grown) until the steps below write into it.
-      await run('overlay', () => steps.overlay(spec.template, temp, { size: spec.diskBytes, ...stepSignal }));
+      await run('overlay', () => steps.overlay(holder.base?.path ?? spec.template, temp, { size: spec.diskBytes, ...stepSignal }));
     }
     await run('preen', async () => {
       const template = await templateCheck;
@@ -345,9 +371,25 @@ async function buildInto(
   }
   // Start writing the copied data back now, while resize/render/check run in workers: the
   // fsync before the rename then has only their few changes left to flush.
-  const writeback = spec.diskKind === 'raw' ? earlyWriteback(temp) : Promise.resolve();
+  let writeback = spec.diskKind === 'raw' ? earlyWriteback(temp) : Promise.resolve();
   // resize2fs wants a fresh e2fsck -f; after a clean check of the template, force it.
-  await run('resize', () => steps.grow(temp, { ...stepSignal, ...direct, force: !preened }));
+  await run('resize', async () => {
+    // Over the shared base the filesystem already fills the size: nothing to grow.
+    if (onBase) return;
+    await steps.grow(temp, { ...stepSignal, ...direct, force: !preened });
+    // Only a thin instance publishes one: it is what later lets `instance destroy` remove it.
+    if (basePath === undefined || preened || spec.diskKind !== 'thin') return;
+    // The template was clean and `temp` holds only resize2fs's changes: it becomes the shared
+    // base, and this instance a new overlay over it (a failure here only means no sharing).
+    try {
+      if (publishSharedBase(temp, basePath, spec.template) !== 'published') return;
+    } catch {
+      return;
+    }
+    holder.base = { path: basePath, lock: await holdSharedBase(basePath) };
+    await rm(temp, { force: true });
+    await steps.overlay(basePath, temp, { size: spec.diskBytes, ...stepSignal });
+  });
   await run('render', async () => {
     const rendered = await steps.render(temp, plan.files, plan.values, signal);
     assertAllRendered(plan, rendered);
@@ -355,6 +397,8 @@ async function buildInto(
   await run('customize', () => steps.customize(temp, plan.customization, { ...(plan.newFsUuid ? { fsUuid: plan.newFsUuid } : {}), ...stepSignal }));
   // The first thin instance of a template records what its final check reads (src/instance/prefetch.ts).
   const recordReads = readAhead !== undefined && !hasReadSet(readAhead);
+  // A qcow2 overlay is complete now (the check only reads): its fsync runs beside the check.
+  if (spec.diskKind !== 'raw') writeback = earlyWriteback(temp);
   await run('check', async () => {
     const outcome = await steps.check(temp, { mode: 'check', force: true, ...(recordReads ? { recordReads } : {}), ...stepSignal });
     if (outcome.status !== 'clean' || outcome.exitCode !== 0) {
@@ -403,7 +447,7 @@ async function rollback(runner: VirtRunner, spec: InstanceSpec, connect: { conne
   }
   const release = releaseThinInstance(spec.diskPath);
   await rm(spec.diskPath, { force: true });
-  release();
+  await release();
   if (problems.length > 0 && error instanceof Error) {
     error.message += ` (cleanup incomplete: ${problems.join('; ')})`;
   }

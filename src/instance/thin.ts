@@ -19,6 +19,7 @@ import { createQcow2, DEFAULT_CLUSTER_SIZE } from '../disk/qcow2/create.js';
 import { Qcow2Disk } from '../disk/qcow2/index.js';
 import { resolveFormat } from '../disk/open.js';
 import { DiskwrightError } from '../errors.js';
+import { isSharedBase, pruneSharedBase } from './grown-base.js';
 
 /** Options of {@link createThinOverlay}. */
 export interface ThinOverlayOptions {
@@ -79,18 +80,21 @@ export function registerThinInstance(template: string, final: string, temp: stri
 }
 
 /**
- * Prepares the release of a thin instance disk from its template's list of dependents: reads the
- * disk's record while it still exists and returns what to call once it is deleted (with no live
- * dependent left, the template's old mode comes back). Disks without the record: a no-op.
+ * Prepares the release of a thin instance disk from its backing file's list of dependents: reads
+ * the disk's record while it still exists and returns what to call once it is deleted (with no
+ * live dependent left, the template's old mode comes back; a shared grown base nobody uses any
+ * more is removed, src/instance/grown-base.ts). The entry is removed when the function is called;
+ * its promise settles after the base's removal (never rejects). Disks without the record: a no-op.
  */
-export function releaseThinInstance(overlay: string): () => void {
+export function releaseThinInstance(overlay: string): () => Promise<void> {
+  const nothing = (): Promise<void> => Promise.resolve();
   let recorded;
   try {
     recorded = recordedBackingIdentity(overlay);
   } catch {
-    return () => undefined;
+    return nothing;
   }
-  if (recorded === undefined) return () => undefined;
+  if (recorded === undefined) return nothing;
   let real = overlay;
   try {
     real = realpathSync(overlay);
@@ -98,12 +102,13 @@ export function releaseThinInstance(overlay: string): () => void {
     /* gone already */
   }
   const template = recorded.path;
-  return () => {
+  return async () => {
     try {
       unregisterDependent(template, real);
     } catch {
       /* the template's directory is not writable: the stale entry is ignored later */
     }
+    if (isSharedBase(template)) await pruneSharedBase(template);
   };
 }
 

@@ -68,7 +68,9 @@ describe('diskwright instance create', () => {
     const hash = await sha256(qcow2);
     const r = await runBin(['instance', 'create', '10.0.0.5', 'q1', '--template', qcow2, '--images-dir', dir, '--disk', '64M', '--disk-only', '--format', 'qcow2'], { env });
     expect(r.code, r.stderr).toBe(0);
-    expect(await listDir(dir)).toEqual(['q1-disk0.qcow2']);
+    // The instance and the shared grown layer of the template at 64M (src/instance/grown-base.ts).
+    expect(await listDir(dir)).toEqual(['.diskwright-bases', 'q1-disk0.qcow2']);
+    expect((await listDir(join(dir, '.diskwright-bases'))).filter((f) => f.endsWith('.qcow2'))).toEqual([expect.stringMatching(/^as\.qcow2-67108864-[0-9a-f]{16}\.qcow2$/)]);
     expect(await sha256(qcow2)).toBe(hash);
   });
 

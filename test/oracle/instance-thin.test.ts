@@ -4,7 +4,7 @@
  */
 import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { extractPartition } from '../../src/io/index.js';
@@ -63,8 +63,12 @@ describe('instance create --format qcow2 makes a thin overlay over the template'
     const thin = await build('qcow2');
     expect(thin.disk).toBe(join(thin.dir, 'web1-disk0.qcow2'));
     await qemuCheck(thin.disk);
-    const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', thin.disk])).stdout);
-    expect(info).toMatchObject({ format: 'qcow2', 'virtual-size': 64 * MiB, 'backing-filename': template, 'backing-filename-format': 'raw' });
+    // instance → the shared grown layer of the template at 64M → the raw template.
+    const [info, base] = JSON.parse((await execa('qemu-img', ['info', '--backing-chain', '--output=json', thin.disk])).stdout) as Record<string, unknown>[];
+    expect(info).toMatchObject({ format: 'qcow2', 'virtual-size': 64 * MiB, 'backing-filename-format': 'qcow2' });
+    expect(String(info!['backing-filename'])).toMatch(new RegExp(`^${join(thin.dir, '.diskwright-bases')}/${basename(template)}-67108864-[0-9a-f]{16}\\.qcow2$`));
+    expect(base).toMatchObject({ format: 'qcow2', 'virtual-size': 64 * MiB, 'backing-filename': template, 'backing-filename-format': 'raw' });
+    await qemuCheck(String(info!['backing-filename']));
 
     const raw = await toRaw(thin.disk);
     const fsck = await hostFsck(raw);
