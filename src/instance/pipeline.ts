@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { tempPathBeside, withAtomicPath } from '../io/atomic.js';
 import { recordTemplateClean, registerThinInstance, releaseThinInstance, templateIdentity, templateKnownClean } from './thin.js';
 import { hasReadSet, prefetchTemplate, saveReadSet } from './prefetch.js';
-import { holdSharedBase, publishSharedBase, sharedBasePath, usableSharedBase } from './grown-base.js';
+import { holdSharedBase, pruneSharedBase, publishSharedBase, sharedBasePath, usableSharedBase } from './grown-base.js';
 import type { ImageLock } from '../disk/lock.js';
 import type { ProgressCallback } from '../io/progress.js';
 import { AbortedError, DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
@@ -283,6 +283,9 @@ async function buildDisk(
     throw stepFailure(renamed ? 'rename' : spec.diskKind === 'raw' ? 'copy' : 'overlay', spec.host, error, signal);
   } finally {
     holder.base?.lock?.release();
+    // A failed create that published the shared base leaves no instance over it: remove it
+    // again unless another instance uses it meanwhile (pruneSharedBase checks, under its lock).
+    if (!renamed && holder.base !== undefined) await pruneSharedBase(holder.base.path);
   }
   // fsync + rename happened inside withAtomicPath; record them as the rename step.
   timings.push({ step: 'rename', seconds: (performance.now() - renameStarted) / 1000 });
@@ -338,7 +341,7 @@ async function buildInto(
   // last instance's final check read, all at once, before the steps wait for it block by block.
   // The recorded ranges are guest offsets: they are the template file's own only for a raw template.
   const readAhead = identity !== undefined && resolveFormat(spec.template, undefined).format === 'raw' ? identity : undefined;
-  const prefetching = readAhead !== undefined ? prefetchTemplate(spec.template, readAhead) : Promise.resolve(0);
+  const prefetching = thin ? prefetchTemplate(spec.template, readAhead, process.env, holder.base?.path) : Promise.resolve(0);
   let preened = false;
   let preenDone = false;
   try {

@@ -95,6 +95,15 @@ function dataRanges(template: string, size: number, reads: readonly number[]): n
   }
 }
 
+async function adviseWholeFile(sys: NonNullable<ReturnType<typeof libc>>, path: string): Promise<void> {
+  const fd = openSync(path, 'r');
+  try {
+    await sys.posixFadviseAsync(fd, 0, 0, POSIX_FADV_WILLNEED);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The kept read set of `identity`, or undefined (none, another identity, or not well-formed). */
 function loadReadSet(identity: BackingIdentity, env: NodeJS.ProcessEnv): readonly number[] | undefined {
   const path = readSetPath(identity, env);
@@ -126,13 +135,16 @@ function loadReadSet(identity: BackingIdentity, env: NodeJS.ProcessEnv): readonl
 /**
  * Asks the kernel to read the template's kept read set now (posix_fadvise WILLNEED, on a libuv
  * thread, all ranges queued before any is waited for), so that the instance's steps find the
- * template's metadata in the page cache. Resolves with the bytes advised (0: no record, or no
- * posix_fadvise on this host); never rejects.
+ * template's metadata in the page cache; and all of `layer` (the shared grown layer, a few MiB
+ * that every step reads) when given. `identity` undefined: the layer only (a qcow2 template's
+ * reads are not its file's offsets). Resolves with the template bytes advised (0: no record, or
+ * no posix_fadvise on this host); never rejects.
  */
-export async function prefetchTemplate(template: string, identity: BackingIdentity, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function prefetchTemplate(template: string, identity: BackingIdentity | undefined, env: NodeJS.ProcessEnv = process.env, layer?: string): Promise<number> {
   try {
     const sys = libc();
-    const ranges = sys ? loadReadSet(identity, env) : undefined;
+    if (sys && layer !== undefined) await adviseWholeFile(sys, layer);
+    const ranges = sys && identity !== undefined ? loadReadSet(identity, env) : undefined;
     if (!sys || !ranges) return 0;
     const fd = openSync(template, 'r');
     let advised = 0;

@@ -82,6 +82,18 @@ describe('thin instances of one template at one size share one grown layer', () 
     expect(grows()).toBe(2);
   });
 
+  it('is removed again when the create that made it fails later, and the template gets its mode back', async () => {
+    const dir = join(root, `images${counter++}`);
+    await mkdir(dir);
+    const { template } = await makeTemplate(join(root, `tmpl${counter++}`), { size: '32M' });
+    const mode = statSync(template).mode & 0o777;
+    const failing: PipelineSteps = { ...defaultSteps, render: async () => Promise.reject(new Error('render failed on purpose')) };
+    await expect(create(template, dir, 'web1', failing)).rejects.toThrow(/step render failed/);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(liveDependents(template)).toEqual([]);
+    expect(statSync(template).mode & 0o777).toBe(mode);
+  });
+
   it('is refused to diskwright writers while instances use it; destroy keeps it for the others and removes it with the last', async () => {
     const dir = join(root, `images${counter++}`);
     await mkdir(dir);
