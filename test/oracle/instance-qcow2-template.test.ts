@@ -107,7 +107,11 @@ describe.each([
     const { disk, diskArg } = await build(template, 'qcow2');
     expect(diskArg).toMatch(/\.qcow2,format=qcow2,/);
     await qemuCheck(disk);
-    expect(await qemuInfo(disk)).toMatchObject({ format: 'qcow2', 'virtual-size': 64 * MiB, 'backing-filename': template, 'backing-filename-format': 'qcow2' });
+    // instance → the template's shared grown layer at 64M (src/instance/grown-base.ts) → the qcow2 template.
+    const [top, layer] = JSON.parse((await execa('qemu-img', ['info', '--backing-chain', '--output=json', disk])).stdout) as Record<string, unknown>[];
+    expect(top).toMatchObject({ format: 'qcow2', 'virtual-size': 64 * MiB, 'backing-filename-format': 'qcow2' });
+    expect(String(top!['backing-filename'])).toContain('/.diskwright-bases/');
+    expect(layer).toMatchObject({ format: 'qcow2', 'virtual-size': 64 * MiB, 'backing-filename': template, 'backing-filename-format': 'qcow2' });
     expect(statSync(disk).blocks * 512).toBeLessThan(4 * MiB);
     await expectLikeRawInstance(await toRaw(disk), reference);
     expect(await sha256(template)).toBe(hash);
