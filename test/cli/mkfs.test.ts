@@ -58,6 +58,10 @@ describe('diskwright mkfs', () => {
     expect((await runInProcess(['mkfs', image, '--type', 'xfs', '--size', '16M'])).code).toBe(2);
     expect((await runInProcess(['mkfs', image, '--size', '16M', '--uuid', 'nope'])).code).toBe(2);
     expect((await runInProcess(['mkfs', image])).code).toBe(2);
+    // --format names an existing image's format: a new filesystem image is raw.
+    const format = await runInProcess(['mkfs', image, '--size', '16M', '--format', 'qcow2']);
+    expect(format.code).toBe(2);
+    expect(format.stderr).toMatch(/--format needs --partition.*\[E_USAGE\]/);
     const missing = await runInProcess(['mkfs', image, '--size', '16M', '--from', join(dir, 'absent')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/E_NOT_FOUND/);

@@ -31,6 +31,12 @@ describe('diskwright template (CLI)', () => {
     expect(result.stderr).toMatch(/hint: the operations are: udev-persistent-net/);
   });
 
+  it('rejects an -O that is not raw or qcow2 before reading the disk', async () => {
+    const result = await runInProcess(['template', 'make', '/nonexistent.img', '--partition', '1', '-o', '/tmp/x-never', '-O', 'vmdk']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/Expected `--output-format` to be raw or qcow2, got `vmdk`/);
+  });
+
   it('requires --partition and -o, and rejects a non-numeric partition', async () => {
     expect((await runInProcess(['template', 'make', 'disk.img', '-o', 't'])).stderr).toMatch(/--partition N is required/);
     expect((await runInProcess(['template', 'make', 'disk.img', '--partition', '1'])).stderr).toMatch(/-o TEMPLATE is required/);
