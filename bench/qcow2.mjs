@@ -9,7 +9,10 @@
 // we may (root); rounds interleave the methods. diskwright fsyncs its output before the rename;
 // qemu-img does not (cache=unsafe for the output), so it is timed twice: alone, and followed by
 // `sync FILE` (equal durability, the target's anchor). Prints medians and both ratios, and the
-// cold start of `node -e 0`, which every diskwright run pays and qemu-img does not.
+// cold start of `node -e 0`, which every diskwright run pays and qemu-img does not (when
+// NODE_EXTRA_CA_CERTS is set, as in the project's sandbox, also without it: node then reads and
+// parses that CA bundle at every start, 0.05–0.1 s here; the timed runs keep the environment).
+// Figures and what the time is made of: docs/qcow2.md, "Speed".
 //
 //   node bench/qcow2.mjs [--runs 3] [--keep] [--data-size 768M]
 //
@@ -17,6 +20,7 @@
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -83,12 +87,22 @@ const cases = [
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const results = cases.map(() => ({ ours: [], anchor: [], anchorSync: [] }));
+const loadAtStart = loadavg()[0];
 const nodeStart = [];
+const nodeStartBare = [];
+const extraCerts = process.env.NODE_EXTRA_CA_CERTS !== undefined;
+const { NODE_EXTRA_CA_CERTS: _certs, ...bareEnv } = process.env;
 for (let round = 0; round < runs; round++) {
   await dropCaches();
   let t0 = performance.now();
   await execa(process.execPath, ['-e', '0']);
   nodeStart.push((performance.now() - t0) / 1000);
+  if (extraCerts) {
+    await dropCaches();
+    t0 = performance.now();
+    await execa(process.execPath, ['-e', '0'], { env: bareEnv, extendEnv: false });
+    nodeStartBare.push((performance.now() - t0) / 1000);
+  }
   for (const [i, c] of cases.entries()) {
     const r = results[i];
     for (const [key, fn, sync] of [['ours', c.ours, false], ['anchor', c.anchor, false], ['anchorSync', c.anchor, true]]) {
@@ -104,7 +118,7 @@ for (let round = 0; round < runs; round++) {
 }
 if (!canDrop) console.log('(page cache not dropped: not root)');
 const { stdout: du } = await execa('du', ['-k', input]);
-console.log(`input: ${input}, ${SIZE / 2 ** 30} GiB, ${(Number(du.split('\t')[0]) / 2 ** 20).toFixed(2)} GiB allocated; ${runs} runs, medians; node -e 0 cold start ${median(nodeStart).toFixed(2)} s`);
+console.log(`input: ${input}, ${SIZE / 2 ** 30} GiB, ${(Number(du.split('\t')[0]) / 2 ** 20).toFixed(2)} GiB allocated; ${runs} runs, medians; node -e 0 cold start ${median(nodeStart).toFixed(2)} s${extraCerts ? ` (${median(nodeStartBare).toFixed(2)} s without NODE_EXTRA_CA_CERTS)` : ''}; load ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end`);
 for (const [i, c] of cases.entries()) {
   const r = results[i];
   const ours = median(r.ours);
