@@ -58,11 +58,12 @@ describe('commitOverlayInterruptibly', () => {
     const controller = new AbortController();
     // Each run takes 30 ms: a synchronous commit would finish all of them before the timer could fire.
     const steps: string[] = [];
-    setTimeout(() => controller.abort(new Error('SIGINT')), 100);
     const error = await commitOverlayInterruptibly(overlay, {
       signal: controller.signal,
       onStep: (step) => {
         steps.push(step.phase);
+        // Armed once the record is durable: its fsyncs take longer than 100 ms on a loaded machine.
+        if (step.phase === 'record-durable') setTimeout(() => controller.abort(new Error('SIGINT')), 100);
         if (step.phase === 'write') blockFor(30);
       },
     }).catch((caught: unknown) => caught);
