@@ -1,4 +1,5 @@
-import { close, closeSync, existsSync, fsync, fsyncSync, open, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { close, closeSync, existsSync, fdatasyncSync, fsync, fsyncSync, open, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open as openHandle, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 as nativeCrc32 } from 'node:zlib';
 import { crc32 } from '../bytes/index.js';
@@ -43,6 +44,11 @@ import type { Disk } from './types.js';
  *    image after a crash) is refused, never rolled back over the newer bytes.
  *  Writes to an image outside a commit (in-place file data) must first make an earlier commit's
  *  removal durable ({@link settleCompletedCommit}): they may land in blocks that commit changed.
+ *  - An `fs` session creates its record file ahead ({@link prepareRecord}: zeros, synced, while
+ *    the session runs); the commit writes the record into those blocks and fdatasyncs it — an
+ *    overwrite, so no journal commit on the commit's path. A record whose first bytes are zeros
+ *    was never armed (the image was not written): it is not pending ({@link hasPendingRecord}).
+ *    A crash while the record is being written there leaves a cut-short record: handled above.
  * qcow2 images keep the v1 record (renamed into place, removal synced): the driver's own metadata
  * (L2 tables, refcounts) is not in the block list.
  *
@@ -83,9 +89,26 @@ export function recordPath(image: string): string {
   return `${image}${RECORD_SUFFIX}`;
 }
 
-/** True when an interrupted commit left its record beside `image`. */
+/**
+ * True when an interrupted commit left its record beside `image`. A record file whose first bytes
+ * are zeros (or that is empty) was never armed — prepared ahead of a commit, or killed before its
+ * header reached the disk — so the image was not written: readers may read it, the next writer
+ * drops it ({@link rollBackInterruptedCommit}).
+ */
 export function hasPendingRecord(image: string): boolean {
-  return existsSync(recordPath(image));
+  let fd: number;
+  try {
+    fd = openSync(recordPath(image), 'r');
+  } catch (error) {
+    return errnoOf(error) !== 'ENOENT';
+  }
+  try {
+    const head = Buffer.alloc(MAGIC.length);
+    const got = readSync(fd, head, 0, head.length, 0);
+    return got > 0 && !head.subarray(0, got).equals(Buffer.alloc(got));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** fsyncs the directory holding `path` (makes a rename or unlink durable). */
@@ -132,6 +155,12 @@ export interface CommitOptions {
    * record cannot prove completion then, so its removal is synced. Default false.
    */
   readonly outsideWrites?: boolean;
+  /**
+   * A raw image's record file created ahead ({@link prepareRecord}, awaited `ready`): the record is
+   * written into its preallocated blocks and fdatasynced — no new file, no directory entry on the
+   * commit's path, so no journal commit for it there.
+   */
+  readonly prepared?: { readonly fd: number; readonly capacity: number };
 }
 
 export interface CommitSummary {
@@ -230,9 +259,10 @@ function completionList(runs: readonly ChangeRun[], plan: RecordPlan): Buffer {
 function* writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], oldSize: number, plan: RecordPlan, options: CommitOptions): CommitWork<{ saved: number; runs: ChangeRun[] }> {
   const final = recordPath(image);
   const target = plan.v2 ? final : tempPathBeside(final);
+  const prepared = plan.v2 ? options.prepared : undefined;
   let fd: number;
   try {
-    fd = openSync(target, 'wx', 0o600);
+    fd = prepared ? prepared.fd : openSync(target, 'wx', 0o600);
   } catch (error) {
     throw hostError(error, target, 'create commit record');
   }
@@ -338,20 +368,24 @@ function* writeRecord(base: Disk, image: string, runs: readonly ChangeRun[], old
     writer.writeAt(header, 0);
     options.onStep?.({ phase: 'record-written' });
     try {
-      fsyncSync(fd);
+      // Into a prepared file: its blocks and size are durable already (unless the record outgrew
+      // them), so the data sync needs no journal commit.
+      if (prepared) fdatasyncSync(fd);
+      else fsyncSync(fd);
     } catch (error) {
       throw hostError(error, target, 'fsync commit record');
     }
-    closeSync(fd);
+    if (!prepared) closeSync(fd);
     fd = -1;
     options.onStep?.({ phase: 'record-synced' });
     if (!plan.v2) renameSync(target, final);
   } catch (error) {
-    if (fd >= 0) closeSync(fd);
+    if (fd >= 0 && !prepared) closeSync(fd);
     rmSync(target, { force: true });
     throw error;
   }
-  fsyncDirOf(final);
+  // A prepared record's directory entry was made durable when it was created.
+  if (!prepared) fsyncDirOf(final);
   return { saved, runs: kept };
 }
 
@@ -741,7 +775,7 @@ function applyRecord(disk: Disk, image: string, limit = Number.POSITIVE_INFINITY
  * a commit that completed or never wrote the image (it is removed). Safe to call at any time.
  */
 export function rollBackInterruptedCommit(image: string): boolean {
-  if (!hasPendingRecord(image)) return false;
+  if (!existsSync(recordPath(image))) return false;
   // The record says which view it saved: a qcow2's guest bytes, or the raw file's.
   const disk = recordIsQcow2(image) ? openQcow2Chain(image, { readOnly: false }) : RawFileDisk.open(image, { readOnly: false });
   try {
@@ -749,6 +783,54 @@ export function rollBackInterruptedCommit(image: string): boolean {
   } finally {
     disk.close();
   }
+}
+
+/** Bytes a prepared record file is created with (a small commit's record fits: ~25 KiB for five small files). */
+export const PREPARED_RECORD_BYTES = 64 * 1024;
+
+/** A record file created ahead of a commit, off its critical path. */
+export interface PreparedRecord {
+  /** Resolves once the file (zeros, `capacity` bytes) and its directory entry are durable. */
+  readonly ready: Promise<{ readonly fd: number; readonly capacity: number }>;
+  /** Closes the file and removes it unless a commit armed it (idempotent; call when the session ends). */
+  release(): Promise<void>;
+}
+
+/**
+ * Creates the record file of the next commit on `image` (a raw image whose write lock the caller
+ * holds, with no record beside it) in the background: zeros, fdatasynced, the directory fsynced.
+ * A zero record is never pending (readers ignore it, writers drop it), so a crash while it
+ * exists leaves nothing to recover. The commit then writes the record into it
+ * ({@link CommitOptions.prepared}).
+ */
+export function prepareRecord(image: string, capacity = PREPARED_RECORD_BYTES): PreparedRecord {
+  const path = recordPath(image);
+  let handle: FileHandle | undefined;
+  const ready = (async () => {
+    handle = await openHandle(path, 'wx', 0o600);
+    await handle.write(Buffer.alloc(capacity), 0, capacity, 0);
+    await handle.datasync();
+    const dir = await openHandle(dirname(path), 'r');
+    try {
+      await dir.sync().catch(() => undefined);
+    } finally {
+      await dir.close();
+    }
+    return { fd: handle.fd, capacity };
+  })();
+  ready.catch(() => undefined);
+  let released = false;
+  return {
+    ready,
+    release: async () => {
+      if (released) return;
+      released = true;
+      await ready.catch(() => undefined);
+      await handle?.close().catch(() => undefined);
+      // Armed and left by a failed rollback: it must stay. Otherwise (zeros, or removed by the commit) it goes.
+      if (!hasPendingRecord(image)) rmSync(path, { force: true });
+    },
+  };
 }
 
 /**

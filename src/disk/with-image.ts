@@ -1,4 +1,4 @@
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DiskwrightError } from '../errors.js';
 import { hasPendingRecord, recordPath, rollBackInterruptedCommit } from './commit.js';
@@ -82,8 +82,11 @@ export async function withImage<T>(image: string, options: WithImageOptions, fn:
   const lock: ImageLock = await lockImage(image, options);
   try {
     let rolledBack = false;
-    if (hasPendingRecord(lock.path)) {
-      if (options.access === 'read') throw pendingCommitError(image);
+    if (options.access === 'read') {
+      if (hasPendingRecord(lock.path)) throw pendingCommitError(image);
+    } else if (lock.outermost && existsSync(recordPath(lock.path))) {
+      // Also a record that was never armed (prepared for a commit, zeros): the writer drops it. Not
+      // in a nested call: a record there is the outer session's own, prepared for its commit.
       try {
         rolledBack = rollBackInterruptedCommit(lock.path);
       } catch (error) {

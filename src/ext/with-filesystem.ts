@@ -5,7 +5,8 @@ import { AbortedError, DiskwrightError, InvalidArgumentError, isDiskwrightError,
 import * as partition from '../partition/index.js';
 import { bulkAvailable, debugfsQuote, ownershipCommands, runDebugfsBatch, sizeCommands, type BulkPutPlan } from './bulk.js';
 import { allocationPlan, choosePunches, copyIntoExtents, openPutSource, restrictToRanges } from './put-data.js';
-import { commitOverlay, commitOverlayInterruptibly, FreeBlockWriter, openImage, Overlay, PartitionWindow, settleCompletedCommit, withImage, type Disk, type DiskFormat } from '../disk/index.js';
+import { commitOverlay, commitOverlayInterruptibly, FreeBlockWriter, openImage, Overlay, PartitionWindow, prepareRecord, settleCompletedCommit, withImage, type Disk, type DiskFormat, type PreparedRecord } from '../disk/index.js';
+import { testFaultPoint } from '../io/test-fault.js';
 import { Ext2fsDiskAdapter } from './disk-adapter.js';
 import { mapExtError } from './errors-map.js';
 import { freeBlockTest } from './free-blocks.js';
@@ -174,6 +175,8 @@ class OpenFilesystem {
   /** Large files' data written in place into blocks the committed filesystem does not use. */
   private freeWriter: FreeBlockWriter | undefined;
   private committed = false;
+  /** The record file of this session's commit, created in the background while the session runs. */
+  private preparedRecord: PreparedRecord | undefined;
 
   constructor(
     private readonly image: string,
@@ -339,10 +342,13 @@ class OpenFilesystem {
     }
     const inPlace = this.freeWriter?.bytesInPlace ?? 0;
     try {
+      const prepared = this.preparedRecord ? await this.preparedRecord.ready : undefined;
+      if (prepared) testFaultPoint('record-prepared');
       const summary = this.scratch
         ? commitOverlay(this.overlay, { durable: false })
         : await commitOverlayInterruptibly(this.overlay, {
             ...(this.signal ? { signal: this.signal } : {}),
+            ...(prepared ? { prepared } : {}),
             needsNoSave: (position, bytes) => this.unusedByCommitted(position, bytes),
             // File data written in place is not in the overlay: the record cannot prove completion.
             outsideWrites: inPlace > 0,
@@ -357,8 +363,18 @@ class OpenFilesystem {
     }
   }
 
+  /**
+   * Starts creating the commit's record file now (raw images; a scratch session has none), so its
+   * journal commit overlaps the session instead of delaying the commit (src/disk/commit.ts).
+   */
+  prepareCommit(): void {
+    if (this.scratch || this.raw.format !== 'raw' || this.preparedRecord) return;
+    this.preparedRecord = prepareRecord(this.image);
+  }
+
   async dispose(): Promise<void> {
     try {
+      await this.preparedRecord?.release();
       // Not committed (the callback threw, Ctrl-C, a refusal): the image's bytes are the old ones again.
       if (!this.committed) this.freeWriter?.undo();
     } finally {
@@ -410,6 +426,7 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
     // worker, overlapping the session; awaited before anything reaches the image).
     const openCheck = write ? startOpenCheck(real, { offset: location.offset, ...(options.signal ? { signal: options.signal } : {}), ...(format ? { format } : {}) }) : undefined;
     const open = new OpenFilesystem(real, location, geometry, options.signal, write, write && options.scratch === true, format);
+    if (write) open.prepareCommit();
     try {
       const mounted = await open.mount().catch(async (error: unknown) => {
         await openCheck?.done();

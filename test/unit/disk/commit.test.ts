@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { copyFileSync, ftruncateSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { commitOverlay, hasPendingRecord, Overlay, RawFileDisk, recordPath, rollBackInterruptedCommit, type CommitStep } from '../../../src/disk/index.js';
+import { commitOverlay, hasPendingRecord, Overlay, prepareRecord, PREPARED_RECORD_BYTES, RawFileDisk, recordPath, rollBackInterruptedCommit, type CommitStep } from '../../../src/disk/index.js';
 import { crc32 } from '../../../src/bytes/index.js';
 import { isDiskwrightError } from '../../../src/errors.js';
 import { FaultyDisk } from '../../helpers/faulty-disk.js';
@@ -255,6 +255,39 @@ describe('commitOverlay', () => {
         expect(readFileSync(file).equals(after)).toBe(true);
       }
     }
+  });
+
+  it('a record prepared ahead is not pending, takes the commit\'s record in its blocks, and goes away after the commit or without one', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'a.img');
+    const before = makeSparse(file, 1);
+    const disk = RawFileDisk.open(file, { readOnly: false });
+    // No commit: released, nothing left.
+    const unused = prepareRecord(file);
+    await unused.ready;
+    expect(existsSync(recordPath(file))).toBe(true);
+    expect(hasPendingRecord(file)).toBe(false);
+    await unused.release();
+    expect(readdirSync(dir)).toEqual(['a.img']);
+    // A commit: the record lands in the prepared file (a kill after its sync leaves it armed there).
+    const prepared = prepareRecord(file);
+    const ready = await prepared.ready;
+    const overlay = new Overlay(disk);
+    const after = stage(overlay, before, [{ position: 8192, length: 5000, zero: false, seed: 11 }], 0);
+    let armed: Buffer | undefined;
+    commitOverlay(overlay, { prepared: ready, onStep: (s) => void (s.phase === 'record-durable' && (armed = readFileSync(recordPath(file)))) });
+    await prepared.release();
+    disk.close();
+    expect(readFileSync(file).equals(after)).toBe(true);
+    expect(readdirSync(dir)).toEqual(['a.img']);
+    expect(armed!.length).toBe(PREPARED_RECORD_BYTES);
+    expect(armed!.subarray(0, 8).toString('latin1')).toBe('DWUNDO02');
+    // That armed record, back beside the old image (a kill before the first write), rolls back to it.
+    writeFileSync(file, before);
+    writeFileSync(recordPath(file), armed!);
+    expect(hasPendingRecord(file)).toBe(true);
+    expect(rollBackInterruptedCommit(file)).toBe(true);
+    expect(readFileSync(file).equals(before)).toBe(true);
   });
 
   it('rolls back an undo log in the format the previous version wrote', async () => {

@@ -137,18 +137,23 @@ describe('withImage', () => {
 
   it('readers refuse a pending record with a hint to run diskwright recover; writers roll it back', async () => {
     const path = await image();
-    const fd = openSync(`${path}.diskwright-undo`, 'w');
-    closeSync(fd);
+    // A record with a header no diskwright writes: readers refuse, the writer refuses it as damaged instead of guessing.
+    writeFileSync(`${path}.diskwright-undo`, 'not a diskwright record');
     const error = await failure(withImage(path, { access: 'read' }, async () => undefined));
     expect(isDiskwrightError(error, 'E_NEEDS_RECOVERY')).toBe(true);
     expect((error as { hint: string }).hint).toContain(`diskwright recover ${path}`);
-    // An empty record was created in place and killed before any of it reached the disk: the commit
-    // never wrote the image, so a writer drops it and runs.
-    expect(await withImage(path, { access: 'write' }, async ({ rolledBack }) => rolledBack)).toBe(false);
-    expect(existsSync(`${path}.diskwright-undo`)).toBe(false);
-    // A record with a header no diskwright writes is damaged: the writer refuses instead of guessing.
-    writeFileSync(`${path}.diskwright-undo`, 'not a diskwright record');
     const damaged = await failure(withImage(path, { access: 'write' }, async () => undefined));
     expect((damaged as Error).message).toMatch(/damaged/);
+  });
+
+  it('a record that was never armed (empty, or zeros: prepared for a commit, or killed before its header reached the disk) is not pending: readers read, a writer drops it', async () => {
+    const path = await image();
+    for (const content of [Buffer.alloc(0), Buffer.alloc(64 * 1024)]) {
+      writeFileSync(`${path}.diskwright-undo`, content);
+      expect(await withImage(path, { access: 'read' }, async () => 'read')).toBe('read');
+      expect(existsSync(`${path}.diskwright-undo`)).toBe(true);
+      expect(await withImage(path, { access: 'write' }, async ({ rolledBack }) => rolledBack)).toBe(false);
+      expect(existsSync(`${path}.diskwright-undo`)).toBe(false);
+    }
   });
 });
