@@ -1,5 +1,7 @@
 // Writes into a populated ext filesystem: diskwright (`withFilesystem` + putFile, committed
-// crash-safely with fsync) vs host `debugfs -w` followed by `sync IMAGE` (so both end durable), on
+// crash-safely: its undo record fdatasynced before the image changes, then the image fdatasynced;
+// docs/disk.md) vs host `debugfs -w` followed by `sync IMAGE` (so both end durable; debugfs alone is
+// not crash-safe: a kill mid-write leaves a half-written filesystem), on
 // identical fresh copies, in the same run. Filesystems: partition 1 of the seed-like disk
 // (fixtures/make-seed.mjs: ext3 holding ~1.5 GiB) and a bare image of that partition.
 // Workloads: one 100 MiB file, five small files in one session; plus a 10,000-file tree into a
