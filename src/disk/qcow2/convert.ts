@@ -1,6 +1,7 @@
 import { ftruncateSync } from 'node:fs';
 import { DiskwrightError, throwIfAborted } from '../../errors.js';
 import { withAtomicPath } from '../../io/atomic.js';
+import { isAllZero } from '../../io/zero.js';
 import type { Progress } from '../../io/progress.js';
 import { recordFormat } from '../format-record.js';
 import { openImage } from '../open.js';
@@ -41,7 +42,6 @@ export interface ConvertSummary {
 const CHUNK = 2 * 1024 * 1024;
 /** Zero detection granularity for raw output (qemu-img's default -S 4k). */
 const RAW_BLOCK = 4096;
-const ZEROS = new Uint8Array(CHUNK);
 /** Chunk buffers: reads in flight ahead of the consumer plus chunks whose writes are pending. */
 const LANES = 8;
 
@@ -62,10 +62,6 @@ export function dataRanges(disk: Disk, position: number, length: number): { star
     }
   }
   return out;
-}
-
-function isZero(bytes: Uint8Array): boolean {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).equals(ZEROS.subarray(0, bytes.length));
 }
 
 /**
@@ -224,7 +220,7 @@ function plainConsumer(sink: Sink, block: number, counted: (bytes: number) => vo
       const blocks = Math.ceil(data.length / block);
       for (let b = 0; b <= blocks; b++) {
         const off = Math.min(b * block, data.length);
-        const nonZero = b < blocks && !isZero(data.subarray(off, Math.min(data.length, off + block)));
+        const nonZero = b < blocks && !isAllZero(data, off, Math.min(data.length, off + block));
         if (nonZero && runStart < 0) runStart = off;
         if (!nonZero && runStart >= 0) {
           const end = Math.min(off, data.length);
