@@ -53,14 +53,15 @@ beforeAll(async () => {
   await execa('cp', ['--sparse=always', big, bigCopy]);
 }, 60_000);
 
-let many: string | undefined;
-/** 40 files of 4 MiB (160 MiB of data: a commit that writes them takes 0.3–2 s). */
-async function manyFiles(): Promise<string> {
-  if (many) return many;
-  const made = join(dir, 'many');
+const trees = new Map<number, string>();
+/** `count` files of 4 MiB (40: 160 MiB of data, a commit that writes them takes 0.3–2 s). */
+async function manyFiles(count = 40): Promise<string> {
+  const known = trees.get(count);
+  if (known) return known;
+  const made = join(dir, `many-${count}`);
   await mkdir(made);
-  for (let i = 0; i < 40; i++) await writeFile(join(made, `f${i}`), Buffer.alloc(4 << 20, i + 1));
-  many = made;
+  for (let i = 0; i < count; i++) await writeFile(join(made, `f${i}`), Buffer.alloc(4 << 20, i + 1));
+  trees.set(count, made);
   return made;
 }
 
@@ -188,16 +189,29 @@ describe('Ctrl-C', () => {
     const work = join(dir, 'mkfsp');
     await mkdir(work);
     const disk = join(work, 'disk.img');
-    expect((await runBin(['create', disk, '--size', '1G'])).code).toBe(0);
+    expect((await runBin(['create', disk, '--size', '384M'])).code).toBe(0);
     await writeFile(join(work, 'layout'), 'label: dos\n,+,L\n');
     expect((await runBin(['partition', disk, join(work, 'layout')])).code).toBe(0);
     const diskCopy = join(work, 'disk.orig');
     await execa('cp', ['--sparse=always', disk, diskCopy]);
-    const run = await interrupt(['mkfs', disk, '-p', '1', '--from', await manyFiles()], /"step":"commit","phase":"start"/);
+    // The commit saves the old bytes of the whole partition and writes 64 MiB (0.3–3 s); a small
+    // partition keeps the temp files an interrupt removes small (their unlink is part of the time).
+    const run = await interrupt(['mkfs', disk, '-p', '1', '--from', await manyFiles(16)], /"step":"commit","phase":"start"/);
     expectPrompt(run);
     expect(errorLine(run.stderr).message).toBe(`mkfs interrupted during commit; ${disk} unchanged`);
     await expectUnchanged(disk, diskCopy);
     expect((await readdir(work)).sort()).toEqual(['disk.img', 'disk.orig', 'layout']);
+  }, 60_000);
+
+  it('disk build: stops during the fill of a partition, no disk and no temp file left', async () => {
+    const work = join(dir, 'build');
+    await mkdir(work);
+    await writeFile(join(work, 'layout'), 'label: dos\n,+,L\n');
+    const out = join(work, 'disk.img');
+    const run = await interrupt(['disk', 'build', out, '--size', '1G', '--layout', join(work, 'layout'), '--fs', `1=ext4:${await manyFiles(16)}`], /"event":"progress","step":"\[2\/2\] partition 1: ext4 from /);
+    expectPrompt(run);
+    expect(errorLine(run.stderr).message).toMatch(new RegExp(`^disk build interrupted during \\[2/2\\] partition 1: ext4 from \\S+; no ${out.replace(/[.]/g, '\\.')} written$`));
+    expect(await readdir(work)).toEqual(['layout']);
   }, 60_000);
 
   it('fs get of a large file and of a tree: stops during the copy, no output and no temp left', async () => {

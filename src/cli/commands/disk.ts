@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { buildDisk, DiskwrightError, formatBytes, parseFilesystemSpec, parseOwner, parseOwnerMap } from '../../index.js';
 import { diskSize, flag, printJson, stringOption, type Command } from '../command.js';
 import { fillReporter } from '../fill-progress.js';
+import { noteLeaves } from '../progress.js';
 
 const build: Command = {
   name: 'disk build',
@@ -56,6 +57,8 @@ Example (the article's seed disk from an mmdebstrap tarball):
     const ownerMapPath = stringOption(args, 'owner-map');
     if (ownerText !== undefined && ownerMapPath !== undefined) throw new DiskwrightError('E_USAGE', 'disk build: give --owner or --owner-map, not both', { hint: 'a map file can send every id to 0 too' });
     const owner = ownerText !== undefined ? parseOwner(ownerText) : ownerMapPath !== undefined ? parseOwnerMap(await readFile(ownerMapPath, 'utf8'), ownerMapPath) : undefined;
+    // Built in a temp file renamed when complete: an interrupt leaves no OUT (or the old one).
+    noteLeaves(ctx, `no ${output} written`);
     let progress: ReturnType<typeof fillReporter> | undefined;
     const started = performance.now();
     try {
