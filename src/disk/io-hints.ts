@@ -12,9 +12,15 @@ const FADV_WILLNEED = 3;
 /** sync_file_range SYNC_FILE_RANGE_WRITE: start writeback of dirty pages, do not wait (linux/fs.h). */
 const SYNC_FILE_RANGE_WRITE = 2;
 
-/** Asks the kernel to start reading `[position, position + length)` of `fd` into the page cache. */
+/**
+ * Asks the kernel to start reading `[position, position + length)` of `fd` into the page cache,
+ * from a libuv thread: WILLNEED submits the reads itself and waits while the device queue is
+ * full, which on a busy disk held up the main thread (and the debugfs run it was about to start).
+ * A call that runs after `fd` was closed fails with EBADF or advises whatever file got the number:
+ * harmless, it is only a hint.
+ */
 export function readAhead(fd: number, position: number, length: number): void {
-  if (length > 0) libc()?.posixFadvise(fd, position, length, FADV_WILLNEED);
+  if (length > 0) libc()?.posixFadviseAsync(fd, position, length, FADV_WILLNEED).catch(() => undefined);
 }
 
 /** Per descriptor: the one sync_file_range call in flight and the range asked for meanwhile. */
