@@ -111,6 +111,26 @@ describe('an instance built by diskwright boots under QEMU', () => {
     );
   }, 150_000);
 
+  /** Boots the thin qcow2 instance `instance create --json` printed and checks its identity in the guest. */
+  async function bootThin(createdJson: string, thin: { host: string; ip: string }, diskName: string, log: string): Promise<{ seconds: number }> {
+    const plan = JSON.parse(createdJson) as { disk: string; format: string; kernelArgs: string[] };
+    expect(plan).toMatchObject({ format: 'qcow2', disk: join(imagesDir, diskName) });
+    const result = await bootDisk({
+      kernel: bootFiles.kernel,
+      ...(bootFiles.initrd ? { initrd: bootFiles.initrd } : {}),
+      disk: plan.disk,
+      format: 'qcow2',
+      append: [...plan.kernelArgs, ...BOOT_EXTRA_KERNEL_ARGS].join(' '),
+      log: join(dir, log),
+      timeoutMs: BOOT_TIMEOUT_MS,
+    });
+    expect(result.timedOut, result.console.slice(-2000)).toBe(false);
+    const report = parseGuestConsole(result.console);
+    verifyGuestIdentity(report, { hostnames: [thin.host, `${thin.host}.${INSTANCE.domain}`], address: thin.ip, prefix: INSTANCE.prefix });
+    expect(report.interfacesAddress).toBe(thin.ip);
+    return result;
+  }
+
   // Last: the thin instance makes the template read-only (its backing file), and the test above
   // boots the template itself read-write.
   it('boots a thin qcow2 instance (backing file: the raw template) with its own hostname and address', async () => {
@@ -121,22 +141,8 @@ describe('an instance built by diskwright boots under QEMU', () => {
       '--nameserver', INSTANCE.nameserver, '--disk', '128M', '--images-dir', imagesDir, '--format', 'qcow2', '--disk-only', '--json',
     ]);
     expect(created.code, created.stderr).toBe(0);
-    const plan = JSON.parse(created.stdout) as { disk: string; format: string; kernelArgs: string[] };
-    expect(plan).toMatchObject({ format: 'qcow2', disk: join(imagesDir, 'web02-disk0.qcow2') });
-    const result = await bootDisk({
-      kernel: bootFiles.kernel,
-      ...(bootFiles.initrd ? { initrd: bootFiles.initrd } : {}),
-      disk: plan.disk,
-      format: 'qcow2',
-      append: [...plan.kernelArgs, ...BOOT_EXTRA_KERNEL_ARGS].join(' '),
-      log: join(dir, 'thin-console.log'),
-      timeoutMs: BOOT_TIMEOUT_MS,
-    });
+    const result = await bootThin(created.stdout, thin, 'web02-disk0.qcow2', 'thin-console.log');
     process.stderr.write(`e2e: thin qcow2 boot ${result.seconds.toFixed(1)} s\n`);
-    expect(result.timedOut, result.console.slice(-2000)).toBe(false);
-    const report = parseGuestConsole(result.console);
-    verifyGuestIdentity(report, { hostnames: [thin.host, `${thin.host}.${INSTANCE.domain}`], address: thin.ip, prefix: INSTANCE.prefix });
-    expect(report.interfacesAddress).toBe(thin.ip);
   }, 150_000);
 
   // The same disk as a qcow2 template (template make -O qcow2): a two-layer chain diskwright made
@@ -154,21 +160,7 @@ describe('an instance built by diskwright boots under QEMU', () => {
       '--nameserver', INSTANCE.nameserver, '--disk', '128M', '--images-dir', imagesDir, '--format', 'qcow2', '--disk-only', '--json',
     ]);
     expect(created.code, created.stderr).toBe(0);
-    const plan = JSON.parse(created.stdout) as { disk: string; format: string; kernelArgs: string[] };
-    expect(plan).toMatchObject({ format: 'qcow2', disk: join(imagesDir, 'web03-disk0.qcow2') });
-    const result = await bootDisk({
-      kernel: bootFiles.kernel,
-      ...(bootFiles.initrd ? { initrd: bootFiles.initrd } : {}),
-      disk: plan.disk,
-      format: 'qcow2',
-      append: [...plan.kernelArgs, ...BOOT_EXTRA_KERNEL_ARGS].join(' '),
-      log: join(dir, 'thin-qcow2-template-console.log'),
-      timeoutMs: BOOT_TIMEOUT_MS,
-    });
+    const result = await bootThin(created.stdout, thin, 'web03-disk0.qcow2', 'thin-qcow2-template-console.log');
     process.stderr.write(`e2e: thin over qcow2 template: build ${((performance.now() - started) / 1000 - result.seconds).toFixed(1)} s, boot ${result.seconds.toFixed(1)} s\n`);
-    expect(result.timedOut, result.console.slice(-2000)).toBe(false);
-    const report = parseGuestConsole(result.console);
-    verifyGuestIdentity(report, { hostnames: [thin.host, `${thin.host}.${INSTANCE.domain}`], address: thin.ip, prefix: INSTANCE.prefix });
-    expect(report.interfacesAddress).toBe(thin.ip);
   }, 150_000);
 });
