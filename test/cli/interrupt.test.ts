@@ -267,4 +267,34 @@ describe('Ctrl-C', () => {
     await expectUnchanged(template, templateCopy);
     expect(await readdir(images)).toEqual([]);
   }, 60_000);
+
+  it('convert raw → qcow2 and qcow2 → raw: stops during the copy, no output and no temp left, input unchanged', async () => {
+    const work = join(dir, 'convert');
+    await mkdir(work);
+    // The qcow2 input for the second direction, made by qemu-img (512 MiB of data in 8 GiB).
+    const qcow2 = join(work, 'filled.qcow2');
+    await execa('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', filled, qcow2]);
+    for (const [input, format, output] of [[filled, 'qcow2', join(work, 'out.qcow2')], [qcow2, 'raw', join(work, 'out.raw')]] as const) {
+      const run = await interrupt(['convert', input, output, '-O', format], new RegExp(`"event":"progress","step":"convert ${format}"`));
+      expectPrompt(run);
+      expect(errorLine(run.stderr).message).toBe(`convert interrupted during convert ${format}; no ${output} written, ${input} unchanged`);
+      expect((await readdir(work)).sort()).toEqual(['filled.qcow2']);
+    }
+    await expectUnchanged(filled, filledCopy);
+  }, 60_000);
+
+  it('extract: stops during the partition copy, no output and no temp left, disk unchanged', async () => {
+    const work = join(dir, 'extract');
+    await mkdir(work);
+    const disk = join(work, 'disk.img');
+    await makeDiskFromTree(payload, disk, { type: 'ext4', fsMiB: 700 });
+    const diskCopy = join(work, 'disk.orig');
+    await execa('cp', ['--sparse=always', disk, diskCopy]);
+    const output = join(work, 'p1.img');
+    const run = await interrupt(['extract', disk, '--partition', '1', '-o', output], /"event":"progress"/);
+    expectPrompt(run);
+    expect(errorLine(run.stderr).message).toMatch(new RegExp(`^extract interrupted during .+; no ${output.replace(/[.]/g, '\\.')} written, ${disk.replace(/[.]/g, '\\.')} unchanged$`));
+    await expectUnchanged(disk, diskCopy);
+    expect((await readdir(work)).sort()).toEqual(['disk.img', 'disk.orig']);
+  }, 60_000);
 });
