@@ -491,6 +491,7 @@ function* commitWork(overlay: Overlay, commitOptions: CommitOptions): CommitWork
     if (!durable) throw error;
     try {
       applyRecord(base, image, reached);
+      punchUnsaved(base, record.runs, Math.min(reached, oldSize), options.needsNoSave);
     } catch (rollbackError) {
       throw new DiskwrightError('E_IO', `${image}: the commit failed (${oneLine(error)}) and rolling it back failed too (${oneLine(rollbackError)})`, {
         path: image,
@@ -514,6 +515,30 @@ function* commitWork(overlay: Overlay, commitOptions: CommitOptions): CommitWork
   }
   overlay.clear();
   return { bytes, undoBytes, blocks, size: newSize };
+}
+
+/**
+ * After an in-process rollback: the written blocks whose old bytes the record did not save (free
+ * before the session, {@link CommitOptions.needsNoSave}) are punched, so they read as zeros again
+ * — the old bytes of a sparse image's free space — as {@link FreeBlockWriter.undo} leaves data
+ * written in place. The rolled-back filesystem does not use them either way.
+ */
+function punchUnsaved(base: Disk, runs: readonly ChangeRun[], reached: number, needsNoSave: CommitOptions['needsNoSave']): void {
+  if (!needsNoSave) return;
+  for (const run of runs) {
+    const end = Math.min(run.position + run.length, reached);
+    // Adjacent unsaved blocks are punched as one range (one fallocate, not one per block).
+    let from = -1;
+    for (let at = run.position; at < end; at += OVERLAY_BLOCK) {
+      const unsaved = needsNoSave(at, Math.min(OVERLAY_BLOCK, end - at));
+      if (unsaved && from < 0) from = at;
+      if (!unsaved && from >= 0) {
+        base.discard(from, at - from);
+        from = -1;
+      }
+    }
+    if (from >= 0 && end > from) base.discard(from, end - from);
+  }
 }
 
 /**
