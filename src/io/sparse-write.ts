@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import { dataRuns, HOLE_BLOCK } from './zero.js';
 
 /**
  * Writes a file's bytes in order into a host file, leaving every all-zero 4 KiB block as a hole
@@ -6,11 +7,6 @@ import type { FileHandle } from 'node:fs/promises';
  * read as zeros), instead of costing its full size. The end is set by {@link finish}, so a
  * trailing hole costs nothing either.
  */
-
-/** Hole granularity: the page and the usual host filesystem block. */
-const HOLE_BLOCK = 4096;
-const ZERO_BLOCK = Buffer.alloc(HOLE_BLOCK);
-
 export class SparseFileWriter {
   private position = 0;
 
@@ -24,20 +20,8 @@ export class SparseFileWriter {
   /** Appends `chunk`; its all-zero blocks (aligned to the file, not the chunk) are skipped. */
   async write(chunk: Uint8Array): Promise<void> {
     const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-    let at = 0;
-    while (at < bytes.length) {
-      const fileAt = this.position + at;
-      // Up to the next block boundary of the file, then whole blocks.
-      const blockEnd = Math.min(bytes.length, at + HOLE_BLOCK - (fileAt % HOLE_BLOCK));
-      const zero = isZero(bytes, at, blockEnd);
-      let stop = blockEnd;
-      while (stop < bytes.length) {
-        const next = Math.min(bytes.length, stop + HOLE_BLOCK);
-        if (isZero(bytes, stop, next) !== zero) break;
-        stop = next;
-      }
-      if (!zero) await writeAll(this.handle, bytes.subarray(at, stop), fileAt);
-      at = stop;
+    for (const run of dataRuns(bytes, bytes.length, HOLE_BLOCK, this.position)) {
+      await writeAll(this.handle, bytes.subarray(run.start, run.start + run.length), this.position + run.start);
     }
     this.position += bytes.length;
   }
@@ -46,10 +30,6 @@ export class SparseFileWriter {
   async finish(): Promise<void> {
     await this.handle.truncate(this.position);
   }
-}
-
-function isZero(bytes: Buffer, from: number, to: number): boolean {
-  return bytes.compare(ZERO_BLOCK, 0, to - from, from, to) === 0;
 }
 
 async function writeAll(handle: FileHandle, bytes: Buffer, position: number): Promise<void> {
