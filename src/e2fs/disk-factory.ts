@@ -13,6 +13,7 @@ import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tempPathBeside } from '../io/atomic.js';
 import { DiskwrightError } from '../errors.js';
 import { openResolved, Overlay, PartitionWindow, type Disk, type DiskFormat } from '../disk/index.js';
+import { ZeroSkippingDisk } from './zero-reads.js';
 
 /** One run of changed bytes, as it crosses between threads. */
 export interface ShippedRun {
@@ -293,6 +294,8 @@ export function createDisks(args: DiskFactoryArgs): Record<string, Disk> {
         }
         top = overlay;
       }
+      // Served read-only: reads of known holes (an ext3's unused inode tables) are not made.
+      if (spec.mode === 'read') top = new ZeroSkippingDisk(top);
       const served = spec.window ? new PartitionWindow(top, spec.window.offset, spec.window.size) : top;
       const disk = new ServedDisk(
         served,
