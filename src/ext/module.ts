@@ -9,6 +9,8 @@ export interface Ext2fsStats {
   readonly gid: number;
   readonly ino: number;
   readonly size: number;
+  /** The filesystem's block size. */
+  readonly blksize: number;
   readonly atime: Date;
   readonly mtime: Date;
   readonly ctime: Date;
@@ -24,7 +26,7 @@ export interface Ext2fsHandle {
 export interface Ext2fsPromises {
   open(path: string, flags: string | number, mode?: number): Promise<Ext2fsHandle>;
   close(fd: number): Promise<void>;
-  readdir(path: string, options?: { encoding: 'buffer' }): Promise<Buffer[]>;
+  // No readdir: the package's leaks an open file per call (see ext/dirent.ts); directories are read as files.
   stat(path: string): Promise<Ext2fsStats>;
   lstat(path: string): Promise<Ext2fsStats>;
   readlink(path: string, options?: { encoding: 'buffer' }): Promise<Buffer>;

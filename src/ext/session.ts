@@ -1,10 +1,11 @@
 import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
-import { chmod as hostChmod, lstat as hostLstat, mkdir as hostMkdir, readdir as hostReaddir, readlink as hostReadlink, symlink as hostSymlink, open as hostOpen } from 'node:fs/promises';
+import { chmod as hostChmod, lutimes as hostLutimes, utimes as hostUtimes, lstat as hostLstat, mkdir as hostMkdir, readdir as hostReaddir, readlink as hostReadlink, symlink as hostSymlink, open as hostOpen } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DiskwrightError, InvalidArgumentError, LimitError, throwIfAborted } from '../errors.js';
 import { withAtomicOutput, withAtomicPath } from '../io/index.js';
 import { SparseFileWriter } from '../io/sparse-write.js';
 import { BULK_FILE_BYTES, BULK_TREE_ENTRIES, debugfsQuote, sizeCommands, type BulkPutPlan } from './bulk.js';
+import { parseDirectory } from './dirent.js';
 import { mapExtError } from './errors-map.js';
 import { decodeTime, type StoredInodeTimes } from './inode-times.js';
 import type { Ext2fsPromises, Ext2fsStats } from './module.js';
@@ -208,18 +209,40 @@ export class Ext2fsSession implements FilesystemSession {
 
   private async lstatOf(p: string): Promise<FileStat> {
     const s = await this.call('lstat', p, () => this.fs.lstat(p));
-    if (kindOf(s.mode) === 'symlink') return this.toStat(p, s, await this.readlinkOf(p));
+    if (kindOf(s.mode) === 'symlink') return this.toStat(p, s, await this.readlinkOf(p, s.size));
     return this.toStat(p, s);
   }
 
-  private async readlinkOf(p: string): Promise<string> {
+  /** The target of symlink `p`, whose i_size is `size` (the target's length). */
+  private async readlinkOf(p: string, size: number): Promise<string> {
     const target = await this.call('readlink', p, () => this.fs.readlink(p, { encoding: 'buffer' }));
-    return Buffer.from(target).toString('utf8');
+    // The package returns a long inline-data target with a stray byte after it: i_size is the length.
+    return Buffer.from(target).subarray(0, size).toString('utf8');
   }
 
+  /**
+   * The entry names of directory `p`, read as a file and parsed ({@link parseDirectory}): the
+   * package's readdir leaks heap per call and aborts after ~1,000 directories.
+   */
   private async names(p: string): Promise<string[]> {
-    const entries = await this.call('readdir', p, () => this.fs.readdir(p, { encoding: 'buffer' }));
-    return entries.map((b) => Buffer.from(b).toString('utf8')).filter((n) => n !== '.' && n !== '..');
+    const s = await this.call('readdir', p, () => this.fs.lstat(p));
+    if (kindOf(s.mode) !== 'directory') throw new InvalidArgumentError(`${p}: is not a directory`, { path: p });
+    const bytes = Buffer.allocUnsafe(s.size);
+    const handle = await this.call('readdir', p, () => this.fs.open(p, 'r'));
+    try {
+      for (let position = 0; position < s.size; ) {
+        throwIfAborted(this.signal);
+        const want = Math.min(IO_CHUNK, s.size - position);
+        const { bytesRead } = await this.call('readdir', p, () => handle.read(bytes, position, want, position));
+        if (bytesRead <= 0) throw new DiskwrightError('E_EXTFS', `directory ${p} ends after ${position} of its ${s.size} bytes`, { path: p, hint: 'the filesystem is damaged: run `diskwright fsck --fix IMAGE`' });
+        position += bytesRead;
+      }
+    } finally {
+      await this.call('close', p, () => this.fs.close(handle.fd));
+    }
+    return parseDirectory(bytes, s.blksize, p)
+      .map((b) => b.toString('utf8'))
+      .filter((n) => n !== '.' && n !== '..');
   }
 
   private async requireDirectory(p: string): Promise<void> {
@@ -458,7 +481,7 @@ export class Ext2fsSession implements FilesystemSession {
     return this.serial(async () => {
       const s = await this.call('lstat', p, () => this.fs.lstat(p));
       if (kindOf(s.mode) !== 'symlink') throw new InvalidArgumentError(`${p}: is not a symlink`, { path: p });
-      return this.readlinkOf(p);
+      return this.readlinkOf(p, s.size);
     });
   }
 
@@ -725,13 +748,21 @@ export class Ext2fsSession implements FilesystemSession {
         await withAtomicPath(
           hostPath,
           async (temp) => {
-            await this.copyOutTree(p, temp, s.mode & 0o7777, summary, 0, report, listings);
+            await this.copyOutTree(p, temp, s, summary, 0, report, listings);
           },
           { fsync: false },
         );
       } else if (kind === 'symlink') {
-        const target = await this.readlinkOf(p);
-        await withAtomicPath(hostPath, (temp) => hostSymlink(target, temp), { fsync: false, overwrite: options.overwrite === true });
+        const target = await this.readlinkOf(p, s.size);
+        const times = this.hostTimes(s);
+        await withAtomicPath(
+          hostPath,
+          async (temp) => {
+            await hostSymlink(target, temp);
+            await hostLutimes(temp, times.atime, times.mtime);
+          },
+          { fsync: false, overwrite: options.overwrite === true },
+        );
         summary.symlinks += 1;
       } else if (kind === 'file') {
         await withAtomicOutput(
@@ -746,6 +777,8 @@ export class Ext2fsSession implements FilesystemSession {
             }
             await out.finish();
             await handle.chmod(s.mode & 0o7777);
+            const times = this.hostTimes(s);
+            await handle.utimes(times.atime, times.mtime);
           },
           { overwrite: options.overwrite === true },
         );
@@ -786,8 +819,13 @@ export class Ext2fsSession implements FilesystemSession {
     return totals;
   }
 
-  /** Copies `dir` as {@link listOutTree} listed it into `listings`. */
-  private async copyOutTree(dir: string, hostDir: string, mode: number, summary: ReturnType<typeof emptySummary>, depth: number, onProgress: ProgressCallback | undefined, listings: Map<string, OutEntry[]>): Promise<void> {
+  /** The access and modification times a host copy of `s` gets (what `debugfs rdump` and `cp -p` keep). */
+  private hostTimes(s: Ext2fsStats): { atime: Date; mtime: Date } {
+    return this.pendingTimes.get(s.ino) ?? this.epochTimes(s);
+  }
+
+  /** Copies `dir` (lstat `dirStats`) as {@link listOutTree} listed it into `listings`. */
+  private async copyOutTree(dir: string, hostDir: string, dirStats: Ext2fsStats, summary: ReturnType<typeof emptySummary>, depth: number, onProgress: ProgressCallback | undefined, listings: Map<string, OutEntry[]>): Promise<void> {
     await hostMkdir(hostDir, { mode: 0o700 });
     summary.directories += 1;
     const entries = listings.get(dir) ?? [];
@@ -798,9 +836,11 @@ export class Ext2fsSession implements FilesystemSession {
       const hostChild = join(hostDir, name);
       const kind = kindOf(s.mode);
       if (kind === 'directory') {
-        await this.copyOutTree(child, hostChild, s.mode & 0o7777, summary, depth + 1, onProgress, listings);
+        await this.copyOutTree(child, hostChild, s, summary, depth + 1, onProgress, listings);
       } else if (kind === 'symlink') {
-        await hostSymlink(await this.readlinkOf(child), hostChild);
+        await hostSymlink(await this.readlinkOf(child, s.size), hostChild);
+        const times = this.hostTimes(s);
+        await hostLutimes(hostChild, times.atime, times.mtime);
         summary.symlinks += 1;
       } else if (kind === 'file') {
         const handle = await hostOpen(hostChild, 'wx', 0o600);
@@ -813,6 +853,8 @@ export class Ext2fsSession implements FilesystemSession {
           }
           await out.finish();
           await handle.chmod(s.mode & 0o7777);
+          const times = this.hostTimes(s);
+          await handle.utimes(times.atime, times.mtime);
         } finally {
           await handle.close();
         }
@@ -822,8 +864,10 @@ export class Ext2fsSession implements FilesystemSession {
         summary.skipped.push(`${child}: ${kind} not copied`);
       }
     }
-    // Permissions last, so a read-only directory can still be filled.
-    await hostChmod(hostDir, mode);
+    // Permissions and times last: a read-only directory can still be filled, and filling it moves its mtime.
+    await hostChmod(hostDir, dirStats.mode & 0o7777);
+    const times = this.hostTimes(dirStats);
+    await hostUtimes(hostDir, times.atime, times.mtime);
   }
 }
 

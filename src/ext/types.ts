@@ -94,7 +94,8 @@ export interface FilesystemSession {
   copyIn(hostDir: string, path: string, options?: { uid?: number; gid?: number; onProgress?: ProgressCallback }): Promise<TreeCopySummary>;
   /**
    * Copies a file, symlink or directory tree out of the image to `hostPath` (atomically: a temp
-   * beside it, renamed when complete). Permission bits are kept; owners are not (no root).
+   * beside it, renamed when complete). Permission bits and access/modification times are kept;
+   * owners are not (no root).
    */
   copyOut(path: string, hostPath: string, options?: { overwrite?: boolean; onProgress?: ProgressCallback }): Promise<TreeCopySummary>;
 }

@@ -306,7 +306,8 @@ const get: Command = {
   help: `Usage: diskwright fs get IMAGE PATH HOSTDEST [--force] [--partition N | --offset BYTES]
 
 Copies PATH (a file, symlink or directory tree) out of the image to HOSTDEST, atomically (a temp
-beside it, renamed when complete). Permission bits are kept; owners are not.
+beside it, renamed when complete). Permission bits and access/modification times are kept (as
+debugfs rdump keeps them); owners are not.
   -f, --force       replace an existing HOSTDEST file
 ${LOCATION_HELP}
   --json            print a summary object
