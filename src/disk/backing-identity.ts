@@ -24,9 +24,13 @@ export const FINGERPRINT_BYTES = 64 * 1024;
 /** Largest identity record diskwright reads back (it writes ~300 bytes). */
 const MAX_RECORD_BYTES = 4096;
 
-/** Who the backing file was when the overlay was made: file identity and a content fingerprint. */
+/**
+ * Who the backing file was when the overlay was made: file identity, a content fingerprint and
+ * the inode's change time. Version 1 records (before the ctime) are still read and checked
+ * without it.
+ */
 export interface BackingIdentity {
-  readonly version: 1;
+  readonly version: 1 | 2;
   /** The backing file's real path. */
   readonly path: string;
   readonly dev: string;
@@ -36,9 +40,18 @@ export interface BackingIdentity {
   readonly mtimeNs: string;
   /** sha256 of the first {@link FINGERPRINT_BYTES} bytes, hex. */
   readonly fingerprint: string;
+  /**
+   * Inode change time in nanoseconds (version 2). The kernel sets it on every write, truncate,
+   * chmod, chown, link and xattr change, and to "now" when a tool puts the mtime back (utimensat):
+   * no user-level program can restore it. So an edit anywhere in the file — also deep inside it,
+   * past the fingerprint, with the mtime restored to the nanosecond — changes it. diskwright
+   * itself changes nothing of a backing file's inode after it recorded the identity (the template
+   * is made read-only first; the template check is recorded in the cache directory, not on it).
+   */
+  readonly ctimeNs?: string;
 }
 
-/** Reads the identity of `path` as it is now (one open, one fstat, one 64 KiB read). */
+/** Reads the identity of `path` as it is now (one open, one fstat, one 64 KiB read); version 2. */
 export function backingIdentity(path: string): BackingIdentity {
   let real: string;
   let fd: number;
@@ -57,13 +70,14 @@ export function backingIdentity(path: string): BackingIdentity {
       done += n;
     }
     return {
-      version: 1,
+      version: 2,
       path: real,
       dev: String(info.dev),
       ino: String(info.ino),
       size: Number(info.size),
       mtimeNs: String(info.mtimeNs),
       fingerprint: createHash('sha256').update(head).digest('hex'),
+      ctimeNs: String(info.ctimeNs),
     };
   } finally {
     closeSync(fd);
@@ -139,7 +153,8 @@ export function readIdentityRecord(path: string, name: string): BackingIdentity 
   }
   const v = value as Partial<BackingIdentity> | null;
   const strings = [v?.path, v?.dev, v?.ino, v?.mtimeNs, v?.fingerprint];
-  if (v?.version !== 1 || strings.some((s) => typeof s !== 'string') || typeof v.size !== 'number') throw badRecord(path, name, 'has an unknown shape');
+  const shape = v?.version === 1 || (v?.version === 2 && typeof v.ctimeNs === 'string');
+  if (!shape || strings.some((s) => typeof s !== 'string') || typeof v?.size !== 'number') throw badRecord(path, name, 'has an unknown shape');
   return v as BackingIdentity;
 }
 
@@ -157,6 +172,10 @@ export function identityChange(recorded: BackingIdentity, now: BackingIdentity):
   if (recorded.size !== now.size) return `its size changed from ${recorded.size} to ${now.size} bytes`;
   if (recorded.mtimeNs !== now.mtimeNs) return `it was modified at ${new Date(Number(BigInt(now.mtimeNs) / 1000000n)).toISOString()}`;
   if (recorded.fingerprint !== now.fingerprint) return 'its first 64 KiB (the ext superblock) differ';
+  // A version 1 record has no ctime: only what it holds can be compared.
+  if (recorded.ctimeNs !== undefined && recorded.ctimeNs !== now.ctimeNs) {
+    return `its inode changed at ${new Date(Number(BigInt(now.ctimeNs ?? '0') / 1000000n)).toISOString()} (a write, a restored modification time, a chmod, chown or link)`;
+  }
   return undefined;
 }
 

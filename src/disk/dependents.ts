@@ -53,21 +53,42 @@ export function registerDependent(image: string, overlay: string, file: { dev: n
   const temp = join(dir, `.${name}.${process.pid}.tmp`);
   writeFileSync(temp, `${JSON.stringify(entry)}\n`, { mode: 0o644 });
   renameSync(temp, join(dir, name));
+  makeReadOnly(image);
+}
+
+/**
+ * Clears `image`'s write bits, keeping its old mode in the registry (for the last dependent's
+ * removal to restore). A no-op on an image without write bits: a chmod changes the inode's ctime,
+ * which is part of a backing file's identity (src/disk/backing-identity.ts) — an overlay maker
+ * calls this *before* it records the identity, so that registering the overlay later changes
+ * nothing the record holds.
+ */
+export function makeReadOnly(image: string): void {
   const mode = statSync(image).mode & 0o7777;
-  if ((mode & 0o222) !== 0) {
-    try {
-      writeFileSync(join(dir, MODE_FILE), `${mode.toString(8)}\n`, { flag: 'wx' });
-    } catch {
-      /* an earlier dependent already saved the mode */
-    }
-    chmodSync(image, mode & ~0o222);
+  if ((mode & 0o222) === 0) return;
+  const dir = dependentsDir(realOrSelf(image));
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  try {
+    writeFileSync(join(dir, MODE_FILE), `${mode.toString(8)}\n`, { flag: 'wx' });
+  } catch {
+    /* an earlier dependent already saved the mode */
   }
+  chmodSync(image, mode & ~0o222);
 }
 
 /** Removes `overlay`'s entry; with no live dependent left, the image's old mode comes back. */
 export function unregisterDependent(image: string, overlay: string): void {
   const dir = dependentsDir(realOrSelf(image));
   rmSync(join(dir, entryName(overlay)), { force: true });
+  restoreIfUnused(image);
+}
+
+/**
+ * With no live dependent of `image`, its mode from before {@link makeReadOnly} comes back and the
+ * registry is removed (an overlay maker that failed before it registered calls this too).
+ */
+export function restoreIfUnused(image: string): void {
+  const dir = dependentsDir(realOrSelf(image));
   if (liveDependents(image).length > 0) return;
   try {
     const saved = Number.parseInt(readFileSync(join(dir, MODE_FILE), 'utf8').trim(), 8);

@@ -16,7 +16,7 @@
  * reader blocks — never while another instance depends on it.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { BACKING_XATTR, identityChange, readIdentityRecord, type BackingIdentity } from '../disk/backing-identity.js';
 import { liveDependents, registerDependent, unregisterDependent, dependentsDir } from '../disk/dependents.js';
@@ -70,15 +70,21 @@ export async function holdSharedBase(base: string): Promise<ImageLock | undefine
  */
 export function publishSharedBase(grown: string, base: string, template: string): 'published' | 'exists' {
   const fd = openSync(grown, 'r');
+  const mode = fstatSync(fd).mode & 0o7777;
   try {
+    // Read-only for good before anything records its identity: listing the first instance then
+    // needs no chmod, which would change the ctime that instance recorded (src/disk/backing-identity.ts).
+    fchmodSync(fd, mode & ~0o222);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-  mkdirSync(dirname(base), { recursive: true, mode: 0o755 });
   try {
+    mkdirSync(dirname(base), { recursive: true, mode: 0o755 });
     linkSync(grown, base);
   } catch (error) {
+    // Not published: `grown` stays this instance's own disk, written by the next steps.
+    chmodSync(grown, mode);
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
     throw error;
   }

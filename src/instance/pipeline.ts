@@ -5,7 +5,7 @@ import { recordFormat } from '../disk/format-record.js';
 import { resolveFormat } from '../disk/open.js';
 import { dirname } from 'node:path';
 import { tempPathBeside, withAtomicPath } from '../io/atomic.js';
-import { recordTemplateClean, registerThinInstance, releaseThinInstance, templateIdentity, templateKnownClean } from './thin.js';
+import { protectTemplate, recordTemplateClean, registerThinInstance, releaseThinInstance, templateIdentity, templateKnownClean } from './thin.js';
 import { hasReadSet, prefetchTemplate, saveReadSet } from './prefetch.js';
 import { holdSharedBase, pruneSharedBase, publishSharedBase, sharedBasePath, usableSharedBase } from './grown-base.js';
 import type { ImageLock } from '../disk/lock.js';
@@ -251,6 +251,9 @@ async function buildDisk(
   const holder: BaseHolder = {};
   // Temp disks of killed runs for this host (nobody has them open) would pile up: remove them.
   removeLeftoverTemps(spec.diskPath);
+  // Read-only before any overlay records the template's identity, whose ctime a later chmod
+  // (when the first overlay is listed) would change; undone when nothing ends up depending on it.
+  const unprotect = spec.diskKind === 'raw' ? () => undefined : protectTemplate(spec.template);
   try {
     await withAtomicPath(spec.diskPath, async (target) => {
       // A standalone qcow2 is built as a thin overlay first, then flattened into the target.
@@ -286,6 +289,8 @@ async function buildDisk(
     // A failed create that published the shared base leaves no instance over it: remove it
     // again unless another instance uses it meanwhile (pruneSharedBase checks, under its lock).
     if (!renamed && holder.base !== undefined) await pruneSharedBase(holder.base.path);
+    // A standalone disk does not depend on the template afterwards.
+    if (!renamed || spec.diskKind === 'standalone') unprotect();
   }
   // fsync + rename happened inside withAtomicPath; record them as the rename step.
   timings.push({ step: 'rename', seconds: (performance.now() - renameStarted) / 1000 });

@@ -5,21 +5,23 @@
  *
  * Protection of the template (docs/instance.md, "Thin instances"):
  * - the overlay records the template's identity (device, inode, size, mtime and a hash of its
- *   first 64 KiB) in an xattr; every open of its chain checks it (src/disk/backing-identity.ts);
+ *   first 64 KiB, ctime) in an xattr; every open of its chain checks it (src/disk/backing-identity.ts);
  * - the template's directory lists the overlays depending on it; every diskwright writer refuses
  *   to change or replace it while one lives, and the template is made read-only meanwhile
  *   (src/disk/dependents.ts).
  */
-import { realpathSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { backingIdentity, identityChange, readIdentityRecord, recordBackingIdentity, recordedBackingIdentity, writeIdentityRecord, type BackingIdentity } from '../disk/backing-identity.js';
-import { registerDependent, unregisterDependent } from '../disk/dependents.js';
+import { backingIdentity, identityChange, recordBackingIdentity, recordedBackingIdentity, type BackingIdentity } from '../disk/backing-identity.js';
+import { makeReadOnly, registerDependent, restoreIfUnused, unregisterDependent } from '../disk/dependents.js';
 import { recordFormat } from '../disk/format-record.js';
 import { createQcow2, DEFAULT_CLUSTER_SIZE } from '../disk/qcow2/create.js';
 import { Qcow2Disk } from '../disk/qcow2/index.js';
 import { resolveFormat } from '../disk/open.js';
 import { DiskwrightError } from '../errors.js';
 import { isSharedBase, pruneSharedBase } from './grown-base.js';
+import { cacheDir } from './prefetch.js';
 
 /** Options of {@link createThinOverlay}. */
 export interface ThinOverlayOptions {
@@ -36,6 +38,8 @@ export interface ThinOverlayOptions {
  * then trusted without --format) and carrying the template's identity.
  */
 export function createThinOverlay(template: string, overlay: string, options: ThinOverlayOptions): void {
+  // Before the identity is taken: listing the overlay then needs no chmod (its ctime is recorded).
+  protectTemplate(template);
   const identity = backingIdentity(template);
   const { format } = resolveFormat(identity.path, undefined);
   const templateSize = format === 'qcow2' ? Qcow2Disk.inspect(identity.path).size : identity.size;
@@ -113,17 +117,59 @@ export function releaseThinInstance(overlay: string): () => Promise<void> {
 }
 
 /**
- * The xattr on a template that records the identity it had when `e2fsck -fn` found it clean:
- * the same file with the same size, mtime and first 64 KiB need no new check before the next
- * thin instance (the instance itself is always checked).
+ * Makes the template read-only before a thin instance records its identity (best effort: a
+ * template in a directory the user cannot write stays as it is, and the instance is then only
+ * protected by its identity record). Listing the overlay later then changes nothing of the
+ * template's inode — its ctime is part of the identity. Returns the undo for a create that fails
+ * before its overlay is listed: the old mode comes back unless something depends on the template.
  */
-export const CHECKED_XATTR = 'user.diskwright.checked';
-
-/** True when `template` is, by its identity, the file a clean `e2fsck -fn` was recorded for. */
-export function templateKnownClean(template: string): boolean {
+export function protectTemplate(template: string): () => void {
   try {
-    const recorded = readIdentityRecord(template, CHECKED_XATTR);
-    return recorded !== undefined && identityChange(recorded, backingIdentity(template)) === undefined;
+    makeReadOnly(template);
+  } catch {
+    return () => undefined;
+  }
+  return () => {
+    try {
+      restoreIfUnused(template);
+    } catch {
+      /* the mode file stays; the next destroy restores the mode */
+    }
+  };
+}
+
+/**
+ * Where the identity of a template is kept that `e2fsck -fn` last found clean: a file in
+ * diskwright's cache directory, keyed by the template's real path — not an xattr on the
+ * template, whose writing would change the template's ctime and so the identity that every
+ * overlay over it recorded.
+ */
+export function checkedRecordPath(template: string, env: NodeJS.ProcessEnv = process.env): string {
+  let real = template;
+  try {
+    real = realpathSync(template);
+  } catch {
+    /* a missing template has no record anyway */
+  }
+  return join(cacheDir(env), 'checked', `${createHash('sha256').update(real).digest('hex').slice(0, 32)}.json`);
+}
+
+/** Largest checked record read back (it is one identity, ~400 bytes). */
+const MAX_CHECKED_RECORD_BYTES = 4096;
+
+/**
+ * True when `template` is, by its identity (ctime included), the file a clean `e2fsck -fn` was
+ * recorded for: the same file, unchanged since, needs no new check before the next thin instance
+ * (the instance itself is always checked). A missing, damaged or other-shaped record: false.
+ */
+export function templateKnownClean(template: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  try {
+    const text = readFileSync(checkedRecordPath(template, env), 'utf8');
+    if (text.length > MAX_CHECKED_RECORD_BYTES) return false;
+    const recorded = JSON.parse(text) as BackingIdentity;
+    // Only a version 2 record holds the ctime that makes "unchanged" sound.
+    if (recorded?.version !== 2 || typeof recorded.ctimeNs !== 'string') return false;
+    return identityChange(recorded, backingIdentity(template)) === undefined;
   } catch {
     return false;
   }
@@ -138,7 +184,15 @@ export function templateIdentity(template: string): BackingIdentity | undefined 
   }
 }
 
-/** Records that `template` (as `identity` says) was found clean; best effort (needs write access). */
-export function recordTemplateClean(template: string, identity: BackingIdentity): void {
-  writeIdentityRecord(template, CHECKED_XATTR, identity);
+/** Records that `template` (as `identity` says) was found clean; best effort (an unwritable cache: no record). */
+export function recordTemplateClean(template: string, identity: BackingIdentity, env: NodeJS.ProcessEnv = process.env): void {
+  try {
+    const path = checkedRecordPath(template, env);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const temp = `${path}.${process.pid}.tmp`;
+    writeFileSync(temp, `${JSON.stringify(identity)}\n`, { mode: 0o600 });
+    renameSync(temp, path);
+  } catch {
+    /* no record: the next thin instance checks the template again */
+  }
 }

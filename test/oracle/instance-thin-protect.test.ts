@@ -1,4 +1,4 @@
-import { chmodSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -44,7 +44,7 @@ describe('thin instance overlays record their template (qemu-img as oracle)', ()
     const compare = await execa('qemu-img', ['compare', '-f', 'qcow2', '-F', 'raw', overlay, template], { reject: false });
     expect(compare.exitCode, compare.stdout).toBe(0);
     const identity = recordedBackingIdentity(overlay)!;
-    expect(identity).toMatchObject({ version: 1, path: template, size: statSync(template).size });
+    expect(identity).toMatchObject({ version: 2, path: template, size: statSync(template).size, ctimeNs: String(statSync(template, { bigint: true }).ctimeNs) });
     expect(identity.fingerprint).toMatch(/^[0-9a-f]{64}$/);
     expect(BACKING_XATTR).toBe('user.diskwright.backing');
   });
@@ -71,7 +71,7 @@ describe('an overlay whose template changed is refused, not read', () => {
     }
   });
 
-  it('refuses a template whose superblock changed even with its mtime put back, and one replaced by a copy', async () => {
+  it('refuses a template whose superblock or any byte deep inside changed even with its mtime put back, and one replaced by a copy', async () => {
     const { template, overlay } = await thinInstance();
     const before = statSync(template, { bigint: true }).mtimeNs;
     chmodSync(template, 0o644);
@@ -81,6 +81,20 @@ describe('an overlay whose template changed is refused, not read', () => {
     await execa('touch', ['-m', '-d', `@${before / 1_000_000_000n}.${String(before % 1_000_000_000n).padStart(9, '0')}`, template]);
     expect(statSync(template, { bigint: true }).mtimeNs).toBe(before);
     expect(() => openImage(overlay, { readOnly: true })).toThrow(/its first 64 KiB \(the ext superblock\) differ/);
+
+    const third = await thinInstance();
+    const at = statSync(third.template, { bigint: true }).mtimeNs;
+    chmodSync(third.template, 0o644);
+    // An edit deep inside the template (past the 64 KiB fingerprint) by another tool, mtime put back.
+    const fd = openSync(third.template, 'r+');
+    writeSync(fd, Buffer.from('changed by another tool'), 0, 23, 20 * 1024 * 1024 + 12345);
+    closeSync(fd);
+    await execa('touch', ['-m', '-d', `@${at / 1_000_000_000n}.${String(at % 1_000_000_000n).padStart(9, '0')}`, third.template]);
+    expect(statSync(third.template, { bigint: true }).mtimeNs).toBe(at);
+    expect(() => openImage(third.overlay, { readOnly: true })).toThrow(/its inode changed at .* \(a write, a restored modification time/);
+    const info = await runInProcess(['info', third.overlay]);
+    expect(info.code).not.toBe(0);
+    expect(info.stderr).toMatch(/\[E_BACKING_CHANGED\]/);
 
     const second = await thinInstance();
     await execa('cp', ['--preserve=all', second.template, `${second.template}.copy`]);

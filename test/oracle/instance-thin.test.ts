@@ -11,6 +11,9 @@ import { extractPartition } from '../../src/io/index.js';
 import { backingIdentity } from '../../src/disk/backing-identity.js';
 import { hasReadSet, prefetchTemplate, readSetPath } from '../../src/instance/prefetch.js';
 import { createInstance, defaultSteps, destroyInstance } from '../../src/instance/index.js';
+import type { PipelineSteps } from '../../src/instance/steps.js';
+import { openImage } from '../../src/disk/index.js';
+import { checkedRecordPath } from '../../src/instance/thin.js';
 // @ts-expect-error — plain JS fixture script without type declarations
 import { makeSeed } from '../../fixtures/make-seed.mjs';
 import { runInProcess } from '../helpers/cli.js';
@@ -38,11 +41,11 @@ beforeAll(async () => {
   templateHash = await sha256(template);
 });
 
-async function build(format: 'raw' | 'qcow2', extra: { standalone?: boolean; disk?: string; template?: string; host?: string } = {}): Promise<{ disk: string; dir: string }> {
+async function build(format: 'raw' | 'qcow2', extra: { standalone?: boolean; disk?: string; template?: string; host?: string; steps?: PipelineSteps } = {}): Promise<{ disk: string; dir: string }> {
   const dir = join(root, `images${counter++}`);
   await mkdir(dir);
   const request = { ip: '192.168.1.197', host: extra.host ?? 'web1', template: extra.template ?? template, imagesDir: dir, disk: extra.disk ?? '64M', format, ...(extra.standalone ? { standalone: true } : {}) };
-  const result = await createInstance({ request, steps: defaultSteps, diskOnly: true, runner: fakeLibvirt({ reachable: false }).runner });
+  const result = await createInstance({ request, steps: extra.steps ?? defaultSteps, diskOnly: true, runner: fakeLibvirt({ reachable: false }).runner });
   return { disk: result.disk, dir };
 }
 
@@ -89,10 +92,12 @@ describe('instance create --format qcow2 makes a thin overlay over the template'
 
   it('leaves the read set of its template after the first instance: the superblock, descriptors and bitmaps the final check read, which the next instance reads ahead', async () => {
     const { template: own } = await makeTemplate(join(root, `tmpl${counter++}`), { size: '32M' });
-    const identity = backingIdentity(own);
-    expect(hasReadSet(identity)).toBe(false);
+    expect(hasReadSet(backingIdentity(own))).toBe(false);
     const first = await build('qcow2', { template: own });
     await qemuCheck(first.disk);
+    // The create made the template read-only (a new ctime) before it recorded its identity.
+    const identity = backingIdentity(own);
+    expect(statSync(own).mode & 0o222).toBe(0);
     expect(hasReadSet(identity)).toBe(true);
     const { ranges } = JSON.parse(readFileSync(readSetPath(identity), 'utf8')) as { ranges: number[] };
     const covered = (byte: number): boolean => ranges.some((_, i) => i % 2 === 0 && byte >= ranges[i]! && byte < ranges[i]! + ranges[i + 1]!);
@@ -104,6 +109,20 @@ describe('instance create --format qcow2 makes a thin overlay over the template'
     const second = await build('qcow2', { template: own });
     await qemuCheck(second.disk);
     expect((await hostFsck(await toRaw(second.disk))).exitCode).toBe(0);
+  });
+
+  it('keeps the clean template check in the cache, not on the template: the next thin instance skips it and the template inode is unchanged', async () => {
+    const { template: own } = await makeTemplate(join(root, `tmpl${counter++}`), { size: '32M' });
+    const checked: string[] = [];
+    const steps: PipelineSteps = { ...defaultSteps, check: (image, options) => (checked.push(image), defaultSteps.check(image, options)) };
+    const first = await build('qcow2', { template: own, steps });
+    const ctime = statSync(own, { bigint: true }).ctimeNs;
+    expect(JSON.parse(readFileSync(checkedRecordPath(own), 'utf8'))).toEqual(backingIdentity(own));
+    const second = await build('qcow2', { template: own, steps });
+    expect(checked.filter((image) => image === own)).toHaveLength(1);
+    // Nothing diskwright did after the first instance touched the template's inode: both read.
+    expect(statSync(own, { bigint: true }).ctimeNs).toBe(ctime);
+    for (const disk of [first.disk, second.disk]) openImage(disk, { readOnly: true }).close();
   });
 
   it('--standalone writes a full qcow2 with no backing file that reads like the thin one', async () => {
