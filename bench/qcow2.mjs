@@ -5,16 +5,23 @@
 // Input: a populated seed-like disk (fixtures/make-seed.mjs): 2 GiB sparse MBR image, p1 ext3 with
 // ~768 MiB of deterministic files (small text-like files, binaries, zero runs), a logical swap at
 // the end; about 40 % of the disk holds data, the rest are holes. Made once under
-// bench/out/qcow2-input (kept between runs). The page cache is dropped before every timed run when
-// we may (root); rounds interleave the methods. diskwright fsyncs its output before the rename;
-// qemu-img does not (cache=unsafe for the output), so it is timed twice: alone, and followed by
-// `sync FILE` (equal durability, the target's anchor). Prints medians and both ratios, and the
-// cold start of `node -e 0`, which every diskwright run pays and qemu-img does not (when
-// NODE_EXTRA_CA_CERTS is set, as in the project's sandbox, also without it: node then reads and
-// parses that CA bundle at every start, 0.05–0.1 s here; the timed runs keep the environment).
+// bench/out/qcow2-input (kept between runs).
+// Fair timing: before every timed run its old output is removed, dirty data is written back
+// (`sync`) and the run's input is evicted from the page cache (fadvise DONTNEED), so both tools
+// read it cold with their binaries warm; `--drop-caches` drops the whole page cache instead (root),
+// which also starts both tools cold, except node's binary, which the bench process keeps mapped.
+// The order of the three timed methods rotates every round (no method always runs first, or
+// right after the previous case's write-back); medians, and the median of the per-round ratios.
+// diskwright fsyncs its output before the rename; qemu-img does not (cache=unsafe for the
+// output), so it is timed twice: alone, and followed by `sync FILE` (equal durability, the
+// target's anchor). Prints every run's time, and the start of `node -e 0`, which every
+// diskwright run pays and qemu-img does not (when NODE_EXTRA_CA_CERTS is set, as in the
+// project's sandbox, also without it: node then reads and parses that CA bundle at every start,
+// 0.05–0.1 s here; the timed runs keep the environment).
 // Figures and what the time is made of: docs/qcow2.md, "Speed".
 //
-//   node bench/qcow2.mjs [--runs 3] [--keep] [--data-size 768M]
+//   node bench/qcow2.mjs [--runs 5] [--keep] [--drop-caches] [--data-size 768M]
+//                        [--cases raw-qcow2,raw-qcow2-c,qcow2-raw,extract]
 //
 // Run after `npm run build`.
 import { execa } from 'execa';
@@ -27,7 +34,7 @@ import { parseArgs } from 'node:util';
 import { makeSeed } from '../fixtures/make-seed.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, keep: { type: 'boolean', default: false }, 'data-size': { type: 'string', default: '768M' } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, keep: { type: 'boolean', default: false }, 'data-size': { type: 'string', default: '768M' }, cases: { type: 'string' }, 'drop-caches': { type: 'boolean', default: false } } });
 const runs = Number(values.runs);
 const outDir = join(here, 'out', 'qcow2');
 const inputDir = join(here, 'out', 'qcow2-input');
@@ -45,91 +52,138 @@ const p1Offset = table[0].start * 512;
 const p1Length = table[0].size * 512;
 
 let canDrop = true;
-async function dropCaches() {
+/**
+ * Before every timed run: dirty data written back, then the input's pages evicted
+ * (posix_fadvise DONTNEED through `dd iflag=nocache count=0`), so both tools read it cold while
+ * their own binaries stay as warm as a user's are. `--drop-caches` drops the whole page cache
+ * instead (as this bench did before): then the tools start cold too, except node's binary,
+ * which the bench process itself keeps mapped — an edge for diskwright that qemu-img lacks.
+ */
+async function coolDown(inputs) {
   await execa('sync');
-  try {
-    await writeFile('/proc/sys/vm/drop_caches', '3');
-  } catch {
-    canDrop = false;
+  if (values['drop-caches']) {
+    try {
+      await writeFile('/proc/sys/vm/drop_caches', '3');
+    } catch {
+      canDrop = false;
+    }
+    return;
   }
+  for (const path of inputs) await execa('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none']);
 }
 
 const qemuQcow = join(outDir, 'qemu.qcow2');
 await execa('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', input, qemuQcow]);
 
 const out = (name) => join(outDir, name);
-const cases = [
+const allCases = [
   {
     name: 'raw → qcow2',
+    id: 'raw-qcow2',
+    input,
     ours: (f) => execa(process.execPath, [cli, 'convert', input, f, '-O', 'qcow2', '--format', 'raw']),
     anchor: (f) => execa('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', input, f]),
     compareWith: (f) => ['compare', '-f', 'qcow2', '-F', 'raw', f, input],
   },
   {
     name: 'raw → qcow2 -c',
+    id: 'raw-qcow2-c',
+    input,
     ours: (f) => execa(process.execPath, [cli, 'convert', input, f, '-O', 'qcow2', '-c', '--format', 'raw']),
     anchor: (f) => execa('qemu-img', ['convert', '-c', '-f', 'raw', '-O', 'qcow2', input, f]),
     compareWith: (f) => ['compare', '-f', 'qcow2', '-F', 'raw', f, input],
   },
   {
     name: 'qcow2 → raw',
+    id: 'qcow2-raw',
+    input: qemuQcow,
     ours: (f) => execa(process.execPath, [cli, 'convert', qemuQcow, f, '--format', 'qcow2']),
     anchor: (f) => execa('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', qemuQcow, f]),
     compareWith: (f) => ['compare', '-f', 'raw', '-F', 'raw', f, input],
   },
   {
     name: 'extract p1 qcow2',
+    id: 'extract',
+    input: qemuQcow,
     ours: (f) => execa(process.execPath, [cli, 'extract', qemuQcow, '-p', '1', '-o', f, '--format', 'qcow2']),
     anchor: (f) => execa('qemu-img', ['convert', '--image-opts', `driver=raw,offset=${p1Offset},size=${p1Length},file.driver=qcow2,file.file.filename=${qemuQcow}`, '-O', 'raw', f]),
     compareWith: (f, i) => ['compare', '-f', 'raw', '-F', 'raw', f, out(`${i}-anchor`)],
   },
 ];
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const wantedCases = values.cases?.split(',');
+const cases = allCases.filter((c) => !wantedCases || wantedCases.includes(c.id));
+if (cases.length === 0) throw new Error(`--cases: none of ${values.cases} is one of ${allCases.map((c) => c.id).join(', ')}`);
+const median = (xs) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const methods = [
+  { key: 'ours', sync: false },
+  { key: 'anchor', sync: false },
+  { key: 'anchorSync', sync: true },
+];
 const results = cases.map(() => ({ ours: [], anchor: [], anchorSync: [] }));
 const loadAtStart = loadavg()[0];
 const nodeStart = [];
 const nodeStartBare = [];
 const extraCerts = process.env.NODE_EXTRA_CA_CERTS !== undefined;
 const { NODE_EXTRA_CA_CERTS: _certs, ...bareEnv } = process.env;
+
+/** Every timed run starts alike: its old output gone, dirty data written back, its input cold. */
+async function prepare(file, inputs) {
+  await rm(file, { force: true });
+  await coolDown(inputs);
+}
+
 for (let round = 0; round < runs; round++) {
-  await dropCaches();
+  await prepare(out('node-start'), []);
   let t0 = performance.now();
   await execa(process.execPath, ['-e', '0']);
   nodeStart.push((performance.now() - t0) / 1000);
   if (extraCerts) {
-    await dropCaches();
+    await prepare(out('node-start'), []);
     t0 = performance.now();
     await execa(process.execPath, ['-e', '0'], { env: bareEnv, extendEnv: false });
     nodeStartBare.push((performance.now() - t0) / 1000);
   }
   for (const [i, c] of cases.entries()) {
     const r = results[i];
-    for (const [key, fn, sync] of [['ours', c.ours, false], ['anchor', c.anchor, false], ['anchorSync', c.anchor, true]]) {
+    // The order rotates every round: no method always runs first after the previous case (whose
+    // write-back and freed blocks the next run may still meet) or right after another one.
+    for (let k = 0; k < methods.length; k++) {
+      const { key, sync } = methods[(k + round) % methods.length];
       const file = out(`${i}-${key}`);
-      await rm(file, { force: true });
-      await dropCaches();
+      await prepare(file, [c.input]);
       t0 = performance.now();
-      await fn(file);
+      await (key === 'ours' ? c.ours : c.anchor)(file);
       if (sync) await execa('sync', [file]);
       r[key].push((performance.now() - t0) / 1000);
     }
   }
 }
 if (!canDrop) console.log('(page cache not dropped: not root)');
+console.log(values['drop-caches'] ? 'whole page cache dropped before every run (tools start cold)' : 'input evicted from the page cache before every run (tools warm)');
 const { stdout: du } = await execa('du', ['-k', input]);
-console.log(`input: ${input}, ${SIZE / 2 ** 30} GiB, ${(Number(du.split('\t')[0]) / 2 ** 20).toFixed(2)} GiB allocated; ${runs} runs, medians; node -e 0 cold start ${median(nodeStart).toFixed(2)} s${extraCerts ? ` (${median(nodeStartBare).toFixed(2)} s without NODE_EXTRA_CA_CERTS)` : ''}; load ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end`);
+console.log(
+  `input: ${input}, ${SIZE / 2 ** 30} GiB, ${(Number(du.split('\t')[0]) / 2 ** 20).toFixed(2)} GiB allocated; ${runs} rounds (order rotated each round), medians; ` +
+    `node -e 0 start${values['drop-caches'] ? ' (cold)' : ''} ${median(nodeStart).toFixed(2)} s${extraCerts ? ` (${median(nodeStartBare).toFixed(2)} s without NODE_EXTRA_CA_CERTS)` : ''}; load ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end`,
+);
 for (const [i, c] of cases.entries()) {
   const r = results[i];
   const ours = median(r.ours);
   const anchor = median(r.anchor);
   const anchorSync = median(r.anchorSync);
+  // Paired: each round's ratio compares runs minutes apart at most, under the same load.
+  const paired = median(r.ours.map((t, k) => t / r.anchorSync[k]));
   const ourCheck = await execa('qemu-img', c.compareWith(out(`${i}-ours`), i), { reject: false });
   const { stdout: size } = await execa('du', ['-k', out(`${i}-ours`), out(`${i}-anchor`)]);
   const [ourKiB, anchorKiB] = size.split('\n').map((l) => Number(l.split('\t')[0]));
   console.log(
-    `${c.name.padEnd(16)} diskwright ${ours.toFixed(2)} s (fsync) | qemu-img + sync ${anchorSync.toFixed(2)} s, ratio ${(ours / anchorSync).toFixed(2)}× | ` +
+    `${c.name.padEnd(16)} diskwright ${ours.toFixed(2)} s (fsync) | qemu-img + sync ${anchorSync.toFixed(2)} s, ratio ${(ours / anchorSync).toFixed(2)}× (per round: median ${paired.toFixed(2)}×) | ` +
       `qemu-img ${anchor.toFixed(2)} s (no fsync), ratio ${(ours / anchor).toFixed(2)}× | allocated ${(ourKiB / 1024).toFixed(0)} MiB vs ${(anchorKiB / 1024).toFixed(0)} MiB | output ${ourCheck.exitCode === 0 ? 'identical' : 'DIFFERENT'}`,
   );
+  console.log(`${''.padEnd(16)} runs: diskwright ${r.ours.map((t) => t.toFixed(2)).join(' ')} | qemu-img + sync ${r.anchorSync.map((t) => t.toFixed(2)).join(' ')} | qemu-img ${r.anchor.map((t) => t.toFixed(2)).join(' ')}`);
 }
 if (!values.keep) await rm(outDir, { recursive: true, force: true });
