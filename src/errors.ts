@@ -112,6 +112,31 @@ export function isDiskwrightError(error: unknown, code?: ErrorCode): error is Di
   return error instanceof DiskwrightError && (code === undefined || error.code === code);
 }
 
+// Keyed by the run's AbortSignal: the CLI registers how it reports an interrupt (src/cli/run.ts).
+const abortReporters = new WeakMap<AbortSignal, () => void>();
+
+/**
+ * Lets the CLI answer Ctrl-C before the clean-up: `report` runs once, the first time a failure
+ * path calls {@link reportAbort} for `signal`.
+ */
+export function onAbortReport(signal: AbortSignal, report: () => void): void {
+  abortReporters.set(signal, report);
+}
+
+/**
+ * Called by a failure path before a clean-up that may take a while (removing GiBs of temp file,
+ * rolling a commit back, punching data written in place): once `signal` has fired, nothing of
+ * this run is kept, so the interrupt is reported now instead of after the clean-up. Removing
+ * 1.6 GiB of dirty temp file alone took 0.4–0.5 s here.
+ */
+export function reportAbort(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  const report = abortReporters.get(signal);
+  if (!report) return;
+  abortReporters.delete(signal);
+  report();
+}
+
 /** Throws an {@link AbortedError} when the signal has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });

@@ -122,7 +122,8 @@ export function createProgress(ctx: CommandContext, label: string): ProgressRepo
     },
     done: () => {
       if (finished) return;
-      if (ctx.json && pending) draw(pending, true);
+      // Interrupted: the error line (already written, errors.ts reportAbort) is the last word.
+      if (ctx.json && pending && !ctx.signal.aborted) draw(pending, true);
       finished = true;
       // Ended by an interrupt: the step stays named for the message.
       if (!ctx.signal.aborted && activityOf(ctx.signal).step === label) noteStep(ctx, undefined);

@@ -1,4 +1,4 @@
-import { DiskwrightError } from '../errors.js';
+import { DiskwrightError, onAbortReport } from '../errors.js';
 import { parseCommandLine } from './args.js';
 import type { CommandContext } from './command.js';
 import { listCommands, loadCommand, type CommandEntry } from './registry.js';
@@ -86,6 +86,7 @@ export async function runCli(argv: readonly string[], ctx: CommandContext): Prom
   const debug = options.includes('--debug');
   const json = options.includes('--json');
   let commandName: string | undefined;
+  let reported = false;
   try {
     const commands = await listCommands();
     if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
@@ -116,15 +117,32 @@ export async function runCli(argv: readonly string[], ctx: CommandContext): Prom
     }
     const command = await loadCommand(entry);
     const commandCtx: CommandContext = { ...ctx, json: parsed.values.json === true, debug };
+    // A failure path about to clean up after Ctrl-C reports it first (errors.ts reportAbort).
+    onAbortReport(ctx.signal, () => {
+      // A progress bar may be on the line: the message gets a line of its own.
+      if (ctx.isTTY && !json) ctx.stderr.write('\r\x1b[2K');
+      write(interrupted(entry.name, ctx.signal.reason));
+      reported = true;
+    });
     return await command.run(parsed, commandCtx);
   } catch (caught) {
     if (isBrokenPipe(caught)) return EXIT.brokenPipe;
-    // Ctrl-C: name diskwright's step, not the internal tool that happened to be running.
-    const error =
-      caught instanceof DiskwrightError && caught.code === 'E_ABORTED' && ctx.signal.aborted && commandName !== undefined
-        ? new DiskwrightError('E_ABORTED', interruptedMessage(commandName, activityFor(ctx.signal)), { hint: 'nothing half-done was left: outputs are removed and in-place changes rolled back; run the command again', cause: caught })
-        : caught;
-    ctx.stderr.write(json && !debug ? formatJsonError(error) : formatError(error, debug));
+    const abort = caught instanceof DiskwrightError && caught.code === 'E_ABORTED' && ctx.signal.aborted && commandName !== undefined;
+    // Reported before the clean-up: said once. Anything else that went wrong is said too.
+    if (abort && reported) return EXIT.aborted;
+    const error = abort ? interrupted(commandName!, caught) : caught;
+    write(error);
     return exitCodeFor(error);
   }
+
+  function write(error: unknown): void {
+    ctx.stderr.write(json && !debug ? formatJsonError(error) : formatError(error, debug));
+  }
+
+  /** Ctrl-C: named by diskwright's step and what the command leaves, not the internal tool that ran. */
+  function interrupted(command: string, cause: unknown): DiskwrightError {
+    return new DiskwrightError('E_ABORTED', interruptedMessage(command, activityFor(ctx.signal)), { hint: INTERRUPT_HINT, cause });
+  }
 }
+
+const INTERRUPT_HINT = 'nothing half-done is left: outputs are removed and in-place changes rolled back; run the command again';

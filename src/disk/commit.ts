@@ -3,7 +3,7 @@ import { open as openHandle, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 as nativeCrc32 } from 'node:zlib';
 import { crc32 } from '../bytes/index.js';
-import { DiskwrightError, throwIfAborted } from '../errors.js';
+import { DiskwrightError, reportAbort, throwIfAborted } from '../errors.js';
 import { tempPathBeside } from '../io/atomic.js';
 import { testFaultPoint, testFaultsActive } from '../io/test-fault.js';
 import { errnoOf, hostError } from './host-error.js';
@@ -489,6 +489,8 @@ function* commitWork(overlay: Overlay, commitOptions: CommitOptions): CommitWork
     options.onStep?.({ phase: 'flushed' });
   } catch (error) {
     if (!durable) throw error;
+    // Ctrl-C: the old image is decided (rolled back here, or from the record by the next run).
+    reportAbort(options.signal);
     try {
       applyRecord(base, image, reached);
       punchUnsaved(base, record.runs, Math.min(reached, oldSize), options.needsNoSave);

@@ -147,6 +147,6 @@ export async function makeFilesystem(image: string, options: MakeFilesystemOptio
       recordFormat(temp, 'raw');
       return result;
     },
-    { overwrite: options.force === true },
+    { overwrite: options.force === true, ...(options.signal ? { signal: options.signal } : {}) },
   );
 }

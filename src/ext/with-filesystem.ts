@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import * as e2fs from '../e2fs/index.js';
 import { startOpenCheck } from '../e2fs/open-check.js';
-import { AbortedError, DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted, TruncatedError } from '../errors.js';
+import { AbortedError, DiskwrightError, InvalidArgumentError, isDiskwrightError, reportAbort, throwIfAborted, TruncatedError } from '../errors.js';
 import * as partition from '../partition/index.js';
 import { bulkAvailable, debugfsQuote, ownershipCommands, runDebugfsBatch, sizeCommands, type BulkPutPlan } from './bulk.js';
 import { allocationPlan, choosePunches, copyIntoExtents, openPutSource, restrictToRanges } from './put-data.js';
@@ -357,6 +357,7 @@ class OpenFilesystem {
       this.freeWriter?.keep();
       lastCommit = { bytes: summary.bytes + inPlace, undoBytes: summary.undoBytes, path: 'overlay', directPuts: this.directPuts, bulk: this.bulkSteps > 0, inPlaceBytes: inPlace };
     } catch (error) {
+      reportAbort(this.signal);
       // The commit rolled the metadata back; the data written in place goes too.
       this.freeWriter?.undo();
       throw error;
@@ -374,6 +375,8 @@ class OpenFilesystem {
 
   async dispose(): Promise<void> {
     try {
+      // Not committed after Ctrl-C: answered before the clean-up below (punches, the spill file).
+      if (!this.committed) reportAbort(this.signal);
       await this.preparedRecord?.release();
       // Not committed (the callback threw, Ctrl-C, a refusal): the image's bytes are the old ones again.
       if (!this.committed) this.freeWriter?.undo();

@@ -2,7 +2,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { access, constants, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { DiskwrightError, throwIfAborted } from '../errors.js';
+import { DiskwrightError, reportAbort, throwIfAborted } from '../errors.js';
 import { assertNoDependents } from '../disk/dependents.js';
 import { testFaultPoint } from './test-fault.js';
 
@@ -37,7 +37,8 @@ export interface AtomicOutputOptions {
   readonly fsync?: boolean;
   /**
    * Checked once more after the fsync, just before the rename: a Ctrl-C that lands while the data
-   * is being flushed still leaves no output.
+   * is being flushed still leaves no output. Once it has fired, a failure is reported
+   * (errors.ts reportAbort) before the temp file is removed.
    */
   readonly signal?: AbortSignal;
 }
@@ -74,6 +75,8 @@ export async function withAtomicOutput<T>(
     testFaultPoint('output-renamed');
     return result;
   } catch (error) {
+    // Interrupted: answered before the temp file (GiBs of page cache to drop) is removed.
+    reportAbort(options.signal);
     await handle?.close().catch(() => undefined);
     await rm(temp, { force: true });
     pendingTemps.delete(temp);
@@ -113,6 +116,7 @@ export async function withAtomicPath<T>(
     testFaultPoint('output-renamed');
     return result;
   } catch (error) {
+    reportAbort(options.signal);
     // The temp may be a directory tree (fs get of a directory); it is ours, so remove it whole.
     await rm(temp, { force: true, recursive: true });
     pendingTemps.delete(temp);
