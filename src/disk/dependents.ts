@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { DiskwrightError } from '../errors.js';
 
 /** Suffix of the directory beside an image that lists the overlays depending on it. */
@@ -134,6 +134,13 @@ export function assertNoDependents(image: string, action: 'write' | 'replace'): 
   const more = live.length > 1 ? ` and ${live.length - 1} more` : '';
   throw new DiskwrightError('E_TEMPLATE_IN_USE', `refusing to ${action} ${image}: thin instance ${live[0]}${more} use it as backing file`, {
     path: image,
-    hint: `destroy those instances first (\`diskwright instance destroy ${basename(live[0]!).replace(/-disk0\.qcow2$/, '')}\`), or copy the template and change the copy`,
+    hint: isBasePath(live[0]!)
+      ? `it is a shared grown layer of thin instances: \`diskwright instance list --bases --images-dir ${dirname(dirname(live[0]!))}\` shows who uses it, \`--prune\` removes it when nobody does`
+      : `destroy those instances first (\`diskwright instance destroy ${basename(live[0]!).replace(/-disk0\.qcow2$/, '')}\`), or copy the template and change the copy`,
   });
+}
+
+/** A shared grown layer's path (src/instance/grown-base.ts's BASES_DIR; not imported: layering). */
+function isBasePath(path: string): boolean {
+  return basename(dirname(path)) === '.diskwright-bases';
 }

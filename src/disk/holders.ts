@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 
 /** Processes (other than this one) holding `path` open, with the lock they hold on it, if any. */
 export interface FileHolder {
@@ -12,7 +12,10 @@ export interface FileHolder {
  * fdinfo (OFD locks show pid -1 in /proc/locks, so the holder is found by its descriptor).
  * Processes we may not inspect are skipped; elsewhere than Linux the list is empty.
  */
-export function findHolders(path: string): FileHolder[] {
+export function findHolders(path: string, options: { readonly byInode?: boolean } = {}): FileHolder[] {
+  // byInode: every open of the same file counts, by any of its names (hard links, a renamed temp).
+  const file = options.byInode ? statSync(path, { throwIfNoEntry: false }) : undefined;
+  if (options.byInode && !file) return [];
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid);
@@ -35,7 +38,10 @@ export function findHolders(path: string): FileHolder[] {
       } catch {
         continue;
       }
-      if (target !== path) continue;
+      if (file) {
+        const open = statSync(`/proc/${pid}/fd/${fd}`, { throwIfNoEntry: false });
+        if (!open || open.ino !== file.ino || open.dev !== file.dev) continue;
+      } else if (target !== path) continue;
       let lock: FileHolder['lock'];
       try {
         const match = /^lock:\s+\d+:\s+\S+\s+\S+\s+(WRITE|READ)\b/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));

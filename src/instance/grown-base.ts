@@ -16,10 +16,11 @@
  * reader blocks — never while another instance depends on it.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, fchmodSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { BACKING_XATTR, identityChange, readIdentityRecord, type BackingIdentity } from '../disk/backing-identity.js';
-import { liveDependents, registerDependent, unregisterDependent, dependentsDir } from '../disk/dependents.js';
+import { liveDependents, registerDependent, restoreIfUnused, unregisterDependent, dependentsDir } from '../disk/dependents.js';
+import { findHolders } from '../disk/holders.js';
 import { lockImage, type ImageLock } from '../disk/lock.js';
 import { Qcow2Disk } from '../disk/qcow2/index.js';
 
@@ -59,6 +60,23 @@ export async function holdSharedBase(base: string): Promise<ImageLock | undefine
     return await lockImage(base, { access: 'read' });
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * {@link publishSharedBase} with the shared lock already held: taken on `grown` before the link, so
+ * the base (the same inode) is never unlocked and without dependents while this create still has
+ * to build over it — a concurrent {@link pruneStaleBases} sees it as 'building'. Returns undefined
+ * when another create published one first (the caller keeps its own file), else the shared lock on
+ * the published base (`lock` undefined if it could not be taken, as {@link holdSharedBase}).
+ */
+export async function publishAndHoldSharedBase(grown: string, base: string, template: string): Promise<{ lock: ImageLock | undefined } | undefined> {
+  const early = await holdSharedBase(grown);
+  try {
+    if (publishSharedBase(grown, base, template) !== 'published') return undefined;
+    return { lock: await holdSharedBase(base) };
+  } finally {
+    early?.release();
   }
 }
 
@@ -139,4 +157,70 @@ export async function pruneSharedBase(base: string): Promise<boolean> {
   } finally {
     lock.release();
   }
+}
+
+/** What `instance list --bases` shows of one shared grown layer. */
+export interface SharedBaseInfo {
+  readonly path: string;
+  /** The template it was grown from (its recorded backing file), if recorded. */
+  readonly template: string | undefined;
+  /** Virtual size in bytes (the instances' disk size), if readable. */
+  readonly virtualSize: number | undefined;
+  /** Bytes the layer allocates on the host. */
+  readonly allocated: number;
+  /** Live thin instances over it. */
+  readonly instances: readonly string[];
+  /**
+   * 'in-use': instances depend on it; 'building': no instance yet, but another process holds it
+   * (a create building over it, or a reader); 'stale': neither — left by a killed or failed create
+   * (or its instances were deleted by hand), it only keeps its template read-only.
+   */
+  readonly state: 'in-use' | 'building' | 'stale';
+}
+
+/** The shared grown layers in `imagesDir`, sorted by path (none: an empty list). */
+export function listSharedBases(imagesDir: string): SharedBaseInfo[] {
+  const dir = join(imagesDir, BASES_DIR);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: SharedBaseInfo[] = [];
+  for (const name of names.sort()) {
+    const path = join(dir, name);
+    const info = statSync(path, { throwIfNoEntry: false });
+    if (!info?.isFile() || !isSharedBase(path)) continue;
+    let template: string | undefined;
+    let virtualSize: number | undefined;
+    try {
+      template = readIdentityRecord(path, BACKING_XATTR)?.path;
+      virtualSize = Qcow2Disk.inspect(path).size;
+    } catch {
+      /* shown without them */
+    }
+    const instances = liveDependents(path);
+    // A lock held by another process on this file under any name (the creator locks it as its temp file).
+    const held = instances.length === 0 && findHolders(path, { byInode: true }).some((h) => h.lock !== undefined);
+    out.push({ path, template, virtualSize, allocated: info.blocks * 512, instances, state: instances.length > 0 ? 'in-use' : held ? 'building' : 'stale' });
+  }
+  return out;
+}
+
+/**
+ * Removes the stale shared layers of `imagesDir` (see {@link SharedBaseInfo.state}): each one's
+ * leftover registry is dropped (it gets its mode back), then {@link pruneSharedBase} removes it
+ * under an exclusive lock after checking once more that no instance depends on it — a create that
+ * takes it meanwhile keeps it. Returns the paths removed.
+ */
+export async function pruneStaleBases(imagesDir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const base of listSharedBases(imagesDir)) {
+    if (base.state !== 'stale') continue;
+    // A killed create may have listed itself (the base then read-only) and died before its rename.
+    restoreIfUnused(base.path);
+    if (await pruneSharedBase(base.path)) removed.push(base.path);
+  }
+  return removed;
 }

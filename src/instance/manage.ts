@@ -92,3 +92,6 @@ export async function destroyInstance(host: string, options: ManageOptions & { r
   }
   return { host, stopped: running, removedDisks: removed, keptDisks: kept };
 }
+
+/** The shared grown layers of thin instances in an images directory (`instance list --bases`). */
+export { listSharedBases, pruneStaleBases, type SharedBaseInfo } from './grown-base.js';

@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { tempPathBeside, withAtomicPath } from '../io/atomic.js';
 import { protectTemplate, recordTemplateClean, registerThinInstance, releaseThinInstance, templateIdentity, templateKnownClean } from './thin.js';
 import { hasReadSet, prefetchTemplate, saveReadSet } from './prefetch.js';
-import { holdSharedBase, pruneSharedBase, publishSharedBase, sharedBasePath, usableSharedBase } from './grown-base.js';
+import { holdSharedBase, publishAndHoldSharedBase, pruneSharedBase, sharedBasePath, usableSharedBase } from './grown-base.js';
 import type { ImageLock } from '../disk/lock.js';
 import type { ProgressCallback } from '../io/progress.js';
 import { AbortedError, DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
@@ -389,12 +389,14 @@ async function buildInto(
     if (basePath === undefined || preened || spec.diskKind !== 'thin') return;
     // The template was clean and `temp` holds only resize2fs's changes: it becomes the shared
     // base, and this instance a new overlay over it (a failure here only means no sharing).
+    let published: { lock: ImageLock | undefined } | undefined;
     try {
-      if (publishSharedBase(temp, basePath, spec.template) !== 'published') return;
+      published = await publishAndHoldSharedBase(temp, basePath, spec.template);
     } catch {
       return;
     }
-    holder.base = { path: basePath, lock: await holdSharedBase(basePath) };
+    if (published === undefined) return;
+    holder.base = { path: basePath, lock: published.lock };
     await rm(temp, { force: true });
     await steps.overlay(basePath, temp, { size: spec.diskBytes, ...stepSignal });
   });

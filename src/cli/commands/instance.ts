@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import {
   assertOutputWritable,
   assertUriParamsAllowed,
@@ -12,7 +13,9 @@ import {
   formatBytes,
   formatCommandLine,
   listInstances,
+  listSharedBases,
   loadConfig,
+  pruneStaleBases,
   mergeRequests,
   readFleet,
   validateInstanceRequest,
@@ -416,20 +419,32 @@ const list: Command = {
   name: 'instance list',
   summary: 'list libvirt domains with their state, MACs and disks',
   help: `Usage: diskwright instance list [--connect URI] [--json]
+       diskwright instance list --bases [--images-dir DIR] [--prune] [--json]
 
 Lists the domains on the libvirt connection (virsh list --all, domstate, domiflist, domblklist).
+With --bases, lists the shared grown layers of thin instances in DIR/.diskwright-bases instead:
+each one's template, size, the instances over it and its state — in-use, building (another
+process holds it) or stale (no instance and no process uses it: left by a killed create; it
+keeps its template read-only). --prune removes the stale ones.
 
 Options:
-      --connect URI   libvirt URI (default: virsh's default)
+      --connect URI      libvirt URI (default: virsh's default)
 ${URI_PARAMS_HELP}
-      --json          [{name, state, macs, disks: [{type, device, target, source}]}]
+      --bases            list the shared grown layers, not the domains
+      --images-dir DIR   where they are (default: instance create's, /var/lib/libvirt/images)
+      --prune            with --bases: remove the stale layers (under their lock)
+      --json             [{name, state, macs, disks: [{type, device, target, source}]}];
+                         with --bases [{path, template, virtualSize, allocated, instances, state, removed}]
 
-Example:
+Examples:
   diskwright instance list --connect qemu:///system
+  diskwright instance list --bases --images-dir ./images --prune
 `,
-  options: { connect: { type: 'string' }, 'allow-uri-params': { type: 'boolean' } },
+  options: { connect: { type: 'string' }, 'allow-uri-params': { type: 'boolean' }, bases: { type: 'boolean' }, 'images-dir': { type: 'string' }, prune: { type: 'boolean' } },
   async run(args, ctx) {
     if (args.positionals.length > 0) throw new DiskwrightError('E_USAGE', 'instance list: takes no arguments', { hint: 'diskwright instance list [--connect URI]' });
+    if (flag(args, 'bases')) return listBases(args, ctx);
+    if (flag(args, 'prune') || stringOption(args, 'images-dir') !== undefined) throw new DiskwrightError('E_USAGE', 'instance list: --prune and --images-dir go with --bases', { hint: 'diskwright instance list --bases --images-dir DIR --prune' });
     const connect = stringOption(args, 'connect');
     checkConnect(args, [['--connect', connect]]);
     const domains = await listInstances({ runner: runnerFor(ctx), signal: ctx.signal, ...(connect !== undefined ? { connect } : {}) });
@@ -450,6 +465,33 @@ Example:
     return 0;
   },
 };
+
+/** `instance list --bases`: the shared grown layers of an images directory, stale ones pruned on request. */
+async function listBases(args: ParsedArgs, ctx: CommandContext): Promise<number> {
+  const config = await loadConfig(ctx.env, process.cwd());
+  const dir = resolve(stringOption(args, 'images-dir') ?? config.values.imagesDir ?? '/var/lib/libvirt/images');
+  const removed = new Set(flag(args, 'prune') ? await pruneStaleBases(dir) : []);
+  const bases = listSharedBases(dir);
+  const shown = [...bases, ...[...removed].map((path) => ({ path, template: undefined, virtualSize: undefined, allocated: 0, instances: [], state: 'stale' as const }))];
+  shown.sort((a, b) => (a.path < b.path ? -1 : 1));
+  if (ctx.json) {
+    printJson(ctx, shown.map((b) => ({ ...b, template: b.template ?? null, virtualSize: b.virtualSize ?? null, removed: removed.has(b.path) })));
+    return 0;
+  }
+  if (shown.length === 0) {
+    ctx.stdout.write(`no shared grown layers in ${dir}\n`);
+    return 0;
+  }
+  ctx.stdout.write(`${'STATE'.padEnd(8)}  ${'INSTANCES'.padEnd(9)}  ${'SIZE'.padEnd(9)}  LAYER (TEMPLATE)\n`);
+  for (const b of shown) {
+    const state = removed.has(b.path) ? 'removed' : b.state;
+    const size = b.virtualSize === undefined ? '-' : formatBytes(b.virtualSize);
+    ctx.stdout.write(`${state.padEnd(8)}  ${String(b.instances.length).padEnd(9)}  ${size.padEnd(9)}  ${b.path}${b.template ? ` (${b.template})` : ''}\n`);
+  }
+  const stale = shown.filter((b) => b.state === 'stale' && !removed.has(b.path)).length;
+  if (stale > 0) ctx.stdout.write(`${stale} stale layer(s): \`diskwright instance list --bases --images-dir ${dir} --prune\` removes them\n`);
+  return 0;
+}
 
 const destroy: Command = {
   name: 'instance destroy',
