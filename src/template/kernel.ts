@@ -1,4 +1,5 @@
 import type { DiskFormat } from '../disk/types.js';
+import type { ProgressCallback } from '../io/progress.js';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { tempPathBeside } from '../io/atomic.js';
 import { join, posix, resolve } from 'node:path';
@@ -89,6 +90,8 @@ export interface ExtractKernelOptions {
   readonly signal?: AbortSignal;
   /** The image's format (`--format raw|qcow2`); default: diskwright's record, else the qcow2 magic. */
   readonly format?: DiskFormat;
+  /** Called as the copy of each file starts, with its in-image entry; the callback it returns gets the copy's progress. */
+  readonly onFile?: (entry: string) => ProgressCallback | undefined;
 }
 
 /** Kernel files copied to temp names in the output directory, renamed into place by `commit`. */
@@ -112,11 +115,11 @@ export async function stageKernel(fs: FilesystemSession, options: Omit<ExtractKe
   const outDir = resolve(options.outDir);
   const found = await findKernel(fs);
   throwIfAborted(options.signal);
-  const pairs: [from: string, temp: string, final: string][] = [];
+  const pairs: [from: string, temp: string, final: string, entry: string][] = [];
   const kernel = join(outDir, `vmlinuz-${found.version}`);
-  pairs.push([found.kernelFile, tempPathBeside(kernel), kernel]);
+  pairs.push([found.kernelFile, tempPathBeside(kernel), kernel, found.kernelEntry]);
   const initrd = found.initrdEntry && found.initrdFile ? join(outDir, posix.basename(found.initrdEntry)) : undefined;
-  if (initrd) pairs.push([found.initrdFile!, tempPathBeside(initrd), initrd]);
+  if (initrd) pairs.push([found.initrdFile!, tempPathBeside(initrd), initrd, found.initrdEntry!]);
   if (!options.overwrite) for (const [, , final] of pairs) await assertAbsent(final);
   const createdDir = await mkdir(outDir, { recursive: true });
   const discard = async (): Promise<void> => {
@@ -124,9 +127,10 @@ export async function stageKernel(fs: FilesystemSession, options: Omit<ExtractKe
     if (createdDir !== undefined) await rm(createdDir, { recursive: true, force: true });
   };
   try {
-    for (const [from, temp] of pairs) {
+    for (const [from, temp, , entry] of pairs) {
       throwIfAborted(options.signal);
-      await fs.copyOut(from, temp);
+      const onProgress = options.onFile?.(entry);
+      await fs.copyOut(from, temp, onProgress ? { onProgress } : {});
     }
   } catch (error) {
     await discard();

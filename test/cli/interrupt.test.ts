@@ -328,4 +328,40 @@ describe('Ctrl-C', () => {
     await expectUnchanged(disk, diskCopy);
     expect((await readdir(work)).sort()).toEqual(['disk.img', 'disk.orig']);
   }, 60_000);
+  it('kernel: stops while it copies a large initrd out, no kernel, initrd or temp left, image unchanged', async () => {
+    const work = join(dir, 'kernel');
+    await mkdir(work);
+    // The payload's 512 MiB file is the initrd (a symlink to it: the copy follows it).
+    const image = join(work, 'boot.ext4');
+    await execa('cp', ['--sparse=always', filled, image]);
+    await writeFile(join(work, 'vmlinuz'), Buffer.alloc(1 << 20, 0x4b));
+    await writeFile(join(work, 'script'), `mkdir /boot\nput ${join(work, 'vmlinuz')} /boot/vmlinuz-6.1.0-13-amd64\nln /data.bin /boot/initrd.img-6.1.0-13-amd64\n`);
+    const made = await runBin(['fs', 'batch', image, join(work, 'script')]);
+    expect(made.code, made.stderr).toBe(0);
+    const imageCopy = join(work, 'boot.orig');
+    await execa('cp', ['--sparse=always', image, imageCopy]);
+    const out = join(work, 'out');
+    const run = await interrupt(['kernel', image, '-o', out], /"event":"progress","step":"copy \/boot\/initrd\.img-6\.1\.0-13-amd64"/);
+    expectPrompt(run);
+    expect(errorLine(run.stderr).message).toBe(`kernel interrupted during copy /boot/initrd.img-6.1.0-13-amd64; no kernel written to ${out}, ${image} unchanged`);
+    expect(run.stderr).not.toMatch(/debugfs|worker|ext2fs/);
+    await expectUnchanged(image, imageCopy);
+    expect((await readdir(work)).sort()).toEqual(['boot.ext4', 'boot.orig', 'script', 'vmlinuz']);
+  }, 60_000);
+
+  it('fs batch: stops while a line runs, names the line, image unchanged', async () => {
+    const work = join(dir, 'batch');
+    await mkdir(work);
+    const image = join(work, 'image.ext4');
+    await execa('cp', ['--sparse=always', filled, image]);
+    const script = join(work, 'edits.txt');
+    // Line 1 writes 512 MiB (seconds): the signal comes as the batch reports its first line.
+    await writeFile(script, `put ${join(payload, 'data.bin')} /copy.bin\nmkdir /batch\nput ${join(payload, 'etc')} /batch/etc\n`);
+    const run = await interrupt(['fs', 'batch', image, script], /"event":"progress","step":"batch [^"]+","bytes":0,/);
+    expectPrompt(run);
+    expect(errorLine(run.stderr).message).toBe(`fs batch interrupted during ${script}:1 put; ${image} unchanged`);
+    expect(run.stderr).not.toMatch(/debugfs|worker/);
+    await expectUnchanged(image, filled);
+    expect((await readdir(work)).sort()).toEqual(['edits.txt', 'image.ext4']);
+  }, 60_000);
 });

@@ -5,7 +5,7 @@ import { parseSize } from '../../bytes/index.js';
 import { withFilesystem, type FileStat, type FilesystemSession, type OpenFilesystemOptions } from '../../ext/index.js';
 import { flag, printJson, stringOption, type Command, type CommandContext, type OptionSpecs, type ParsedArgs } from '../command.js';
 import { FORMAT_OPTION, imageFormat, useImage } from '../image.js';
-import { createProgress, createStepReporter, formatSeconds, noteLeaves } from '../progress.js';
+import { createProgress, createStepReporter, formatSeconds, noteLeaves, noteStep } from '../progress.js';
 import { parseCommandLine } from '../args.js';
 import type { Progress } from '../../io/progress.js';
 import { readFile } from 'node:fs/promises';
@@ -573,6 +573,8 @@ Example:
     await session(image!, args, ctx, true, async (fs) => {
       for (const [done, step] of steps.entries()) {
         progress.update({ bytes: done, total: steps.length });
+        // An interrupt names the line that was running.
+        noteStep(ctx, `${label}:${step.line} ${step.op}`);
         try {
           await step.apply(fs);
         } catch (error) {

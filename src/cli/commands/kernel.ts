@@ -1,6 +1,8 @@
 import { DiskwrightError, extractKernel } from '../../index.js';
 import { flag, printJson, stringOption, type Command } from '../command.js';
 import { FORMAT_OPTION, imageFormat, useImage } from '../image.js';
+import { createProgress, noteLeaves } from '../progress.js';
+import type { ProgressCallback } from '../../io/progress.js';
 import { parsePartitionOption } from './template.js';
 
 const kernel: Command = {
@@ -39,15 +41,25 @@ Examples:
     }
     const outDir = stringOption(args, 'output');
     if (outDir === undefined) throw new DiskwrightError('E_USAGE', 'kernel: -o DIR is required', { hint: 'run `diskwright kernel --help`' });
+    noteLeaves(ctx, `no kernel written to ${outDir}`);
+    // Each file's copy is a step with progress (an initrd can be hundreds of MiB).
+    let copying: ReturnType<typeof createProgress> | undefined;
+    const onFile = (entry: string): ProgressCallback => {
+      copying?.done();
+      const progress = createProgress(ctx, `copy ${entry}`);
+      copying = progress;
+      return (p) => progress.update(p);
+    };
     const files = await useImage(args, ctx, args.positionals[0]!, 'read', () =>
       extractKernel(args.positionals[0]!, {
         partition: parsePartitionOption(stringOption(args, 'partition'), false),
         outDir,
         overwrite: flag(args, 'force'),
         signal: ctx.signal,
+        onFile,
         ...imageFormat(args),
       }),
-    );
+    ).finally(() => copying?.done());
     if (ctx.json) printJson(ctx, { image: args.positionals[0], output: outDir, ...files });
     else ctx.stdout.write(`kernel  ${files.kernel}\n${files.initrd ? `initrd  ${files.initrd}\n` : 'initrd  (none found for this version)\n'}`);
     return 0;
