@@ -54,6 +54,15 @@ export interface OpenFilesystemOptions {
    */
   readonly scratch?: boolean;
   /**
+   * With `scratch`: the caller runs e2fsprogs 1.47's `e2fsck -fn` on the finished image and
+   * discards the image unless it is clean (instance create). The write session then skips its own
+   * 1.47 open check (a dumpe2fs run in a worker, which the session waited for: 10–100 ms per
+   * session). Sound because what the open check guards against — libext2fs 1.44 writing into a
+   * filesystem 1.47 would refuse — can then only reach a private file that the stronger full check
+   * refuses before anyone sees it.
+   */
+  readonly checkedBeforePublish?: boolean;
+  /**
    * The image's format (`--format raw|qcow2`; qcow2 trusts its backing chain). Default: the format
    * diskwright recorded on the file, else the qcow2 magic (a probed qcow2's backing file is refused).
    */

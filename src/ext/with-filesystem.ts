@@ -427,7 +427,8 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
     }
     // The bundled libext2fs is 1.44: a write must first pass e2fsprogs 1.47's open checks (in a
     // worker, overlapping the session; awaited before anything reaches the image).
-    const openCheck = write ? startOpenCheck(real, { offset: location.offset, ...(options.signal ? { signal: options.signal } : {}), ...(format ? { format } : {}) }) : undefined;
+    // A scratch image the caller fully checks before publishing needs no open check (types.ts).
+    const openCheck = write && !(options.scratch === true && options.checkedBeforePublish === true) ? startOpenCheck(real, { offset: location.offset, ...(options.signal ? { signal: options.signal } : {}), ...(format ? { format } : {}) }) : undefined;
     const open = new OpenFilesystem(real, location, geometry, options.signal, write, write && options.scratch === true, format);
     if (write) open.prepareCommit();
     try {

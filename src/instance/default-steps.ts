@@ -33,6 +33,7 @@ export async function readManifestForInstance(template: string): Promise<Templat
 /**
  * Replaces the placeholders in the listed files inside the image (no mount): one write session,
  * committed only when every file rendered; modes and owners are kept. Reports what each file had.
+ * Only for the pipeline's private temp image, which its final `e2fsck -fn` gates (no open check).
  */
 export async function renderTemplateFiles(
   image: string,
@@ -40,8 +41,9 @@ export async function renderTemplateFiles(
   values: Readonly<Record<string, string>>,
   signal?: AbortSignal,
 ): Promise<RenderedFile[]> {
-  // The image is the pipeline's private temp file (fsynced once before the rename): no undo log.
-  return withFilesystem(image, { write: true, scratch: true, ...(signal ? { signal } : {}) }, async (fs) => {
+  // The image is the pipeline's private temp file (fsynced once before the rename): no undo log;
+  // the pipeline's final e2fsck -fn gates it, so the session's open check is not needed.
+  return withFilesystem(image, { write: true, scratch: true, checkedBeforePublish: true, ...(signal ? { signal } : {}) }, async (fs) => {
     const report: RenderedFile[] = [];
     for (const file of files) {
       const info = await fs.stat(file.path);
@@ -64,12 +66,13 @@ export async function renderTemplateFiles(
 }
 
 /**
- * Applies the customization in one write session, then sets a new filesystem UUID with tune2fs
+ * Applies the customization in one write session (on the pipeline's private temp image, gated by
+ * its final `e2fsck -fn`: no open check), then sets a new filesystem UUID with tune2fs
  * (WASM) when asked: `-f` because the instance was never mounted since its copy was checked.
  */
 export async function customizeImage(image: string, customization: Customization, options: { fsUuid?: string; signal?: AbortSignal }): Promise<CustomizeReport> {
   const signal = options.signal ? { signal: options.signal } : {};
-  const report = await withFilesystem(image, { write: true, scratch: true, ...signal }, (fs) => applyCustomization(fs, customization));
+  const report = await withFilesystem(image, { write: true, scratch: true, checkedBeforePublish: true, ...signal }, (fs) => applyCustomization(fs, customization));
   if (options.fsUuid !== undefined) {
     // Through the block layer (a thin instance is a qcow2); the disk is the pipeline's private temp.
     const result = await runToolDirect('tune2fs', ['-f', '-U', options.fsUuid, image], image, signal);

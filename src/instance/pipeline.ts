@@ -409,6 +409,9 @@ async function buildInto(
   const recordReads = readAhead !== undefined && !hasReadSet(readAhead);
   // A qcow2 overlay is complete now (the check only reads): its fsync runs beside the check.
   if (spec.diskKind !== 'raw') writeback = earlyWriteback(temp);
+  // The gate: nothing is renamed into place unless e2fsck 1.47 finds the whole disk clean. The
+  // render and customize sessions skip their open check and the shared layer is not checked on
+  // its own because of it (a damaged layer or session is refused here, test/oracle/instance-thin-base).
   await run('check', async () => {
     const outcome = await steps.check(temp, { mode: 'check', force: true, ...(recordReads ? { recordReads } : {}), ...stepSignal });
     if (outcome.status !== 'clean' || outcome.exitCode !== 0) {

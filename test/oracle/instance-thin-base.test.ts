@@ -2,26 +2,27 @@
  * The shared grown layer of thin instances (src/instance/grown-base.ts) against the real tools:
  * qemu-img info/check on the chain, host e2fsck on the raw conversion, the template's sha256.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { chmodSync, readdirSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { liveDependents } from '../../src/disk/dependents.js';
+import { openResolved } from '../../src/disk/index.js';
 import { createInstance, defaultSteps, destroyInstance } from '../../src/instance/index.js';
 import { BASES_DIR } from '../../src/instance/grown-base.js';
 import type { PipelineSteps } from '../../src/instance/steps.js';
 import { runInProcess } from '../helpers/cli.js';
 import { requireTool } from '../helpers/oracle.js';
 import { tempDir } from '../helpers/tmp.js';
-import { debugfsCat, fakeLibvirt, hostFsck, libvirtWithDisk, makeTemplate, sha256 } from './instance-helpers.js';
+import { debugfsCat, fakeLibvirt, hostFsck, libvirtWithDisk, makeTemplate, sha256, TOOL_ENV } from './instance-helpers.js';
 
 const MiB = 1024 ** 2;
 let root: string;
 let counter = 0;
 
 beforeAll(async () => {
-  for (const tool of ['mke2fs', 'e2fsck', 'debugfs']) await requireTool(tool, 'e2fsprogs');
+  for (const tool of ['mke2fs', 'e2fsck', 'debugfs', 'dumpe2fs']) await requireTool(tool, 'e2fsprogs');
   await requireTool('qemu-img', 'qemu-utils');
   root = await tempDir('diskwright-thin-base-');
   process.env.DISKWRIGHT_CACHE_DIR = join(root, 'cache');
@@ -92,6 +93,37 @@ describe('thin instances of one template at one size share one grown layer', () 
     expect(readdirSync(dir)).toEqual([]);
     expect(liveDependents(template)).toEqual([]);
     expect(statSync(template).mode & 0o777).toBe(mode);
+  });
+
+  it('damaged after it was made (an inode bitmap bit flipped), is refused by the next instance\'s final check: no disk is published', async () => {
+    // The final e2fsck -fn is what the layer (never checked on its own) and the sessions (no open
+    // check) rely on: without it this create would publish an instance over a broken filesystem.
+    const dir = join(root, `images${counter++}`);
+    await mkdir(dir);
+    const { template } = await makeTemplate(join(root, `tmpl${counter++}`), { size: '32M' });
+    const first = await create(template, dir, 'web1', defaultSteps);
+    const base = (await chain(first))[0]!['backing-filename']!;
+    const raw = join(dir, 'base.raw');
+    await execa('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', base, raw]);
+    const header = (await execa('dumpe2fs', [raw], { env: TOOL_ENV })).stdout;
+    await execa('rm', ['-f', raw]);
+    const bitmap = Number(/Inode bitmap at (\d+)/.exec(header)![1]);
+    const blockSize = Number(/Block size:\s+(\d+)/.exec(header)![1]);
+    const perGroup = Number(/Inodes per group:\s+(\d+)/.exec(header)![1]);
+    // The last inodes of group 0 are free: mark one used.
+    const at = bitmap * blockSize + perGroup / 8 - 1;
+    const mode = statSync(base).mode;
+    chmodSync(base, mode | 0o200);
+    const layer = openResolved(base, { format: 'qcow2', source: 'forced' }, { readOnly: false });
+    const byte = Buffer.alloc(1);
+    layer.read(byte, at);
+    expect(byte[0]! & 0x40).toBe(0);
+    layer.write(Buffer.of(byte[0]! | 0x40), at);
+    layer.close();
+    chmodSync(base, mode);
+    await expect(create(template, dir, 'web2', defaultSteps)).rejects.toThrow(/step check failed: the final filesystem check of the finished disk is not clean/);
+    expect(readdirSync(dir).sort()).toEqual([BASES_DIR, 'web1-disk0.qcow2']);
+    expect(liveDependents(base)).toEqual([first]);
   });
 
   it('is refused to diskwright writers while instances use it; destroy keeps it for the others and removes it with the last', async () => {
