@@ -20,12 +20,15 @@ function readAt(fd: number, buffer: Buffer, offset: number, length: number, posi
 export class ReadLane {
   readonly raw: Buffer;
   shift = 0;
+  /** True when {@link buffer} is known to start at a DIRECT_ALIGN-aligned address. */
+  readonly aligned: boolean;
   constructor(readonly span: number) {
     this.raw = Buffer.allocUnsafeSlow(span + DIRECT_ALIGN);
     // Start at an aligned address where it is known: malloc returns 16 mod 4096 here, and every
     // refused O_DIRECT read costs a pool round trip (31 per lane on a 512-byte-sector disk).
     const address = libc()?.address(this.raw);
     if (address !== undefined) this.shift = Number((BigInt(DIRECT_ALIGN) - (address % BigInt(DIRECT_ALIGN))) % BigInt(DIRECT_ALIGN));
+    this.aligned = address !== undefined;
   }
   get buffer(): Buffer {
     return this.raw.subarray(this.shift, this.shift + this.span);
@@ -143,6 +146,25 @@ export class SourceReader {
           this.dropDirect();
         }
       }
+    }
+  }
+
+  /**
+   * Reads `target.length` bytes at `position` straight into `target` with O_DIRECT (no copy
+   * through a lane): for callers whose buffer is at an aligned address (a {@link ReadLane.aligned}
+   * lane at a DIRECT_ALIGN multiple). Returns the count (short only at end of file), or undefined
+   * when this read cannot be direct — no O_DIRECT descriptor, an unaligned position or length, or
+   * the kernel refused it — and the caller reads through a lane instead.
+   */
+  async readDirect(target: Buffer, position: number): Promise<number | undefined> {
+    if (this.closed) throw new Error('SourceReader used after close');
+    const fd = this.directFd;
+    if (fd === undefined || position % DIRECT_ALIGN !== 0 || target.length % DIRECT_ALIGN !== 0) return undefined;
+    try {
+      return await this.fill(fd, target, target.length, position, true);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
+      throw ioError(error, this.path, 'read', position);
     }
   }
 

@@ -32,4 +32,26 @@ describe('SourceReader lanes', () => {
       reader.close();
     }
   });
+
+  it('reads aligned ranges straight into an aligned buffer, short at the end of the file, and declines unaligned ones', async () => {
+    const path = join(await tempDir('source-'), 'in.bin');
+    const bytes = pattern(3 * 4096 + 100, 9);
+    writeFileSync(path, bytes);
+    const reader = SourceReader.open(path, 64 * 1024);
+    try {
+      expect(reader.direct, 'O_DIRECT on the test directory').toBe(true);
+      const lane = new ReadLane(8 * 4096);
+      expect(lane.aligned).toBe(true);
+      const target = lane.buffer.subarray(0, 2 * 4096);
+      expect(await reader.readDirect(target, 4096)).toBe(2 * 4096);
+      expect(Buffer.compare(target, Buffer.from(bytes.subarray(4096, 3 * 4096)))).toBe(0);
+      const tail = lane.buffer.subarray(0, 2 * 4096);
+      expect(await reader.readDirect(tail, 2 * 4096)).toBe(4096 + 100);
+      expect(Buffer.compare(tail.subarray(0, 4196), Buffer.from(bytes.subarray(2 * 4096)))).toBe(0);
+      expect(await reader.readDirect(lane.buffer.subarray(0, 4096), 512)).toBeUndefined();
+      expect(await reader.readDirect(lane.buffer.subarray(0, 1000), 0)).toBeUndefined();
+    } finally {
+      reader.close();
+    }
+  });
 });
