@@ -1,4 +1,5 @@
 import { close, closeSync, existsSync, fdatasyncSync, fsync, fsyncSync, open, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { fsyncDirOf } from '../io/fsync-dir.js';
 import { open as openHandle, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 as nativeCrc32 } from 'node:zlib';
@@ -108,20 +109,6 @@ export function hasPendingRecord(image: string): boolean {
     return got > 0 && !head.subarray(0, got).equals(Buffer.alloc(got));
   } finally {
     closeSync(fd);
-  }
-}
-
-/** fsyncs the directory holding `path` (makes a rename or unlink durable). */
-export function fsyncDirOf(path: string): void {
-  try {
-    const fd = openSync(dirname(path), 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename is still ordered after the data.
   }
 }
 

@@ -5,7 +5,6 @@ export { Overlay, OVERLAY_BLOCK, DEFAULT_MEMORY_LIMIT, type ChangeRun, type Over
 export {
   commitOverlay,
   commitOverlayInterruptibly,
-  fsyncDirOf,
   rollBackInterruptedCommit,
   settleCompletedCommit,
   prepareRecord,
@@ -25,3 +24,5 @@ export { Qcow2Disk, openQcow2Chain, createQcow2, hasQcow2Magic, type Qcow2Facts 
 export { lockImage, withImageLock, realImagePath, type ImageAccess, type ImageLock, type LockOptions } from './lock.js';
 export { withImage, recoverImage, pendingCommitError, type WithImageOptions, type ImageContext } from './with-image.js';
 export { findHolders, type FileHolder } from './holders.js';
+/** The directory fsync every writer uses (kept here too: the first version exported it from disk). */
+export { fsyncDirOf } from '../io/fsync-dir.js';

@@ -21,6 +21,7 @@ import { basename, dirname, join } from 'node:path';
 import { BACKING_XATTR, identityChange, readIdentityRecord, type BackingIdentity } from '../disk/backing-identity.js';
 import { liveDependents, registerDependent, restoreIfUnused, unregisterDependent, dependentsDir } from '../disk/dependents.js';
 import { findHolders } from '../disk/holders.js';
+import { fsyncDirOf } from '../io/fsync-dir.js';
 import { lockImage, type ImageLock } from '../disk/lock.js';
 import { Qcow2Disk } from '../disk/qcow2/index.js';
 
@@ -106,19 +107,10 @@ export function publishSharedBase(grown: string, base: string, template: string)
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
     throw error;
   }
-  syncDirectory(dirname(base));
+  fsyncDirOf(base);
   const info = statSync(base);
   registerDependent(template, base, { dev: info.dev, ino: info.ino });
   return 'published';
-}
-
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**

@@ -4,6 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DiskwrightError, reportAbort, throwIfAborted } from '../errors.js';
 import { assertNoDependents } from '../disk/dependents.js';
+import { fsyncDirOfAsync } from './fsync-dir.js';
 import { testFaultPoint } from './test-fault.js';
 
 /** Temp files created by atomic writers that are still pending; removed on process exit too. */
@@ -33,7 +34,7 @@ export function tempPathBeside(target: string): string {
 export interface AtomicOutputOptions {
   /** Replace an existing target. Without it an existing target is an `E_EXISTS` error. */
   readonly overwrite?: boolean;
-  /** fsync the file before renaming (default true). */
+  /** fsync the file before renaming and its directory after (default true). */
   readonly fsync?: boolean;
   /**
    * Checked once more after the fsync, just before the rename: a Ctrl-C that lands while the data
@@ -45,7 +46,8 @@ export interface AtomicOutputOptions {
 
 /**
  * Writes `target` atomically: `fn` fills a temp file beside it (opened read-write), which is
- * fsynced and renamed over `target` only when `fn` resolves. Any failure or abort removes the temp
+ * fsynced and renamed over `target` only when `fn` resolves; then its directory is fsynced, so
+ * the new name survives a power loss once this resolves. Any failure or abort removes the temp
  * file and leaves `target` as it was.
  */
 export async function withAtomicOutput<T>(
@@ -72,6 +74,8 @@ export async function withAtomicOutput<T>(
     testFaultPoint('output-synced');
     await rename(temp, target);
     pendingTemps.delete(temp);
+    // The rename itself made durable: without it a power loss right after "done" can lose the output.
+    if (options.fsync !== false) await fsyncDirOfAsync(target);
     testFaultPoint('output-renamed');
     return result;
   } catch (error) {
@@ -113,6 +117,8 @@ export async function withAtomicPath<T>(
     testFaultPoint('output-synced');
     await rename(temp, target);
     pendingTemps.delete(temp);
+    // The rename itself made durable: without it a power loss right after "done" can lose the output.
+    if (options.fsync !== false) await fsyncDirOfAsync(target);
     testFaultPoint('output-renamed');
     return result;
   } catch (error) {

@@ -1,4 +1,5 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { fsyncDirectory, fsyncDirOf } from './fsync-dir.js';
 import { basename, dirname, isAbsolute } from 'node:path';
 import { DiskwrightError } from '../errors.js';
 import { tempPathBeside } from './atomic.js';
@@ -33,8 +34,6 @@ function fsyncPath(path: string, flags: 'r' | 'r+' = 'r'): void {
   const fd = openSync(path, flags);
   try {
     fsyncSync(fd);
-  } catch {
-    // Some filesystems refuse fsync on directories; the renames are still ordered.
   } finally {
     closeSync(fd);
   }
@@ -59,11 +58,11 @@ export function commitRenames(primary: string, pairs: readonly (readonly [temp: 
   writeFileSync(temp, `${JSON.stringify({ version: 1, renames: pairs })}\n`, { flag: 'wx', mode: 0o600 });
   fsyncPath(temp, 'r+');
   renameSync(temp, record);
-  fsyncPath(dirname(record));
+  fsyncDirOf(record);
   testFaultPoint('renames-recorded');
   applyRenames(pairs);
   rmSync(record, { force: true });
-  fsyncPath(dirname(record));
+  fsyncDirOf(record);
 }
 
 function applyRenames(pairs: readonly (readonly [string, string])[]): void {
@@ -76,7 +75,7 @@ function applyRenames(pairs: readonly (readonly [string, string])[]): void {
     }
     dirs.add(dirname(final));
   }
-  for (const dir of dirs) fsyncPath(dir);
+  for (const dir of dirs) fsyncDirectory(dir);
 }
 
 function damaged(path: string, why: string): DiskwrightError {
@@ -117,7 +116,7 @@ export function completePendingRenames(primary: string): boolean {
   }
   applyRenames(pairs);
   rmSync(record, { force: true });
-  fsyncPath(dirname(record));
+  fsyncDirOf(record);
   return true;
 }
 
