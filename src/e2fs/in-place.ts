@@ -26,6 +26,15 @@ export interface OverlayRunOptions extends Omit<RunE2fsToolOptions, 'diskFactory
   readonly servedPath?: string;
 }
 
+/** Options of {@link runToolOnOverlay}. */
+export interface OverlayChangeOptions extends OverlayRunOptions {
+  /**
+   * Whether the run's changes go into the overlay (default: always). False leaves the overlay
+   * exactly as it was before the run — a failed batch stages nothing.
+   */
+  readonly accept?: (result: E2fsToolResult) => boolean;
+}
+
 /** Options of {@link runToolOnImage}: the image's format as `--format` gives it. */
 export interface ImageRunOptions extends OverlayRunOptions {
   /** Forced format (`--format`; qcow2 then trusts the backing chain). Default: the probing rule. */
@@ -72,10 +81,11 @@ export function runToolDirect(tool: E2fsTool, argv: readonly string[], image: st
 /**
  * Runs `tool argv` with the image under `overlay` served at `servedPath` as a copy-on-write
  * overlay that starts from `overlay`'s changes; the tool's changes land in `overlay` (nothing
- * reaches the file). On a crash or abort `overlay` is left as it was.
+ * reaches the file) unless `options.accept` declines them. On a crash or abort `overlay` is left
+ * as it was.
  */
-export async function runToolOnOverlay(tool: E2fsTool, argv: readonly string[], overlay: Overlay, options: OverlayRunOptions = {}): Promise<E2fsToolResult> {
-  const { servedPath, ...runOptions } = options;
+export async function runToolOnOverlay(tool: E2fsTool, argv: readonly string[], overlay: Overlay, options: OverlayChangeOptions = {}): Promise<E2fsToolResult> {
+  const { servedPath, accept, ...runOptions } = options;
   const path = resolve(servedPath ?? overlay.path);
   const staged = overlay.clean ? undefined : shipChanges(overlay);
   const args: DiskFactoryArgs = {
@@ -88,6 +98,10 @@ export async function runToolOnOverlay(tool: E2fsTool, argv: readonly string[], 
     discardShippedChanges(staged);
   }
   const changes = (result.diskResult as Record<string, ShippedChanges> | undefined)?.[path];
+  if (changes && accept && !accept(result)) {
+    discardShippedChanges(changes);
+    return result;
+  }
   if (!changes) {
     throw new DiskwrightError('E_WASM', `${toolStep(tool)} returned no changes for ${path}`, { path, hint: 'this is a diskwright bug; run with --debug' });
   }

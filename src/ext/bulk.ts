@@ -1,6 +1,3 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Overlay } from '../disk/index.js';
 import { runToolOnOverlay } from '../e2fs/in-place.js';
 import { imageSpec } from '../e2fs/run.js';
@@ -50,56 +47,58 @@ export interface BulkTarget {
   readonly step: string;
 }
 
+/** The error lines of a debugfs run's stderr (what is not {@link isBenign}). */
+function errorLines(stderr: string): string[] {
+  return stderr.split('\n').map((l) => l.trim()).filter((l) => !isBenign(l));
+}
+
 /**
  * Runs debugfs commands (read-write) on `target.overlay` — the WASM debugfs in a worker sees the
  * image with the overlay's changes, and its own changes land in the overlay: nothing reaches
- * `image` (its real path) here; the session commits the overlay. Any error line fails the batch
- * (the overlay then keeps only what was staged before). Returns stdout + stderr.
+ * `image` (its real path) here; the session commits the overlay. The commands go to debugfs on
+ * its stdin (`-f -`): no command file. Any error line fails the batch, and a failed batch stages
+ * nothing (the overlay keeps only what was staged before). Returns stdout + stderr.
  */
 export async function runDebugfsBatch(image: string, commands: readonly string[], target: BulkTarget, signal?: AbortSignal, onWrite?: () => void): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'diskwright-debugfs-'));
   let output = '';
-  try {
-    for (let start = 0; start < commands.length; start += MAX_COMMANDS_PER_RUN) {
-      throwIfAborted(signal);
-      const file = join(dir, 'commands');
-      await writeFile(file, `${commands.slice(start, start + MAX_COMMANDS_PER_RUN).join('\n')}\n`);
-      // debugfs echoes each command on stdout as it starts it ("debugfs: write …").
-      let partial = '';
-      const onOutput = onWrite
-        ? (stream: 'stdout' | 'stderr', text: string): void => {
-            if (stream !== 'stdout') return;
-            const lines = (partial + text).split('\n');
-            partial = lines.pop() ?? '';
-            for (const line of lines) if (line.startsWith('debugfs: write ')) onWrite();
-          }
-        : undefined;
-      let result;
-      try {
-        result = await runToolOnOverlay('debugfs', ['-w', '-f', file, imageSpec(image, target.offset)], target.overlay, {
-          servedPath: image,
-          ...(signal ? { signal } : {}),
-          ...(onOutput ? { onOutput } : {}),
-        });
-      } catch (error) {
-        // Ctrl-C: name diskwright's step, not the tool that happened to run it.
-        if (isDiskwrightError(error, 'E_ABORTED')) throw new AbortedError(`${target.step} was interrupted; nothing was written to ${image}`, { cause: error });
-        throw error;
-      }
-      output += `${result.stdout}\n${result.stderr}`;
-      const errors = result.stderr.split('\n').map((l) => l.trim()).filter((l) => !isBenign(l));
-      if (result.exitCode !== 0 || errors.length > 0) {
-        throw new DiskwrightError('E_EXTFS', `${target.step} failed: ${errors[0]?.replace(/^debugfs: /, '') ?? `exit code ${result.exitCode}`}`, {
-          path: image,
-          actual: errors.slice(0, 5),
-          hint: 'nothing was written to the image',
-        });
-      }
+  for (let start = 0; start < commands.length; start += MAX_COMMANDS_PER_RUN) {
+    throwIfAborted(signal);
+    const stdin = `${commands.slice(start, start + MAX_COMMANDS_PER_RUN).join('\n')}\n`;
+    // debugfs echoes each command on stdout as it starts it ("debugfs: write …").
+    let partial = '';
+    const onOutput = onWrite
+      ? (stream: 'stdout' | 'stderr', text: string): void => {
+          if (stream !== 'stdout') return;
+          const lines = (partial + text).split('\n');
+          partial = lines.pop() ?? '';
+          for (const line of lines) if (line.startsWith('debugfs: write ')) onWrite();
+        }
+      : undefined;
+    let result;
+    try {
+      result = await runToolOnOverlay('debugfs', ['-w', '-f', '-', imageSpec(image, target.offset)], target.overlay, {
+        servedPath: image,
+        stdin,
+        accept: (run) => run.exitCode === 0 && errorLines(run.stderr).length === 0,
+        ...(signal ? { signal } : {}),
+        ...(onOutput ? { onOutput } : {}),
+      });
+    } catch (error) {
+      // Ctrl-C: name diskwright's step, not the tool that happened to run it.
+      if (isDiskwrightError(error, 'E_ABORTED')) throw new AbortedError(`${target.step} was interrupted; nothing was written to ${image}`, { cause: error });
+      throw error;
     }
-    return output;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+    output += `${result.stdout}\n${result.stderr}`;
+    const errors = errorLines(result.stderr);
+    if (result.exitCode !== 0 || errors.length > 0) {
+      throw new DiskwrightError('E_EXTFS', `${target.step} failed: ${errors[0]?.replace(/^debugfs: /, '') ?? `exit code ${result.exitCode}`}`, {
+        path: image,
+        actual: errors.slice(0, 5),
+        hint: 'nothing was written to the image',
+      });
+    }
   }
+  return output;
 }
 
 /** What a bulk putFile needs to know. */

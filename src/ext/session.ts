@@ -37,11 +37,19 @@ function kindOf(mode: number): FileKind {
   return KINDS[mode & S_IFMT] ?? 'file';
 }
 
-function checkMode(mode: number, option = 'mode'): number {
+/** Throws E_INVALID_ARGUMENT unless `mode` is permission bits 0..0o7777; returns it. */
+export function checkMode(mode: number, option = 'mode'): number {
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
     throw new InvalidArgumentError(`Expected \`${option}\` to be permission bits 0..0o7777, got \`${mode}\``, { actual: mode });
   }
   return mode;
+}
+
+/** Checks the mode, uid and gid of write options (E_INVALID_ARGUMENT naming the bad one). */
+export function validateWriteOptions(options: WriteOptions): void {
+  if (options.mode !== undefined) checkMode(options.mode);
+  if (options.uid !== undefined) checkId(options.uid, 'uid');
+  if (options.gid !== undefined) checkId(options.gid, 'gid');
 }
 
 function checkId(id: number, option: string): number {
@@ -422,9 +430,7 @@ export class Ext2fsSession implements FilesystemSession {
   }
 
   private validateWrite(options: WriteOptions): void {
-    if (options.mode !== undefined) checkMode(options.mode);
-    if (options.uid !== undefined) checkId(options.uid, 'uid');
-    if (options.gid !== undefined) checkId(options.gid, 'gid');
+    validateWriteOptions(options);
   }
 
   async mkdir(path: string, options: { parents?: boolean; mode?: number; uid?: number; gid?: number } = {}): Promise<void> {

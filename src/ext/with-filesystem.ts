@@ -12,6 +12,7 @@ import { mapExtError } from './errors-map.js';
 import { freeBlockTest } from './free-blocks.js';
 import { readInodeTimes, setInodeTimes, type FileExtent, type StoredInodeTimes } from './inode-times.js';
 import { exclusive, ext2fsModule, isWasmAbort, resetExt2fsModule, type Ext2fsMounted, type Ext2fsPromises } from './module.js';
+import { QueuedSession } from './queued.js';
 import { Ext2fsSession } from './session.js';
 import { INCOMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE } from '../extmeta/index.js';
 import { assertExtSupported, parseExtSuperblock, type ExtGeometry } from './superblock.js';
@@ -116,6 +117,8 @@ export let lastCommit:
       readonly bulk: boolean;
       /** File data written in place into blocks the committed filesystem did not use (part of `bytes`). */
       readonly inPlaceBytes: number;
+      /** Whether the session opened the bundled libext2fs (false: queued operations only, queued.ts). */
+      readonly mounted: boolean;
     }
   | undefined;
 
@@ -170,6 +173,8 @@ class OpenFilesystem {
   private bulkSteps = 0;
   /** Files written by fallocate + direct block writes in this session. */
   private directPuts = 0;
+  /** Whether libext2fs was mounted in this session. */
+  private everMounted = false;
   /** Which filesystem blocks the committed image uses (its bitmaps; they change only by a commit). */
   private committedFree: ReturnType<typeof freeBlockTest> | undefined;
   /** Large files' data written in place into blocks the committed filesystem does not use. */
@@ -194,6 +199,7 @@ class OpenFilesystem {
   }
 
   async mount(): Promise<Ext2fsPromises> {
+    this.everMounted = true;
     try {
       this.mounted = await ext2fsModule().mount(this.disk, 0);
       return this.mounted.promises;
@@ -248,6 +254,16 @@ class OpenFilesystem {
       session.failure ??= mapped;
       throw mapped;
     }
+  }
+
+  /**
+   * A batch of queued operations (queued.ts), run while libext2fs is not mounted: debugfs on the
+   * overlay; a failing batch throws and stages nothing.
+   */
+  async queuedBatch(commands: string[], step: string): Promise<void> {
+    if (this.mounted) throw new DiskwrightError('E_INVALID_ARGUMENT', 'a queued batch runs only while libext2fs is closed', { hint: 'this is a diskwright bug; run with --debug' });
+    this.bulkSteps += 1;
+    await runDebugfsBatch(this.image, commands, { overlay: this.overlay, offset: this.location.offset, step }, this.signal);
   }
 
   /**
@@ -333,8 +349,8 @@ class OpenFilesystem {
   }
 
   /** Makes the session's changes durable in the image (all or nothing). */
-  async commit(session: Ext2fsSession): Promise<void> {
-    this.flushTimes(session);
+  async commit(session: Ext2fsSession | undefined): Promise<void> {
+    if (session) this.flushTimes(session);
     throwIfAborted(this.signal);
     if (this.overlay.clean) {
       this.committed = true;
@@ -355,7 +371,7 @@ class OpenFilesystem {
           });
       this.committed = true;
       this.freeWriter?.keep();
-      lastCommit = { bytes: summary.bytes + inPlace, undoBytes: summary.undoBytes, path: 'overlay', directPuts: this.directPuts, bulk: this.bulkSteps > 0, inPlaceBytes: inPlace };
+      lastCommit = { bytes: summary.bytes + inPlace, undoBytes: summary.undoBytes, path: 'overlay', directPuts: this.directPuts, bulk: this.bulkSteps > 0, inPlaceBytes: inPlace, mounted: this.everMounted };
     } catch (error) {
       reportAbort(this.signal);
       // The commit rolled the metadata back; the data written in place goes too.
@@ -432,31 +448,59 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
     const open = new OpenFilesystem(real, location, geometry, options.signal, write, write && options.scratch === true, format);
     if (write) open.prepareCommit();
     try {
-      const mounted = await open.mount().catch(async (error: unknown) => {
-        await openCheck?.done();
-        throw error;
-      });
-      const session = new Ext2fsSession(mounted, write, options.signal);
-      session.storedTimes = (ino) => open.storedTimes(ino);
-      // The bulk path writes into the session's overlay: a partition, a hard-linked image and a
-      // bare filesystem alike.
-      if (write && bulkAvailable()) {
-        session.bulk = async (commands, onWrite, step) => {
-          await open.bulk(session, commands, step ?? 'the bulk write', undefined, onWrite);
-        };
-        session.bulkPut = (plan) => open.bulkPut(session, plan);
-        session.bulkFixSizes = (geometry.featureIncompat & INCOMPAT.inline_data) !== 0;
-      }
+      /** libext2fs mounted on the overlay, with the bulk hooks of a write session. */
+      const perCall = async (): Promise<Ext2fsSession> => {
+        const mounted = await open.mount().catch(async (error: unknown) => {
+          await openCheck?.done();
+          throw error;
+        });
+        const session = new Ext2fsSession(mounted, write, options.signal);
+        session.storedTimes = (ino) => open.storedTimes(ino);
+        // The bulk path writes into the session's overlay: a partition, a hard-linked image and a
+        // bare filesystem alike.
+        if (write && bulkAvailable()) {
+          session.bulk = async (commands, onWrite, step) => {
+            await open.bulk(session, commands, step ?? 'the bulk write', undefined, onWrite);
+          };
+          session.bulkPut = (plan) => open.bulkPut(session, plan);
+          session.bulkFixSizes = (geometry.featureIncompat & INCOMPAT.inline_data) !== 0;
+        }
+        return session;
+      };
+      // A write session opens libext2fs only when an operation needs it (queued.ts): small puts
+      // and mkdirs run as one debugfs batch on the overlay.
+      const queued = write && bulkAvailable()
+        ? new QueuedSession({
+            open: perCall,
+            run: (commands, step) => open.queuedBatch(commands, step),
+            fixSizes: (geometry.featureIncompat & INCOMPAT.inline_data) !== 0,
+            ...(options.signal ? { signal: options.signal } : {}),
+          })
+        : undefined;
+      const direct = queued ? undefined : await perCall();
       let result: T;
+      let finished = false;
       try {
-        result = await fn(session);
+        result = await fn(queued ?? direct!);
+        finished = true;
       } finally {
-        await session.close();
-        await open.unmount(session);
+        try {
+          await queued?.close(finished).catch(async (error: unknown) => {
+            // A filesystem e2fsprogs 1.47 refuses is reported as that, whatever the batch said.
+            await openCheck?.done();
+            throw error;
+          });
+        } finally {
+          const session = queued ? queued.opened : direct;
+          if (session) {
+            await session.close();
+            await open.unmount(session);
+          }
+        }
       }
       await openCheck?.done();
       if (write) options.onCommit?.();
-      if (write) await open.commit(session).catch((error: unknown) => {
+      if (write) await open.commit(queued ? queued.opened : direct).catch((error: unknown) => {
         throw hostIoError(error, 'committing the changes', real);
       });
       return result;
