@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import type { ImageAccess } from '../disk/lock.js';
 import type { DiskFormat } from '../disk/types.js';
 import { withImage } from '../disk/with-image.js';
@@ -11,9 +12,22 @@ import { noteLeaves } from './progress.js';
  * readers refuse). Every command taking an IMAGE runs its work inside this.
  */
 export function useImage<T>(args: ParsedArgs, ctx: CommandContext, image: string, access: ImageAccess, fn: () => Promise<T>): Promise<T> {
+  assertNotBlocking(image);
   // Readers never write it, writers change it only by an atomic commit: an interrupt leaves it as it was.
   noteLeaves(ctx, `${image} unchanged`);
   return withImage(image, { access, wait: flag(args, 'wait'), signal: ctx.signal }, () => fn());
+}
+
+/**
+ * A FIFO, socket or terminal as IMAGE: opening or reading it blocks the main thread (info, convert
+ * and resize waited in open(2) for a writer that never came, deaf to Ctrl-C and SIGTERM), so it is
+ * refused before anything opens it. A missing path or a directory is left to the command's own message.
+ */
+function assertNotBlocking(image: string): void {
+  const info = statSync(image, { throwIfNoEntry: false });
+  if (!info || !(info.isFIFO() || info.isSocket() || info.isCharacterDevice())) return;
+  const kind = info.isFIFO() ? 'a FIFO' : info.isSocket() ? 'a socket' : 'a character device';
+  throw new InvalidArgumentError(`${image} is not a regular file (it is ${kind})`, { path: image, hint: 'pass the path of a disk or filesystem image file' });
 }
 
 /** `--format` / `-O` values. */

@@ -365,3 +365,27 @@ describe('Ctrl-C', () => {
     expect((await readdir(work)).sort()).toEqual(['edits.txt', 'image.ext4']);
   }, 60_000);
 });
+
+describe('an IMAGE that would block the open', () => {
+  it('a FIFO is refused at once by every command taking an image (info, convert and resize waited in open(2), deaf to Ctrl-C)', async () => {
+    const work = await tempDir();
+    const fifo = join(work, 'fifo');
+    await execa('mkfifo', [fifo]);
+    const commands = [
+      ['info', fifo],
+      ['partitions', fifo],
+      ['convert', fifo, join(work, 'out.qcow2'), '-O', 'qcow2'],
+      ['resize', fifo, '1G'],
+      ['fsck', fifo],
+      ['fs', 'ls', fifo, '/'],
+      ['extract', fifo, '-p', '1', '-o', join(work, 'p1.img')],
+      ['kernel', fifo, '-o', join(work, 'k')],
+    ];
+    const results = await Promise.all(commands.map((args) => runBin(args, { timeout: 20_000 })));
+    for (const [i, result] of results.entries()) {
+      expect(result.code, `${commands[i]!.join(' ')}: ${result.stderr}`).toBe(2);
+      expect(result.stderr).toMatch(/is not a regular file.*\[E_INVALID_ARGUMENT\]/);
+    }
+    expect((await readdir(work)).sort()).toEqual(['fifo']);
+  }, 60_000);
+});
