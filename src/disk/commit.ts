@@ -2,11 +2,11 @@ import { close, closeSync, existsSync, fdatasyncSync, fsync, fsyncSync, open, op
 import { fsyncDirOf } from '../io/fsync-dir.js';
 import { open as openHandle, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { crc32 as nativeCrc32 } from 'node:zlib';
 import { crc32 } from '../bytes/index.js';
 import { DiskwrightError, reportAbort, throwIfAborted } from '../errors.js';
 import { tempPathBeside } from '../io/atomic.js';
 import { testFaultPoint, testFaultsActive } from '../io/test-fault.js';
+import { lazyZlib } from '../lazy-node.js';
 import { errnoOf, hostError } from './host-error.js';
 import { OVERLAY_BLOCK, type ChangeRun, type Overlay } from './overlay.js';
 import { openQcow2Chain } from './qcow2/chain.js';
@@ -83,7 +83,14 @@ const MAX_ENTRIES = 1 << 26;
 const MAX_ENTRY_BYTES = 64 * 1024 * 1024;
 const ZERO_BLOCK = Buffer.alloc(OVERLAY_BLOCK);
 /** CRC-32 (IEEE) in native code where Node has it (20.15+): the completion list covers every changed byte. */
-const fastCrc32: (bytes: Uint8Array) => number = typeof nativeCrc32 === 'function' ? (bytes) => nativeCrc32(bytes) : (bytes) => crc32(bytes);
+let pickedCrc32: ((bytes: Uint8Array) => number) | undefined;
+const fastCrc32 = (bytes: Uint8Array): number => {
+  if (!pickedCrc32) {
+    const nativeCrc32 = lazyZlib().crc32;
+    pickedCrc32 = typeof nativeCrc32 === 'function' ? (b) => nativeCrc32(b) : (b) => crc32(b);
+  }
+  return pickedCrc32(bytes);
+};
 
 /** Path of the commit record of `image` (its real path). */
 export function recordPath(image: string): string {

@@ -1,11 +1,13 @@
-import { constants, deflateRaw, inflateRawSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
+import type { ZlibOptions } from 'node:zlib';
 import type { Decompress as ZstdDecompress } from 'fzstd';
 import { DiskwrightError } from '../../errors.js';
+import { lazyZlib } from '../../lazy-node.js';
 import type { CompressionType } from './header.js';
 
-const deflateRawAsync = promisify(deflateRaw);
+/** deflateRaw as a promise, made at the first compression (node:zlib loads only then). */
+let deflateRawAsync: ((data: Uint8Array, options: ZlibOptions) => Promise<Buffer>) | undefined;
 const require = createRequire(import.meta.url);
 let zstd: typeof ZstdDecompress | undefined;
 
@@ -28,7 +30,8 @@ export function decompressCluster(type: CompressionType, input: Uint8Array, out:
   if (type === 'zlib') {
     let data: Buffer;
     try {
-      data = inflateRawSync(input, { maxOutputLength: out.length, finishFlush: constants.Z_SYNC_FLUSH });
+      const zlib = lazyZlib();
+      data = zlib.inflateRawSync(input, { maxOutputLength: out.length, finishFlush: zlib.constants.Z_SYNC_FLUSH });
     } catch (error) {
       // A stream that fills the cluster exactly and then has more output is still a damaged one.
       throw damaged(offset, error);
@@ -63,6 +66,7 @@ export function decompressCluster(type: CompressionType, input: Uint8Array, out:
  * save space (the cluster is then stored uncompressed, as qemu-img does).
  */
 export async function compressCluster(data: Uint8Array): Promise<Uint8Array | undefined> {
+  deflateRawAsync ??= promisify(lazyZlib().deflateRaw);
   const out = await deflateRawAsync(data, { windowBits: 12, memLevel: 9 });
   return out.length < data.length ? out : undefined;
 }

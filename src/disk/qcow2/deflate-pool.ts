@@ -1,6 +1,6 @@
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { DiskwrightError } from '../../errors.js';
+import { lazyOs, lazyWorkerThreads } from '../../lazy-node.js';
 
 const workerUrl = new URL('./deflate-worker.mjs', import.meta.url);
 
@@ -50,7 +50,7 @@ export class DeflatePool {
   private nextId = 1;
   private closed = false;
 
-  constructor(size = Math.max(1, Math.min(availableParallelism(), 8))) {
+  constructor(size = Math.max(1, Math.min(lazyOs().availableParallelism(), 8))) {
     this.size = size;
   }
 
@@ -88,7 +88,7 @@ export class DeflatePool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(workerUrl, { execArgv: [] });
+    const worker = new (lazyWorkerThreads().Worker)(workerUrl, { execArgv: [] });
     const slot: Slot = { worker, current: undefined };
     worker.unref();
     worker.on('message', (reply: Reply) => {
