@@ -253,7 +253,7 @@ async function buildDisk(
   removeLeftoverTemps(spec.diskPath);
   // Read-only before any overlay records the template's identity, whose ctime a later chmod
   // (when the first overlay is listed) would change; undone when nothing ends up depending on it.
-  const unprotect = spec.diskKind === 'raw' ? () => undefined : protectTemplate(spec.template);
+  const release = spec.diskKind === 'raw' ? () => undefined : protectTemplate(spec.template);
   try {
     await withAtomicPath(spec.diskPath, async (target) => {
       // A standalone qcow2 is built as a thin overlay first, then flattened into the target.
@@ -290,7 +290,7 @@ async function buildDisk(
     // again unless another instance uses it meanwhile (pruneSharedBase checks, under its lock).
     if (!renamed && holder.base !== undefined) await pruneSharedBase(holder.base.path);
     // A standalone disk does not depend on the template afterwards.
-    if (!renamed || spec.diskKind === 'standalone') unprotect();
+    release(!renamed || spec.diskKind === 'standalone');
   }
   // fsync + rename happened inside withAtomicPath; record them as the rename step.
   timings.push({ step: 'rename', seconds: (performance.now() - renameStarted) / 1000 });

@@ -39,7 +39,11 @@ export interface ThinOverlayOptions {
  */
 export function createThinOverlay(template: string, overlay: string, options: ThinOverlayOptions): void {
   // Before the identity is taken: listing the overlay then needs no chmod (its ctime is recorded).
-  protectTemplate(template);
+  try {
+    makeReadOnly(template);
+  } catch {
+    /* a directory the user cannot write: the identity record alone protects the overlay */
+  }
   const identity = backingIdentity(template);
   const { format } = resolveFormat(identity.path, undefined);
   const templateSize = format === 'qcow2' ? Qcow2Disk.inspect(identity.path).size : identity.size;
@@ -116,20 +120,39 @@ export function releaseThinInstance(overlay: string): () => Promise<void> {
   };
 }
 
+/** Creates of this process building over a template (by real path) now (see {@link protectTemplate}). */
+const building = new Map<string, number>();
+
 /**
  * Makes the template read-only before a thin instance records its identity (best effort: a
  * template in a directory the user cannot write stays as it is, and the instance is then only
  * protected by its identity record). Listing the overlay later then changes nothing of the
- * template's inode — its ctime is part of the identity. Returns the undo for a create that fails
- * before its overlay is listed: the old mode comes back unless something depends on the template.
+ * template's inode — its ctime is part of the identity. Returns the release, to call once when the
+ * create ends: `restore` (it failed, or made a standalone disk) gives the old mode back unless
+ * something depends on the template or another create of this process still builds over it (a
+ * fleet's sibling, whose recorded identity a chmod would break).
  */
-export function protectTemplate(template: string): () => void {
+export function protectTemplate(template: string): (restore: boolean) => void {
+  let key = template;
+  try {
+    key = realpathSync(template);
+  } catch {
+    /* planning reports a missing template */
+  }
+  building.set(key, (building.get(key) ?? 0) + 1);
   try {
     makeReadOnly(template);
   } catch {
-    return () => undefined;
+    /* see above */
   }
-  return () => {
+  let released = false;
+  return (restore) => {
+    if (released) return;
+    released = true;
+    const left = (building.get(key) ?? 1) - 1;
+    if (left > 0) building.set(key, left);
+    else building.delete(key);
+    if (!restore || left > 0) return;
     try {
       restoreIfUnused(template);
     } catch {
