@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { DiskFormat } from '../disk/index.js';
 import { DiskwrightError } from '../errors.js';
 import { runToolOnImage } from './in-place.js';
+import { explainMissingFilesystem } from './no-filesystem.js';
 import { imageSpec } from './run.js';
 
 export interface DumpHeaderOptions {
@@ -9,6 +10,8 @@ export interface DumpHeaderOptions {
   readonly signal?: AbortSignal;
   /** The image's format (`--format`). Default: diskwright's record, else the qcow2 magic. */
   readonly format?: DiskFormat;
+  /** The partition `offset` belongs to, for messages. */
+  readonly partition?: number;
 }
 
 /** Longest header line accepted from dumpe2fs output (a named limit on tool output). */
@@ -40,6 +43,9 @@ export async function dumpFilesystemHeader(image: string, options: DumpHeaderOpt
   const result = await runToolOnImage('dumpe2fs', ['-h', imageSpec(image, options.offset)], image, { inThread: true, ...(options.signal ? { signal: options.signal } : {}), ...(options.format ? { format: options.format } : {}) });
   const fields = parseDumpe2fsHeader(result.stdout);
   if (result.exitCode !== 0 || fields['Filesystem magic number'] === undefined) {
+    // Said in the user's terms (too small, no magic, what is there instead) unless the magic is there.
+    const explained = explainMissingFilesystem(image, Number(options.offset ?? 0), { ...(options.format ? { format: options.format } : {}), ...(options.partition !== undefined ? { partition: options.partition } : {}) });
+    if (explained) throw explained;
     const message = result.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('dumpe2fs 1.')).join('; ');
     const noFs = /Bad magic number|Can't find valid filesystem superblock|superblock/i.test(message);
     throw new DiskwrightError(noFs ? 'E_BAD_SIGNATURE' : 'E_EXTFS', `no readable ext2/3/4 filesystem in ${image}${options.offset ? ` at offset ${options.offset}` : ''}: ${message || `exit code ${result.exitCode}`}`, {

@@ -63,7 +63,7 @@ Examples:
       const format = forced ? { format: forced } : {};
       const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText), format);
       try {
-        return { layer, where, fields: await dumpFilesystemHeader(image, { offset: where.offset, signal: ctx.signal, ...format }) };
+        return { layer, where, fields: await dumpFilesystemHeader(image, { offset: where.offset, signal: ctx.signal, ...format, ...(where.partition !== undefined ? { partition: where.partition } : {}) }) };
       } catch (error) {
         // A qcow2 is usually a whole disk: without --partition its image facts are the answer.
         if (layer.format === 'qcow2' && partitionText === undefined && isDiskwrightError(error, 'E_BAD_SIGNATURE')) {
