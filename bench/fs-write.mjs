@@ -112,6 +112,12 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     await fs.writeFile('/warm', 'x');
     await fs.putFile(warm, '/warm.bin');
   });
+  // The small-file path: queued puts run as one debugfs batch while the open check runs beside it.
+  for (let i = 0; i < 2; i += 1) {
+    await withFilesystem(image, { write: true }, async (fs) => {
+      for (const [k, path] of smallSrc.entries()) await fs.putFile(path, `/warm-${i}-${k}`);
+    });
+  }
 }
 
 const workloads = [

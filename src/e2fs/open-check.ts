@@ -114,6 +114,8 @@ export interface OpenCheckOptions {
   readonly signal?: AbortSignal;
   /** The image's format (`--format`). Default: diskwright's record, else the qcow2 magic. */
   readonly format?: DiskFormat;
+  /** Initial WebAssembly heap of the dumpe2fs run (bytes; default the runner's). */
+  readonly initialMemory?: number;
 }
 
 /**
@@ -121,7 +123,11 @@ export interface OpenCheckOptions {
  * refuse to open; resolves when it would open it. Read-only: runs the WASM dumpe2fs.
  */
 export async function assertOpenableByE2fsprogs(image: string, options: OpenCheckOptions = {}): Promise<void> {
-  const result = await runToolOnImage('dumpe2fs', [imageSpec(image, options.offset)], image, { ...(options.signal ? { signal: options.signal } : {}), ...(options.format ? { format: options.format } : {}) });
+  const result = await runToolOnImage('dumpe2fs', [imageSpec(image, options.offset)], image, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.format ? { format: options.format } : {}),
+    ...(options.initialMemory !== undefined ? { initialMemory: options.initialMemory } : {}),
+  });
   const problem = openProblem(result);
   if (problem === undefined) return;
   throw new DiskwrightError('E_EXTFS', `refusing to write ${image}${options.offset ? ` (filesystem at offset ${options.offset})` : ''}: e2fsprogs 1.47 would not open it (${problem})`, {

@@ -24,6 +24,8 @@ export interface WorkerJob {
   readonly diskFactory?: HookFactory;
   /** Builds `{absolute virtual root → Tree}` inside the worker (see {@link HookFactory}). */
   readonly treeFactory?: HookFactory;
+  /** Initial WebAssembly heap of the run in bytes (default: worker.mjs's INITIAL_MEMORY). */
+  readonly initialMemory?: number;
 }
 
 /**
@@ -60,6 +62,8 @@ interface Slot {
   readonly worker: Worker;
   readonly fdSlots: SharedArrayBuffer;
   current: (Pending & { id: number; cleanup: () => void }) | undefined;
+  /** Tools this worker has run (it keeps their compiled modules). */
+  readonly tools: Set<string>;
 }
 
 /** What worker.mjs's runJob answers for one run (posted as a message, or returned on this thread). */
@@ -114,7 +118,9 @@ export class E2fsWorkerPool {
 
   private dispatch(): void {
     while (this.queue.length > 0) {
-      let slot = this.slots.find((s) => s.current === undefined);
+      // An idle worker that has compiled this tool first: compiling a module costs more than a run.
+      const tool = this.queue[0]!.job.tool;
+      let slot = this.slots.find((s) => s.current === undefined && s.tools.has(tool)) ?? this.slots.find((s) => s.current === undefined);
       if (!slot && this.slots.length < this.size) slot = this.spawn();
       if (!slot) return;
       const pending = this.queue.shift()!;
@@ -128,7 +134,7 @@ export class E2fsWorkerPool {
 
   private spawn(): Slot {
     const worker = new Worker(workerUrl);
-    const slot: Slot = { worker, fdSlots: new SharedArrayBuffer(MAX_TRACKED_FDS * 4), current: undefined };
+    const slot: Slot = { worker, fdSlots: new SharedArrayBuffer(MAX_TRACKED_FDS * 4), current: undefined, tools: new Set() };
     worker.unref();
     worker.on('message', (message: DoneMessage | OutputMessage) => this.onMessage(slot, message));
     worker.on('error', (error) => this.onCrash(slot, error));
@@ -144,6 +150,7 @@ export class E2fsWorkerPool {
     };
     pending.signal?.addEventListener('abort', onAbort, { once: true });
     slot.current = { ...pending, id, cleanup: () => pending.signal?.removeEventListener('abort', onAbort) };
+    slot.tools.add(pending.job.tool);
     slot.worker.ref();
     slot.worker.postMessage({
       id,
@@ -157,6 +164,7 @@ export class E2fsWorkerPool {
       argv0: pending.job.argv0,
       diskFactory: pending.job.diskFactory,
       treeFactory: pending.job.treeFactory,
+      initialMemory: pending.job.initialMemory,
       stream: pending.onOutput !== undefined,
       fdSlots: slot.fdSlots,
     });

@@ -37,6 +37,11 @@ export interface RunE2fsToolOptions {
    * only (a header read), since the run blocks the event loop and `signal` is checked only before.
    */
   readonly inThread?: boolean;
+  /**
+   * Initial WebAssembly heap in bytes (≥ 16 MiB; default 128 MiB). Growing the heap copies it, so
+   * big runs start large; a short run on a small heap saves setting up and freeing a big one.
+   */
+  readonly initialMemory?: number;
 }
 
 export interface E2fsToolResult {
@@ -129,6 +134,7 @@ export async function runE2fsTool(tool: E2fsTool, argv: readonly string[], optio
     ...(options.argv0 !== undefined ? { argv0: options.argv0 } : {}),
     ...(options.diskFactory ? { diskFactory: options.diskFactory } : {}),
     ...(options.treeFactory ? { treeFactory: options.treeFactory } : {}),
+    ...(options.initialMemory !== undefined ? { initialMemory: options.initialMemory } : {}),
   };
   const runOptions = {
     ...(options.signal ? { signal: options.signal } : {}),

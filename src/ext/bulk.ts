@@ -45,6 +45,8 @@ export interface BulkTarget {
   readonly offset: number;
   /** What the step does, for messages ("writing /opt/big.bin"). */
   readonly step: string;
+  /** Initial WebAssembly heap of the run (bytes; default the runner's): small batches start small. */
+  readonly initialMemory?: number;
 }
 
 /** The error lines of a debugfs run's stderr (what is not {@link isBenign}). */
@@ -79,6 +81,7 @@ export async function runDebugfsBatch(image: string, commands: readonly string[]
       result = await runToolOnOverlay('debugfs', ['-w', '-f', '-', imageSpec(image, target.offset)], target.overlay, {
         servedPath: image,
         stdin,
+        ...(target.initialMemory !== undefined ? { initialMemory: target.initialMemory } : {}),
         accept: (run) => run.exitCode === 0 && errorLines(run.stderr).length === 0,
         ...(signal ? { signal } : {}),
         ...(onOutput ? { onOutput } : {}),

@@ -1,4 +1,4 @@
-import { lstat as hostLstat } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import type { ProgressCallback } from '../io/progress.js';
@@ -151,9 +151,13 @@ export class QueuedSession implements FilesystemSession {
     const p = normalizeImagePath(path);
     validateWriteOptions(options);
     return this.serial(async () => {
-      const info = await hostLstat(hostPath).catch((error: unknown) => {
+      // Synchronous: one local lstat, no thread-pool round trip per small file.
+      let info;
+      try {
+        info = lstatSync(hostPath);
+      } catch (error) {
         throw new DiskwrightError('E_NOT_FOUND', `host file ${hostPath} not found`, { path: hostPath, cause: error });
-      });
+      }
       if (!info.isFile()) throw new InvalidArgumentError(`host path ${hostPath} is not a regular file`, { path: hostPath });
       const replay = (session: Ext2fsSession): Promise<void> => session.putFile(hostPath, path, options);
       const source = debugfsQuote(resolve(hostPath));

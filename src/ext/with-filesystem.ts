@@ -149,6 +149,22 @@ export function allocatedExtents(output: string, dest: string, count: number, bl
   return extents;
 }
 
+/** Heap of a small debugfs/dumpe2fs run that holds the filesystem's bitmaps (heapFor). */
+const SMALL_RUN_HEAP = 16 * 1024 * 1024;
+/** Largest heap heapFor asks for (the runner's default for big runs). */
+const LARGE_RUN_HEAP = 128 * 1024 * 1024;
+
+/**
+ * Initial WebAssembly heap for a run that opens this filesystem and touches a few files (the open
+ * check, a queued batch): 16 MiB plus twice its block and inode bitmaps, at most 128 MiB. Setting
+ * up and freeing a 128 MiB heap cost more than such a run (bench/fs-write.mjs); a heap that turns
+ * out too small grows.
+ */
+export function heapFor(geometry: ExtGeometry): number {
+  const bitmaps = Number(geometry.blocksCount) / 8 + geometry.inodesCount / 8;
+  return Math.min(LARGE_RUN_HEAP, SMALL_RUN_HEAP + Math.ceil((2 * bitmaps) / 2 ** 20) * 2 ** 20);
+}
+
 /** Host I/O failures (permissions, disk full) as one-line errors naming the image. */
 function hostIoError(error: unknown, what: string, image: string): DiskwrightError {
   if (error instanceof DiskwrightError) return error;
@@ -263,7 +279,7 @@ class OpenFilesystem {
   async queuedBatch(commands: string[], step: string): Promise<void> {
     if (this.mounted) throw new DiskwrightError('E_INVALID_ARGUMENT', 'a queued batch runs only while libext2fs is closed', { hint: 'this is a diskwright bug; run with --debug' });
     this.bulkSteps += 1;
-    await runDebugfsBatch(this.image, commands, { overlay: this.overlay, offset: this.location.offset, step }, this.signal);
+    await runDebugfsBatch(this.image, commands, { overlay: this.overlay, offset: this.location.offset, step, initialMemory: heapFor(this.geometry) }, this.signal);
   }
 
   /**
@@ -444,7 +460,7 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
     // The bundled libext2fs is 1.44: a write must first pass e2fsprogs 1.47's open checks (in a
     // worker, overlapping the session; awaited before anything reaches the image).
     // A scratch image the caller fully checks before publishing needs no open check (types.ts).
-    const openCheck = write && !(options.scratch === true && options.checkedBeforePublish === true) ? startOpenCheck(real, { offset: location.offset, ...(options.signal ? { signal: options.signal } : {}), ...(format ? { format } : {}) }) : undefined;
+    const openCheck = write && !(options.scratch === true && options.checkedBeforePublish === true) ? startOpenCheck(real, { offset: location.offset, initialMemory: heapFor(geometry), ...(options.signal ? { signal: options.signal } : {}), ...(format ? { format } : {}) }) : undefined;
     const open = new OpenFilesystem(real, location, geometry, options.signal, write, write && options.scratch === true, format);
     if (write) open.prepareCommit();
     try {
