@@ -83,7 +83,7 @@ interface Interrupted {
 const BASELINE = "process.on('SIGINT', () => { process.stderr.write('interrupted\\n'); process.exit(130); }); setInterval(() => {}, 1000); process.stderr.write('ready\\n');";
 
 /** Runs `diskwright ARGS --json`, sends SIGINT when a stderr line matches `ready`, and times the end. */
-async function interrupt(args: readonly string[], ready: RegExp, options: { env?: NodeJS.ProcessEnv } = {}): Promise<Interrupted> {
+async function interrupt(args: readonly string[], ready: RegExp, options: { env?: NodeJS.ProcessEnv; plain?: boolean } = {}): Promise<Interrupted> {
   const baseline = execa(process.execPath, ['-e', BASELINE], { reject: false });
   let baselineOut = '';
   let baselineAt: number | undefined;
@@ -94,18 +94,21 @@ async function interrupt(args: readonly string[], ready: RegExp, options: { env?
       if (baselineAt === undefined && baselineOut.includes('interrupted')) baselineAt = performance.now();
     });
   });
-  const child = execa(process.execPath, [binPath, ...args, '--json'], { reject: false, ...(options.env ? { env: options.env } : {}) });
+  // plain: no --json (fs cat streams bytes), `ready` is matched against stdout's first bytes.
+  const child = execa(process.execPath, [binPath, ...args, ...(options.plain ? [] : ['--json'])], { reject: false, buffer: { stdout: !options.plain }, ...(options.env ? { env: options.env } : {}) });
   let stderr = '';
   let signalled: number | undefined;
   let reported: number | undefined;
+  const fire = (): void => {
+    signalled = performance.now();
+    child.kill('SIGINT');
+    baseline.kill('SIGINT');
+  };
+  if (options.plain) child.stdout!.on('data', (chunk: Buffer) => signalled === undefined && ready.test(chunk.subarray(0, 64).toString('latin1')) && fire());
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
-    if (signalled === undefined && ready.test(stderr)) {
-      signalled = performance.now();
-      child.kill('SIGINT');
-      baseline.kill('SIGINT');
-    }
-    if (signalled !== undefined && reported === undefined && stderr.includes('"error"')) reported = performance.now();
+    if (!options.plain && signalled === undefined && ready.test(stderr)) fire();
+    if (signalled !== undefined && reported === undefined && stderr.includes(options.plain ? 'interrupted' : '"error"')) reported = performance.now();
   });
   const result = await child;
   const exited = performance.now();
@@ -363,6 +366,22 @@ describe('Ctrl-C', () => {
     expect(run.stderr).not.toMatch(/debugfs|worker/);
     await expectUnchanged(image, filled);
     expect((await readdir(work)).sort()).toEqual(['edits.txt', 'image.ext4']);
+  }, 60_000);
+  it('fs cat of a large file: stops while the bytes stream out, image unchanged', async () => {
+    // The payload's 512 MiB file is bytes 0x01 first: the signal comes with the first chunk.
+    const run = await interrupt(['fs', 'cat', filled, '/data.bin'], /^\x01/, { plain: true });
+    expectPrompt(run);
+    expect(run.stderr).toBe(`diskwright: fs cat interrupted during cat /data.bin; ${filled} unchanged [E_ABORTED]\n  hint: nothing half-done is left: outputs are removed and in-place changes rolled back; run the command again\n`);
+    await expectUnchanged(filled, filledCopy);
+  }, 60_000);
+  it('fs cat --json refuses a file past its limit at once (it read all of it, deaf to Ctrl-C, and failed after ~50 s)', async () => {
+    const started = performance.now();
+    const result = await runBin(['fs', 'cat', filled, '/data.bin', '--json']);
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stderr)).toEqual({ error: { code: 'E_LIMIT', message: '/data.bin is 536870912 bytes; fs cat --json prints at most 67108864 (base64 in one JSON string)', hint: expect.stringContaining('diskwright fs get') } });
+    expect(result.stdout).toBe('');
+    // A stat, not a read of 512 MiB.
+    expect(performance.now() - started).toBeLessThan(15_000);
   }, 60_000);
 });
 

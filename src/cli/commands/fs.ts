@@ -240,6 +240,9 @@ Example:
   },
 };
 
+/** Largest file `fs cat --json` embeds (named limit: the base64 string and its JSON copy are held in memory). */
+const MAX_JSON_CAT_BYTES = 64 * 1024 * 1024;
+
 const cat: Command = {
   name: 'fs cat',
   summary: 'write a file from inside an ext2/3/4 image to stdout (raw bytes)',
@@ -256,10 +259,21 @@ Example:
     const [image, path] = positionals(args, 'cat', 2, 2, 'IMAGE PATH');
     // Streamed: a file of any size goes out in 1 MiB chunks, waiting for stdout to drain.
     if (ctx.json) {
-      const bytes = await session(image!, args, ctx, false, (fs) => fs.readFile(path!));
+      const bytes = await session(image!, args, ctx, false, async (fs) => {
+        // base64 in a JSON string: past a few hundred MiB Node cannot build the string at all.
+        const { size } = await fs.stat(path!);
+        if (size > MAX_JSON_CAT_BYTES) {
+          throw new DiskwrightError('E_LIMIT', `${path} is ${size} bytes; fs cat --json prints at most ${MAX_JSON_CAT_BYTES} (base64 in one JSON string)`, {
+            path: path!,
+            hint: 'drop --json to stream the raw bytes, or copy it out with `diskwright fs get`',
+          });
+        }
+        return fs.readFile(path!);
+      });
       printJson(ctx, { image, path, size: bytes.length, encoding: 'base64', content: Buffer.from(bytes).toString('base64') });
       return 0;
     }
+    noteStep(ctx, `cat ${path}`);
     const out = (chunk: Uint8Array): Promise<void> => new Promise((resolve, reject) => ctx.stdout.write(chunk, (error) => (error ? reject(error) : resolve())));
     await session(image!, args, ctx, false, async (fs) => (fs.readFileChunks ? fs.readFileChunks(path!, out) : out(await fs.readFile(path!))));
     return 0;
