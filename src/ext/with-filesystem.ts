@@ -151,6 +151,8 @@ export function allocatedExtents(output: string, dest: string, count: number, bl
 
 /** Heap of a small debugfs/dumpe2fs run that holds the filesystem's bitmaps (heapFor). */
 const SMALL_RUN_HEAP = 16 * 1024 * 1024;
+/** Batches of at most this many debugfs commands run on a {@link heapFor} heap (a large put's few). */
+const SMALL_BATCH_COMMANDS = 64;
 /** Largest heap heapFor asks for (the runner's default for big runs). */
 const LARGE_RUN_HEAP = 128 * 1024 * 1024;
 
@@ -260,7 +262,9 @@ class OpenFilesystem {
       await this.unmount(session);
       this.flushTimes(session);
       this.bulkSteps += 1;
-      const stderr = await runDebugfsBatch(this.image, commands, { overlay: this.overlay, offset: this.location.offset, step }, this.signal, onWrite);
+      // A large put is a handful of commands (dw_alloc): a small heap; a tree batch keeps the default.
+      const heap = commands.length <= SMALL_BATCH_COMMANDS ? { initialMemory: heapFor(this.geometry) } : {};
+      const stderr = await runDebugfsBatch(this.image, commands, { overlay: this.overlay, offset: this.location.offset, step, ...heap }, this.signal, onWrite);
       if (after) accepted = await after(stderr);
       session.rebind(await this.mount());
       return accepted;
