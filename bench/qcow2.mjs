@@ -161,6 +161,14 @@ for (let round = 0; round < runs; round++) {
       if (sync) await execa('sync', [file]);
       r[key].push((performance.now() - t0) / 1000);
     }
+    if (round === runs - 1) {
+      const compared = await execa('qemu-img', c.compareWith(out(`${i}-ours`), i), { reject: false });
+      const { stdout: size } = await execa('du', ['-k', out(`${i}-ours`), out(`${i}-anchor`)]);
+      const [ourKiB, anchorKiB] = size.split('\n').map((l) => Number(l.split('\t')[0]));
+      r.check = { identical: compared.exitCode === 0, ourKiB, anchorKiB };
+    }
+    // At most one case's outputs (~2.4 GB) on the disk at a time.
+    if (!values.keep) for (const { key } of methods) await rm(out(`${i}-${key}`), { force: true });
   }
 }
 if (!canDrop) console.log('(page cache not dropped: not root)');
@@ -177,12 +185,10 @@ for (const [i, c] of cases.entries()) {
   const anchorSync = median(r.anchorSync);
   // Paired: each round's ratio compares runs minutes apart at most, under the same load.
   const paired = median(r.ours.map((t, k) => t / r.anchorSync[k]));
-  const ourCheck = await execa('qemu-img', c.compareWith(out(`${i}-ours`), i), { reject: false });
-  const { stdout: size } = await execa('du', ['-k', out(`${i}-ours`), out(`${i}-anchor`)]);
-  const [ourKiB, anchorKiB] = size.split('\n').map((l) => Number(l.split('\t')[0]));
+  const { identical, ourKiB, anchorKiB } = r.check;
   console.log(
     `${c.name.padEnd(16)} diskwright ${ours.toFixed(2)} s (fsync) | qemu-img + sync ${anchorSync.toFixed(2)} s, ratio ${(ours / anchorSync).toFixed(2)}× (per round: median ${paired.toFixed(2)}×) | ` +
-      `qemu-img ${anchor.toFixed(2)} s (no fsync), ratio ${(ours / anchor).toFixed(2)}× | allocated ${(ourKiB / 1024).toFixed(0)} MiB vs ${(anchorKiB / 1024).toFixed(0)} MiB | output ${ourCheck.exitCode === 0 ? 'identical' : 'DIFFERENT'}`,
+      `qemu-img ${anchor.toFixed(2)} s (no fsync), ratio ${(ours / anchor).toFixed(2)}× | allocated ${(ourKiB / 1024).toFixed(0)} MiB vs ${(anchorKiB / 1024).toFixed(0)} MiB | output ${identical ? 'identical' : 'DIFFERENT'}`,
   );
   console.log(`${''.padEnd(16)} runs: diskwright ${r.ours.map((t) => t.toFixed(2)).join(' ')} | qemu-img + sync ${r.anchorSync.map((t) => t.toFixed(2)).join(' ')} | qemu-img ${r.anchor.map((t) => t.toFixed(2)).join(' ')}`);
 }
