@@ -1,6 +1,7 @@
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DiskwrightError } from '../errors.js';
+import { removeTempSoon } from '../io/atomic.js';
 import { hasPendingRecord, recordPath, rollBackInterruptedCommit } from './commit.js';
 import { assertNoDependents } from './dependents.js';
 import { isOpenElsewhere } from './holders.js';
@@ -53,7 +54,8 @@ export function removeLeftoverTemps(image: string): string[] {
     // Atomic outputs are made without this lock (a new file over an existing one): spare any
     // temp file a live process still has open.
     if (isOpenElsewhere(path)) continue;
-    rmSync(path, { force: true });
+    // A killed run's spill can be GiBs still in the page cache: freed off the main thread.
+    removeTempSoon(path);
     removed.push(path);
   }
   return removed;

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { commitOverlayInterruptibly, Overlay, RawFileDisk, recordPath } from '../../src/disk/index.js';
 import { isDiskwrightError, onAbortReport, reportAbort } from '../../src/errors.js';
-import { withAtomicOutput, withAtomicPath } from '../../src/io/atomic.js';
+import { removeTempSoon, withAtomicOutput, withAtomicPath } from '../../src/io/atomic.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // Ctrl-C is answered before the clean-up (errors.ts reportAbort): the CLI's line must not wait
@@ -79,5 +79,20 @@ describe('reportAbort', () => {
       expect(atReport![0]).toMatch(new RegExp(`^\\.out-${kind}\\.diskwright-[0-9a-f]+\\.tmp$`));
       expect(readdirSync(dir)).toEqual([]);
     }
+  });
+  it('removeTempSoon takes the name at once and frees the data when its descriptor closes', async () => {
+    const dir = await tempDir();
+    const path = join(dir, '.a.img.diskwright-0123456789ab.tmp');
+    writeFileSync(path, Buffer.alloc(1 << 20, 7));
+    const held = openSync(path, 'r');
+    removeTempSoon(path);
+    // Gone from the directory before any turn of the event loop.
+    expect(readdirSync(dir)).toEqual([]);
+    expect(fstatSync(held).nlink).toBe(0);
+    closeSync(held);
+    // A directory is refused as rmSync refuses it, and no descriptor is left open.
+    mkdirSync(join(dir, 'd'));
+    expect(() => removeTempSoon(join(dir, 'd'))).toThrow();
+    expect(readdirSync(dir)).toEqual(['d']);
   });
 });
