@@ -147,6 +147,15 @@ async function expectUnchanged(image: string, copy: string): Promise<void> {
   expect(compared.exitCode, compared.stdout + compared.stderr).toBe(0);
 }
 
+/** A new directory `name` holding a sparse copy of `filled` named `file` (for a test that changes it). */
+async function filledCopyIn(name: string, file: string): Promise<{ work: string; image: string }> {
+  const work = join(dir, name);
+  await mkdir(work);
+  const image = join(work, file);
+  await execa('cp', ['--sparse=always', filled, image]);
+  return { work, image };
+}
+
 async function leftovers(where = dir): Promise<string[]> {
   return (await readdir(where)).filter((name) => name.startsWith('.') || name.includes('.tmp'));
 }
@@ -331,12 +340,10 @@ describe('Ctrl-C', () => {
     await expectUnchanged(disk, diskCopy);
     expect((await readdir(work)).sort()).toEqual(['disk.img', 'disk.orig']);
   }, 60_000);
+
   it('kernel: stops while it copies a large initrd out, no kernel, initrd or temp left, image unchanged', async () => {
-    const work = join(dir, 'kernel');
-    await mkdir(work);
     // The payload's 512 MiB file is the initrd (a symlink to it: the copy follows it).
-    const image = join(work, 'boot.ext4');
-    await execa('cp', ['--sparse=always', filled, image]);
+    const { work, image } = await filledCopyIn('kernel', 'boot.ext4');
     await writeFile(join(work, 'vmlinuz'), Buffer.alloc(1 << 20, 0x4b));
     await writeFile(join(work, 'script'), `mkdir /boot\nput ${join(work, 'vmlinuz')} /boot/vmlinuz-6.1.0-13-amd64\nln /data.bin /boot/initrd.img-6.1.0-13-amd64\n`);
     const made = await runBin(['fs', 'batch', image, join(work, 'script')]);
@@ -353,10 +360,7 @@ describe('Ctrl-C', () => {
   }, 60_000);
 
   it('fs batch: stops while a line runs, names the line, image unchanged', async () => {
-    const work = join(dir, 'batch');
-    await mkdir(work);
-    const image = join(work, 'image.ext4');
-    await execa('cp', ['--sparse=always', filled, image]);
+    const { work, image } = await filledCopyIn('batch', 'image.ext4');
     const script = join(work, 'edits.txt');
     // Line 1 writes 512 MiB (seconds): the signal comes as the batch reports its first line.
     await writeFile(script, `put ${join(payload, 'data.bin')} /copy.bin\nmkdir /batch\nput ${join(payload, 'etc')} /batch/etc\n`);
