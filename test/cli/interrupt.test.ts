@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -357,6 +357,8 @@ describe('Ctrl-C', () => {
     expect(run.stderr).not.toMatch(/debugfs|worker|ext2fs/);
     await expectUnchanged(image, imageCopy);
     expect((await readdir(work)).sort()).toEqual(['boot.ext4', 'boot.orig', 'script', 'vmlinuz']);
+    // 1.1 GiB of copies: the shared disk ran full with them left until the end of the run.
+    await rm(work, { recursive: true, force: true });
   }, 60_000);
 
   it('fs batch: stops while a line runs, names the line, image unchanged', async () => {
@@ -370,6 +372,7 @@ describe('Ctrl-C', () => {
     expect(run.stderr).not.toMatch(/debugfs|worker/);
     await expectUnchanged(image, filled);
     expect((await readdir(work)).sort()).toEqual(['edits.txt', 'image.ext4']);
+    await rm(work, { recursive: true, force: true });
   }, 60_000);
   it('fs cat of a large file: stops while the bytes stream out, image unchanged', async () => {
     // The payload's 512 MiB file is bytes 0x01 first: the signal comes with the first chunk.
