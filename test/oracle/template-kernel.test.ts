@@ -60,7 +60,10 @@ describe('diskwright kernel on a disk with a separate /boot partition', () => {
     const { disk, boot, vmlinuz, initrd } = await splitBootDisk(dir);
     const out = join(dir, 'out');
     const result = await runInProcess(['kernel', disk, '--partition', '1', '-o', out, '--json']);
-    expect(result.stderr).toBe('');
+    // With --json, stderr carries only progress events (one per file copied), never text.
+    const events = result.stderr.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { event: string; step: string });
+    expect(events.map((e) => e.event)).toEqual(events.map(() => 'progress'));
+    expect(new Set(events.map((e) => e.step))).toEqual(new Set(['copy /vmlinuz-6.1.0-13-amd64', 'copy /initrd.img-6.1.0-13-amd64']));
     const files = JSON.parse(result.stdout) as { version: string; kernel: string; initrd: string };
     expect(files).toEqual({ image: disk, output: out, version: '6.1.0-13-amd64', kernel: join(out, 'vmlinuz-6.1.0-13-amd64'), initrd: join(out, 'initrd.img-6.1.0-13-amd64') });
     expect((await readFile(files.kernel)).equals(vmlinuz)).toBe(true);
