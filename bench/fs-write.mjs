@@ -4,8 +4,8 @@
 // not crash-safe: a kill mid-write leaves a half-written filesystem), on
 // identical fresh copies, in the same run. Filesystems: partition 1 of the seed-like disk
 // (fixtures/make-seed.mjs: ext3 holding ~1.5 GiB) and a bare image of that partition.
-// Workloads: one 100 MiB file, five small files in one session (queued: one WASM debugfs batch,
-// src/ext/queued.ts); plus a 10,000-file tree into a
+// Workloads: one 100 MiB file, five small files in one session (queueWrites, as the CLI's
+// `fs put` uses it: one WASM debugfs batch, src/ext/queued.ts); plus a 10,000-file tree into a
 // fresh ext4 image (the bulk tree path). Prints medians, the ratio host time / our time (≥ 1.0 meets
 // the target) and the allocated growth of the image file / bytes written (target ≤ 1.05).
 // Usage: npm run build && node fixtures/make-seed.mjs && node bench/fs-write.mjs [--runs 3] [--size-mib 100] [--files 10000]
@@ -115,7 +115,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   });
   // The small-file path: queued puts run as one debugfs batch while the open check runs beside it.
   for (let i = 0; i < 2; i += 1) {
-    await withFilesystem(image, { write: true }, async (fs) => {
+    await withFilesystem(image, { write: true, queueWrites: true }, async (fs) => {
       for (const [k, path] of smallSrc.entries()) await fs.putFile(path, `/warm-${i}-${k}`);
     });
   }
@@ -133,7 +133,7 @@ const workloads = [
     bytes: smallBytes,
     host: (spec) => sh('debugfs', ['-w', '-f', smallCmds, spec]),
     ours: (image, where) =>
-      withFilesystem(image, { write: true, ...where }, async (fs) => {
+      withFilesystem(image, { write: true, queueWrites: true, ...where }, async (fs) => {
         for (const [i, path] of smallSrc.entries()) await fs.putFile(path, `/bench-small${i}`);
       }),
   },

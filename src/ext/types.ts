@@ -67,6 +67,16 @@ export interface OpenFilesystemOptions {
    * diskwright recorded on the file, else the qcow2 magic (a probed qcow2's backing file is refused).
    */
   readonly format?: DiskFormat;
+  /**
+   * Queue small `putFile` and `mkdir` calls and run them as one WASM debugfs 1.47 batch on the
+   * session's overlay at the next other operation or before the commit (src/ext/queued.ts): one
+   * open of the filesystem for all of them instead of a libext2fs mount plus a few calls each.
+   * What only the filesystem can tell (a missing parent, an existing entry, a full filesystem) then
+   * rejects that later operation, or withFilesystem before anything is committed, instead of the
+   * queued call itself. For all-or-nothing callers (the CLI's `fs put`, `fs mkdir`). Default false:
+   * every call settles with its own outcome.
+   */
+  readonly queueWrites?: boolean;
   /** Called when a write session starts committing its changes to the image (a display's step). */
   readonly onCommit?: () => void;
 }

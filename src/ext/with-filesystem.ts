@@ -281,7 +281,7 @@ class OpenFilesystem {
    * overlay; a failing batch throws and stages nothing.
    */
   async queuedBatch(commands: string[], step: string): Promise<void> {
-    if (this.mounted) throw new DiskwrightError('E_INVALID_ARGUMENT', 'a queued batch runs only while libext2fs is closed', { hint: 'this is a diskwright bug; run with --debug' });
+    if (this.mounted) throw new DiskwrightError('E_INVALID_ARGUMENT', 'a queued batch ran while the per-call session was open', { hint: 'this is a diskwright bug; run with --debug' });
     this.bulkSteps += 1;
     await runDebugfsBatch(this.image, commands, { overlay: this.overlay, offset: this.location.offset, step, initialMemory: heapFor(this.geometry) }, this.signal);
   }
@@ -487,9 +487,9 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
         }
         return session;
       };
-      // A write session opens libext2fs only when an operation needs it (queued.ts): small puts
-      // and mkdirs run as one debugfs batch on the overlay.
-      const queued = write && bulkAvailable()
+      // With queueWrites, a write session opens libext2fs only when an operation needs it
+      // (queued.ts): small puts and mkdirs run as one debugfs batch on the overlay.
+      const queued = write && options.queueWrites === true && bulkAvailable()
         ? new QueuedSession({
             open: perCall,
             run: (commands, step) => open.queuedBatch(commands, step),

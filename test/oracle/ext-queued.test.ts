@@ -34,7 +34,7 @@ describe('queued small writes', () => {
   it('writes five small files and a directory in one debugfs batch without opening libext2fs; host debugfs reads them back', async () => {
     for (const type of ['ext3', 'ext4'] as const) {
       const img = await image(`five-${type}.img`, type);
-      await withFilesystem(img, { write: true }, async (fs) => {
+      await withFilesystem(img, { write: true, queueWrites: true }, async (fs) => {
         await fs.mkdir('/etc', { mode: 0o750, uid: 7, gid: 8 });
         for (const [i, src] of sources.entries()) await fs.putFile(src, `/etc/f${i}`, i === 1 ? { mode: 0o600, uid: 1000, gid: 100 } : {});
       });
@@ -53,7 +53,7 @@ describe('queued small writes', () => {
 
   it('lets a read after queued writes see them (the queue is flushed first)', async () => {
     const img = await image('read-after.img');
-    await withFilesystem(img, { write: true }, async (fs) => {
+    await withFilesystem(img, { write: true, queueWrites: true }, async (fs) => {
       await fs.putFile(sources[0]!, '/a');
       await fs.mkdir('/d');
       expect(await fs.readText('/a')).toBe('small file 0\n'.repeat(20));
@@ -69,8 +69,8 @@ describe('queued small writes', () => {
 
   it('replaces an existing file keeping its mode and owner, as the per-call path does (the batch fails, the queue is replayed)', async () => {
     const img = await image('replace.img');
-    await withFilesystem(img, { write: true }, (fs) => fs.writeFile('/x', 'old', { mode: 0o604, uid: 5, gid: 6 }));
-    await withFilesystem(img, { write: true }, async (fs) => {
+    await withFilesystem(img, { write: true, queueWrites: true }, (fs) => fs.writeFile('/x', 'old', { mode: 0o604, uid: 5, gid: 6 }));
+    await withFilesystem(img, { write: true, queueWrites: true }, async (fs) => {
       await fs.putFile(sources[0]!, '/y');
       await fs.putFile(sources[2]!, '/x');
     });
@@ -83,11 +83,11 @@ describe('queued small writes', () => {
   it('fails with the per-call error (E_NOT_FOUND for a missing parent, E_EXISTS for mkdir) before committing, image unchanged', async () => {
     const img = await image('errors.img');
     const before = await sha256(img);
-    await expect(withFilesystem(img, { write: true }, async (fs) => {
+    await expect(withFilesystem(img, { write: true, queueWrites: true }, async (fs) => {
       await fs.putFile(sources[0]!, '/ok');
       await fs.putFile(sources[1]!, '/missing/dir/f');
     })).rejects.toMatchObject({ code: 'E_NOT_FOUND', message: expect.stringContaining('/missing/dir') });
-    await expect(withFilesystem(img, { write: true }, async (fs) => {
+    await expect(withFilesystem(img, { write: true, queueWrites: true }, async (fs) => {
       await fs.mkdir('/lost+found');
     })).rejects.toMatchObject({ code: 'E_EXISTS' });
     expect(await sha256(img)).toBe(before);
@@ -96,7 +96,7 @@ describe('queued small writes', () => {
   it('surfaces a queued error at the next operation and then fails the session: nothing is committed even if the caller goes on', async () => {
     const img = await image('fail-session.img');
     const before = await sha256(img);
-    await expect(withFilesystem(img, { write: true }, async (fs) => {
+    await expect(withFilesystem(img, { write: true, queueWrites: true }, async (fs) => {
       await fs.putFile(sources[0]!, '/nodir/f');
       await expect(fs.exists('/nodir')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
       await expect(fs.putFile(sources[1]!, '/g')).rejects.toThrow(/earlier write of this session failed/);
@@ -108,7 +108,7 @@ describe('queued small writes', () => {
     const img = await image('inline.img', 'ext4', ['-O', 'inline_data']);
     const src = join(dir, 'zeros-at-end');
     await writeFile(src, Buffer.concat([Buffer.from('abc'), Buffer.alloc(40)]));
-    await withFilesystem(img, { write: true }, (fs) => fs.putFile(src, '/z'));
+    await withFilesystem(img, { write: true, queueWrites: true }, (fs) => fs.putFile(src, '/z'));
     expect(lastCommit).toMatchObject({ mounted: false });
     expect((await hostFsck(img)).exitCode).toBe(0);
     // Host debugfs `cat` prints the whole 60-byte inline area; the size and our read say what the file holds.
@@ -121,7 +121,7 @@ describe('queued small writes', () => {
     const img = await image('nobulk.img');
     process.env.DISKWRIGHT_NO_BULK = '1';
     try {
-      await withFilesystem(img, { write: true }, (fs) => fs.putFile(sources[3]!, '/n'));
+      await withFilesystem(img, { write: true, queueWrites: true }, (fs) => fs.putFile(sources[3]!, '/n'));
     } finally {
       delete process.env.DISKWRIGHT_NO_BULK;
     }

@@ -100,13 +100,18 @@ function longLine(entry: FileStat): string {
   return `${modeString(entry)} ${String(entry.nlink).padStart(3)} ${String(entry.uid).padStart(5)} ${String(entry.gid).padStart(5)} ${String(entry.size).padStart(10)} ${when} ${entry.name}${link}`;
 }
 
-async function session<T>(image: string, args: ParsedArgs, ctx: CommandContext, write: boolean, fn: (fs: FilesystemSession) => Promise<T>, beforeCommit?: () => void): Promise<T> {
+/**
+ * One filesystem session for a command. Write commands are all-or-nothing, so their small puts and
+ * mkdirs are queued into one batch (queueWrites; an error then surfaces at the flush, with the same
+ * message, and nothing is written) — except `fs batch`, which names the failing line.
+ */
+async function session<T>(image: string, args: ParsedArgs, ctx: CommandContext, write: boolean, fn: (fs: FilesystemSession) => Promise<T>, beforeCommit?: () => void, queueWrites = true): Promise<T> {
   if (!write) return useImage(args, ctx, image, 'read', () => withFilesystem(image, openOptions(args, ctx, false), fn));
   // Writing the staged changes into the image is a step of its own (seconds for a large put).
   const report = createStepReporter(ctx);
   let committing: number | undefined;
   const value = await useImage(args, ctx, image, 'write', () =>
-    withFilesystem(image, { ...openOptions(args, ctx, true), onCommit: () => {
+    withFilesystem(image, { ...openOptions(args, ctx, true), queueWrites, onCommit: () => {
       beforeCommit?.();
       committing = performance.now();
       report({ step: 'commit', phase: 'start' });
@@ -600,7 +605,7 @@ Example:
         }
       }
       progress.update({ bytes: steps.length, total: steps.length });
-    }).finally(() => progress.done());
+    }, undefined, false).finally(() => progress.done());
     if (ctx.json) printJson(ctx, { image, operations: steps.length, lines: steps.map((s) => ({ line: s.line, op: s.op })) });
     else ctx.stdout.write(`applied ${steps.length} operation(s) to ${image} in one commit\n`);
     return 0;
