@@ -114,12 +114,33 @@ export function publishSharedBase(grown: string, base: string, template: string)
 }
 
 /**
+ * A shared layer is read-only (0444: its identity holds its ctime), and the write lock that
+ * pruning takes needs a descriptor open for writing — which its non-root owner cannot get, so the
+ * layer (and its template's read-only mode) stayed forever. The owner gets write permission back
+ * first, only while no other process has the file open (a create building over it holds it) and
+ * no instance depends on it: the layer is removed right after, so its new ctime matters to nobody.
+ */
+function ownerWritableForPrune(base: string): void {
+  const uid = process.getuid?.();
+  if (uid === undefined || uid === 0) return;
+  try {
+    const info = statSync(base);
+    if (info.uid !== uid || (info.mode & 0o200) !== 0) return;
+    if (findHolders(base, { byInode: true }).length > 0) return;
+    chmodSync(base, (info.mode & 0o7777) | 0o200);
+  } catch {
+    /* gone, or not ours to change: the lock below fails and nothing is removed */
+  }
+}
+
+/**
  * Removes the shared base when no instance depends on it any more and nobody reads it (an
  * exclusive lock, refused while a create builds over it): it leaves its template's dependents,
  * and the template gets its mode back when it was the last. Returns whether it was removed.
  */
 export async function pruneSharedBase(base: string): Promise<boolean> {
   if (!isSharedBase(base) || liveDependents(base).length > 0) return false;
+  ownerWritableForPrune(base);
   let lock: ImageLock;
   try {
     lock = await lockImage(base, { access: 'write' });
