@@ -1,7 +1,6 @@
-import { close, closeSync, existsSync, fdatasyncSync, fsync, fsyncSync, open, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { fsyncDirOf } from '../io/fsync-dir.js';
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { fsyncDirOf, fsyncDirOfAsync } from '../io/fsync-dir.js';
 import { open as openHandle, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { crc32 } from '../bytes/index.js';
 import { DiskwrightError, reportAbort, throwIfAborted } from '../errors.js';
 import { tempPathBeside } from '../io/atomic.js';
@@ -871,12 +870,7 @@ export function prepareRecord(image: string, capacity = PREPARED_RECORD_BYTES): 
     handle = await openHandle(path, 'wx', 0o600);
     await handle.write(Buffer.alloc(capacity), 0, capacity, 0);
     await handle.datasync();
-    const dir = await openHandle(dirname(path), 'r');
-    try {
-      await dir.sync().catch(() => undefined);
-    } finally {
-      await dir.close();
-    }
+    await fsyncDirOfAsync(path);
     return { fd: handle.fd, capacity };
   })();
   ready.catch(() => undefined);
@@ -910,8 +904,5 @@ export function settleCompletedCommit(image: string): void {
  * journal commit (correctness does not depend on it; a process exits only after it ran).
  */
 function fsyncDirSoon(path: string): void {
-  open(dirname(path), 'r', (error, fd) => {
-    if (error) return;
-    fsync(fd, () => close(fd, () => undefined));
-  });
+  void fsyncDirOfAsync(path);
 }
