@@ -110,6 +110,12 @@ export async function withImage<T>(image: string, options: WithImageOptions, fn:
  */
 export async function recoverImage(image: string, options: { wait?: boolean; signal?: AbortSignal } = {}): Promise<boolean> {
   const completed = hasPendingRenames(image);
+  // Nothing to recover is an answer only for an image file: a typo, a directory or a FIFO is an error.
+  if (!completed) {
+    const info = statSync(image, { throwIfNoEntry: false });
+    if (!info) throw new DiskwrightError('E_NOT_FOUND', `image ${image} not found`, { path: image, hint: 'give the path of the disk image the interrupted command worked on' });
+    if (!info.isFile()) throw new DiskwrightError('E_INVALID_ARGUMENT', `${image} is not a regular file`, { path: image, hint: 'give the path of the disk image the interrupted command worked on' });
+  }
   const rolledBack = await withImage(image, { access: 'write', ...options }, async ({ rolledBack }) => rolledBack);
   return completed || rolledBack;
 }
