@@ -7,7 +7,9 @@
 // `qemu-img convert` of the qcow2's partition + sync.
 // Page cache dropped before every timed run when we may (root); rounds interleave the methods so
 // load swings hit them alike. Prints min/median per method, the ratio to qemu-img, allocated
-// sizes and whether each output is byte-identical to dd's.
+// sizes and whether each output is byte-identical to dd's. The CLI row runs the `bin` file as users
+// do (its shebang starts node without NODE_EXTRA_CA_CERTS, which diskwright does not need); the
+// bench prints `node -e 0` with and, where the variable is set, without it.
 //
 //   node bench/extract.mjs [--runs 5] [--skip-slow] [--image PATH] [--keep]
 //
@@ -62,7 +64,7 @@ async function dropCaches() {
 const out = (name) => join(outDir, `p1.${name}`);
 const methods = [
   { name: 'diskwright (library)', file: out('diskwright'), run: (f) => extractPartition(image, 1, f, { overwrite: true }) },
-  { name: 'diskwright extract (CLI)', file: out('diskwright-cli'), run: (f) => execa(process.execPath, [cli, 'extract', image, '-p', '1', '-o', f, '--force']) },
+  { name: 'diskwright extract (CLI)', file: out('diskwright-cli'), run: (f) => execa(cli, ['extract', image, '-p', '1', '-o', f, '--force']) },
   { name: 'diskwright --only-used', file: out('only-used'), run: (f) => extractPartition(image, 1, f, { overwrite: true, onlyUsed: true }), notIdentical: true },
   // ~25× slower than the rest (it reads the holes): timed once, it is the byte reference with --skip-slow.
   { name: 'dd bs=4M skip_bytes conv=sparse (once)', file: out('dd4m'), once: true, run: (f) => execa('dd', [`if=${image}`, `of=${f}`, 'bs=4M', 'iflag=skip_bytes,count_bytes', `skip=${offset}`, `count=${length}`, 'conv=sparse', 'status=none']) },
@@ -90,7 +92,18 @@ if (!values['skip-slow']) {
 }
 
 const times = new Map(methods.map((m) => [m.name, []]));
+const nodeStart = [];
+const nodeStartBare = [];
+const { NODE_EXTRA_CA_CERTS: extraCerts, ...bareEnv } = process.env;
 for (let round = 0; round < runs; round++) {
+  let t0 = performance.now();
+  await execa(process.execPath, ['-e', '0']);
+  nodeStart.push((performance.now() - t0) / 1000);
+  if (extraCerts !== undefined) {
+    t0 = performance.now();
+    await execa(process.execPath, ['-e', '0'], { env: bareEnv, extendEnv: false });
+    nodeStartBare.push((performance.now() - t0) / 1000);
+  }
   for (const m of methods) {
     if (m.once && round > 0) continue;
     await rm(m.file, { force: true });
@@ -162,6 +175,9 @@ console.log(`\nper-round ratio diskwright/qemu-img: ${paired.map((r) => r.toFixe
 const pairedSync = times.get('diskwright (library)').map((t, i) => t / times.get('qemu-img convert + sync (same durability)')[i]);
 console.log(`per-round ratio diskwright/(qemu-img + sync): ${pairedSync.map((r) => r.toFixed(2)).join(', ')} → median ${median(pairedSync).toFixed(2)}×`);
 console.log(`target: diskwright ≤ 1.0× qemu-img convert + sync → ${(ours / median(times.get('qemu-img convert + sync (same durability)'))).toFixed(2)}× (${(ours / anchor).toFixed(2)}× qemu-img without sync; qemu-img convert does not fsync, diskwright does before its rename)`);
+const cliRuns = times.get('diskwright extract (CLI)');
+const pairedCli = cliRuns.map((t, i) => t / times.get('qemu-img convert + sync (same durability)')[i]);
+if (cliRuns.length) console.log(`CLI (the bin file): ${median(cliRuns).toFixed(2)} s → ${(median(cliRuns) / median(times.get('qemu-img convert + sync (same durability)'))).toFixed(2)}× qemu-img convert + sync (per round: median ${median(pairedCli).toFixed(2)}×); node -e 0 ${median(nodeStart).toFixed(3)} s${extraCerts !== undefined ? `, ${median(nodeStartBare).toFixed(3)} s without NODE_EXTRA_CA_CERTS` : ''}`);
 const fromQcow2 = median(times.get('diskwright from qcow2'));
 console.log(`from a qcow2 of the seed: diskwright ${fromQcow2.toFixed(2)} s, qemu-img convert + sync ${median(times.get('qemu-img convert qcow2 + sync')).toFixed(2)} s → ${(fromQcow2 / median(times.get('qemu-img convert qcow2 + sync'))).toFixed(2)}×`);
 if (!values.keep) for (const m of methods) await rm(m.file, { force: true });

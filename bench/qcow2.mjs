@@ -14,10 +14,12 @@
 // right after the previous case's write-back); medians, and the median of the per-round ratios.
 // diskwright fsyncs its output before the rename; qemu-img does not (cache=unsafe for the
 // output), so it is timed twice: alone, and followed by `sync FILE` (equal durability, the
-// target's anchor). Prints every run's time, and the start of `node -e 0`, which every
-// diskwright run pays and qemu-img does not (when NODE_EXTRA_CA_CERTS is set, as in the
-// project's sandbox, also without it: node then reads and parses that CA bundle at every start,
-// 0.05–0.1 s here; the timed runs keep the environment).
+// target's anchor). diskwright runs as users run it: the `bin` file itself, whose shebang starts
+// node without NODE_EXTRA_CA_CERTS (node would read and parse that CA bundle at every start,
+// 0.04–0.05 s here; diskwright makes no TLS connection; scripts/bundle-cli.mjs). Prints every
+// run's time, and the start of `node -e 0`, which every diskwright run pays and qemu-img does not,
+// in the environment as it is and, when NODE_EXTRA_CA_CERTS is set (the project's sandbox, many
+// CI images), without it too.
 // Figures and what the time is made of: docs/qcow2.md, "Speed".
 //
 //   node bench/qcow2.mjs [--runs 5] [--keep] [--drop-caches] [--data-size 768M]
@@ -81,7 +83,7 @@ const allCases = [
     name: 'raw → qcow2',
     id: 'raw-qcow2',
     input,
-    ours: (f) => execa(process.execPath, [cli, 'convert', input, f, '-O', 'qcow2', '--format', 'raw']),
+    ours: (f) => execa(cli, ['convert', input, f, '-O', 'qcow2', '--format', 'raw']),
     anchor: (f) => execa('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', input, f]),
     compareWith: (f) => ['compare', '-f', 'qcow2', '-F', 'raw', f, input],
   },
@@ -89,7 +91,7 @@ const allCases = [
     name: 'raw → qcow2 -c',
     id: 'raw-qcow2-c',
     input,
-    ours: (f) => execa(process.execPath, [cli, 'convert', input, f, '-O', 'qcow2', '-c', '--format', 'raw']),
+    ours: (f) => execa(cli, ['convert', input, f, '-O', 'qcow2', '-c', '--format', 'raw']),
     anchor: (f) => execa('qemu-img', ['convert', '-c', '-f', 'raw', '-O', 'qcow2', input, f]),
     compareWith: (f) => ['compare', '-f', 'qcow2', '-F', 'raw', f, input],
   },
@@ -97,7 +99,7 @@ const allCases = [
     name: 'qcow2 → raw',
     id: 'qcow2-raw',
     input: qemuQcow,
-    ours: (f) => execa(process.execPath, [cli, 'convert', qemuQcow, f, '--format', 'qcow2']),
+    ours: (f) => execa(cli, ['convert', qemuQcow, f, '--format', 'qcow2']),
     anchor: (f) => execa('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', qemuQcow, f]),
     compareWith: (f) => ['compare', '-f', 'raw', '-F', 'raw', f, input],
   },
@@ -105,7 +107,7 @@ const allCases = [
     name: 'extract p1 qcow2',
     id: 'extract',
     input: qemuQcow,
-    ours: (f) => execa(process.execPath, [cli, 'extract', qemuQcow, '-p', '1', '-o', f, '--format', 'qcow2']),
+    ours: (f) => execa(cli, ['extract', qemuQcow, '-p', '1', '-o', f, '--format', 'qcow2']),
     anchor: (f) => execa('qemu-img', ['convert', '--image-opts', `driver=raw,offset=${p1Offset},size=${p1Length},file.driver=qcow2,file.file.filename=${qemuQcow}`, '-O', 'raw', f]),
     compareWith: (f, i) => ['compare', '-f', 'raw', '-F', 'raw', f, out(`${i}-anchor`)],
   },

@@ -168,3 +168,51 @@ describe('the built CLI starts fast', () => {
     expect(result.stderr).toMatch(/^diskwright: image .*missing\.img not found \[E_NOT_FOUND\]$/);
   });
 });
+
+/**
+ * Preloaded through NODE_OPTIONS into the bin started as a program: at exit it runs a child
+ * process (as diskwright runs virt-install or qemu-img) and prints what that child sees.
+ */
+const CHILD_ENV = `import { execFileSync } from 'node:child_process';
+process.on('exit', () => {
+  const seen = execFileSync('sh', ['-c', 'printf %s "\${NODE_EXTRA_CA_CERTS-<unset>}|\${DISKWRIGHT_SAVED_NODE_EXTRA_CA_CERTS-<unset>}"'], { encoding: 'utf8' });
+  process.stderr.write('\\nCHILD ' + seen + '\\n');
+});`;
+
+/** Runs the bin as users do (the file itself, so the kernel reads its shebang) with `certs` set or not. */
+async function runProgram(args: string[], certs: string | undefined, preload = false): Promise<{ code: number; stderr: string; child?: string }> {
+  const { NODE_EXTRA_CA_CERTS: _ignored, ...env } = process.env;
+  if (certs !== undefined) env.NODE_EXTRA_CA_CERTS = certs;
+  if (preload) env.NODE_OPTIONS = `--import data:text/javascript,${encodeURIComponent(CHILD_ENV)}`;
+  const result = await execa(binPath, args, { reject: false, env, extendEnv: false });
+  const line = result.stderr.split('\n').find((l) => l.startsWith('CHILD '));
+  return { code: result.exitCode ?? -1, stderr: result.stderr, child: line?.slice('CHILD '.length) };
+}
+
+describe('the bin skips NODE_EXTRA_CA_CERTS for its own start only', () => {
+  // Node prints this warning when it reads the variable's file at start; a missing file makes the
+  // read visible. diskwright makes no TLS connection, so parsing the bundle is pure start cost.
+  const WARNING = /Ignoring extra certs from/;
+
+  it('starts node without reading the CA file that NODE_EXTRA_CA_CERTS names', async () => {
+    // The control: node started on the file directly reads it and warns.
+    const direct = await execa(process.execPath, [binPath, '--version'], { reject: false, env: { NODE_EXTRA_CA_CERTS: '/nonexistent/ca.pem' } });
+    expect(direct.stderr).toMatch(WARNING);
+    const result = await runProgram(['--version'], '/nonexistent/ca.pem');
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).not.toMatch(WARNING);
+  });
+
+  it('gives the processes it runs the variable unchanged, spaces and quotes included', async () => {
+    const value = "/tmp/my certs/it's \"ca\".pem";
+    const result = await runProgram(['--version'], value, true);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.child).toBe(`${value}|<unset>`);
+  });
+
+  it('leaves the variable unset for them when the user had not set it', async () => {
+    const result = await runProgram(['--version'], undefined, true);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.child).toBe('<unset>|<unset>');
+  });
+});
