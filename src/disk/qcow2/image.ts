@@ -101,6 +101,19 @@ function corrupt(message: string, offset: number, code: 'E_OUT_OF_RANGE' | 'E_OV
   return new DiskwrightError(code, `qcow2: ${message}`, { offset, hint: 'the image is damaged; `qemu-img check` may tell more' });
 }
 
+/** Whether `[a, a + alen)` and `[b, b + blen)` share a byte. */
+function overlaps(a: number, alen: number, b: number, blen: number): boolean {
+  return a < b + blen && b < a + alen;
+}
+
+/** The big-endian 32-bit word at `at` (no DataView per call: the read paths decode every entry). */
+function uint32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}
+
+/** The entry of a cluster whose L2 table does not exist (or lies past the L1 table). */
+const UNALLOCATED: Entry = Object.freeze({ kind: 'unallocated', host: 0, copied: false, csize: 0, cstart: 0, cspan: 0, alloc: 0, zeros: 0 });
+
 /** Standard host offset from the two big-endian words of an L1/L2 entry (bits 9–55). */
 function hostOffset(hi: number, lo: number): number {
   return (hi & 0x00ffffff) * TWO32 + (lo >>> 9) * 512;
@@ -280,10 +293,10 @@ export class Qcow2Disk implements Disk {
   }
 
   private checkClearOfFixed(off: number, length: number, what: string): void {
-    const overlaps = (start: number, len: number): boolean => off < start + len && start < off + length;
-    if (overlaps(0, this.cs)) throw corrupt(`${what} at ${off} overlaps the header`, off, 'E_OVERLAP');
-    if (this.l1Size > 0 && overlaps(this.l1Offset, this.l1Size * 8)) throw corrupt(`${what} at ${off} overlaps the L1 table`, off, 'E_OVERLAP');
-    if (overlaps(this.refTableOffset, this.refTableClusters * this.cs)) throw corrupt(`${what} at ${off} overlaps the refcount table`, off, 'E_OVERLAP');
+    // Called once per data cluster a read maps: no closure here.
+    if (overlaps(off, length, 0, this.cs)) throw corrupt(`${what} at ${off} overlaps the header`, off, 'E_OVERLAP');
+    if (this.l1Size > 0 && overlaps(off, length, this.l1Offset, this.l1Size * 8)) throw corrupt(`${what} at ${off} overlaps the L1 table`, off, 'E_OVERLAP');
+    if (overlaps(off, length, this.refTableOffset, this.refTableClusters * this.cs)) throw corrupt(`${what} at ${off} overlaps the refcount table`, off, 'E_OVERLAP');
   }
 
   /** End of what the file holds or this session has allocated (fresh metadata may be unwritten). */
@@ -339,16 +352,19 @@ export class Qcow2Disk implements Disk {
 
   private entry(cluster: number): Entry {
     const l1i = Math.floor(cluster / this.l2Entries);
-    const none: Entry = { kind: 'unallocated', host: 0, copied: false, csize: 0, cstart: 0, cspan: 0, alloc: 0, zeros: 0 };
-    if (l1i >= this.l1Size) return none;
+    if (l1i >= this.l1Size) return UNALLOCATED;
     const { off } = this.l1Entry(l1i);
-    if (off === 0) return none;
-    const table = this.loadL2(off);
-    const dv = new DataView(table.bytes.buffer, (cluster % this.l2Entries) * this.entryBytes, this.entryBytes);
-    const hi = dv.getUint32(0);
-    const lo = dv.getUint32(4);
-    const alloc = this.extL2 ? dv.getUint32(12) : 0;
-    const zeros = this.extL2 ? dv.getUint32(8) : 0;
+    if (off === 0) return UNALLOCATED;
+    return this.decode(this.loadL2(off).bytes, cluster);
+  }
+
+  /** The entry of `cluster` in its L2 table `table` (validated as {@link entry} says). */
+  private decode(table: Uint8Array, cluster: number): Entry {
+    const at = (cluster % this.l2Entries) * this.entryBytes;
+    const hi = uint32(table, at);
+    const lo = uint32(table, at + 4);
+    const alloc = this.extL2 ? uint32(table, at + 12) : 0;
+    const zeros = this.extL2 ? uint32(table, at + 8) : 0;
     if (hi & FLAG_COMPRESSED_HI) return this.compressedEntry(hi, lo, cluster);
     const host = hostOffset(hi, lo);
     const copied = (hi & FLAG_COPIED_HI) !== 0;
@@ -377,41 +393,58 @@ export class Qcow2Disk implements Disk {
     return { kind: 'compressed', host, copied: false, csize: cstart + cspan - host, cstart, cspan, alloc: 0, zeros: 0 };
   }
 
-  /** Splits `[position, position + length)` into merged segments of one state each. */
+  /**
+   * Splits `[position, position + length)` into merged segments of one state each. Walks one L2
+   * table at a time: a span whose L1 entry is empty is one unallocated segment (what
+   * {@link entry} says of each of its clusters, merged), and a table is looked up once per span,
+   * not once per cluster (a bulk read of a 2 GiB image maps 32768 clusters).
+   */
   private segments(position: number, length: number): Segment[] {
     const out: Segment[] = [];
-    const push = (seg: Segment): void => {
+    const push = (guest: number, len: number, state: Segment['state'], host: number, entry?: Entry): void => {
       const last = out[out.length - 1];
-      if (last && last.state === seg.state && seg.state !== 'compressed' && last.guest + last.length === seg.guest && (seg.state !== 'data' || last.host + last.length === seg.host)) {
-        last.length += seg.length;
-      } else out.push(seg);
+      if (last && last.state === state && state !== 'compressed' && last.guest + last.length === guest && (state !== 'data' || last.host + last.length === host)) {
+        last.length += len;
+      } else out.push(entry ? { guest, length: len, state, host, entry } : { guest, length: len, state, host });
     };
     const unallocated = this.backing ? 'backing' : 'zero';
+    const span = this.cs * this.l2Entries;
     let pos = position;
     const endPos = position + length;
     while (pos < endPos) {
-      const cluster = Math.floor(pos / this.cs);
-      const inCluster = pos - cluster * this.cs;
-      const n = Math.min(this.cs - inCluster, endPos - pos);
-      const e = this.entry(cluster);
-      if (e.kind === 'compressed') push({ guest: pos, length: n, state: 'compressed', host: e.host, entry: e });
-      else if (this.extL2) {
-        let at = inCluster;
-        while (at < inCluster + n) {
-          const sc = Math.floor(at / this.subclusterSize);
-          const take = Math.min((sc + 1) * this.subclusterSize, inCluster + n) - at;
-          const bit = 2 ** sc;
-          const allocated = Math.floor(e.alloc / bit) % 2 === 1;
-          const zero = Math.floor(e.zeros / bit) % 2 === 1;
-          if (allocated) {
-            if (e.host === 0) throw corrupt(`guest cluster ${cluster} has allocated subclusters but no host cluster`, pos);
-            push({ guest: cluster * this.cs + at, length: take, state: 'data', host: e.host + at });
-          } else push({ guest: cluster * this.cs + at, length: take, state: zero ? 'zero' : unallocated, host: 0 });
-          at += take;
-        }
-      } else if (e.kind === 'data') push({ guest: pos, length: n, state: 'data', host: e.host + inCluster });
-      else push({ guest: pos, length: n, state: e.kind === 'zero' ? 'zero' : unallocated, host: 0 });
-      pos += n;
+      const l1i = Math.floor(pos / span);
+      const spanEnd = Math.min(endPos, (l1i + 1) * span);
+      const off = l1i < this.l1Size ? this.l1Entry(l1i).off : 0;
+      if (off === 0) {
+        push(pos, spanEnd - pos, unallocated, 0);
+        pos = spanEnd;
+        continue;
+      }
+      const table = this.loadL2(off).bytes;
+      while (pos < spanEnd) {
+        const cluster = Math.floor(pos / this.cs);
+        const inCluster = pos - cluster * this.cs;
+        const n = Math.min(this.cs - inCluster, spanEnd - pos);
+        const e = this.decode(table, cluster);
+        if (e.kind === 'compressed') push(pos, n, 'compressed', e.host, e);
+        else if (this.extL2) {
+          let at = inCluster;
+          while (at < inCluster + n) {
+            const sc = Math.floor(at / this.subclusterSize);
+            const take = Math.min((sc + 1) * this.subclusterSize, inCluster + n) - at;
+            const bit = 2 ** sc;
+            const allocated = Math.floor(e.alloc / bit) % 2 === 1;
+            const zero = Math.floor(e.zeros / bit) % 2 === 1;
+            if (allocated) {
+              if (e.host === 0) throw corrupt(`guest cluster ${cluster} has allocated subclusters but no host cluster`, pos);
+              push(cluster * this.cs + at, take, 'data', e.host + at);
+            } else push(cluster * this.cs + at, take, zero ? 'zero' : unallocated, 0);
+            at += take;
+          }
+        } else if (e.kind === 'data') push(pos, n, 'data', e.host + inCluster);
+        else push(pos, n, e.kind === 'zero' ? 'zero' : unallocated, 0);
+        pos += n;
+      }
     }
     return out;
   }
