@@ -1,3 +1,4 @@
+import { ftruncateSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dataRuns, HOLE_BLOCK } from './zero.js';
 
@@ -36,5 +37,29 @@ async function writeAll(handle: FileHandle, bytes: Buffer, position: number): Pr
   for (let done = 0; done < bytes.length; ) {
     const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
     done += bytesWritten;
+  }
+}
+
+/**
+ * {@link SparseFileWriter} on a file descriptor with synchronous writes: for trees of small files
+ * (fs get), where a thread-pool round trip per write, truncate, chmod and utimes was half the time.
+ */
+export class SparseFdWriter {
+  private position = 0;
+
+  constructor(private readonly fd: number) {}
+
+  /** Appends `chunk`; its all-zero blocks (aligned to the file, not the chunk) are skipped. */
+  write(chunk: Uint8Array): void {
+    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    for (const run of dataRuns(bytes, bytes.length, HOLE_BLOCK, this.position)) {
+      for (let done = 0; done < run.length; ) done += writeSync(this.fd, bytes, run.start + done, run.length - done, this.position + run.start + done);
+    }
+    this.position += bytes.length;
+  }
+
+  /** Sets the file's size to the bytes written (a trailing hole becomes part of the file). */
+  finish(): void {
+    ftruncateSync(this.fd, this.position);
   }
 }
