@@ -127,7 +127,18 @@ extern int dw_gethostname(char *name, size_t len);\
 &/' "$tree/debugfs/debug_cmds.ct"
   fi
   grep -q 'request do_dw_alloc' "$tree/debugfs/debug_cmds.ct"
-  # debugfs.c includes dw_alloc.c: make it rebuild when that changes.
+  # debugfs `dw_open_check`: refuse what e2fsprogs 1.47 would not open (lib/debugfs-dw-open-check.c
+  # says why); a write session's batch starts with it instead of a separate dumpe2fs run.
+  cp "$here/lib/debugfs-dw-open-check.c" "$tree/debugfs/dw_open_check.c"
+  grep -q '#include "dw_open_check.c"' "$tree/debugfs/debugfs.c" || printf '\n#include "dw_open_check.c" /* diskwright */\n' >> "$tree/debugfs/debugfs.c"
+  if ! grep -q do_dw_open_check "$tree/debugfs/debug_cmds.ct"; then
+    sed -i 's/^request do_dw_alloc, /request do_dw_open_check, "Refuse what e2fsprogs 1.47 would not open (diskwright)",\
+\tdw_open_check;\
+\
+&/' "$tree/debugfs/debug_cmds.ct"
+  fi
+  grep -q 'request do_dw_open_check' "$tree/debugfs/debug_cmds.ct"
+  # debugfs.c includes dw_alloc.c and dw_open_check.c: make it rebuild when they change.
   touch "$tree/debugfs/debugfs.c"
 }
 

@@ -1,5 +1,6 @@
 import type { Overlay } from '../disk/index.js';
 import { runToolOnOverlay } from '../e2fs/in-place.js';
+import { OPEN_CHECK_COMMAND, openRefusal, openVerdict } from '../e2fs/open-check.js';
 import { imageSpec } from '../e2fs/run.js';
 import { AbortedError, DiskwrightError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import type { ProgressCallback } from '../io/progress.js';
@@ -47,6 +48,12 @@ export interface BulkTarget {
   readonly step: string;
   /** Initial WebAssembly heap of the run (bytes; default the runner's): small batches start small. */
   readonly initialMemory?: number;
+  /**
+   * Begin with e2fsprogs 1.47's open check (open-check.ts): a refusal throws its E_EXTFS error
+   * (openRefusal) before any command runs; `onPassed` is called when it passed, even if a later
+   * command failed.
+   */
+  readonly openCheck?: { readonly onPassed: () => void };
 }
 
 /** The error lines of a debugfs run's stderr (what is not {@link isBenign}). */
@@ -65,7 +72,8 @@ export async function runDebugfsBatch(image: string, commands: readonly string[]
   let output = '';
   for (let start = 0; start < commands.length; start += MAX_COMMANDS_PER_RUN) {
     throwIfAborted(signal);
-    const stdin = `${commands.slice(start, start + MAX_COMMANDS_PER_RUN).join('\n')}\n`;
+    const check = target.openCheck && start === 0 ? [OPEN_CHECK_COMMAND] : [];
+    const stdin = `${[...check, ...commands.slice(start, start + MAX_COMMANDS_PER_RUN)].join('\n')}\n`;
     // debugfs echoes each command on stdout as it starts it ("debugfs: write …").
     let partial = '';
     const onOutput = onWrite
@@ -90,6 +98,11 @@ export async function runDebugfsBatch(image: string, commands: readonly string[]
       // Ctrl-C: name diskwright's step, not the tool that happened to run it.
       if (isDiskwrightError(error, 'E_ABORTED')) throw new AbortedError(`${target.step} was interrupted; nothing was written to ${image}`, { cause: error });
       throw error;
+    }
+    if (check.length > 0) {
+      const verdict = openVerdict(result);
+      if (verdict?.ok === false) throw openRefusal(image, target.offset, verdict.problem);
+      if (verdict?.ok === true) target.openCheck!.onPassed();
     }
     output += `${result.stdout}\n${result.stderr}`;
     const errors = errorLines(result.stderr);

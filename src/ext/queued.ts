@@ -2,6 +2,7 @@ import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DiskwrightError, InvalidArgumentError, isDiskwrightError, throwIfAborted } from '../errors.js';
 import type { ProgressCallback } from '../io/progress.js';
+import { isOpenRefusal } from '../e2fs/open-check.js';
 import { BULK_FILE_BYTES, debugfsQuote, sizeCommands } from './bulk.js';
 import { normalizeImagePath } from './path.js';
 import { checkMode, validateWriteOptions, type Ext2fsSession } from './session.js';
@@ -113,8 +114,9 @@ export class QueuedSession implements FilesystemSession {
         batch.length === 1 ? 'writing into the filesystem' : `writing ${batch.length} entries into the filesystem`,
       );
     } catch (error) {
-      // Ctrl-C stops the session; anything else is found and reported by the per-call path.
-      if (isDiskwrightError(error, 'E_ABORTED')) {
+      // Ctrl-C and a filesystem e2fsprogs 1.47 would not open stop the session; anything else is
+      // found and reported by the per-call path.
+      if (isDiskwrightError(error, 'E_ABORTED') || isOpenRefusal(error)) {
         this.failure = error;
         throw error;
       }

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import * as e2fs from '../e2fs/index.js';
-import { startOpenCheck } from '../e2fs/open-check.js';
+import { isOpenRefusal, startOpenCheck, type PendingOpenCheck } from '../e2fs/open-check.js';
 import { AbortedError, DiskwrightError, InvalidArgumentError, isDiskwrightError, reportAbort, throwIfAborted, TruncatedError } from '../errors.js';
 import * as partition from '../partition/index.js';
 import { bulkAvailable, debugfsQuote, ownershipCommands, runDebugfsBatch, sizeCommands, type BulkPutPlan } from './bulk.js';
@@ -280,10 +280,13 @@ class OpenFilesystem {
    * A batch of queued operations (queued.ts), run while libext2fs is not mounted: debugfs on the
    * overlay; a failing batch throws and stages nothing.
    */
-  async queuedBatch(commands: string[], step: string): Promise<void> {
+  async queuedBatch(commands: string[], step: string, gate: OpenGate | undefined): Promise<void> {
     if (this.mounted) throw new DiskwrightError('E_INVALID_ARGUMENT', 'a queued batch ran while the per-call session was open', { hint: 'this is a diskwright bug; run with --debug' });
     this.bulkSteps += 1;
-    await runDebugfsBatch(this.image, commands, { overlay: this.overlay, offset: this.location.offset, step, initialMemory: heapFor(this.geometry) }, this.signal);
+    // The first batch sees the image as committed (nothing was staged before it): its debugfs
+    // checks the open for the whole session.
+    const openCheck = gate?.batchMayCheck && this.overlay.clean ? { openCheck: { onPassed: () => gate.passed() } } : {};
+    await runDebugfsBatch(this.image, commands, { overlay: this.overlay, offset: this.location.offset, step, initialMemory: heapFor(this.geometry), ...openCheck }, this.signal);
   }
 
   /**
@@ -424,6 +427,40 @@ class OpenFilesystem {
 }
 
 /**
+ * e2fsprogs 1.47's open check of one write session (open-check.ts), made once: by the session's
+ * first queued debugfs batch (`dw_open_check` as its first command), else by a separate debugfs
+ * run on the image, started as soon as the session needs it and awaited before the commit.
+ */
+class OpenGate {
+  private pending: PendingOpenCheck | undefined;
+  private ok = false;
+
+  constructor(private readonly start: () => PendingOpenCheck) {}
+
+  /** True while nothing has checked the open or started to: a batch may do it. */
+  get batchMayCheck(): boolean {
+    return !this.ok && this.pending === undefined;
+  }
+
+  /** A batch's `dw_open_check` passed. */
+  passed(): void {
+    this.ok = true;
+  }
+
+  /** Starts the separate check unless one passed or is running. */
+  ensure(): void {
+    if (!this.ok) this.pending ??= this.start();
+  }
+
+  /** Resolves once the open check passed (starting it if nothing did); rejects with its refusal. */
+  async done(): Promise<void> {
+    if (this.ok) return;
+    this.ensure();
+    await this.pending!.done();
+  }
+}
+
+/**
  * Opens the ext2/3/4 filesystem in `image` (or in partition `options.partition` / at
  * `options.offset`), runs `fn` with a {@link FilesystemSession} and always closes it.
  *
@@ -464,12 +501,19 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
     // The bundled libext2fs is 1.44: a write must first pass e2fsprogs 1.47's open checks (in a
     // worker, overlapping the session; awaited before anything reaches the image).
     // A scratch image the caller fully checks before publishing needs no open check (types.ts).
-    const openCheck = write && !(options.scratch === true && options.checkedBeforePublish === true) ? startOpenCheck(real, { offset: location.offset, initialMemory: heapFor(geometry), ...(options.signal ? { signal: options.signal } : {}), ...(format ? { format } : {}) }) : undefined;
+    const checkOpen = write && !(options.scratch === true && options.checkedBeforePublish === true);
+    const openCheck = checkOpen ? new OpenGate(() => startOpenCheck(real, { offset: location.offset, initialMemory: heapFor(geometry), ...(options.signal ? { signal: options.signal } : {}), ...(format ? { format } : {}) })) : undefined;
+    const queueWrites = write && options.queueWrites === true && bulkAvailable();
+    // Per-call sessions start the check now, beside the session's own work; a queued session's
+    // first batch makes it (OpenGate).
+    if (!queueWrites) openCheck?.ensure();
     const open = new OpenFilesystem(real, location, geometry, options.signal, write, write && options.scratch === true, format);
     if (write) open.prepareCommit();
     try {
       /** libext2fs mounted on the overlay, with the bulk hooks of a write session. */
       const perCall = async (): Promise<Ext2fsSession> => {
+        // libext2fs 1.44 writes from here on: no batch will check the open any more.
+        openCheck?.ensure();
         const mounted = await open.mount().catch(async (error: unknown) => {
           await openCheck?.done();
           throw error;
@@ -489,10 +533,10 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
       };
       // With queueWrites, a write session opens libext2fs only when an operation needs it
       // (queued.ts): small puts and mkdirs run as one debugfs batch on the overlay.
-      const queued = write && options.queueWrites === true && bulkAvailable()
+      const queued = queueWrites
         ? new QueuedSession({
             open: perCall,
-            run: (commands, step) => open.queuedBatch(commands, step),
+            run: (commands, step) => open.queuedBatch(commands, step, openCheck),
             fixSizes: (geometry.featureIncompat & INCOMPAT.inline_data) !== 0,
             ...(options.signal ? { signal: options.signal } : {}),
           })
@@ -507,7 +551,7 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
         try {
           await queued?.close(finished).catch(async (error: unknown) => {
             // A filesystem e2fsprogs 1.47 refuses is reported as that, whatever the batch said.
-            await openCheck?.done();
+            if (!isOpenRefusal(error)) await openCheck?.done();
             throw error;
           });
         } finally {
