@@ -116,6 +116,24 @@ extern int dw_gethostname(char *name, size_t len);\
   [[ "$(grep -c 'ino = dw_skip_zero_inodes(ctx, scan, ino, inode, inode_size);' "$tree/e2fsck/pass1.c")" == 1 ]]
   # pass1.c includes dw_zero_inodes.c: make it rebuild when that changes.
   touch "$tree/e2fsck/pass1.c"
+  # e2fsck passes 4 and 5 take runs of unused inodes / whole agreeing groups from the bitmaps
+  # (lib/e2fsck-bitmap-runs.c says why nothing else changes).
+  cp "$here/lib/e2fsck-bitmap-runs.c" "$tree/e2fsck/dw_bitmap_runs.c"
+  if ! grep -q 'dw_bitmap_runs.c' "$tree/e2fsck/pass4.c"; then
+    sed -i 's/^void e2fsck_pass4(e2fsck_t ctx)$/#define DW_PASS4\n#include "dw_bitmap_runs.c" \/* diskwright *\/\n\n&/' "$tree/e2fsck/pass4.c"
+    perl -0pi -e 's/(\t\t    \(ctx->inode_bb_map &&\n\t\t     ext2fs_test_inode_bitmap2\(ctx->inode_bb_map, i\)\)\)\n)(\t\t\tcontinue;\n)/$1\t\t\t{ i = dw_pass4_skip_unused(ctx, i); \/* diskwright *\/\n\t$2\t\t\t}\n/' "$tree/e2fsck/pass4.c"
+  fi
+  [[ "$(grep -c 'i = dw_pass4_skip_unused(ctx, i);' "$tree/e2fsck/pass4.c")" == 1 ]]
+  if ! grep -q 'dw_bitmap_runs.c' "$tree/e2fsck/pass5.c"; then
+    sed -i 's/^static void check_inode_bitmaps(e2fsck_t ctx)$/#define DW_PASS5\n#include "dw_bitmap_runs.c" \/* diskwright *\/\n\n&/' "$tree/e2fsck/pass5.c"
+    perl -0pi -e 's/(\n)(\t\tactual = ext2fs_fast_test_inode_bitmap2\(ctx->inode_used_map, i\);\n)/$1\t\tif (i % fs->super->s_inodes_per_group == 1 \&\& !skip_group \&\&\n\t\t    dw_inode_group_matches(ctx, i, redo_flag, \&dw_used, \&dw_dirs, \&bitmap)) { \/* diskwright *\/\n\t\t\tinodes = fs->super->s_inodes_per_group;\n\t\t\tgroup_free += inodes - dw_used;\n\t\t\tfree_inodes += inodes - dw_used;\n\t\t\tdirs_count += dw_dirs;\n\t\t\ti += inodes - 1;\n\t\t\tgoto dw_group_end;\n\t\t}\n$2/' "$tree/e2fsck/pass5.c"
+    perl -0pi -e 's/(\n)(\t\tif \(\(inodes == fs->super->s_inodes_per_group\) \|\|\n)/$1dw_group_end: \/* diskwright *\/\n$2/' "$tree/e2fsck/pass5.c"
+    perl -0pi -e 's/(\tint\t\tskip_group = 0;\n\tint\t\tredo_flag = 0;\n)/$1\tunsigned int\tdw_used, dw_dirs; \/* diskwright *\/\n/' "$tree/e2fsck/pass5.c"
+  fi
+  [[ "$(grep -c 'dw_inode_group_matches(ctx, i, redo_flag' "$tree/e2fsck/pass5.c")" == 1 ]]
+  [[ "$(grep -c '^dw_group_end:' "$tree/e2fsck/pass5.c")" == 1 ]]
+  grep -q 'unsigned int	dw_used, dw_dirs;' "$tree/e2fsck/pass5.c"
+  touch "$tree/e2fsck/pass4.c" "$tree/e2fsck/pass5.c"
   # debugfs `dw_alloc FILE BLOCKS`: allocate a large file's blocks without writing them
   # (lib/debugfs-dw-alloc.c says why); diskwright writes the data itself in large writes.
   cp "$here/lib/debugfs-dw-alloc.c" "$tree/debugfs/dw_alloc.c"

@@ -7,10 +7,12 @@ import { tempDir } from '../helpers/tmp.js';
 import { FAKE_TIME, FIXED_SEED, FIXED_UUID, garbage, host, pokeBytes, sparseFile, twinCopies } from '../unit/e2fs/host.js';
 
 // The WASM e2fsck's pass 1 steps over runs of all-zero unused inodes at once (wasm/lib/
-// e2fsck-zero-inodes.c) on filesystems without metadata_csum. These images put every inode the
+// e2fsck-zero-inodes.c) on filesystems without metadata_csum, and passes 4 and 5 take runs of
+// unused inodes and whole agreeing groups from the bitmaps (wasm/lib/e2fsck-bitmap-runs.c). These images put every inode the
 // shortcut must not swallow inside such runs — unused inodes with a mode, a low dtime or a
 // byte set only in the large-inode part, used ones, garbage, the project-quota inode, the first
-// and last inodes of groups, inodes marked in the bitmap but zero — and e2fsck must still say and
+// and last inodes of groups, inodes marked in the bitmap but zero, group counts that disagree
+// while the bitmaps agree, wrong link counts — and e2fsck must still say and
 // do exactly what host e2fsck 1.47.0 says and does: same exit code, messages and repaired bytes.
 let dir: string;
 const images: Record<string, string> = {};
@@ -29,6 +31,8 @@ async function makeImage(name: string, kind: 'ext2' | 'ext3', inodeSize: number,
   await mkdir(join(tree, 'etc'), { recursive: true });
   await writeFile(join(tree, 'etc', 'hostname'), 'zero-inodes\n');
   await writeFile(join(tree, 'big'), garbage(300_000, 7));
+  // Top-level directories spread over the groups (Orlov): used inodes and directories in several.
+  for (let d = 0; d < 6; d++) await mkdir(join(tree, `d${d}`, 'sub'), { recursive: true });
   const image = join(dir, `${name}.img`);
   await sparseFile(image, 64 << 20);
   const made = await host('mke2fs', ['-q', '-F', '-t', kind, '-I', String(inodeSize), '-N', '4096', '-U', FIXED_UUID, '-E', `hash_seed=${FIXED_SEED}`, '-d', tree, image]);
@@ -62,6 +66,14 @@ beforeAll(async () => {
     'sif <2500> projid 7', // a byte only in the large-inode part
     'ssv prj_quota_inum 3000', // the project-quota inode inside a zero run
   ]);
+  await makeImage('ext3 with wrong group counts', 'ext3', 256, [
+    'set_bg 1 used_dirs_count 3', // pass 5, a group whose bitmaps agree
+    'set_bg 2 free_inodes_count 7',
+    'set_bg 7 free_inodes_count 1', // the last group
+    'ssv free_inodes_count 5',
+    'sif <2> links_count 9', // pass 4: the root's link count
+    'sif <1200> links_count 3', // pass 4: a zero inode with a link count, between unused ones
+  ]);
   await makeImage('ext3 with garbage inodes inside zero runs', 'ext3', 256, [], (dump) => [
     [inodeOffset(dump, 1700), garbage(256, 11)],
     [inodeOffset(dump, 3583), garbage(3 * 256, 12)],
@@ -75,7 +87,7 @@ afterAll(async () => {
 
 const modes: CheckMode[] = ['check', 'preen', 'fix'];
 const normalize = (output: string, path: string): string => output.split(path).join('IMAGE');
-const names = ['clean ext3', 'clean ext2 with 128-byte inodes', 'ext3 with odd inodes inside zero runs', 'ext3 with garbage inodes inside zero runs'];
+const names = ['clean ext3', 'clean ext2 with 128-byte inodes', 'ext3 with odd inodes inside zero runs', 'ext3 with wrong group counts', 'ext3 with garbage inodes inside zero runs'];
 
 describe.each(names)('e2fsck on an %s', (name) => {
   it.each(modes)('mode %s gives host e2fsck’s exit code, messages and resulting bytes', async (mode) => {
