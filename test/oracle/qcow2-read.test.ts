@@ -102,4 +102,14 @@ describe('qcow2 images made by qemu-img read byte-identically to qemu-img conver
     disk.close();
     await expectSameAsQemu(l3, true);
   });
+
+  it('reads an overlay whose L2 tables cover only a few of its spans: the spans without one read through to the backing file', async () => {
+    // 512-byte clusters: one L2 table maps 32 KiB, so the disk has ~130 spans and most have no table.
+    const base = join(dir, 'spans-base.raw');
+    writeMixedRaw(base, SIZE);
+    const overlay = join(dir, 'spans.qcow2');
+    await execa('qemu-img', ['create', '-f', 'qcow2', '-o', 'cluster_size=512', '-b', base, '-F', 'raw', overlay, String(SIZE)]);
+    await qemuIo(overlay, ['write -P 0x71 32256 1536', 'write -z 1048576 40448', 'write -P 0x72 4193792 2048']);
+    await expectSameAsQemu(overlay, true);
+  });
 });
