@@ -4,7 +4,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { openResolved, RawFileDisk, type Disk } from '../../../src/disk/index.js';
 import { createQcow2 } from '../../../src/disk/qcow2/index.js';
-import { ZERO_MAP_WINDOW, ZeroSkippingDisk, zeroRanges } from '../../../src/e2fs/zero-reads.js';
+import { MIN_SKIPPED_READ, ZERO_MAP_WINDOW, ZeroSkippingDisk, zeroRanges } from '../../../src/e2fs/zero-reads.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const MiB = 1 << 20;
@@ -106,6 +106,29 @@ describe('ZeroSkippingDisk', () => {
     expect(() => skipping.read(Buffer.alloc(16), plain.size - 8)).toThrow(/outside/);
     plain.close();
     skipping.close();
+  });
+
+  it('reads a single block as it is without mapping its window, and maps the window for an inode-table-sized read', async () => {
+    const dir = await tempDir();
+    const file = await sparseFile(dir, 16 * MiB, [{ at: 3 * MiB, length: 8192 }]);
+    const raw = counting(RawFileDisk.open(file, { readOnly: true }));
+    let maps = 0;
+    const allocation = raw.allocation.bind(raw);
+    raw.allocation = (position, length) => {
+      maps++;
+      return allocation(position, length);
+    };
+    const disk = new ZeroSkippingDisk(raw);
+    const block = Buffer.alloc(4096, 0xff);
+    disk.read(block, 5 * MiB); // a hole, but one block: read, no window map
+    expect(block.equals(Buffer.alloc(4096))).toBe(true);
+    expect([raw.reads, maps]).toEqual([1, 0]);
+    const chunk = Buffer.alloc(MIN_SKIPPED_READ, 0xff);
+    disk.read(chunk, 5 * MiB + 4096); // the same window, mapped once, answered unread
+    disk.read(chunk, 5 * MiB + 4096 + MIN_SKIPPED_READ);
+    expect(chunk.equals(Buffer.alloc(MIN_SKIPPED_READ))).toBe(true);
+    expect([raw.reads, maps]).toEqual([1, 1]);
+    disk.close();
   });
 
   it('refuses a writable Disk (a hole it writes would still be answered as zeros)', async () => {
