@@ -30,6 +30,13 @@ const code = await runCli(process.argv.slice(2), {
   env: process.env,
 });
 process.exitCode = code;
+// Once the event loop is empty — every write, fsync and background directory fsync the command
+// started has completed, stdout and stderr are written (synchronous for files, pipes and
+// terminals on Linux) — exit at once instead of letting Node free its environment and V8 tear
+// down the heap: that teardown cost a 2 GiB raw → qcow2 convert ~0.09 s of CPU (578 → 492 ms,
+// mean of 10 runs) and 0.1–0.2 s of wall time under load, after the output was already durable.
+// 'exit' handlers still run; the exit code is process.exitCode.
+process.once('beforeExit', () => process.exit());
 // Interrupted: everything that keeps the image old or removes outputs has run (awaited above);
 // exit now rather than after V8 and the worker threads tear down their heaps (0.2–0.4 s here).
 if (code === EXIT.aborted) process.exit(code);

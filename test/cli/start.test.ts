@@ -216,3 +216,22 @@ describe('the bin skips NODE_EXTRA_CA_CERTS for its own start only', () => {
     expect(result.child).toBe('<unset>|<unset>');
   });
 });
+
+describe('the CLI exits as soon as its work is done, never before', () => {
+  it('finishes work still pending when the command returns (a background fsync) before it exits', async () => {
+    const marker = join(image, '..', `pending-${Date.now()}`);
+    // Started at load, done 0.3 s later: long after `--version` has printed and returned.
+    const pending = `import { writeFile } from 'node:fs/promises';
+setTimeout(() => { void writeFile(${JSON.stringify(marker)}, 'done'); }, 300);
+process.on('exit', (code) => process.stderr.write('EXIT ' + code + '\\n'));`;
+    const result = await execa(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(pending)}`, binPath, '--version'], { reject: false });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).toContain('EXIT 0');
+    expect(await readFile(marker, 'utf8')).toBe('done');
+  });
+
+  it('exits with the failing command\'s code once the loop is empty', async () => {
+    const result = await runBin(['fs', 'ls', join(image, '..', 'missing.img')]);
+    expect(result.code).toBe(1);
+  });
+});
