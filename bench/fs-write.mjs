@@ -5,7 +5,8 @@
 // identical fresh copies, in the same run. Filesystems: partition 1 of the seed-like disk
 // (fixtures/make-seed.mjs: ext3 holding ~1.5 GiB) and a bare image of that partition.
 // Workloads: one 100 MiB file, five small files in one session (queueWrites, as the CLI's
-// `fs put` uses it: one WASM debugfs batch, src/ext/queued.ts); plus a 10,000-file tree into a
+// `fs put` uses it: one WASM debugfs batch that also makes e2fsprogs 1.47's open check and writes
+// only the bitmap blocks it changed, src/ext/queued.ts, docs/fs.md); plus a 10,000-file tree into a
 // fresh ext4 image (the bulk tree path). Prints medians, the ratio host time / our time (≥ 1.0 meets
 // the target) and the allocated growth of the image file / bytes written (target ≤ 1.05).
 // Usage: npm run build && node fixtures/make-seed.mjs && node bench/fs-write.mjs [--runs 3] [--size-mib 100] [--files 10000]

@@ -156,7 +156,21 @@ extern int dw_gethostname(char *name, size_t len);\
 &/' "$tree/debugfs/debug_cmds.ct"
   fi
   grep -q 'request do_dw_open_check' "$tree/debugfs/debug_cmds.ct"
-  # debugfs.c includes dw_alloc.c and dw_open_check.c: make it rebuild when they change.
+  # debugfs `dw_bitmaps_snapshot` / `dw_bitmaps_flush`: write only the bitmap blocks a batch
+  # changed (lib/debugfs-dw-bitmaps.c says why).
+  cp "$here/lib/debugfs-dw-bitmaps.c" "$tree/debugfs/dw_bitmaps.c"
+  grep -q '#include "dw_bitmaps.c"' "$tree/debugfs/debugfs.c" || printf '\n#include "dw_bitmaps.c" /* diskwright */\n' >> "$tree/debugfs/debugfs.c"
+  if ! grep -q do_dw_bitmaps_flush "$tree/debugfs/debug_cmds.ct"; then
+    sed -i 's/^request do_dw_alloc, /request do_dw_bitmaps_snapshot, "Remember the bitmaps as read (diskwright)",\
+\tdw_bitmaps_snapshot;\
+\
+request do_dw_bitmaps_flush, "Write the bitmap blocks changed since the snapshot (diskwright)",\
+\tdw_bitmaps_flush;\
+\
+&/' "$tree/debugfs/debug_cmds.ct"
+  fi
+  grep -q 'request do_dw_bitmaps_flush' "$tree/debugfs/debug_cmds.ct"
+  # debugfs.c includes dw_alloc.c, dw_open_check.c and dw_bitmaps.c: make it rebuild when they change.
   touch "$tree/debugfs/debugfs.c"
 }
 

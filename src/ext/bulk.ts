@@ -54,6 +54,12 @@ export interface BulkTarget {
    * command failed.
    */
   readonly openCheck?: { readonly onPassed: () => void };
+  /**
+   * Write only the bitmap blocks the run changed (debugfs `dw_bitmaps_snapshot` after the open,
+   * `dw_bitmaps_flush` at the end; wasm/lib/debugfs-dw-bitmaps.c): libext2fs rewrites every
+   * group's bitmaps on close otherwise. For runs of a few small changes.
+   */
+  readonly changedBitmapsOnly?: boolean;
 }
 
 /** The error lines of a debugfs run's stderr (what is not {@link isBenign}). */
@@ -73,7 +79,9 @@ export async function runDebugfsBatch(image: string, commands: readonly string[]
   for (let start = 0; start < commands.length; start += MAX_COMMANDS_PER_RUN) {
     throwIfAborted(signal);
     const check = target.openCheck && start === 0 ? [OPEN_CHECK_COMMAND] : [];
-    const stdin = `${[...check, ...commands.slice(start, start + MAX_COMMANDS_PER_RUN)].join('\n')}\n`;
+    const chunk = commands.slice(start, start + MAX_COMMANDS_PER_RUN);
+    const run = target.changedBitmapsOnly ? ['dw_bitmaps_snapshot', ...chunk, 'dw_bitmaps_flush'] : chunk;
+    const stdin = `${[...check, ...run].join('\n')}\n`;
     // debugfs echoes each command on stdout as it starts it ("debugfs: write …").
     let partial = '';
     const onOutput = onWrite

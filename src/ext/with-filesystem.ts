@@ -286,7 +286,7 @@ class OpenFilesystem {
     // The first batch sees the image as committed (nothing was staged before it): its debugfs
     // checks the open for the whole session.
     const openCheck = gate?.batchMayCheck && this.overlay.clean ? { openCheck: { onPassed: () => gate.passed() } } : {};
-    await runDebugfsBatch(this.image, commands, { overlay: this.overlay, offset: this.location.offset, step, initialMemory: heapFor(this.geometry), ...openCheck }, this.signal);
+    await runDebugfsBatch(this.image, commands, { overlay: this.overlay, offset: this.location.offset, step, initialMemory: heapFor(this.geometry), changedBitmapsOnly: true, ...openCheck }, this.signal);
   }
 
   /**
