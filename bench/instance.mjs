@@ -15,10 +15,11 @@
 // `qemu-img create -f qcow2 -b TEMPLATE -F raw` — alone (no identity inside: a lower bound) and
 // with the host edits, which cannot open a qcow2 (no qemu-nbd rootless, no guestfish here): the raw
 // host pipeline, then `qemu-img convert -O qcow2 -B TEMPLATE` to keep only what differs.
-// The thin create's time is mostly its final `e2fsck -fn` (pass 1 over the 1.3 M inodes of the
-// grown ext3, ~0.1 s of WASM CPU; the template's unused inode tables are holes, read as zeros
-// without a pread) plus the render and customize sessions (no open check: the final check gates
-// the private temp) — docs/instance.md, "Thin instances".
+// The thin create's time is mostly its final `e2fsck -fn` (~0.07 s of CPU: pass 1 steps over the
+// grown ext3's runs of all-zero unused inodes and passes 4/5 take unused runs from the bitmaps —
+// the e2fsck patches in wasm/lib/ — and the template's unused inode tables are holes, read as
+// zeros without a pread) plus the render and customize sessions (no open check: the final check
+// gates the private temp) — docs/instance.md, "Thin instances".
 // Also the CLI in a fresh process per run (module loading included). Prints medians of several
 // runs (variants interleaved, `sync` before each, so load swings hit all of them) and the ratios.
 // Target: diskwright ≤ 1.0× host.

@@ -27,10 +27,15 @@ static ext2_ino_t dw_pass4_skip_unused(e2fsck_t ctx, ext2_ino_t i)
 		end = fs->super->s_inodes_count;
 	if (end <= i)
 		return i;
-	if (ext2fs_find_first_set_inode_bitmap2(ctx->inode_used_map, i + 1,
-						end, &next) == 0)
+	switch (ext2fs_find_first_set_inode_bitmap2(ctx->inode_used_map, i + 1,
+						    end, &next)) {
+	case 0:
 		return next - 1;
-	return end;
+	case ENOENT:		/* none used up to `end` */
+		return end;
+	default:		/* cannot tell: no skip */
+		return i;
+	}
 }
 #endif
 
