@@ -48,6 +48,24 @@ unpack() {
   dpkg-source -x "$src/e2fsprogs_$version.dsc" "$build/e2fsprogs" >/dev/null
 }
 
+# debugfs_command LIB ANCHOR "NAME|HELP"...: one of diskwright's debugfs commands. wasm/lib/LIB
+# is included at the end of debugfs/debugfs.c (as dw_….c) and each NAME is registered in
+# debug_cmds.ct just before ANCHOR's request (idempotent, like every patch here).
+debugfs_command() {
+  local tree="$build/e2fsprogs" lib="$1" anchor="$2" file request text=''
+  shift 2
+  file="${lib#debugfs-}"
+  file="${file//-/_}"
+  cp "$here/lib/$lib" "$tree/debugfs/$file"
+  grep -q "#include \"$file\"" "$tree/debugfs/debugfs.c" || printf '\n#include "%s" /* diskwright */\n' "$file" >> "$tree/debugfs/debugfs.c"
+  for request in "$@"; do
+    grep -q "^request do_${request%%|*}, " "$tree/debugfs/debug_cmds.ct" && continue
+    text+="request do_${request%%|*}, \"${request#*|}\",\\"$'\n'"\\t${request%%|*};\\"$'\n'"\\"$'\n'
+  done
+  [[ -z "$text" ]] || sed -i "s/^request do_$anchor, /$text&/" "$tree/debugfs/debug_cmds.ct"
+  for request in "$@"; do grep -q "^request do_${request%%|*}, " "$tree/debugfs/debug_cmds.ct"; done
+}
+
 # Source patches (idempotent; also applied by --relink so an existing tree picks them up).
 patch_source() {
   local tree="$build/e2fsprogs"
@@ -136,40 +154,14 @@ extern int dw_gethostname(char *name, size_t len);\
   touch "$tree/e2fsck/pass4.c" "$tree/e2fsck/pass5.c"
   # debugfs `dw_alloc FILE BLOCKS`: allocate a large file's blocks without writing them
   # (lib/debugfs-dw-alloc.c says why); diskwright writes the data itself in large writes.
-  cp "$here/lib/debugfs-dw-alloc.c" "$tree/debugfs/dw_alloc.c"
-  grep -q '#include "dw_alloc.c"' "$tree/debugfs/debugfs.c" || printf '\n#include "dw_alloc.c" /* diskwright */\n' >> "$tree/debugfs/debugfs.c"
-  if ! grep -q do_dw_alloc "$tree/debugfs/debug_cmds.ct"; then
-    sed -i 's/^request do_fallocate, "Allocate uninitialized blocks to an inode",$/request do_dw_alloc, "Allocate a file'"'"'s blocks without writing them (diskwright)",\
-\tdw_alloc;\
-\
-&/' "$tree/debugfs/debug_cmds.ct"
-  fi
-  grep -q 'request do_dw_alloc' "$tree/debugfs/debug_cmds.ct"
+  debugfs_command debugfs-dw-alloc.c fallocate "dw_alloc|Allocate a file's blocks without writing them (diskwright)"
   # debugfs `dw_open_check`: refuse what e2fsprogs 1.47 would not open (lib/debugfs-dw-open-check.c
   # says why); a write session's batch starts with it instead of a separate dumpe2fs run.
-  cp "$here/lib/debugfs-dw-open-check.c" "$tree/debugfs/dw_open_check.c"
-  grep -q '#include "dw_open_check.c"' "$tree/debugfs/debugfs.c" || printf '\n#include "dw_open_check.c" /* diskwright */\n' >> "$tree/debugfs/debugfs.c"
-  if ! grep -q do_dw_open_check "$tree/debugfs/debug_cmds.ct"; then
-    sed -i 's/^request do_dw_alloc, /request do_dw_open_check, "Refuse what e2fsprogs 1.47 would not open (diskwright)",\
-\tdw_open_check;\
-\
-&/' "$tree/debugfs/debug_cmds.ct"
-  fi
-  grep -q 'request do_dw_open_check' "$tree/debugfs/debug_cmds.ct"
+  debugfs_command debugfs-dw-open-check.c dw_alloc "dw_open_check|Refuse what e2fsprogs 1.47 would not open (diskwright)"
   # debugfs `dw_bitmaps_snapshot` / `dw_bitmaps_flush`: write only the bitmap blocks a batch
   # changed (lib/debugfs-dw-bitmaps.c says why).
-  cp "$here/lib/debugfs-dw-bitmaps.c" "$tree/debugfs/dw_bitmaps.c"
-  grep -q '#include "dw_bitmaps.c"' "$tree/debugfs/debugfs.c" || printf '\n#include "dw_bitmaps.c" /* diskwright */\n' >> "$tree/debugfs/debugfs.c"
-  if ! grep -q do_dw_bitmaps_flush "$tree/debugfs/debug_cmds.ct"; then
-    sed -i 's/^request do_dw_alloc, /request do_dw_bitmaps_snapshot, "Remember the bitmaps as read (diskwright)",\
-\tdw_bitmaps_snapshot;\
-\
-request do_dw_bitmaps_flush, "Write the bitmap blocks changed since the snapshot (diskwright)",\
-\tdw_bitmaps_flush;\
-\
-&/' "$tree/debugfs/debug_cmds.ct"
-  fi
-  grep -q 'request do_dw_bitmaps_flush' "$tree/debugfs/debug_cmds.ct"
+  debugfs_command debugfs-dw-bitmaps.c dw_alloc "dw_bitmaps_snapshot|Remember the bitmaps as read (diskwright)" \
+    "dw_bitmaps_flush|Write the bitmap blocks changed since the snapshot (diskwright)"
   # debugfs.c includes dw_alloc.c, dw_open_check.c and dw_bitmaps.c: make it rebuild when they change.
   touch "$tree/debugfs/debugfs.c"
 }
