@@ -3,7 +3,7 @@ import { lutimes as hostLutimes, lstat as hostLstat, readdir as hostReaddir, rea
 import { join, resolve } from 'node:path';
 import { DiskwrightError, InvalidArgumentError, LimitError, throwIfAborted } from '../errors.js';
 import { withAtomicOutput, withAtomicPath } from '../io/index.js';
-import { SparseFdWriter, SparseFileWriter } from '../io/sparse-write.js';
+import { SparseFileWriter } from '../io/sparse-write.js';
 import { BULK_FILE_BYTES, BULK_TREE_ENTRIES, debugfsQuote, sizeCommands, type BulkPutPlan } from './bulk.js';
 import { parseDirectory } from './dirent.js';
 import { mapExtError } from './errors-map.js';
@@ -785,13 +785,13 @@ export class Ext2fsSession implements FilesystemSession {
           hostPath,
           async (handle) => {
             // Holes stay holes (all-zero blocks are not written): the copy is as sparse as the file.
-            const out = new SparseFileWriter(handle);
+            const out = new SparseFileWriter(handle.fd);
             for await (const chunk of this.fileChunks(p)) {
-              await out.write(chunk);
+              out.write(chunk);
               summary.bytes += chunk.length;
               options.onProgress?.({ bytes: summary.bytes, total: s.size });
             }
-            await out.finish();
+            out.finish();
             await handle.chmod(s.mode & 0o7777);
             const times = this.hostTimes(s);
             await handle.utimes(times.atime, times.mtime);
@@ -866,7 +866,7 @@ export class Ext2fsSession implements FilesystemSession {
       } else if (kind === 'file') {
         const fd = openSync(hostChild, 'wx', 0o600);
         try {
-          const out = new SparseFdWriter(fd);
+          const out = new SparseFileWriter(fd);
           for await (const chunk of this.fileChunks(child)) {
             out.write(chunk);
             summary.bytes += chunk.length;

@@ -18,7 +18,7 @@ describe('SparseFileWriter', async () => {
           const path = join(dir, 'out.bin');
           const handle = await open(path, 'w');
           try {
-            const writer = new SparseFileWriter(handle);
+            const writer = new SparseFileWriter(handle.fd);
             for (let at = 0, i = 0; at < content.length; i += 1) {
               const n = Math.min(chunking[i % chunking.length]!, content.length - at);
               await writer.write(content.subarray(at, at + n));
@@ -39,7 +39,7 @@ describe('SparseFileWriter', async () => {
   it('makes a file of zeros a hole only', async () => {
     const path = join(dir, 'zeros.bin');
     const handle = await open(path, 'w');
-    const writer = new SparseFileWriter(handle);
+    const writer = new SparseFileWriter(handle.fd);
     for (let i = 0; i < 16; i += 1) await writer.write(Buffer.alloc(1 << 20));
     await writer.finish();
     await handle.close();
