@@ -105,9 +105,13 @@ export class FreeBlockWriter {
 
   private writeInPlace(bytes: Uint8Array, position: number): void {
     this.changeInPlace(position, bytes.length, true, () => {
-      this.base.write(bytes, position);
-      // Large files are written in big pieces: the disk starts on each while the next is read.
-      this.base.startWriteback?.(position, bytes.length);
+      const base = this.base;
+      if (base.writeBulk) base.writeBulk(bytes, position);
+      else {
+        base.write(bytes, position);
+        // Large files are written in big pieces: the disk starts on each while the next is read.
+        base.startWriteback?.(position, bytes.length);
+      }
     });
   }
 

@@ -1,4 +1,4 @@
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { DiskwrightError } from '../errors.js';
 import { checkRange } from './bounds.js';
 import { hostError } from './host-error.js';
@@ -6,6 +6,7 @@ import { fileAllocation } from './seek-data.js';
 import type { AllocationExtent, Disk } from './types.js';
 import { nativeExtensions } from './native.js';
 import { startWriteback } from './io-hints.js';
+import { libc } from './libc.js';
 
 /** Punch-hole support (fallocate PUNCH_HOLE on Linux) from fs-native-extensions; see lock.ts. */
 interface Trim {
@@ -23,6 +24,9 @@ function nativeTrim(): Trim | undefined {
   return trim ?? undefined;
 }
 
+/** O_DIRECT alignment of {@link RawFileDisk.writeBulk} (positions, lengths, buffer address): covers 512e and 4Kn devices. */
+const DIRECT_PAGE = 4096;
+
 /** Bytes per zero-fill write when the host cannot punch holes. */
 const ZERO_SPAN = 1 << 20;
 const ZEROS = Buffer.alloc(ZERO_SPAN);
@@ -35,6 +39,8 @@ export class RawFileDisk implements Disk {
   readonly format = 'raw' as const;
   private currentSize: number;
   private fdOrClosed: number | undefined;
+  /** {@link writeBulk}'s O_DIRECT descriptor: undefined until first needed, null where refused. */
+  private direct: number | null | undefined;
 
   private constructor(
     readonly path: string,
@@ -108,6 +114,55 @@ export class RawFileDisk implements Disk {
     }
   }
 
+  /**
+   * Writes bulk file data (fs put's copy into free blocks): its whole 4 KiB pages with O_DIRECT
+   * from a 4 KiB-aligned buffer, the rest as {@link write} plus write-back started. A buffered
+   * write of fresh data first has the kernel find and fill page-cache pages for it, and on this VM
+   * that ran at 300–500 MiB/s (new pages come from the hypervisor), while O_DIRECT writes went to
+   * the device at ~1.7 GiB/s: a 100 MiB put into the seed's p1 took 0.32 s buffered, 0.16 s direct,
+   * host debugfs + sync 0.24 s (5 interleaved rounds, medians; 800 MiB: 3.9 s, 1.4 s, 3.4 s).
+   * O_DIRECT is coherent with the page cache (the kernel writes back and drops cached pages of the
+   * range first) and {@link flush} (fdatasync of the file, whichever descriptor wrote it) makes it
+   * durable with the rest. Where the host refuses O_DIRECT (tmpfs, some FUSE and network
+   * filesystems: EINVAL) the whole piece is written buffered, and so is everything after.
+   */
+  writeBulk(buffer: Uint8Array, position: number): void {
+    this.requireWritable();
+    checkRange(this.path, this.currentSize, position, buffer.length);
+    const direct = position % DIRECT_PAGE === 0 ? this.directDescriptor() : undefined;
+    const whole = buffer.length - (buffer.length % DIRECT_PAGE);
+    const sys = libc();
+    let done = 0;
+    if (direct !== undefined && whole > 0 && sys !== undefined && (sys.address(buffer) % BigInt(DIRECT_PAGE)) === 0n) {
+      try {
+        while (done < whole) done += writeSync(direct, buffer, done, whole - done, position + done);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw hostError(error, this.path, 'write', position + done);
+        // Refused after all (an alignment this device wants): buffered from here on.
+        this.direct = null;
+        closeSync(direct);
+      }
+    }
+    if (done < buffer.length) {
+      const rest = buffer.subarray(done);
+      this.write(rest, position + done);
+      this.startWriteback(position + done, rest.length);
+    }
+  }
+
+  /** The O_DIRECT descriptor of this file for {@link writeBulk}; undefined where the host refuses one. */
+  private directDescriptor(): number | undefined {
+    if (this.direct === undefined) {
+      try {
+        // The same open file (never a second open by name: the path may have been replaced).
+        this.direct = openSync(`/proc/self/fd/${this.fd}`, constants.O_WRONLY | constants.O_DIRECT);
+      } catch {
+        this.direct = null;
+      }
+    }
+    return this.direct ?? undefined;
+  }
+
   startWriteback(position: number, length: number): void {
     if (this.readOnly) return;
     startWriteback(this.fd, position, length);
@@ -167,6 +222,8 @@ export class RawFileDisk implements Disk {
     if (this.fdOrClosed === undefined) return;
     const fd = this.fdOrClosed;
     this.fdOrClosed = undefined;
+    if (typeof this.direct === 'number') closeSync(this.direct);
+    this.direct = undefined;
     closeSync(fd);
   }
 

@@ -53,6 +53,11 @@ export interface Disk {
    * durable by itself.
    */
   startWriteback?(position: number, length: number): void;
+  /**
+   * Optional: {@link write} for bulk file data, the way this format writes it fastest (a raw file:
+   * O_DIRECT for whole aligned pages). Same result and durability contract as write.
+   */
+  writeBulk?(buffer: Uint8Array, position: number): void;
   /** The range reads as zeros afterwards; storage is released where the format can. */
   discard(position: number, length: number): void;
   /**

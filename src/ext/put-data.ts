@@ -1,5 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { readAhead } from '../disk/io-hints.js';
+import { ReadLane } from '../io/source.js';
 import { fileAllocation } from '../disk/seek-data.js';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
 import type { ProgressCallback } from '../io/progress.js';
@@ -134,7 +135,8 @@ export async function copyIntoExtents(
 ): Promise<void> {
   const { size, fd } = source;
   let copied = 0;
-  const buffer = Buffer.allocUnsafe(COPY_CHUNK);
+  // Page-aligned, so a raw image takes the copy with O_DIRECT (Disk.writeBulk).
+  const buffer = new ReadLane(COPY_CHUNK).buffer;
   for (const extent of extents) {
     const start = extent.logical * blockSize;
     const end = Math.min((extent.logical + extent.length) * blockSize, size);
