@@ -10,8 +10,9 @@
 // (`sync`) and the run's input is evicted from the page cache (fadvise DONTNEED), so both tools
 // read it cold with their binaries warm; `--drop-caches` drops the whole page cache instead (root),
 // which also starts both tools cold, except node's binary, which the bench process keeps mapped.
-// The order of the three timed methods rotates every round (no method always runs first, or
-// right after the previous case's write-back); medians, and the median of the per-round ratios.
+// The order of the three timed methods changes every round, through all six permutations (each
+// method runs first, and right after each other method, equally often); medians, and the median
+// of the per-round ratios.
 // diskwright fsyncs its output before the rename; qemu-img does not (cache=unsafe for the
 // output), so it is timed twice: alone, and followed by `sync FILE` (equal durability, the
 // target's anchor). diskwright runs as users run it: the `bin` file itself, whose shebang starts
@@ -22,7 +23,7 @@
 // CI images), without it too.
 // Figures and what the time is made of: docs/qcow2.md, "Speed".
 //
-//   node bench/qcow2.mjs [--runs 5] [--keep] [--drop-caches] [--data-size 768M]
+//   node bench/qcow2.mjs [--runs 6] [--keep] [--drop-caches] [--data-size 768M]
 //                        [--cases raw-qcow2,raw-qcow2-c,qcow2-raw,extract]
 //
 // Run after `npm run build`.
@@ -36,7 +37,7 @@ import { parseArgs } from 'node:util';
 import { makeSeed } from '../fixtures/make-seed.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, keep: { type: 'boolean', default: false }, 'data-size': { type: 'string', default: '768M' }, cases: { type: 'string' }, 'drop-caches': { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '6' }, keep: { type: 'boolean', default: false }, 'data-size': { type: 'string', default: '768M' }, cases: { type: 'string' }, 'drop-caches': { type: 'boolean', default: false } } });
 const runs = Number(values.runs);
 const outDir = join(here, 'out', 'qcow2');
 const inputDir = join(here, 'out', 'qcow2-input');
@@ -126,6 +127,15 @@ const methods = [
   { key: 'anchor', sync: false },
   { key: 'anchorSync', sync: true },
 ];
+/** Every order of the three methods: round r runs ORDERS[r % 6]. */
+const ORDERS = [
+  [0, 1, 2],
+  [1, 2, 0],
+  [2, 0, 1],
+  [0, 2, 1],
+  [2, 1, 0],
+  [1, 0, 2],
+];
 const results = cases.map(() => ({ ours: [], anchor: [], anchorSync: [] }));
 const loadAtStart = loadavg()[0];
 const nodeStart = [];
@@ -152,10 +162,14 @@ for (let round = 0; round < runs; round++) {
   }
   for (const [i, c] of cases.entries()) {
     const r = results[i];
-    // The order rotates every round: no method always runs first after the previous case (whose
-    // write-back and freed blocks the next run may still meet) or right after another one.
-    for (let k = 0; k < methods.length; k++) {
-      const { key, sync } = methods[(k + round) % methods.length];
+    // The order goes through all six permutations of the three methods, one per round (so
+    // `--runs 6` and its multiples are balanced): each method runs first, and right after each
+    // other method, equally often. A plain rotation put qemu-img + sync right after qemu-img in
+    // two rounds of three, and a run right after the same tool was faster on this VM (extract from
+    // a qcow2, qemu-img after qemu-img 0.68-0.93 s, after diskwright 0.88-1.53 s; diskwright the
+    // same either way: docs/qcow2.md, "Speed"), which favoured the anchor.
+    for (const index of ORDERS[round % ORDERS.length]) {
+      const { key, sync } = methods[index];
       const file = out(`${i}-${key}`);
       await prepare(file, [c.input]);
       t0 = performance.now();
@@ -177,7 +191,7 @@ if (!canDrop) console.log('(page cache not dropped: not root)');
 console.log(values['drop-caches'] ? 'whole page cache dropped before every run (tools start cold)' : 'input evicted from the page cache before every run (tools warm)');
 const { stdout: du } = await execa('du', ['-k', input]);
 console.log(
-  `input: ${input}, ${SIZE / 2 ** 30} GiB, ${(Number(du.split('\t')[0]) / 2 ** 20).toFixed(2)} GiB allocated; ${runs} rounds (order rotated each round), medians; ` +
+  `input: ${input}, ${SIZE / 2 ** 30} GiB, ${(Number(du.split('\t')[0]) / 2 ** 20).toFixed(2)} GiB allocated; ${runs} rounds (each a different order of the three methods), medians; ` +
     `node -e 0 start${values['drop-caches'] ? ' (cold)' : ''} ${median(nodeStart).toFixed(2)} s${extraCerts ? ` (${median(nodeStartBare).toFixed(2)} s without NODE_EXTRA_CA_CERTS)` : ''}; load ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end`,
 );
 for (const [i, c] of cases.entries()) {
