@@ -168,6 +168,18 @@ export class SourceReader {
     }
   }
 
+  /**
+   * Reads `target.length` bytes at `position` into `target` itself: with O_DIRECT where
+   * {@link readDirect} can, else through the page cache straight into `target` (no lane, no
+   * copy). Returns the count, short only at end of file.
+   */
+  async readInto(target: Buffer, position: number): Promise<number> {
+    const direct = await this.readDirect(target, position);
+    if (direct !== undefined) return direct;
+    if (this.closed) throw new Error('SourceReader used after close');
+    return this.fill(this.bufferedFd, target, target.length, position, false);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -38,7 +38,8 @@ function unwrap(disk: Disk): { base: Disk; offset: number } {
  * the page cache) and several reads in flight; a qcow2 image by reading its host data runs
  * directly, several at once, zero-filling what is unallocated; anything else (compressed
  * clusters, backing layers, other Disks) through the synchronous Disk read. `direct: false`
- * reads a raw file through the page cache.
+ * reads a raw file through the page cache; a qcow2's data runs are read through it unless
+ * `direct: true`.
  */
 export function openChunkSource(source: Disk, maxChunk: number, lanes: number, options: { direct?: boolean } = {}): ChunkSource {
   const { base, offset } = unwrap(source);
@@ -63,14 +64,23 @@ function rawSource(disk: RawFileDisk, offset: number, maxChunk: number, count: n
 }
 
 function qcow2Source(disk: Qcow2Disk, offset: number, maxChunk: number, count: number, direct: boolean | undefined): ChunkSource {
-  // The data runs are read from the image's own file with O_DIRECT where allowed (as a raw file
-  // is): measured on the seed's qcow2, cold, buffered reads took 2–3× longer.
-  const reader = SourceReader.forRawDisk({ fd: disk.hostFd, path: disk.path, size: disk.fileLength }, maxChunk, { direct });
+  // The data runs are read from the image's own file through the page cache, straight into the
+  // chunk buffer (readInto: no copy), or with O_DIRECT when asked (`direct: true`). Measured
+  // 2026-12-02 (extract p1 from the bench's qcow2, single-run sequences, docs/qcow2.md): buffered
+  // 0.73–1.39 s (median 0.98) against O_DIRECT 1.17–1.29 s (1.21) on a quiet VM, alike (~2.35 s)
+  // beside a CPU burner and a write loop; an earlier round had measured buffered 2–3× slower
+  // cold, with the bounce copy this path no longer makes.
+  const reader = SourceReader.forRawDisk({ fd: disk.hostFd, path: disk.path, size: disk.fileLength }, maxChunk, { direct: direct === true });
   // Each chunk's buffer is an aligned lane itself, so aligned data runs (whole clusters of 4 KiB
   // and more at aligned guest offsets: every run of a usual qcow2) are read straight into it; a
   // bounce lane per chunk buffer serves the others (and reads without O_DIRECT) with one copy.
   const chunks: ReadLane[] = Array.from({ length: count }, () => reader.createLane());
   const bounce: (ReadLane | undefined)[] = new Array(count);
+  const readBounced = async (lane: number, position: number, length: number, part: Buffer): Promise<number> => {
+    const bytes = await reader.read((bounce[lane] ??= reader.createLane()), position, length);
+    part.set(bytes);
+    return bytes.length;
+  };
   return {
     lanes: count,
     async read(chunk, lane) {
@@ -88,12 +98,7 @@ function qcow2Source(disk: Qcow2Disk, offset: number, maxChunk: number, count: n
           part.fill(0);
           continue;
         }
-        let got = target.aligned && at % DIRECT_ALIGN === 0 ? await reader.readDirect(part, e.host) : undefined;
-        if (got === undefined) {
-          const bytes = await reader.read((bounce[lane] ??= reader.createLane()), e.host, e.length);
-          part.set(bytes);
-          got = bytes.length;
-        }
+        const got = target.aligned && at % DIRECT_ALIGN === 0 ? await reader.readInto(part, e.host) : await readBounced(lane, e.host, e.length, part);
         // Past the end of the file reads as zeros, as in Disk.read.
         part.fill(0, got);
       }
