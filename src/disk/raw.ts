@@ -123,8 +123,8 @@ export class RawFileDisk implements Disk {
    * host debugfs + sync 0.24 s (5 interleaved rounds, medians; 800 MiB: 3.9 s, 1.4 s, 3.4 s).
    * O_DIRECT is coherent with the page cache (the kernel writes back and drops cached pages of the
    * range first) and {@link flush} (fdatasync of the file, whichever descriptor wrote it) makes it
-   * durable with the rest. Where the host refuses O_DIRECT (tmpfs, some FUSE and network
-   * filesystems: EINVAL) the whole piece is written buffered, and so is everything after.
+   * durable with the rest. Where the host refuses O_DIRECT (tmpfs before Linux 6.6, some FUSE
+   * and network filesystems: EINVAL) the rest is written buffered, and so is everything after.
    */
   writeBulk(buffer: Uint8Array, position: number): void {
     this.requireWritable();

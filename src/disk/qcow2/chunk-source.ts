@@ -71,9 +71,9 @@ function qcow2Source(disk: Qcow2Disk, offset: number, maxChunk: number, count: n
   // beside a CPU burner and a write loop; an earlier round had measured buffered 2–3× slower
   // cold, with the bounce copy this path no longer makes.
   const reader = SourceReader.forRawDisk({ fd: disk.hostFd, path: disk.path, size: disk.fileLength }, maxChunk, { direct: direct === true });
-  // Each chunk's buffer is an aligned lane itself, so aligned data runs (whole clusters of 4 KiB
-  // and more at aligned guest offsets: every run of a usual qcow2) are read straight into it; a
-  // bounce lane per chunk buffer serves the others (and reads without O_DIRECT) with one copy.
+  // Each chunk's buffer is an aligned lane itself, so a data run at an aligned place in it (every
+  // run of a usual qcow2 at an aligned guest offset) is read straight into it; a bounce lane per
+  // chunk buffer serves the others (a partition at sector 63) with one copy.
   const chunks: ReadLane[] = Array.from({ length: count }, () => reader.createLane());
   const bounce: (ReadLane | undefined)[] = new Array(count);
   const readBounced = async (lane: number, position: number, length: number, part: Buffer): Promise<number> => {
