@@ -42,7 +42,11 @@ export interface CopyOptions {
   readonly chunkSize?: number | readonly number[];
   /** Reads in flight (default {@link DEFAULT_CONCURRENCY}). */
   readonly concurrency?: number;
-  /** Use O_DIRECT reads when the source filesystem allows them (default true). */
+  /**
+   * O_DIRECT reads where the source filesystem allows them: a raw source uses them unless this is
+   * false; a qcow2's data runs only when this is true (default: through the page cache;
+   * src/disk/qcow2/chunk-source.ts says why).
+   */
   readonly direct?: boolean;
 }
 

@@ -174,9 +174,9 @@ export class SourceReader {
    * copy). Returns the count, short only at end of file.
    */
   async readInto(target: Buffer, position: number): Promise<number> {
+    // readDirect refuses a closed reader; undefined: no O_DIRECT for this read.
     const direct = await this.readDirect(target, position);
     if (direct !== undefined) return direct;
-    if (this.closed) throw new Error('SourceReader used after close');
     return this.fill(this.bufferedFd, target, target.length, position, false);
   }
 
