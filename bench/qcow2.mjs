@@ -136,7 +136,7 @@ const ORDERS = [
   [2, 1, 0],
   [1, 0, 2],
 ];
-const results = cases.map(() => ({ ours: [], anchor: [], anchorSync: [] }));
+const results = cases.map(() => ({ ours: [], anchor: [], anchorSync: [], position: { ours: [[], [], []], anchor: [[], [], []], anchorSync: [[], [], []] } }));
 const loadAtStart = loadavg()[0];
 const nodeStart = [];
 const nodeStartBare = [];
@@ -168,7 +168,7 @@ for (let round = 0; round < runs; round++) {
     // two rounds of three, and a run right after the same tool was faster on this VM (extract from
     // a qcow2, qemu-img after qemu-img 0.68-0.93 s, after diskwright 0.88-1.53 s; diskwright the
     // same either way: docs/qcow2.md, "Speed"), which favoured the anchor.
-    for (const index of ORDERS[round % ORDERS.length]) {
+    for (const [position, index] of ORDERS[round % ORDERS.length].entries()) {
       const { key, sync } = methods[index];
       const file = out(`${i}-${key}`);
       await prepare(file, [c.input]);
@@ -176,6 +176,7 @@ for (let round = 0; round < runs; round++) {
       await (key === 'ours' ? c.ours : c.anchor)(file);
       if (sync) await execa('sync', [file]);
       r[key].push((performance.now() - t0) / 1000);
+      r.position[key][position].push(r[key].at(-1));
     }
     if (round === runs - 1) {
       const compared = await execa('qemu-img', c.compareWith(out(`${i}-ours`), i), { reject: false });
@@ -206,6 +207,10 @@ for (const [i, c] of cases.entries()) {
     `${c.name.padEnd(16)} diskwright ${ours.toFixed(2)} s (fsync) | qemu-img + sync ${anchorSync.toFixed(2)} s, ratio ${(ours / anchorSync).toFixed(2)}× (per round: median ${paired.toFixed(2)}×) | ` +
       `qemu-img ${anchor.toFixed(2)} s (no fsync), ratio ${(ours / anchor).toFixed(2)}× | allocated ${(ourKiB / 1024).toFixed(0)} MiB vs ${(anchorKiB / 1024).toFixed(0)} MiB | output ${identical ? 'identical' : 'DIFFERENT'}`,
   );
+  // Where in the round a run came: on this VM the last of three is often the slow one (docs/qcow2.md,
+  // "Speed": pages freed more than ~1 s earlier are handed back to the hypervisor).
+  const byPosition = (key) => r.position[key].map((xs) => (xs.length ? median(xs).toFixed(2) : '-')).join('/');
+  console.log(`${''.padEnd(16)} median by place in the round (first/second/third): diskwright ${byPosition('ours')} | qemu-img + sync ${byPosition('anchorSync')} | qemu-img ${byPosition('anchor')}`);
   console.log(`${''.padEnd(16)} runs: diskwright ${r.ours.map((t) => t.toFixed(2)).join(' ')} | qemu-img + sync ${r.anchorSync.map((t) => t.toFixed(2)).join(' ')} | qemu-img ${r.anchor.map((t) => t.toFixed(2)).join(' ')}`);
 }
 if (!values.keep) await rm(outDir, { recursive: true, force: true });
