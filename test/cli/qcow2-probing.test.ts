@@ -75,3 +75,46 @@ describe('diskwright records the format of the raw disks it makes', () => {
     expect(run.trace).not.toContain(sentinel);
   });
 });
+
+describe('create --backing never records a format guess', () => {
+  it('a backing file that only looks like a qcow2 is refused unless --backing-format says so, and its backing file is never opened', async () => {
+    const disk = join(dir, 'guest-raw.img');
+    writeFileSync(disk, Buffer.alloc(8 * 1024 * 1024));
+    plantQcow2Header(disk, sentinel, dir);
+    const overlay = join(dir, 'over-guest.qcow2');
+    const refused = await tracedCli(dir, ['create', overlay, '--format', 'qcow2', '--backing', disk]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/looks like a qcow2 image, but nothing says it is one.*\[E_UNTRUSTED_BACKING\]/);
+    expect(refused.stderr).toMatch(/--backing-format qcow2/);
+    expect(refused.trace).not.toContain(sentinel);
+    expect(() => readFileSync(overlay)).toThrow();
+    // Read as what it is, a raw disk: the overlay shows its bytes, header and all, and nothing else.
+    expect((await runInProcess(['create', overlay, '--format', 'qcow2', '--backing', disk, '--backing-format', 'raw'])).code).toBe(0);
+    const flat = join(dir, 'over-guest.raw');
+    const converted = await tracedCli(dir, ['convert', overlay, flat]);
+    expect(converted.code).toBe(0);
+    expect(converted.trace).not.toContain(sentinel);
+    expect(Buffer.compare(readFileSync(flat), readFileSync(disk))).toBe(0);
+  });
+
+  it('a qcow2 diskwright recorded, or one named with --backing-format qcow2, is taken with its chain', async () => {
+    const base = join(dir, 'base.raw');
+    writeFileSync(base, Buffer.alloc(1024 * 1024, 7));
+    const mid = join(dir, 'mid.qcow2');
+    expect((await runInProcess(['create', mid, '--format', 'qcow2', '--backing', base, '--backing-format', 'raw'])).code).toBe(0);
+    const top = join(dir, 'top.qcow2');
+    expect((await runInProcess(['create', top, '--format', 'qcow2', '--backing', mid])).code).toBe(0);
+    // A qemu-made qcow2 carries no record: --backing-format qcow2 is the user's word for it.
+    const foreign = join(dir, 'foreign-mid.qcow2');
+    await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'raw', foreign]);
+    const top2 = join(dir, 'top2.qcow2');
+    const guessed = await runInProcess(['create', top2, '--format', 'qcow2', '--backing', foreign]);
+    expect(guessed.stderr).toMatch(/E_UNTRUSTED_BACKING/);
+    expect((await runInProcess(['create', top2, '--format', 'qcow2', '--backing', foreign, '--backing-format', 'qcow2'])).code).toBe(0);
+    for (const image of [top, top2]) {
+      const out = join(dir, `${image.endsWith('2.qcow2') ? 'b' : 'a'}-flat.raw`);
+      expect((await runInProcess(['convert', image, out])).code).toBe(0);
+      expect(Buffer.compare(readFileSync(out), readFileSync(base))).toBe(0);
+    }
+  });
+});

@@ -20,7 +20,9 @@ Options:
       --format F    raw (default) or qcow2
       --cluster-size N  qcow2 cluster size, 512 to 2M (default 64K)
       --backing FILE    qcow2 overlay on FILE (the size defaults to FILE's)
-      --backing-format F  raw or qcow2 (default: what diskwright recorded on FILE, else its magic)
+      --backing-format F  raw or qcow2 (default: what diskwright recorded on FILE; else raw
+                        when FILE has no qcow2 magic; a FILE that only looks like a qcow2
+                        needs --backing-format qcow2)
   -f, --force       replace IMAGE if it exists
       --allow-unaligned  allow a size that is not a multiple of 512 bytes
       --json        print {"output","size","format",…} on stdout

@@ -12,7 +12,11 @@ export interface CreateQcow2ImageOptions {
   readonly clusterSize?: number;
   /** Backing file as it will be stored; relative names are relative to the new image's directory. */
   readonly backingFile?: string;
-  /** Default: the format diskwright recorded on the backing file, else its magic. */
+  /**
+   * Default: the format diskwright recorded on the backing file; else raw when it has no qcow2
+   * magic. A backing file that only looks like a qcow2 is refused (E_UNTRUSTED_BACKING) unless
+   * this says so: the new image would otherwise follow the backing files its header names.
+   */
   readonly backingFormat?: DiskFormat;
   readonly overwrite?: boolean;
   readonly signal?: AbortSignal;
@@ -35,8 +39,22 @@ export async function createQcow2Image(path: string, options: CreateQcow2ImageOp
   let backingFormat = options.backingFormat;
   if (options.backingFile !== undefined) {
     const backingPath = resolveBacking(path, options.backingFile);
-    backingFormat ??= resolveFormat(backingPath, undefined).format;
-    // The user named this backing file: its own chain is trusted as if --format had been given.
+    if (backingFormat === undefined) {
+      const resolved = resolveFormat(backingPath, undefined);
+      // Only the magic says qcow2: a raw disk a guest wrote a qcow2 header into (naming, say,
+      // /etc/shadow as its backing file) looks exactly like this. Recording the guess in the new
+      // image's header would make every later open trust that chain (docs/qcow2.md, "The
+      // backing-file rule"), so the user has to say it; qemu-img too refuses -b without -F.
+      if (resolved.source === 'probed' && resolved.format === 'qcow2') {
+        throw new DiskwrightError('E_UNTRUSTED_BACKING', `backing file ${options.backingFile} looks like a qcow2 image, but nothing says it is one`, {
+          path: backingPath,
+          hint: 'if it is, pass --backing-format qcow2 (the backing files its header names are then read through it); if it is a raw disk, --backing-format raw',
+        });
+      }
+      backingFormat = resolved.format;
+    }
+    // The user named this backing file and its format (or diskwright recorded it): its own chain
+    // is trusted as if --format had been given.
     const backing = openImage(backingPath, { format: backingFormat, readOnly: true });
     try {
       size ??= backing.size;
