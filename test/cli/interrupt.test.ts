@@ -414,4 +414,25 @@ describe('an IMAGE that would block the open', () => {
     }
     expect((await readdir(work)).sort()).toEqual(['fifo']);
   }, 60_000);
+
+  it('a FIFO named as a backing file is refused at once: by a trusted chain\'s header, and by create --backing', async () => {
+    const work = await tempDir();
+    const fifo = join(work, 'ff');
+    await execa('mkfifo', [fifo]);
+    // qemu-img -u: the header names the FIFO without qemu opening it.
+    const overlay = join(work, 'bo.qcow2');
+    await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-b', fifo, '-F', 'raw', overlay, '1M']);
+    const commands = [
+      ['convert', '--format', 'qcow2', overlay, join(work, 'bo.raw')],
+      ['info', '--format', 'qcow2', overlay],
+      ['create', join(work, 'bo2.qcow2'), '--format', 'qcow2', '--backing', fifo, '--backing-format', 'raw'],
+      ['create', join(work, 'bo3.qcow2'), '--format', 'qcow2', '--backing', fifo, '--size', '1M'],
+    ];
+    const results = await Promise.all(commands.map((args) => runBin(args, { timeout: 20_000 })));
+    for (const [i, result] of results.entries()) {
+      expect(result.code, `${commands[i]!.join(' ')}: ${result.stderr}`).toBe(2);
+      expect(result.stderr).toMatch(/is not a regular file \(it is a FIFO\).*\[E_INVALID_ARGUMENT\]/);
+    }
+    expect((await readdir(work)).sort()).toEqual(['bo.qcow2', 'ff']);
+  }, 60_000);
 });
