@@ -3,11 +3,14 @@ import { EXIT, runCli } from './run.js';
 
 const controller = new AbortController();
 let interrupts = 0;
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+/** 128 + the first signal's number, as a shell reports a process the signal ended: 130 or 143. */
+let interruptedExit: number = EXIT.aborted;
+for (const [sig, exit] of [['SIGINT', EXIT.aborted], ['SIGTERM', EXIT.terminated]] as const) {
   process.on(sig, () => {
     interrupts++;
+    if (interrupts === 1) interruptedExit = exit;
     // First signal: let the running operation clean up its temp files; second: leave now.
-    if (interrupts > 1) process.exit(130);
+    if (interrupts > 1) process.exit(interruptedExit);
     controller.abort(new Error(`interrupted by ${sig}`));
   });
 }
@@ -29,7 +32,7 @@ const code = await runCli(process.argv.slice(2), {
   signal: controller.signal,
   env: process.env,
 });
-process.exitCode = code;
+process.exitCode = code === EXIT.aborted ? interruptedExit : code;
 // Once the event loop is empty — every write, fsync and background directory fsync the command
 // started has completed, stdout and stderr are written (synchronous for files, pipes and
 // terminals on Linux) — exit at once instead of letting Node free its environment and V8 tear
@@ -39,4 +42,4 @@ process.exitCode = code;
 process.once('beforeExit', () => process.exit());
 // Interrupted: everything that keeps the image old or removes outputs has run (awaited above);
 // exit now rather than after V8 and the worker threads tear down their heaps (0.2–0.4 s here).
-if (code === EXIT.aborted) process.exit(code);
+if (code === EXIT.aborted) process.exit(interruptedExit);

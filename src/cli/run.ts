@@ -5,7 +5,8 @@ import { listCommands, loadCommand, type CommandEntry } from './registry.js';
 import { activityFor, interruptedMessage } from './progress.js';
 
 /** Exit codes of every command but fsck (which mirrors e2fsck's). */
-export const EXIT = { ok: 0, failure: 1, usage: 2, aborted: 130, brokenPipe: 141 } as const;
+/** Exit codes; `terminated` (128 + SIGTERM) replaces `aborted` (128 + SIGINT) when SIGTERM stopped the run (src/cli/main.ts). */
+export const EXIT = { ok: 0, failure: 1, usage: 2, aborted: 130, brokenPipe: 141, terminated: 143 } as const;
 
 function findCommand(commands: readonly CommandEntry[], argv: readonly string[]): { command: CommandEntry; rest: string[] } | undefined {
   const two = argv.slice(0, 2).join(' ');

@@ -83,7 +83,7 @@ interface Interrupted {
 const BASELINE = "process.on('SIGINT', () => { process.stderr.write('interrupted\\n'); process.exit(130); }); setInterval(() => {}, 1000); process.stderr.write('ready\\n');";
 
 /** Runs `diskwright ARGS --json`, sends SIGINT when a stderr line matches `ready`, and times the end. */
-async function interrupt(args: readonly string[], ready: RegExp, options: { env?: NodeJS.ProcessEnv; plain?: boolean } = {}): Promise<Interrupted> {
+async function interrupt(args: readonly string[], ready: RegExp, options: { env?: NodeJS.ProcessEnv; plain?: boolean; signal?: 'SIGINT' | 'SIGTERM' } = {}): Promise<Interrupted> {
   const baseline = execa(process.execPath, ['-e', BASELINE], { reject: false });
   let baselineOut = '';
   let baselineAt: number | undefined;
@@ -101,7 +101,7 @@ async function interrupt(args: readonly string[], ready: RegExp, options: { env?
   let reported: number | undefined;
   const fire = (): void => {
     signalled = performance.now();
-    child.kill('SIGINT');
+    child.kill(options.signal ?? 'SIGINT');
     baseline.kill('SIGINT');
   };
   if (options.plain) child.stdout!.on('data', (chunk: Buffer) => signalled === undefined && ready.test(chunk.subarray(0, 64).toString('latin1')) && fire());
@@ -135,8 +135,9 @@ function errorLine(stderr: string): { code: string; message: string } {
   return (JSON.parse(errors[0]!) as { error: { code: string; message: string } }).error;
 }
 
-function expectPrompt(run: Interrupted): void {
-  expect(run.code, run.stderr).toBe(130);
+/** Stopped in time; exit 128 + the signal's number (130 for SIGINT, 143 for SIGTERM), as a shell reports it. */
+function expectPrompt(run: Interrupted, exitCode = 130): void {
+  expect(run.code, run.stderr).toBe(exitCode);
   expect(run.reportMs, `line after ${Math.round(run.reportMs)} ms (no-op baseline ${Math.round(run.baselineMs)} ms)`).toBeLessThanOrEqual(REPORT_WITHIN_MS + run.baselineMs);
   expect(run.exitMs, `exit after ${Math.round(run.exitMs)} ms (no-op baseline ${Math.round(run.baselineMs)} ms)`).toBeLessThanOrEqual(EXIT_WITHIN_MS + run.baselineMs);
 }
@@ -323,8 +324,14 @@ describe('Ctrl-C', () => {
       expect(errorLine(run.stderr).message).toBe(`convert interrupted during convert ${format}; no ${output} written, ${input} unchanged`);
       expect((await readdir(work)).sort()).toEqual(['filled.qcow2']);
     }
+    // SIGTERM (a service manager, `timeout`) stops it the same way and exits 143, not 130.
+    const output = join(work, 'term.qcow2');
+    const run = await interrupt(['convert', filled, output, '-O', 'qcow2'], /"event":"progress","step":"convert qcow2"/, { signal: 'SIGTERM' });
+    expectPrompt(run, 143);
+    expect(errorLine(run.stderr).message).toBe(`convert interrupted during convert qcow2; no ${output} written, ${filled} unchanged`);
+    expect((await readdir(work)).sort()).toEqual(['filled.qcow2']);
     await expectUnchanged(filled, filledCopy);
-  }, 60_000);
+  }, 90_000);
 
   it('extract: stops during the partition copy, no output and no temp left, disk unchanged', async () => {
     const work = join(dir, 'extract');
