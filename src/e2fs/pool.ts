@@ -133,7 +133,7 @@ export class E2fsWorkerPool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(workerUrl);
+    const worker = new Worker(workerUrl, { execArgv: workerExecArgv() });
     const slot: Slot = { worker, fdSlots: new SharedArrayBuffer(MAX_TRACKED_FDS * 4), current: undefined, tools: new Set() };
     worker.unref();
     worker.on('message', (message: DoneMessage | OutputMessage) => this.onMessage(slot, message));
@@ -257,4 +257,19 @@ function closeTrackedFds(shared: SharedArrayBuffer): void {
 
 function firstLine(text: string): string {
   return text.split('\n').find((line) => line.trim() !== '') ?? text;
+}
+
+/**
+ * Node's flags for a worker: the process's own (a worker inherits them), less `--input-type`,
+ * which node accepts only beside `-e`/`-p`/stdin and on which a worker's start fails ("can only be
+ * used with string input"): a library user's `node --input-type=module -e '…'` crashed every tool run.
+ */
+export function workerExecArgv(execArgv: readonly string[] = process.execArgv): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i]!;
+    if (arg === '--input-type') i++;
+    else if (!arg.startsWith('--input-type=')) out.push(arg);
+  }
+  return out;
 }
