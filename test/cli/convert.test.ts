@@ -26,6 +26,23 @@ beforeAll(async () => {
 });
 
 describe('diskwright convert', () => {
+  it('pads a raw input that is not whole sectors to the next 512 bytes in qcow2 output, as qemu-img does', async () => {
+    const odd = join(dir, 'odd.raw');
+    const bytes = Buffer.alloc(3_000_000);
+    for (let i = 0; i < bytes.length; i += 7) bytes[i] = (i * 13) & 0xff;
+    writeFileSync(odd, bytes);
+    for (const [name, extra] of [['odd.qcow2', []], ['odd-c.qcow2', ['-c']], ['odd-512.qcow2', ['--cluster-size', '512']]] as const) {
+      const out = join(dir, name);
+      const result = await runInProcess(['convert', odd, out, '-O', 'qcow2', ...extra]);
+      expect(result.stderr).toBe('');
+      const anchor = join(dir, `qemu-${name}`);
+      await execa('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', odd, anchor]);
+      await expectClean(out, anchor);
+      const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', out])).stdout) as Record<string, unknown>;
+      expect(info['virtual-size']).toBe(Math.ceil(bytes.length / 512) * 512);
+    }
+  });
+
   it('converts raw to qcow2 at 512 B, 64 KiB and 2 MiB clusters, skipping zeros, and back to a sparse raw', async () => {
     for (const cluster of ['512', '64K', '2M']) {
       const out = join(dir, `out-${cluster}.qcow2`);

@@ -92,14 +92,16 @@ export async function convertImage(input: string, output: string, options: Conve
  */
 export async function convertDisk(source: Disk, output: string, options: Omit<ConvertOptions, 'inputFormat'>): Promise<ConvertSummary> {
   const started = performance.now();
-  const size = source.size;
+  // A qcow2 holds whole sectors: a raw input's last partial sector is padded with zeros, as
+  // qemu-img does (its raw driver rounds the length up).
+  const size = options.outputFormat === 'qcow2' ? Math.ceil(source.size / 512) * 512 : source.size;
   let dataBytes = 0;
   await withAtomicPath(
     output,
     async (temp) => {
       const block = options.outputFormat === 'qcow2' ? (options.clusterSize ?? DEFAULT_CLUSTER_SIZE) : RAW_BLOCK;
       const sink: Sink = options.outputFormat === 'qcow2' ? qcow2Sink(Qcow2StreamWriter.create(temp, { size, clusterSize: block })) : rawSink(temp, size);
-      const chunks = planChunks(source, size, block);
+      const chunks = planChunks(source, source.size, block);
       const reader = openChunkSource(source, CHUNK, LANES);
       const pool = options.compress ? new DeflatePool() : undefined;
       const inFlight = new Set<Promise<unknown>>();
