@@ -7,15 +7,30 @@ import type { ByteAccess } from './inode-times.js';
  */
 export class Ext2fsDiskAdapter implements ByteAccess {
   writes = 0;
+  /**
+   * The first error the Disk threw (a truncated qcow2, an EIO): libext2fs sees only an errcode, so
+   * the session reports this instead of "node_ext2fs_mount UNKNOWN (…)" (errors-map.ts).
+   */
+  ioError: unknown;
   constructor(readonly disk: Disk) {}
 
   readInto(buffer: Buffer, bufferOffset: number, length: number, position: number): void {
-    this.disk.read(buffer.subarray(bufferOffset, bufferOffset + length), position);
+    try {
+      this.disk.read(buffer.subarray(bufferOffset, bufferOffset + length), position);
+    } catch (error) {
+      this.ioError ??= error;
+      throw error;
+    }
   }
 
   writeFrom(buffer: Uint8Array, bufferOffset: number, length: number, position: number): void {
     this.writes += 1;
-    this.disk.write(buffer.subarray(bufferOffset, bufferOffset + length), position);
+    try {
+      this.disk.write(buffer.subarray(bufferOffset, bufferOffset + length), position);
+    } catch (error) {
+      this.ioError ??= error;
+      throw error;
+    }
   }
 
   async read(buffer: Buffer, bufferOffset: number, length: number, position: number): Promise<{ bytesRead: number; buffer: Buffer }> {

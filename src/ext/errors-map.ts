@@ -6,8 +6,13 @@ const EXT2_ET_BASE = 2133571328;
 const EXT2_ET_BLOCK_ALLOC_FAIL = 72;
 const EXT2_ET_INODE_ALLOC_FAIL = 73;
 
-/** Turns an error from the `ext2fs` package into a one-line DiskwrightError about `path`. */
-export function mapExtError(error: unknown, operation: string, path: string): DiskwrightError {
+/**
+ * Turns an error from the `ext2fs` package into a one-line DiskwrightError about `path`.
+ * `ioError`: what the image's Disk threw during the call (Ext2fsDiskAdapter.ioError): libext2fs
+ * turns it into EIO or an errcode of its own, so a failure that is not one of the codes below is
+ * reported as that cause (e.g. "qcow2: data cluster … is past the end of the file").
+ */
+export function mapExtError(error: unknown, operation: string, path: string, ioError?: unknown): DiskwrightError {
   if (error instanceof DiskwrightError) return error;
   if (isWasmAbort(error)) {
     return new DiskwrightError('E_WASM', `${operation} ${path}: the filesystem editor aborted (${(error as Error).message.split('\n')[0]})`, {
@@ -47,6 +52,7 @@ export function mapExtError(error: unknown, operation: string, path: string): Di
     case 'ENAMETOOLONG':
       return new DiskwrightError('E_INVALID_ARGUMENT', `${path}: name too long`, { path, cause: error });
     default: {
+      if (ioError instanceof DiskwrightError) return ioError;
       const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
       return new DiskwrightError('E_EXTFS', `${operation} ${path} failed: ${message}`, { path, cause: error });
     }

@@ -113,6 +113,8 @@ export class Ext2fsSession implements FilesystemSession {
    * the epoch bits of large inodes (dates after 2038) come from here.
    */
   storedTimes: ((ino: number) => StoredInodeTimes) | undefined;
+  /** The first error the image's Disk threw (set by withFilesystem): the cause of an EIO. */
+  ioError: (() => unknown) | undefined;
 
   constructor(
     private fs: Ext2fsPromises,
@@ -160,7 +162,7 @@ export class Ext2fsSession implements FilesystemSession {
     try {
       return await fn();
     } catch (error) {
-      throw mapExtError(error, operation, path);
+      throw mapExtError(error, operation, path, this.ioError?.());
     }
   }
 
@@ -170,7 +172,7 @@ export class Ext2fsSession implements FilesystemSession {
     try {
       return await this.fs.lstat(p);
     } catch (error) {
-      const mapped = mapExtError(error, 'lstat', p);
+      const mapped = mapExtError(error, 'lstat', p, this.ioError?.());
       if (mapped.code === 'E_NOT_FOUND') return undefined;
       throw mapped;
     }

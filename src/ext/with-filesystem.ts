@@ -223,7 +223,7 @@ class OpenFilesystem {
       return this.mounted.promises;
     } catch (error) {
       if (isWasmAbort(error)) resetExt2fsModule();
-      throw mapExtError(error, 'open filesystem in', this.image);
+      throw mapExtError(error, 'open filesystem in', this.image, this.disk.ioError);
     }
   }
 
@@ -236,7 +236,7 @@ class OpenFilesystem {
       await ext2fsModule().umount(mounted);
     } catch (error) {
       if (isWasmAbort(error) || session.failure) resetExt2fsModule();
-      if (!session.failure) throw mapExtError(error, 'close filesystem in', this.image);
+      if (!session.failure) throw mapExtError(error, 'close filesystem in', this.image, this.disk.ioError);
     }
     if (session.failure) resetExt2fsModule();
   }
@@ -520,6 +520,7 @@ export async function withFilesystem<T>(image: string, options: OpenFilesystemOp
         });
         const session = new Ext2fsSession(mounted, write, options.signal);
         session.storedTimes = (ino) => open.storedTimes(ino);
+        session.ioError = () => open.disk.ioError;
         // The bulk path writes into the session's overlay: a partition, a hard-linked image and a
         // bare filesystem alike.
         if (write && bulkAvailable()) {
