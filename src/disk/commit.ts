@@ -9,6 +9,7 @@ import { lazyZlib } from '../lazy-node.js';
 import { errnoOf, hostError } from './host-error.js';
 import { OVERLAY_BLOCK, type ChangeRun, type Overlay } from './overlay.js';
 import { openQcow2Chain } from './qcow2/chain.js';
+import { Qcow2Disk } from './qcow2/image.js';
 import { RawFileDisk } from './raw.js';
 import type { AllocationExtent, Disk } from './types.js';
 
@@ -50,7 +51,9 @@ import type { AllocationExtent, Disk } from './types.js';
  *    was never armed (the image was not written): it is not pending ({@link hasPendingRecord}).
  *    A crash while the record is being written there leaves a cut-short record: handled above.
  * qcow2 images keep the v1 record (renamed into place, removal synced): the driver's own metadata
- * (L2 tables, refcounts) is not in the block list.
+ * (L2 tables, refcounts) is not in the block list. Instead, the driver keeps an undo point for
+ * the commit ({@link Qcow2Disk.markUndoPoint}): an in-process rollback returns its metadata and
+ * length to it first (no leaked clusters, the appended space returned), then applies the record.
  *
  * Record format (little-endian; v1 records of earlier versions still roll back):
  * header `DWUNDO01` (v1, a raw image: offsets are file offsets), `DWUNDO02` (v2, a raw image) or
@@ -489,7 +492,13 @@ function* commitWork(overlay: Overlay, commitOptions: CommitOptions): CommitWork
   // From here the record exists: a crash is rolled back by the next writer, a failure right here.
   let reached = 0;
   let bytes = 0;
+  // A qcow2 appends clusters for the commit: a failure returns its metadata and length to here.
+  let undoPoint: Qcow2Disk | undefined;
   try {
+    if (durable && base instanceof Qcow2Disk) {
+      base.markUndoPoint();
+      undoPoint = base;
+    }
     if (durable) options.onStep?.({ phase: 'record-durable' });
     if (newSize > oldSize) {
       options.onStep?.({ phase: 'grow', size: newSize });
@@ -525,6 +534,9 @@ function* commitWork(overlay: Overlay, commitOptions: CommitOptions): CommitWork
     // Ctrl-C: the old image is decided (rolled back here, or from the record by the next run).
     reportAbort(options.signal);
     try {
+      // The old metadata first: the record then restores only data written in place, and that
+      // allocates nothing (every other range reads its old bytes again).
+      undoPoint?.rollBackToUndoPoint();
       applyRecord(base, image, reached);
       punchUnsaved(base, record.runs, Math.min(reached, oldSize), options.needsNoSave);
     } catch (rollbackError) {
@@ -541,6 +553,7 @@ function* commitWork(overlay: Overlay, commitOptions: CommitOptions): CommitWork
       hint: errno === 'ENOSPC' ? 'free some space on the filesystem holding the image and run the command again' : undefined,
     });
   }
+  undoPoint?.dropUndoPoint();
   if (durable) {
     rmSync(recordPath(image), { force: true });
     // A record that proves completion may reappear after a crash: it is then dropped, not rolled

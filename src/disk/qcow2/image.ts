@@ -6,7 +6,7 @@ import {
   COMPAT_LAZY_REFCOUNTS, encodeQcow2Header, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, INCOMPAT_EXTL2, parseQcow2Header, type Qcow2Header,
 } from './header.js';
 import { L2_CACHE_BYTES, MAX_HOST_OFFSET, MAX_L1_BYTES, MAX_REFTABLE_BYTES, REFBLOCK_CACHE_BYTES } from './limits.js';
-import { openHost, readFully, syncHost, writeFully } from './raw-file.js';
+import { openHost, readFully, syncHost, truncateHost, writeFully } from './raw-file.js';
 
 /** One run of {@link Qcow2Disk.storage}: how a guest range is stored in this layer. */
 export interface Qcow2StorageExtent {
@@ -93,6 +93,24 @@ interface Cached {
   dirty: boolean;
 }
 
+/** What {@link Qcow2Disk.markUndoPoint} keeps to return the file to that moment. */
+interface UndoPoint {
+  readonly fileSize: number;
+  readonly end: number;
+  readonly header: Qcow2Header;
+  readonly virtualSize: number;
+  readonly l1: Uint8Array;
+  readonly l1Size: number;
+  readonly l1Offset: number;
+  readonly l2Offsets: readonly number[];
+  readonly refTableOffset: number;
+  readonly refTableClusters: number;
+  readonly touched: boolean;
+  readonly compressedCursor: number;
+  /** Old bytes of each metadata cluster below `fileSize` overwritten since, by cluster index. */
+  readonly before: Map<number, { readonly bytes: Uint8Array; readonly refcounts: boolean }>;
+}
+
 const TWO32 = 2 ** 32;
 const FLAG_COPIED_HI = 0x80000000;
 const FLAG_COMPRESSED_HI = 0x40000000;
@@ -171,6 +189,7 @@ export class Qcow2Disk implements Disk {
   private compareScratch = new Uint8Array(0);
   /** Qcow2OpenOptions.scratch: no fsync barriers in flush(). */
   private scratch = false;
+  private undo: UndoPoint | undefined;
 
   private constructor(readonly path: string, fd: number, header: Qcow2Header, fileSize: number, readOnly: boolean, backing: Disk | undefined) {
     this.fd = fd;
@@ -318,6 +337,25 @@ export class Qcow2Disk implements Disk {
   private hostWrite(buffer: Uint8Array, position: number): void {
     writeFully(this.descriptor(), buffer, position, this.path);
     if (position + buffer.length > this.fileSize) this.fileSize = position + buffer.length;
+  }
+
+  /**
+   * {@link hostWrite} of the image's own metadata (header, L1, L2, refcount table and blocks):
+   * after {@link markUndoPoint}, the old bytes of each cluster it overwrites in the old file are
+   * kept first (metadata of the old file only changes in place; new clusters go past its end).
+   */
+  private metadataWrite(buffer: Uint8Array, position: number, refcounts = false): void {
+    const undo = this.undo;
+    if (undo) {
+      const stop = Math.min(position + buffer.length, undo.fileSize);
+      for (let c = Math.floor(position / this.cs); c * this.cs < stop; c++) {
+        if (undo.before.has(c)) continue;
+        const bytes = new Uint8Array(this.cs);
+        this.hostRead(bytes, c * this.cs);
+        undo.before.set(c, { bytes, refcounts });
+      }
+    }
+    this.hostWrite(buffer, position);
   }
 
   // ---- L1 / L2 --------------------------------------------------------------------------------
@@ -842,7 +880,7 @@ export class Qcow2Disk implements Disk {
     let wroteL2 = false;
     for (const [off, table] of this.l2Cache) {
       if (!table.dirty) continue;
-      this.hostWrite(table.bytes, off);
+      this.metadataWrite(table.bytes, off);
       table.dirty = false;
       wroteL2 = true;
     }
@@ -851,7 +889,7 @@ export class Qcow2Disk implements Disk {
       if (this.l1Dirty) {
         const padded = new Uint8Array(Math.ceil(this.l1.length / this.cs) * this.cs);
         padded.set(this.l1);
-        this.hostWrite(padded, this.l1Offset);
+        this.metadataWrite(padded, this.l1Offset);
         if (this.headerDirty) this.barrier();
       }
       if (this.headerDirty) this.writeHeader();
@@ -882,12 +920,12 @@ export class Qcow2Disk implements Disk {
     let wrote = false;
     for (const [off, block] of this.refCache) {
       if (!block.dirty) continue;
-      this.hostWrite(block.bytes, off);
+      this.metadataWrite(block.bytes, off, true);
       block.dirty = false;
       wrote = true;
     }
     if (this.refTableDirty && this.refTable) {
-      this.hostWrite(this.refTable, this.refTableOffset);
+      this.metadataWrite(this.refTable, this.refTableOffset);
       this.refTableDirty = false;
       wrote = true;
     }
@@ -913,7 +951,96 @@ export class Qcow2Disk implements Disk {
       otherExtensions: h.otherExtensions,
     });
     if (h.refcountOrder !== 4 && h.version === 3) new DataView(bytes.buffer).setUint32(96, h.refcountOrder);
-    this.hostWrite(bytes, 0);
+    this.metadataWrite(bytes, 0);
+  }
+
+  // ---- undo point -----------------------------------------------------------------------------
+
+  /**
+   * Makes everything durable (flush), then remembers the file as it is now, so that
+   * {@link rollBackToUndoPoint} can return its metadata and length there: the in-process rollback
+   * of a failed commit, which would otherwise leave the clusters the commit appended in the file
+   * (leaked ones too, when a write failed between a cluster's refcount and its L2 entry). Data
+   * written in place into clusters of the old file is not kept: the commit's record restores it.
+   */
+  markUndoPoint(): void {
+    this.flush();
+    this.undo = {
+      fileSize: this.fileSize,
+      end: this.end,
+      header: this.header,
+      virtualSize: this.virtualSize,
+      l1: this.l1.slice(),
+      l1Size: this.l1Size,
+      l1Offset: this.l1Offset,
+      l2Offsets: [...this.l2Offsets],
+      refTableOffset: this.refTableOffset,
+      refTableClusters: this.refTableClusters,
+      touched: this.touched,
+      compressedCursor: this.compressedCursor,
+      before: new Map(),
+    };
+  }
+
+  /** Forgets the undo point (the commit completed). */
+  dropUndoPoint(): void {
+    this.undo = undefined;
+  }
+
+  /**
+   * Returns the file's metadata and length to {@link markUndoPoint}'s moment, discarding every
+   * change since that is not yet written. In the order that keeps the file consistent at each
+   * barrier (a kill leaves at most unreferenced clusters, never a referenced one with refcount 0):
+   * the refcount blocks written since first hold the larger of their old and current counts, then
+   * the header, L1, L2 and refcount tables get their old bytes back, then the refcount blocks,
+   * and only then is the file truncated to its old length (the appended clusters are returned to
+   * the host). It only overwrites clusters the file already had: it needs no space.
+   */
+  rollBackToUndoPoint(): void {
+    const undo = this.undo;
+    if (!undo) throw new DiskwrightError('E_INVALID_ARGUMENT', `${this.path}: no undo point to roll back to`, { path: this.path });
+    this.undo = undefined;
+    const refcounts = [...undo.before].filter(([, saved]) => saved.refcounts);
+    const others = [...undo.before].filter(([, saved]) => !saved.refcounts);
+    const current = new Uint8Array(this.cs);
+    for (const [c, saved] of refcounts) {
+      this.hostRead(current, c * this.cs);
+      for (let i = 0; i < this.refPerBlock; i++) {
+        const old = readRefEntry(saved.bytes, i, this.refBits);
+        if (old > readRefEntry(current, i, this.refBits)) writeRefEntry(current, i, this.refBits, old);
+      }
+      this.hostWrite(current, c * this.cs);
+    }
+    if (refcounts.length > 0) this.barrier();
+    for (const [c, saved] of others) this.hostWrite(saved.bytes, c * this.cs);
+    if (others.length > 0) this.barrier();
+    for (const [c, saved] of refcounts) this.hostWrite(saved.bytes, c * this.cs);
+    if (refcounts.length > 0) this.barrier();
+    if (fstatSync(this.descriptor()).size > undo.fileSize) {
+      truncateHost(this.descriptor(), undo.fileSize, this.path);
+      this.barrier();
+    }
+    this.fileSize = undo.fileSize;
+    this.end = undo.end;
+    this.header = undo.header;
+    this.virtualSize = undo.virtualSize;
+    this.l1 = undo.l1;
+    this.l1Size = undo.l1Size;
+    this.l1Offset = undo.l1Offset;
+    this.l2Offsets.clear();
+    for (const off of undo.l2Offsets) this.l2Offsets.add(off);
+    this.refTable = undefined;
+    this.refTableOffset = undo.refTableOffset;
+    this.refTableClusters = undo.refTableClusters;
+    this.touched = undo.touched;
+    this.compressedCursor = undo.compressedCursor;
+    this.l2Cache.clear();
+    this.refCache.clear();
+    this.l1Dirty = false;
+    this.headerDirty = false;
+    this.refTableDirty = false;
+    this.pendingFree = [];
+    this.lastInflated = undefined;
   }
 
   close(): void {

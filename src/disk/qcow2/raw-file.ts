@@ -1,5 +1,5 @@
 // Host-file helpers of the qcow2 driver: every errno becomes one DiskwrightError line naming the file.
-import { fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { DiskwrightError } from '../../errors.js';
 
 /** Opens a host file, turning errno into one DiskwrightError line. */
@@ -47,5 +47,14 @@ export function syncHost(fd: number, path: string): void {
     fsyncSync(fd);
   } catch (error) {
     throw new DiskwrightError('E_IO', `${path}: fsync failed: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { path, cause: error });
+  }
+}
+
+/** ftruncate with a DiskwrightError. */
+export function truncateHost(fd: number, size: number, path: string): void {
+  try {
+    ftruncateSync(fd, size);
+  } catch (error) {
+    throw new DiskwrightError('E_IO', `${path}: truncate to ${size} failed: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { path, cause: error });
   }
 }
