@@ -45,6 +45,8 @@ export interface Command {
   readonly options: OptionSpecs;
   /** Runs the command and returns the process exit code. Throw DiskwrightError for failures. */
   run(args: ParsedArgs, ctx: CommandContext): Promise<number>;
+  /** The exit code for an error `run` threw, when the command's codes are not the CLI's (fsck: e2fsck's). */
+  exitCodeFor?(error: unknown): number;
 }
 
 /** Prints a value as JSON (pretty, newline-terminated) on stdout. */

@@ -1,5 +1,9 @@
 #!/usr/bin/env node
+import { DISKWRIGHT_PROCESS_TITLE } from '../disk/holders.js';
 import { EXIT, runCli } from './run.js';
+
+// /proc/PID/comm says "diskwright": another diskwright's lock refusal names us as one (disk/lock.ts).
+process.title = DISKWRIGHT_PROCESS_TITLE;
 
 const controller = new AbortController();
 let interrupts = 0;

@@ -1,6 +1,6 @@
 import { DiskwrightError, onAbortReport } from '../errors.js';
 import { parseCommandLine } from './args.js';
-import type { CommandContext } from './command.js';
+import type { Command, CommandContext } from './command.js';
 import { listCommands, loadCommand, type CommandEntry } from './registry.js';
 import { activityFor, interruptedMessage } from './progress.js';
 
@@ -87,6 +87,7 @@ export async function runCli(argv: readonly string[], ctx: CommandContext): Prom
   const debug = options.includes('--debug');
   const json = options.includes('--json');
   let commandName: string | undefined;
+  let command: Command | undefined;
   let reported = false;
   try {
     const commands = await listCommands();
@@ -116,7 +117,7 @@ export async function runCli(argv: readonly string[], ctx: CommandContext): Prom
       ctx.stdout.write(`${entry.help.trimEnd()}\n`);
       return EXIT.ok;
     }
-    const command = await loadCommand(entry);
+    command = await loadCommand(entry);
     const commandCtx: CommandContext = { ...ctx, json: parsed.values.json === true, debug };
     // A failure path about to clean up after Ctrl-C reports it first (errors.ts reportAbort).
     onAbortReport(ctx.signal, () => {
@@ -133,7 +134,7 @@ export async function runCli(argv: readonly string[], ctx: CommandContext): Prom
     if (abort && reported) return EXIT.aborted;
     const error = abort ? interrupted(commandName!, caught) : caught;
     write(error);
-    return exitCodeFor(error);
+    return command?.exitCodeFor?.(error) ?? exitCodeFor(error);
   }
 
   function write(error: unknown): void {

@@ -5,7 +5,14 @@ export interface FileHolder {
   readonly pid: number;
   /** 'WRITE' / 'READ' from the kernel's lock line in fdinfo; undefined: open, not locked. */
   readonly lock: 'WRITE' | 'READ' | undefined;
+  /** The descriptor's access mode from fdinfo `flags:` (O_WRONLY/O_RDWR); undefined: unknown. */
+  readonly writable: boolean | undefined;
+  /** The program's name from /proc/PID/comm (15 bytes at most, printable ASCII); undefined: unknown. */
+  readonly program: string | undefined;
 }
+
+/** The name diskwright's CLI gives its process (src/cli/main.ts), as /proc/PID/comm shows it. */
+export const DISKWRIGHT_PROCESS_TITLE = 'diskwright';
 
 /**
  * Who has `path` open, from /proc (Linux): each process's fd links and the `lock:` line of its
@@ -43,18 +50,33 @@ export function findHolders(path: string, options: { readonly byInode?: boolean 
         if (!open || open.ino !== file.ino || open.dev !== file.dev) continue;
       } else if (target !== path) continue;
       let lock: FileHolder['lock'];
+      let writable: boolean | undefined;
       try {
-        const match = /^lock:\s+\d+:\s+\S+\s+\S+\s+(WRITE|READ)\b/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+        const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+        const match = /^lock:\s+\d+:\s+\S+\s+\S+\s+(WRITE|READ)\b/m.exec(info);
         lock = match ? (match[1] as 'WRITE' | 'READ') : undefined;
+        const flags = /^flags:\s+([0-7]+)$/m.exec(info);
+        // O_ACCMODE: 0 O_RDONLY, 1 O_WRONLY, 2 O_RDWR.
+        writable = flags ? (parseInt(flags[1]!, 8) & 3) !== 0 : undefined;
       } catch {
         lock = undefined;
       }
-      if (!found || (lock && !found.lock)) found = { pid: Number(pid), lock };
+      if (!found || (lock && !found.lock)) found = { pid: Number(pid), lock, writable, program: undefined };
       if (lock === 'WRITE') break;
     }
-    if (found) holders.push(found);
+    if (found) holders.push({ ...found, program: programName(found.pid) });
   }
   return holders;
+}
+
+/** /proc/PID/comm with anything unprintable replaced (it is whatever the process named itself). */
+function programName(pid: number): string | undefined {
+  try {
+    const name = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '').replace(/[^\x20-\x7e]/g, '?');
+    return name === '' ? undefined : name;
+  } catch {
+    return undefined;
+  }
 }
 
 /** True when some other process has `path` open. */

@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, openSync, realpathSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DiskwrightError, throwIfAborted } from '../errors.js';
-import { findHolders } from './holders.js';
+import { DISKWRIGHT_PROCESS_TITLE, findHolders, type FileHolder } from './holders.js';
 import { hostError } from './host-error.js';
 import { nativeExtensions } from './native.js';
 
@@ -111,7 +111,7 @@ export async function lockImage(path: string, options: LockOptions): Promise<Ima
       // name, try again rather than report a lock nobody holds (bounded: a holder we cannot see,
       // such as a process in another PID namespace, still gets the refusal).
       if (error === undefined && (retries += 1) <= 3) continue;
-      throw error ?? busyError(path, 'write', '');
+      throw error ?? unseenBusyError(path);
     }
     await sleep(WAIT_POLL_MS, undefined, options.signal ? { signal: options.signal } : {}).catch(() => undefined);
   }
@@ -142,6 +142,9 @@ function handle(real: string, access: ImageAccess, entry: Held, outermost: boole
 function busy(path: string, real: string, access: ImageAccess): DiskwrightError | undefined {
   const holders = findHolders(real).filter((h) => h.lock !== undefined);
   if (holders.length === 0) return undefined;
+  // Only diskwright's own locks say what their holder does (whole-file, shared to read, exclusive
+  // to write); QEMU and others lock bytes of their own choosing, and any program may be "node".
+  if (holders.some((h) => h.program !== DISKWRIGHT_PROCESS_TITLE)) return foreignBusyError(path, holders);
   const writer = holders.find((h) => h.lock === 'WRITE');
   const pids = (writer ? [writer] : holders).map((h) => h.pid);
   return busyError(path, writer || access === 'read' ? 'write' : 'read', ` (pid ${pids.join(', ')})`);
@@ -151,6 +154,23 @@ function busy(path: string, real: string, access: ImageAccess): DiskwrightError 
 function busyError(path: string, heldFor: ImageAccess, who: string): DiskwrightError {
   const message = heldFor === 'write' ? `${path} is being changed by another diskwright process${who}` : `${path} is being read by another diskwright process${who}`;
   return new DiskwrightError('E_LOCKED', message, { path, hint: 'wait for it to finish, or pass --wait to queue behind it' });
+}
+
+/**
+ * "IMAGE is locked by another process (pid N, qemu-io), which has it open for writing": the
+ * program by its /proc name, what it does only as far as its descriptor's access mode tells.
+ */
+function foreignBusyError(path: string, holders: readonly FileHolder[]): DiskwrightError {
+  const who = holders.map((h) => `pid ${h.pid}${h.program === undefined ? '' : `, ${h.program}`}`).join('; ');
+  const modes = new Set(holders.map((h) => h.writable));
+  const mode = modes.size !== 1 || modes.has(undefined) ? '' : modes.has(true) ? ', which has it open for writing' : ', which has it open for reading';
+  const message = holders.length === 1 ? `${path} is locked by another process (${who})${mode}` : `${path} is locked by other processes (${who})`;
+  return new DiskwrightError('E_LOCKED', message, { path, hint: 'wait for it to close the image (a VM or qemu-io using it, say), or pass --wait to queue behind it' });
+}
+
+/** The refusal when the holder cannot be seen (another PID namespace, /proc not readable). */
+function unseenBusyError(path: string): DiskwrightError {
+  return new DiskwrightError('E_LOCKED', `${path} is locked by another process`, { path, hint: 'wait for it to close the image, or pass --wait to queue behind it' });
 }
 
 /** Runs `fn` holding the lock; always releases it. */

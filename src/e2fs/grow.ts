@@ -108,13 +108,35 @@ async function growWith(runResize: ResizeRun, containerSize: number, image: stri
   if (result.exitCode !== 0) {
     const needsCheck = /Please run 'e2fsck -f/.test(output);
     // diskwright's step in the words, resize2fs's own diagnostic kept (it says why).
-    throw new DiskwrightError('E_EXTFS', `resizing the filesystem in ${image} failed: ${lastMessage(output)}`, {
+    throw new DiskwrightError('E_EXTFS', `resizing the filesystem in ${image} failed: ${resizeFailure(output, imageSpec(image, options.offset), image)}`, {
       path: image,
       actual: result.exitCode,
-      hint: needsCheck ? 'run `diskwright fsck --fix IMAGE` first (the filesystem is not known clean)' : 'the filesystem was not changed; the reason above is the resizer\'s own',
+      // resize2fs asks for e2fsck after any failure; its half-done work was never committed here.
+      hint: needsCheck
+        ? 'the image was not changed (the aborted resize was discarded); if the cause is damage, `diskwright fsck --fix IMAGE` repairs it first'
+        : 'the filesystem was not changed; the reason above is the resizer\'s own',
     });
   }
   const match = /(?:is now|already) (\d+) \((\d+)k\) blocks long/.exec(output);
   const blocksCount = match ? BigInt(match[1]!) : oldBlocksCount;
   return { blockSize, oldBlocksCount, blocksCount, output };
+}
+
+/** resize2fs's lines that only frame a failure: its banner, the progress line, the e2fsck advice. */
+const RESIZE_CONTEXT = [/^resize2fs \d+\.\d+/, /^Resizing the filesystem on /, /^Please run 'e2fsck /, /^after the aborted resize operation\.?$/];
+
+/**
+ * Why resize2fs failed, on one line: its com_err line (`resize2fs: Illegal doubly indirect block
+ * found while trying to resize IMAGE`) without the prefix, else its other lines joined (`The
+ * containing partition … is only N blocks. You requested …`); the tool's image spec (with
+ * `?offset=`) named as the user's image.
+ */
+export function resizeFailure(output: string, spec: string, image: string): string {
+  const lines = output
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !RESIZE_CONTEXT.some((context) => context.test(line)));
+  const error = lines.find((line) => line.startsWith('resize2fs: '));
+  const text = error ? error.slice('resize2fs: '.length) : lines.length > 0 ? lines.join(' ') : lastMessage(output);
+  return text.replaceAll(spec, image);
 }

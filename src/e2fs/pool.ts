@@ -222,7 +222,7 @@ export class E2fsWorkerPool {
 export function settleRun(tool: string, message: DoneMessage): WorkerResult {
   if (message.hookError !== undefined) {
     // A Disk or Tree method threw: the tool only saw EIO, so its output cannot be trusted.
-    throw new DiskwrightError('E_IO', `${toolStep(tool)}: reading or writing the image or tree failed: ${firstLine(message.hookError)}`, {
+    throw new DiskwrightError('E_IO', `${toolStep(tool)}: reading or writing the image or tree failed: ${firstLine(message.hookError).replace(/^\w*Error: /, '')}`, {
       hint: 'the tool saw an I/O error; run with --debug for the hook’s stack',
       cause: new Error(`${message.hookError}\n${Buffer.from(message.stderr).toString('utf8')}`),
     });

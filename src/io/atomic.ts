@@ -4,6 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DiskwrightError, reportAbort, throwIfAborted } from '../errors.js';
 import { assertNoDependents } from '../disk/dependents.js';
+import { errnoOf } from '../disk/host-error.js';
 import { fsyncDirOfAsync } from './fsync-dir.js';
 import { testFaultPoint } from './test-fault.js';
 
@@ -106,7 +107,7 @@ export async function withAtomicOutput<T>(
     await handle?.close().catch(() => undefined);
     await rm(temp, { force: true });
     pendingTemps.delete(temp);
-    throw error;
+    throw namedByTarget(error, temp, target, true);
   }
 }
 
@@ -148,7 +149,7 @@ export async function withAtomicPath<T>(
     // The temp may be a directory tree (fs get of a directory); it is ours, so remove it whole.
     await rm(temp, { force: true, recursive: true });
     pendingTemps.delete(temp);
-    throw error;
+    throw namedByTarget(error, temp, target, false);
   }
 }
 
@@ -209,6 +210,48 @@ function outputError(target: string, error: unknown): DiskwrightError {
   if (code === 'ENOENT') return new DiskwrightError('E_NOT_FOUND', `cannot write ${target}: directory ${dir} does not exist`, { path: target, hint: `create it first (mkdir -p ${dir})`, cause: error });
   if (code === 'ENOSPC') return new DiskwrightError('E_IO', `cannot write ${target}: no space left on the device`, { path: target, hint: 'free some space or choose another directory', cause: error });
   return new DiskwrightError('E_IO', `cannot write ${target}: ${(error as Error).message}`, { path: target, cause: error });
+}
+
+/**
+ * A failure writing the temp file, told as one writing `target`: the temp name is ours (and gone
+ * once this is thrown), the user named `target`. ENOSPC says where space is missing; failures
+ * elsewhere (the input, another file) pass unchanged. `byHandle`: `fn` wrote through our handle,
+ * whose write errors name no path, so an ENOSPC naming no other file is the temp file's.
+ */
+function namedByTarget(error: unknown, temp: string, target: string, byHandle: boolean): unknown {
+  if (!(error instanceof Error)) return error;
+  const ours = mentions(error, temp) || (byHandle && errnoOf(error) === 'ENOSPC' && !namesAnotherPath(error, temp));
+  if (!ours) return error;
+  const offset = error instanceof DiskwrightError && error.offset !== undefined ? { offset: error.offset } : {};
+  if (errnoOf(error) === 'ENOSPC') {
+    const dir = dirname(target);
+    return new DiskwrightError('E_IO', `cannot write ${target}: no space left on the filesystem holding ${dir} (ENOSPC)`, {
+      path: target,
+      ...offset,
+      cause: error,
+      hint: `free space on the filesystem of ${dir}, or choose an output on another filesystem; no partial output was left`,
+    });
+  }
+  if (!(error instanceof DiskwrightError)) return outputError(target, error);
+  const hint = error.hint === undefined ? {} : { hint: error.hint.replaceAll(temp, target) };
+  return new DiskwrightError(error.code, error.message.replaceAll(temp, target), { path: target, ...offset, ...hint, cause: error });
+}
+
+/** True when `error` or one of its causes has a `path` field other than `path`. */
+function namesAnotherPath(error: Error, path: string): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth += 1) {
+    const named = (e as { path?: unknown }).path;
+    if (typeof named === 'string' && named !== path) return true;
+  }
+  return false;
+}
+
+/** True when `error` or one of its causes names `path` (its `path` field or its message). */
+function mentions(error: unknown, path: string): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth += 1) {
+    if ((e as { path?: unknown }).path === path || e.message.includes(path)) return true;
+  }
+  return false;
 }
 
 async function assertAbsent(target: string): Promise<void> {

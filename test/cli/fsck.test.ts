@@ -1,4 +1,4 @@
-import { copyFile, readFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeE2fsPool } from '../../src/e2fs/index.js';
@@ -62,7 +62,7 @@ describe('diskwright fsck', () => {
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ partition: 5, status: 'clean' });
     const missing = await runInProcess(['fsck', disk, '--partition', '7']);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(8);
     expect(missing.stderr).toMatch(/E_NO_PARTITION/);
   });
 
@@ -71,11 +71,38 @@ describe('diskwright fsck', () => {
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/exclude each other/);
     const missing = await runInProcess(['fsck', join(dir, 'nope.img')]);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(8);
     expect(missing.stderr).toMatch(/cannot open image .*nope\.img.*E_NOT_FOUND/);
     expect(missing.stderr).not.toMatch(/\n\s+at /);
     const bad = await runInProcess(['fsck', clean, '--partition', 'x']);
     expect(bad.code).toBe(2);
+  });
+
+  it('exits 8 (operational error), never 1, with one error line when a truncated qcow2 cannot be read, in every mode', async () => {
+    await requireTool('qemu-img', 'qemu-utils');
+    const { execa } = await import('execa');
+    const raw = join(dir, 'whole.img');
+    await sparseFile(raw, 64 << 20);
+    await execa('sfdisk', ['--no-reread', '--no-tell-kernel', raw], { input: 'label: dos\nstart=2048, type=83\n', env: { PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
+    expect((await host('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', join(dir, 'tree'), '-E', `offset=${2048 * 512}`, raw, '60M'])).exitCode).toBe(0);
+    const whole = join(dir, 'whole.qcow2');
+    await execa('qemu-img', ['convert', '-O', 'qcow2', raw, whole]);
+    const bytes = await readFile(whole);
+    const truncated = join(dir, 'truncated.qcow2');
+    await writeFile(truncated, bytes.subarray(0, bytes.length >> 1));
+    const before = await readFile(truncated);
+    for (const mode of [[], ['--preen'], ['--fix']]) {
+      const result = await runInProcess(['fsck', truncated, '-p', '1', ...mode]);
+      expect(result.code, mode.join(' ')).toBe(8);
+      const errors = result.stderr.split('\n').filter((line) => line.startsWith('diskwright:'));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(/^diskwright: checking the filesystem: .*past the end of the file .*\[E_IO\]$/);
+      expect(errors[0]).not.toMatch(/DiskwrightError/);
+    }
+    const json = await runInProcess(['fsck', truncated, '-p', '1', '--json']);
+    expect(json.code).toBe(8);
+    expect(JSON.parse(json.stderr.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'E_IO' } });
+    expect(Buffer.compare(await readFile(truncated), before)).toBe(0);
   });
 
   it('exits 130 when interrupted and leaves the image untouched', async () => {

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +47,32 @@ describe('diskwright resize', () => {
     const table = JSON.parse((await execa('sfdisk', ['--json', disk], { env: hostEnv() })).stdout).partitiontable.partitions;
     expect(table.find((p: { node: string }) => p.node.endsWith('5')).size).toBe((100 << 20) / 512 - 20480);
     expect((await runInProcess(['fsck', disk, '--partition', '5'])).code).toBe(0);
+  });
+
+  it('a failing resize2fs is reported by its own error line, not its trailing advice, and leaves the image unchanged', async () => {
+    const tree = join(dir, 'tree');
+    await execa('mkdir', ['-p', tree]);
+    await writeFile(join(tree, 'a.txt'), 'some data\n'.repeat(1000));
+    const image = join(dir, 'grow-fails.img');
+    await sparseFile(image, 64 << 20);
+    expect((await host('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-d', tree, image])).exitCode).toBe(0);
+    // The oracle: host resize2fs on a copy grown to 300G fails the same way and says why.
+    const twin = join(dir, 'grow-fails-host.img');
+    await execa('cp', ['--sparse=always', image, twin]);
+    await execa('truncate', ['-s', '300G', twin]);
+    const hostRun = await host('resize2fs', [twin]);
+    expect(hostRun.exitCode).toBe(1);
+    const hostLine = /^resize2fs: (.*)$/m.exec(hostRun.stderr)![1]!.replaceAll(twin, image);
+    expect(hostRun.stderr).toMatch(/after the aborted resize operation/);
+    const before = await readFile(image);
+    const result = await runInProcess(['resize', image, '300G']);
+    expect(result.code).toBe(1);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines[0]).toBe(`diskwright: resizing the filesystem in ${image} failed: ${hostLine} [E_EXTFS]`);
+    expect(lines[0]).toMatch(/Illegal doubly indirect block found/);
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(/^  hint: the image was not changed/);
+    expect(Buffer.compare(await readFile(image), before)).toBe(0);
   });
 
   it('refuses to shrink a partition (exit 2) and leaves the image unchanged', async () => {

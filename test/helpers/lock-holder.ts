@@ -3,9 +3,14 @@ import { fileURLToPath } from 'node:url';
 
 const distDisk = fileURLToPath(new URL('../../dist/disk/index.js', import.meta.url));
 
-/** A child process holding the diskwright lock on `image` until it is killed or its stdin closes. */
-export async function holdLock(image: string, access: 'read' | 'write'): Promise<{ child: ResultPromise; pid: number; release: () => Promise<void> }> {
+/**
+ * A child process holding the diskwright lock on `image` until it is killed or its stdin closes;
+ * named `diskwright` as the CLI names itself (src/cli/main.ts), unless `title` says otherwise
+ * (`null`: left as node, a library user's process).
+ */
+export async function holdLock(image: string, access: 'read' | 'write', title: string | null = 'diskwright'): Promise<{ child: ResultPromise; pid: number; release: () => Promise<void> }> {
   const script = `
+    ${title === null ? '' : `process.title = ${JSON.stringify(title)};`}
     const { lockImage } = await import(${JSON.stringify(distDisk)});
     await lockImage(${JSON.stringify(image)}, { access: ${JSON.stringify(access)} });
     process.stdout.write('locked\\n');

@@ -2,6 +2,10 @@ import { checkFilesystem, DiskwrightError, findFilesystem, parsePartitionNumber,
 import { flag, printJson, stringOption, type Command } from '../command.js';
 import { FORMAT_HELP, FORMAT_OPTION, imageFormat, useImage } from '../image.js';
 import { createPassReporter, createStepReporter, noteStep } from '../progress.js';
+import { EXIT, exitCodeFor } from '../run.js';
+
+/** e2fsck's exit code for an operational error (it could not check: unreadable device, no filesystem). */
+const FSCK_OPERATIONAL_ERROR = 8;
 
 const fsck: Command = {
   name: 'fsck',
@@ -18,7 +22,10 @@ Modes:
   --fix      e2fsck -fy: fix everything, answering yes
 
 The exit status is e2fsck's own: 0 clean, 1 errors fixed, 2 fixed (reboot), 4 errors left
-uncorrected, 8 operational error, 16 usage error, 32 cancelled, 128 library error.
+uncorrected, 8 operational error, 16 usage error, 32 cancelled, 128 library error. diskwright's
+own failures keep that meaning: 8 when the check could not run or finish (missing or unreadable
+image, truncated qcow2, no such partition, image locked), 2 for invalid usage and 130 when
+interrupted, as in every diskwright command.
 
 Options:
   -p, --partition N  the partition to check (diskwright partitions IMAGE lists them)
@@ -71,6 +78,12 @@ Examples:
     });
     if (ctx.json) printJson(ctx, { image, partition: where.partition ?? null, mode, exitCode: result.exitCode, status: result.status, log: result.output });
     return result.exitCode;
+  },
+  exitCodeFor(error) {
+    // An image that could not be read was not checked: never 1 ("errors corrected"), which a
+    // script testing `exit <= 1` would take for a usable filesystem.
+    const code = exitCodeFor(error);
+    return code === EXIT.failure ? FSCK_OPERATIONAL_ERROR : code;
   },
 };
 

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, renameSync, symlinkSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { lockImage, withImage } from '../../../src/disk/index.js';
+import { execa } from 'execa';
+import { findHolders, lockImage, withImage } from '../../../src/disk/index.js';
 import { isDiskwrightError } from '../../../src/errors.js';
 import { holdLock } from '../../helpers/lock-holder.js';
+import { requireTool } from '../../helpers/oracle.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 async function image(name = 'a.img'): Promise<string> {
@@ -20,6 +22,14 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
     return error;
   }
   throw new Error('expected a failure');
+}
+
+async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error('timed out waiting for the condition');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 describe('image locks between processes', () => {
@@ -49,6 +59,37 @@ describe('image locks between processes', () => {
       await holder.release();
     }
     (await lockImage(path, { access: 'write' })).release();
+  });
+
+  it('a lock held by another program is named by its /proc name and its access mode, never as diskwright’s', async () => {
+    await requireTool('qemu-io', 'qemu-utils');
+    const path = await image();
+    const qcow2 = `${path}.qcow2`;
+    await execa('qemu-img', ['create', '-q', '-f', 'qcow2', qcow2, '16M']);
+    for (const [args, mode] of [[[], 'writing'], [['-r'], 'reading']] as const) {
+      // QEMU takes shared OFD locks on single bytes from 100 on, whether it writes or not.
+      const qemu = execa('qemu-io', [...args, '-f', 'qcow2', qcow2], { stdin: 'pipe', reject: false });
+      try {
+        await until(() => findHolders(qcow2).some((h) => h.pid === qemu.pid && h.lock !== undefined));
+        const error = await failure(lockImage(qcow2, { access: 'write' }));
+        expect(isDiskwrightError(error, 'E_LOCKED')).toBe(true);
+        expect((error as Error).message).toBe(`${qcow2} is locked by another process (pid ${qemu.pid}, qemu-io), which has it open for ${mode}`);
+      } finally {
+        qemu.stdin!.end('quit\n');
+        await qemu;
+      }
+    }
+  });
+
+  it('a library user’s process holding the lock is "another process", not a diskwright one', async () => {
+    const path = await image();
+    const holder = await holdLock(path, 'read', null);
+    try {
+      const error = await failure(lockImage(path, { access: 'write' }));
+      expect((error as Error).message).toBe(`${path} is locked by another process (pid ${holder.pid}, node), which has it open for reading`);
+    } finally {
+      await holder.release();
+    }
   });
 
   it('--wait queues behind the holder and gets the lock when it ends', async () => {

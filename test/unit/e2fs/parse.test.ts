@@ -2,6 +2,30 @@ import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { fsckArgs, fsckExitStatus, mke2fsArgs, parseDumpe2fsHeader, headerNeedsRecovery, maxPartitionSectors, parsePartitionNumber } from '../../../src/e2fs/index.js';
 import type { PartitionTable } from '../../../src/partition/index.js';
+import { resizeFailure } from '../../../src/e2fs/grow.js';
+
+describe('resizeFailure', () => {
+  it('takes resize2fs’s com_err line, not its banner or the trailing e2fsck advice, naming the user’s image', () => {
+    const output = [
+      'resize2fs 1.47.0 (5-Feb-2023)',
+      'Resizing the filesystem on disk.img?offset=1048576 to 78643200 (4k) blocks.',
+      'resize2fs: Illegal doubly indirect block found while trying to resize disk.img?offset=1048576',
+      "Please run 'e2fsck -fy disk.img?offset=1048576' to fix the filesystem",
+      'after the aborted resize operation.',
+      '',
+    ].join('\n');
+    expect(resizeFailure(output, 'disk.img?offset=1048576', 'disk.img')).toBe('Illegal doubly indirect block found while trying to resize disk.img');
+  });
+
+  it('joins the lines of a failure without a com_err line into one', () => {
+    const output = 'resize2fs 1.47.0 (5-Feb-2023)\nThe containing partition (or device) is only 16384 (4k) blocks.\nYou requested a new size of 32768 blocks.\n\n';
+    expect(resizeFailure(output, 'fs.img', 'fs.img')).toBe('The containing partition (or device) is only 16384 (4k) blocks. You requested a new size of 32768 blocks.');
+  });
+
+  it('falls back to the last line when there is nothing but context', () => {
+    expect(resizeFailure("resize2fs 1.47.0 (5-Feb-2023)\nPlease run 'e2fsck -f fs.img' first.\n\n", 'fs.img', 'fs.img')).toBe("Please run 'e2fsck -f fs.img' first.");
+  });
+});
 
 describe('fsckExitStatus', () => {
   it('maps e2fsck exit codes to statuses', () => {
