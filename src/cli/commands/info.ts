@@ -37,6 +37,8 @@ opened unless --format qcow2 says the chain is trusted (docs/qcow2.md).
 Prints the superblock and journal header of the filesystem in IMAGE (or in partition N of a disk
 image), read by dumpe2fs 1.47.0 built to WebAssembly. A journal that needs recovery (the
 filesystem was not cleanly unmounted) is reported: run \`diskwright fsck --fix\` before writing.
+Without --partition, an image whose start holds no filesystem (a partitioned disk) gets its image
+facts and a note saying what is there instead, exit 0.
 
 Options:
   -p, --partition N  the partition to read
@@ -61,22 +63,22 @@ Examples:
       // A probed qcow2 naming a backing file is described from its header only (docs/qcow2.md).
       if (layer['format-source'] === 'probed' && layer['backing-filename'] !== undefined) return { layer, note: `${image} names a backing file that diskwright was not told to trust; pass --format qcow2 to show its filesystem` };
       const format = forced ? { format: forced } : {};
-      const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText), format);
+      const partition = partitionText === undefined ? undefined : parsePartitionNumber(partitionText);
       try {
+        const where = await findFilesystem(image, partition, format);
         return { layer, where, fields: await dumpFilesystemHeader(image, { offset: where.offset, signal: ctx.signal, ...format, ...(where.partition !== undefined ? { partition: where.partition } : {}) }) };
       } catch (error) {
-        // A qcow2 is usually a whole disk: without --partition its image facts are the answer.
-        if (layer.format === 'qcow2' && partitionText === undefined && isDiskwrightError(error, 'E_BAD_SIGNATURE')) {
-          return { layer, note: `no ext2/3/4 filesystem at the start of ${image}; pass --partition N for one of its partitions` };
-        }
+        // Without --partition, a start that holds no filesystem (a partitioned disk, raw or qcow2;
+        // an empty image) is an answer: the image facts, and what is there instead as a note.
+        if (partition === undefined && isDiskwrightError(error, 'E_BAD_SIGNATURE')) return { layer, note: error.message, noteHint: error.hint };
         throw error;
       }
     });
     const image_ = opened.layer;
     if (!opened.where || !opened.fields) {
-      if (ctx.json) printJson(ctx, { image, imageInfo: image_ });
+      if (ctx.json) printJson(ctx, { image, imageInfo: image_, ...(opened.note ? { note: opened.note } : {}) });
       else ctx.stdout.write(`${imageLines(image_).join('\n')}\n`);
-      if (opened.note) ctx.stderr.write(`diskwright: note: ${opened.note}\n`);
+      if (opened.note) ctx.stderr.write(`diskwright: note: ${opened.note}\n${opened.noteHint ? `  hint: ${opened.noteHint}\n` : ''}`);
       return 0;
     }
     const { where, fields } = opened;
