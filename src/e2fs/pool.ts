@@ -2,7 +2,7 @@ import { toolStep } from './progress.js';
 import { Worker } from 'node:worker_threads';
 import { closeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { AbortedError, DiskwrightError } from '../errors.js';
+import { AbortedError, DiskwrightError, type ErrorCode } from '../errors.js';
 
 /** Host fds one run may hold at once that the pool can close after killing a worker. */
 export const MAX_TRACKED_FDS = 64;
@@ -73,6 +73,8 @@ export interface DoneMessage {
   exitCode?: number;
   failure?: string;
   hookError?: string;
+  /** The hook's error when it was a DiskwrightError (worker.mjs hookFault). */
+  hookFault?: { code: ErrorCode; message: string; hint?: string; path?: string; offset?: number | bigint };
   diskResult?: unknown;
   stdout: Uint8Array;
   stderr: Uint8Array;
@@ -222,9 +224,16 @@ export class E2fsWorkerPool {
 export function settleRun(tool: string, message: DoneMessage): WorkerResult {
   if (message.hookError !== undefined) {
     // A Disk or Tree method threw: the tool only saw EIO, so its output cannot be trusted.
+    const cause = new Error(`${message.hookError}\n${Buffer.from(message.stderr).toString('utf8')}`);
+    const fault = message.hookFault;
+    if (fault) {
+      // The Disk's own error (its code, words and hint), not a stringified copy inside an E_IO.
+      const { code, message: what, ...details } = fault;
+      throw new DiskwrightError(code, `${toolStep(tool)}: ${what}`, { hint: 'run with --debug for the hook’s stack', ...details, cause });
+    }
     throw new DiskwrightError('E_IO', `${toolStep(tool)}: reading or writing the image or tree failed: ${firstLine(message.hookError).replace(/^\w*Error: /, '')}`, {
       hint: 'the tool saw an I/O error; run with --debug for the hook’s stack',
-      cause: new Error(`${message.hookError}\n${Buffer.from(message.stderr).toString('utf8')}`),
+      cause,
     });
   }
   if (message.failure !== undefined || message.exitCode === undefined) {

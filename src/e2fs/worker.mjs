@@ -157,6 +157,16 @@ function failed(job, error) {
   return { type: 'done', id: job.id, failure: String(error && error.stack ? error.stack : error), stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
 }
 
+/** The code, message and fields of a hook's DiskwrightError (a string `E_…` code), to rebuild it. */
+function hookFault(error) {
+  if (!error || typeof error.code !== 'string' || !error.code.startsWith('E_')) return undefined;
+  const fault = { code: error.code, message: String(error.message) };
+  for (const key of ['hint', 'path', 'offset']) {
+    if (typeof error[key] === 'string' || typeof error[key] === 'number' || typeof error[key] === 'bigint') fault[key] = error[key];
+  }
+  return fault;
+}
+
 function run(job, fds, hooks) {
   const { factory, module } = load(job.wasmDir, job.tool);
   const stdout = [];
@@ -222,6 +232,8 @@ function run(job, fds, hooks) {
     failure: message,
     // A Disk/Tree method threw: the tool saw EIO; the first error says why.
     hookError: hookError ? String(hookError && hookError.stack ? hookError.stack : hookError) : undefined,
+    // A diskwright error from the Disk (a qcow2 entry past the end of the file, …) keeps its code and words.
+    hookFault: hookFault(hookError),
     stdout: Buffer.concat(stdout),
     stderr: Buffer.concat(stderr),
   };

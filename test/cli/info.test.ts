@@ -50,11 +50,15 @@ describe('diskwright info', () => {
     expect(text.stderr).toMatch(/journal .* needs recovery.*diskwright fsck --fix/);
   });
 
-  it('fails with one line when there is no ext filesystem', async () => {
+  it('shows the image facts and a one-line note when there is no ext filesystem at the start', async () => {
     const junk = join(dir, 'junk.img');
     await writeFile(junk, Buffer.alloc(1 << 20, 0x41));
     const result = await runInProcess(['info', junk]);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/no ext2\/3\/4 filesystem in .*junk\.img.*E_BAD_SIGNATURE/);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('file format: raw\nvirtual size: 1.0 MiB (1048576 bytes)');
+    expect(result.stderr).toMatch(/^diskwright: note: no ext2\/3\/4 filesystem in .*junk\.img: no superblock at byte 1024/);
+    const partition = await runInProcess(['info', junk, '--partition', '1']);
+    expect(partition.code).toBe(1);
+    expect(partition.stdout).toBe('');
   });
 });

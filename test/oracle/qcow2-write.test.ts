@@ -116,6 +116,43 @@ describe('qcow2 images diskwright writes pass qemu-img check and compare', () =>
     await expectCleanAndEqual(compressed, model, `${compressed}.raw`);
   });
 
+  it('clears unknown autoclear bits on disk before its first write changes the image', async () => {
+    const image = join(dir, 'autoclear.qcow2');
+    await execa('qemu-img', ['create', '-f', 'qcow2', image, '4M']);
+    const bytes = readFileSync(image);
+    bytes[88] = bytes[88]! | 0x80; // autoclear_features bit 63: unknown to diskwright and to this qemu-img
+    writeFileSync(image, bytes);
+    const autoclear = (): bigint => readFileSync(image).readBigUInt64BE(88);
+    const disk = Qcow2Disk.open(image, { readOnly: false });
+    expect(autoclear()).toBe(1n << 63n); // opening alone changes nothing
+    disk.write(pattern(70_000, 16), 5_000);
+    expect(autoclear()).toBe(0n); // before any flush: a crash now must not leave the bit set over new data
+    disk.close();
+    expect(autoclear()).toBe(0n);
+    const model = new Uint8Array(4 * 1024 * 1024);
+    model.set(pattern(70_000, 16), 5_000);
+    await expectCleanAndEqual(image, model, `${image}.raw`);
+  });
+
+  it('clears the bitmaps bit too, leaving the stale bitmap clusters as leaks qemu-img check -r repairs', async () => {
+    const image = join(dir, 'bitmap.qcow2');
+    await execa('qemu-img', ['create', '-f', 'qcow2', image, '4M']);
+    await execa('qemu-img', ['bitmap', '--add', image, 'b0']); // bit 0 with a real bitmaps extension
+    expect(readFileSync(image).readBigUInt64BE(88)).toBe(1n);
+    const disk = Qcow2Disk.open(image, { readOnly: false });
+    disk.write(pattern(4096, 17), 0);
+    expect(readFileSync(image).readBigUInt64BE(88)).toBe(0n);
+    disk.close();
+    // QEMU's design: bitmaps written by "a program lacking bitmap support" are ignored, their clusters leak.
+    const check = await execa('qemu-img', ['check', '--output=json', image], { reject: false });
+    const report = JSON.parse(check.stdout) as { leaks?: number; corruptions?: number };
+    expect({ exit: check.exitCode, corruptions: report.corruptions ?? 0, leaks: report.leaks }).toEqual({ exit: 3, corruptions: 0, leaks: 2 });
+    await execa('qemu-img', ['check', '-r', 'leaks', image]);
+    const model = new Uint8Array(4 * 1024 * 1024);
+    model.set(pattern(4096, 17), 0);
+    await expectCleanAndEqual(image, model, `${image}.raw`);
+  });
+
   it('refuses to write dirty, corrupt, snapshotted or extended-L2 images, with a hint', async () => {
     const image = join(dir, 'snap.qcow2');
     await execa('qemu-img', ['create', '-f', 'qcow2', image, '1M']);

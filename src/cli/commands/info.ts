@@ -1,5 +1,5 @@
 // Direct area imports, not the library barrel: this command must start fast (bench/cli-start.mjs).
-import { DiskwrightError, isDiskwrightError } from '../../errors.js';
+import { DiskwrightError, isDiskwrightError, type ErrorCode } from '../../errors.js';
 import { dumpFilesystemHeader, headerNeedsRecovery, findFilesystem, parsePartitionNumber } from '../../e2fs/index.js';
 import { imageInfo, type ImageInfo } from '../../disk/qcow2/info.js';
 import { formatBytes } from '../../bytes/size.js';
@@ -24,6 +24,9 @@ function imageLines(info: ImageInfo): string[] {
 }
 import { useImage } from '../image.js';
 
+/** Errors of damaged image data (an L2 entry past the end of the file, …), not of the arguments. */
+const DAMAGE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['E_OUT_OF_RANGE', 'E_OVERLAP', 'E_LOOP', 'E_LIMIT', 'E_TRUNCATED', 'E_BAD_CHECKSUM', 'E_IO', 'E_EXTFS']);
+
 const info: Command = {
   name: 'info',
   summary: 'show the image format (qemu-img info) and the superblock of an ext2/3/4 filesystem (dumpe2fs -h as data)',
@@ -37,6 +40,10 @@ opened unless --format qcow2 says the chain is trusted (docs/qcow2.md).
 Prints the superblock and journal header of the filesystem in IMAGE (or in partition N of a disk
 image), read by dumpe2fs 1.47.0 built to WebAssembly. A journal that needs recovery (the
 filesystem was not cleanly unmounted) is reported: run \`diskwright fsck --fix\` before writing.
+Without --partition, an image whose start holds no filesystem (a partitioned disk) gets its image
+facts and a note saying what is there instead, exit 0. Damaged data under a sound header (a qcow2
+L2 entry past the end of the file) gets the image facts, as qemu-img info shows them, then the
+error, exit 1.
 
 Options:
   -p, --partition N  the partition to read
@@ -61,22 +68,25 @@ Examples:
       // A probed qcow2 naming a backing file is described from its header only (docs/qcow2.md).
       if (layer['format-source'] === 'probed' && layer['backing-filename'] !== undefined) return { layer, note: `${image} names a backing file that diskwright was not told to trust; pass --format qcow2 to show its filesystem` };
       const format = forced ? { format: forced } : {};
-      const where = await findFilesystem(image, partitionText === undefined ? undefined : parsePartitionNumber(partitionText), format);
+      const partition = partitionText === undefined ? undefined : parsePartitionNumber(partitionText);
       try {
+        const where = await findFilesystem(image, partition, format);
         return { layer, where, fields: await dumpFilesystemHeader(image, { offset: where.offset, signal: ctx.signal, ...format, ...(where.partition !== undefined ? { partition: where.partition } : {}) }) };
       } catch (error) {
-        // A qcow2 is usually a whole disk: without --partition its image facts are the answer.
-        if (layer.format === 'qcow2' && partitionText === undefined && isDiskwrightError(error, 'E_BAD_SIGNATURE')) {
-          return { layer, note: `no ext2/3/4 filesystem at the start of ${image}; pass --partition N for one of its partitions` };
-        }
+        // Without --partition, a start that holds no filesystem (a partitioned disk, raw or qcow2;
+        // an empty image) is an answer: the image facts, and what is there instead as a note.
+        if (partition === undefined && isDiskwrightError(error, 'E_BAD_SIGNATURE')) return { layer, note: error.message, noteHint: error.hint };
+        // Damaged data under a sound header: the facts qemu-img info shows still hold; then the error.
+        if (isDiskwrightError(error) && DAMAGE_CODES.has(error.code)) return { layer, failure: error };
         throw error;
       }
     });
     const image_ = opened.layer;
     if (!opened.where || !opened.fields) {
-      if (ctx.json) printJson(ctx, { image, imageInfo: image_ });
+      if (ctx.json) printJson(ctx, { image, imageInfo: image_, ...(opened.note ? { note: opened.note } : {}) });
       else ctx.stdout.write(`${imageLines(image_).join('\n')}\n`);
-      if (opened.note) ctx.stderr.write(`diskwright: note: ${opened.note}\n`);
+      if (opened.failure) throw opened.failure;
+      if (opened.note) ctx.stderr.write(`diskwright: note: ${opened.note}\n${opened.noteHint ? `  hint: ${opened.noteHint}\n` : ''}`);
       return 0;
     }
     const { where, fields } = opened;

@@ -23,7 +23,8 @@ interface DiskSpec {
   seedFrom?: string;
   saveTo?: string;
   closeMarker?: string;
-  failReads?: boolean;
+  /** true: a plain Error; an error code: an error carrying it (as a DiskwrightError does). */
+  failReads?: boolean | string;
 }
 interface DiskReport {
   size: number;
@@ -165,6 +166,13 @@ describe('the disk hook', () => {
       code: 'E_IO',
       message: expect.stringContaining('injected read failure'),
     });
+  });
+
+  it('rejects with the code, words and hint of a Disk method\'s own error, not a stringified copy in E_IO', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'damaged.img');
+    const failure = await runE2fsTool('dumpe2fs', ['-h', path], onDisks([{ path, size: 16 * MiB, failReads: 'E_OUT_OF_RANGE' }])).catch((error: unknown) => error);
+    expect(failure).toMatchObject({ code: 'E_OUT_OF_RANGE', message: 'reading the filesystem header: injected damaged read', hint: 'injected hint', offset: 1024 });
   });
 
   it('rejects a factory module given as a relative path', async () => {

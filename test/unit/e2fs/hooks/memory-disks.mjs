@@ -51,6 +51,8 @@ export class MemoryDisk {
   }
 
   read(buffer, position) {
+    // failReads: true throws a plain Error; a code (E_…) throws an error carrying it, as a DiskwrightError does.
+    if (typeof this.failReads === 'string') throw Object.assign(new Error('injected damaged read'), { code: this.failReads, hint: 'injected hint', offset: position });
     if (this.failReads) throw new Error('injected read failure');
     this.check(position, buffer.length);
     this.stats.reads++;
