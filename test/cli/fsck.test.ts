@@ -96,12 +96,12 @@ describe('diskwright fsck', () => {
       expect(result.code, mode.join(' ')).toBe(8);
       const errors = result.stderr.split('\n').filter((line) => line.startsWith('diskwright:'));
       expect(errors).toHaveLength(1);
-      expect(errors[0]).toMatch(/^diskwright: checking the filesystem: .*past the end of the file .*\[E_IO\]$/);
+      expect(errors[0]).toMatch(/^diskwright: checking the filesystem: .*past the end of the file .*\[E_OUT_OF_RANGE\]$/);
       expect(errors[0]).not.toMatch(/DiskwrightError/);
     }
     const json = await runInProcess(['fsck', truncated, '-p', '1', '--json']);
     expect(json.code).toBe(8);
-    expect(JSON.parse(json.stderr.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'E_IO' } });
+    expect(JSON.parse(json.stderr.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'E_OUT_OF_RANGE' } });
     expect(Buffer.compare(await readFile(truncated), before)).toBe(0);
   });
 
