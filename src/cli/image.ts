@@ -1,4 +1,4 @@
-import { blockingKind } from '../disk/file-kind.js';
+import { refuseBlocking } from '../disk/file-kind.js';
 import type { ImageAccess } from '../disk/lock.js';
 import type { DiskFormat } from '../disk/types.js';
 import { withImage } from '../disk/with-image.js';
@@ -24,9 +24,7 @@ export function useImage<T>(args: ParsedArgs, ctx: CommandContext, image: string
  * refused before anything opens it. A missing path or a directory is left to the command's own message.
  */
 function assertNotBlocking(image: string): void {
-  const kind = blockingKind(image);
-  if (kind === undefined) return;
-  throw new InvalidArgumentError(`${image} is not a regular file (it is ${kind})`, { path: image, hint: 'pass the path of a disk or filesystem image file' });
+  refuseBlocking(image, { hint: 'pass the path of a disk or filesystem image file' });
 }
 
 /** `--format` / `-O` values. */

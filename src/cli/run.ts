@@ -4,8 +4,10 @@ import type { Command, CommandContext } from './command.js';
 import { listCommands, loadCommand, type CommandEntry } from './registry.js';
 import { activityFor, interruptedMessage } from './progress.js';
 
-/** Exit codes of every command but fsck (which mirrors e2fsck's). */
-/** Exit codes; `terminated` (128 + SIGTERM) replaces `aborted` (128 + SIGINT) when SIGTERM stopped the run (src/cli/main.ts). */
+/**
+ * Exit codes of every command but fsck (which mirrors e2fsck's). `terminated` (128 + SIGTERM)
+ * replaces `aborted` (128 + SIGINT) when SIGTERM stopped the run (src/cli/main.ts).
+ */
 export const EXIT = { ok: 0, failure: 1, usage: 2, aborted: 130, brokenPipe: 141, terminated: 143 } as const;
 
 function findCommand(commands: readonly CommandEntry[], argv: readonly string[]): { command: CommandEntry; rest: string[] } | undefined {

@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { InvalidArgumentError } from '../errors.js';
 
 /**
  * What `path` is when opening or reading it would block (a FIFO waits in open(2) for a writer
@@ -12,4 +13,15 @@ export function blockingKind(path: string): string | undefined {
   if (info.isSocket()) return 'a socket';
   if (info.isCharacterDevice()) return 'a character device';
   return undefined;
+}
+
+/**
+ * Refuses `path` (E_INVALID_ARGUMENT, "NAME is not a regular file (it is a FIFO)") when opening it
+ * would block, before anything opens it. `name`: the path as the message says it ("backing file
+ * X of Y"); `errorPath`: the file the error is about (default `path`).
+ */
+export function refuseBlocking(path: string, options: { readonly name?: string; readonly hint: string; readonly errorPath?: string }): void {
+  const kind = blockingKind(path);
+  if (kind === undefined) return;
+  throw new InvalidArgumentError(`${options.name ?? path} is not a regular file (it is ${kind})`, { path: options.errorPath ?? path, hint: options.hint });
 }

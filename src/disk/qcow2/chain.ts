@@ -5,7 +5,7 @@ import { Qcow2Disk, type BackingRequest } from './image.js';
 import { MAX_BACKING_DEPTH } from './limits.js';
 import { RawFileDisk } from '../raw.js';
 import { verifyBackingIdentity } from '../backing-identity.js';
-import { blockingKind } from '../file-kind.js';
+import { refuseBlocking } from '../file-kind.js';
 
 /** Opens a raw backing file (default: the block layer's RawFileDisk, read-only). */
 export type RawOpener = (path: string) => Disk;
@@ -27,19 +27,6 @@ function real(path: string, from: string): string {
 }
 
 /**
- * A backing file that is a FIFO, socket or terminal: opening it would block for ever (a header can
- * name anything), so it is refused before any open, by its kind alone.
- */
-export function refuseBlocking(target: string, from: string): void {
-  const kind = blockingKind(target);
-  if (kind === undefined) return;
-  throw new DiskwrightError('E_INVALID_ARGUMENT', `backing file ${target} of ${from} is not a regular file (it is ${kind})`, {
-    path: from,
-    hint: 'a backing file must be a disk image file; rebase the image onto one (qemu-img rebase)',
-  });
-}
-
-/**
  * Opens a qcow2 image whose backing chain the caller trusts (the user said `--format qcow2` or
  * `--backing`, or diskwright's own records name the chain). Each layer's backing file is opened
  * read-only with the format its header records; a layer without a recorded backing format, a
@@ -57,7 +44,8 @@ export function openQcow2Chain(path: string, options: ChainOptions = {}): Qcow2D
       throw new DiskwrightError('E_LOOP', `backing chain of ${path} loops back to ${target}`, { path: request.from, hint: 'the image is damaged; rebase it onto the right backing file' });
     }
     seen.add(target);
-    refuseBlocking(target, request.from);
+    // A header can name anything: a FIFO would block the open for ever.
+    refuseBlocking(target, { name: `backing file ${target} of ${request.from}`, errorPath: request.from, hint: 'a backing file must be a disk image file; rebase the image onto one (qemu-img rebase)' });
     // An overlay diskwright made records who its backing file was: a changed one is refused.
     verifyBackingIdentity(request.from, request.path);
     if (request.format === 'raw') return openRaw(request.path);

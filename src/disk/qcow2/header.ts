@@ -47,11 +47,6 @@ export const INCOMPAT_EXTL2 = 1n << 4n;
 const INCOMPAT_KNOWN = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2;
 /** Compatible feature bits. */
 export const COMPAT_LAZY_REFCOUNTS = 1n << 0n;
-/** Autoclear feature bits (qcow2.txt, header bytes 88-95). */
-export const AUTOCLEAR_BITMAPS = 1n << 0n;
-export const AUTOCLEAR_DATA_FILE_RAW = 1n << 1n;
-/** Autoclear bits diskwright keeps true while writing: none (it updates no bitmaps). */
-export const AUTOCLEAR_MAINTAINED = 0n;
 
 /** Header extension types. */
 export const EXT_END = 0x00000000;

@@ -3,7 +3,7 @@ import { DiskwrightError, LimitError } from '../../errors.js';
 import type { AllocationExtent, AllocationState, Disk } from '../types.js';
 import { decompressCluster } from './compress.js';
 import {
-  AUTOCLEAR_MAINTAINED, COMPAT_LAZY_REFCOUNTS, encodeQcow2Header, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, INCOMPAT_EXTL2, parseQcow2Header, type Qcow2Header,
+  COMPAT_LAZY_REFCOUNTS, encodeQcow2Header, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, INCOMPAT_EXTL2, parseQcow2Header, type Qcow2Header,
 } from './header.js';
 import { L2_CACHE_BYTES, MAX_HOST_OFFSET, MAX_L1_BYTES, MAX_REFTABLE_BYTES, REFBLOCK_CACHE_BYTES } from './limits.js';
 import { openHost, readFully, syncHost, truncateHost, writeFully } from './raw-file.js';
@@ -648,11 +648,11 @@ export class Qcow2Disk implements Disk {
     if (this.readOnly) throw new DiskwrightError('E_IO', `${this.path} is open read-only`, { path: this.path });
     if (!this.touched) {
       this.touched = true;
-      // qcow2.txt, autoclear_features: bits we do not maintain (all of them: no bitmaps) must be
-      // cleared *before* the image changes, so the cleared header is durable before the first write.
-      const kept = this.header.autoclearFeatures & AUTOCLEAR_MAINTAINED;
-      if (kept !== this.header.autoclearFeatures) {
-        this.header = { ...this.header, autoclearFeatures: kept };
+      // qcow2.txt, autoclear_features: bits we do not maintain (all of them: no bitmaps, no raw
+      // external data file) must be cleared *before* the image changes, so the cleared header is
+      // durable before the first write.
+      if (this.header.autoclearFeatures !== 0n) {
+        this.header = { ...this.header, autoclearFeatures: 0n };
         this.writeHeader();
         this.barrier();
       }

@@ -1,6 +1,6 @@
 import { DiskwrightError } from '../../errors.js';
 import { withAtomicPath } from '../../io/atomic.js';
-import { blockingKind } from '../file-kind.js';
+import { refuseBlocking } from '../file-kind.js';
 import { recordFormat } from '../format-record.js';
 import { openImage, resolveFormat } from '../open.js';
 import type { DiskFormat } from '../types.js';
@@ -40,10 +40,7 @@ export async function createQcow2Image(path: string, options: CreateQcow2ImageOp
   let backingFormat = options.backingFormat;
   if (options.backingFile !== undefined) {
     const backingPath = resolveBacking(path, options.backingFile);
-    const kind = blockingKind(backingPath);
-    if (kind !== undefined) {
-      throw new DiskwrightError('E_INVALID_ARGUMENT', `backing file ${options.backingFile} is not a regular file (it is ${kind})`, { path: backingPath, hint: 'pass the path of a disk image file' });
-    }
+    refuseBlocking(backingPath, { name: `backing file ${options.backingFile}`, hint: 'pass the path of a disk image file' });
     if (backingFormat === undefined) {
       const resolved = resolveFormat(backingPath, undefined);
       // Only the magic says qcow2: a raw disk a guest wrote a qcow2 header into (naming, say,
